@@ -1,0 +1,333 @@
+//! Kernel ↔ userspace layouts shared by `profiler-ebpf` and `profiler`.
+//!
+//! Owns: the `#[repr(C)]` keys and values of the BPF maps, their names, the futex op
+//! numbering and the loss counters. Must not: contain logic beyond tiny pure helpers
+//! both sides need (bucketing), or anything that needs `std`.
+//!
+//! Every type is `Copy`, made of fixed-width integers with explicit padding, and
+//! pinned in size by a `const` assertion: the kernel writes these bytes and userspace
+//! reads them back, so a silent layout drift would corrupt every number.
+#![no_std]
+
+/// Hash map `RawWaitKey → RawWaitStats` (per-CPU): the in-kernel wait aggregation.
+pub const MAP_WAITS: &str = "WAITS";
+/// Hash map `RawWakeKey → RawWakeStats` (per-CPU): the in-kernel wake aggregation.
+pub const MAP_WAKES: &str = "WAKES";
+/// Stack-trace map of user stacks, keyed by the ids stored in the keys above.
+pub const MAP_STACKS: &str = "STACKS";
+/// Hash map `tgid → TargetFlags`: the processes to trace.
+pub const MAP_TARGETS: &str = "TARGETS";
+/// Hash map `tid → RawInFlight`: waits that have entered the kernel and not returned.
+pub const MAP_INFLIGHT: &str = "INFLIGHT";
+/// Per-CPU array of `u64`, indexed by [`Loss`]: everything the probe could not record.
+pub const MAP_LOSSES: &str = "LOSSES";
+
+/// Program attached to the `sys_enter` raw tracepoint.
+pub const PROG_SYS_ENTER: &str = "sys_enter";
+/// Program attached to the `sys_exit` raw tracepoint.
+pub const PROG_SYS_EXIT: &str = "sys_exit";
+
+/// Capacity of [`MAP_WAITS`]. One entry per (tgid, tid, futex address, stack, op).
+pub const MAX_WAIT_KEYS: u32 = 32_768;
+/// Capacity of [`MAP_WAKES`].
+pub const MAX_WAKE_KEYS: u32 = 16_384;
+/// Capacity of [`MAP_STACKS`]; the kernel rounds the bucket count to a power of two,
+/// and a larger table makes hash collisions between distinct stacks rarer.
+pub const MAX_STACKS: u32 = 32_768;
+/// Capacity of [`MAP_TARGETS`].
+pub const MAX_TARGETS: u32 = 4_096;
+/// Capacity of [`MAP_INFLIGHT`]: one entry per thread currently inside a futex wait.
+pub const MAX_INFLIGHT: u32 = 65_536;
+
+/// Number of log2 buckets in a wait-time histogram. Bucket `b` counts waits of
+/// `[2^b, 2^(b+1))` ns (bucket 0 also takes 0 ns); the last bucket is open-ended
+/// (2^39 ns ≈ 9 minutes).
+pub const HIST_BUCKETS: usize = 40;
+
+/// Log2 bucket of a duration in ns, clamped to the last bucket.
+#[inline(always)]
+#[must_use]
+pub fn hist_bucket(ns: u64) -> usize {
+    // Branch-light integer log2: the verifier accepts it (no loops) and it costs a
+    // handful of instructions on the hot path.
+    let mut v = ns;
+    let mut r = 0usize;
+    if v >= 1 << 32 {
+        v >>= 32;
+        r += 32;
+    }
+    if v >= 1 << 16 {
+        v >>= 16;
+        r += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        r += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        r += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        r += 2;
+    }
+    if v >= 1 << 1 {
+        r += 1;
+    }
+    if r >= HIST_BUCKETS {
+        HIST_BUCKETS - 1
+    } else {
+        r
+    }
+}
+
+/// Syscall numbers on x86_64 that the probe decodes.
+pub mod nr {
+    /// `futex(2)`.
+    pub const FUTEX: u64 = 202;
+    /// `futex_waitv(2)` (5.16+).
+    pub const FUTEX_WAITV: u64 = 449;
+    /// `futex_wake(2)` (6.7+).
+    pub const FUTEX_WAKE: u64 = 454;
+    /// `futex_wait(2)` (6.7+).
+    pub const FUTEX_WAIT: u64 = 455;
+    /// `futex_requeue(2)` (6.7+).
+    pub const FUTEX_REQUEUE: u64 = 456;
+    /// `clone(2)`.
+    pub const CLONE: u64 = 56;
+    /// `fork(2)`.
+    pub const FORK: u64 = 57;
+    /// `vfork(2)`.
+    pub const VFORK: u64 = 58;
+    /// `clone3(2)`.
+    pub const CLONE3: u64 = 435;
+}
+
+/// Futex operations as the probe reports them: `futex(2)` commands keep their kernel
+/// number (`op & FUTEX_CMD_MASK`); the futex2 syscalls get numbers from 100 up.
+pub mod op {
+    pub const WAIT: u32 = 0;
+    pub const WAKE: u32 = 1;
+    pub const REQUEUE: u32 = 3;
+    pub const CMP_REQUEUE: u32 = 4;
+    pub const WAKE_OP: u32 = 5;
+    pub const LOCK_PI: u32 = 6;
+    pub const UNLOCK_PI: u32 = 7;
+    pub const WAIT_BITSET: u32 = 9;
+    pub const WAKE_BITSET: u32 = 10;
+    pub const WAIT_REQUEUE_PI: u32 = 11;
+    pub const CMP_REQUEUE_PI: u32 = 12;
+    pub const LOCK_PI2: u32 = 13;
+    /// `futex_wait(2)`.
+    pub const FUTEX2_WAIT: u32 = 100;
+    /// `futex_waitv(2)`; the address is the first waiter's.
+    pub const FUTEX2_WAITV: u32 = 101;
+    /// `futex_wake(2)`.
+    pub const FUTEX2_WAKE: u32 = 102;
+    /// `futex_requeue(2)`; the address is the first waiter's.
+    pub const FUTEX2_REQUEUE: u32 = 103;
+
+    /// `futex(2)`'s command mask: drops FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME.
+    pub const FUTEX_CMD_MASK: u32 = !(128 | 256);
+
+    /// Does this op block the caller until woken (or timeout)?
+    #[must_use]
+    pub const fn is_wait(op: u32) -> bool {
+        matches!(
+            op,
+            WAIT | LOCK_PI | WAIT_BITSET | WAIT_REQUEUE_PI | LOCK_PI2 | FUTEX2_WAIT | FUTEX2_WAITV
+        )
+    }
+
+    /// Does this op wake (or hand over to) other threads?
+    #[must_use]
+    pub const fn is_wake(op: u32) -> bool {
+        matches!(
+            op,
+            WAKE | REQUEUE
+                | CMP_REQUEUE
+                | WAKE_OP
+                | UNLOCK_PI
+                | WAKE_BITSET
+                | CMP_REQUEUE_PI
+                | FUTEX2_WAKE
+                | FUTEX2_REQUEUE
+        )
+    }
+}
+
+/// Bit flags stored as the value of [`MAP_TARGETS`].
+pub mod target_flags {
+    /// The tgid is traced.
+    pub const TRACED: u32 = 1;
+    /// Processes this tgid forks are traced too (launch mode follows descendants).
+    pub const FOLLOW_CHILDREN: u32 = 2;
+}
+
+/// Indices of [`MAP_LOSSES`]. Each counts one way a wait or wake went unrecorded or
+/// lost detail; the report prints them all.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// `bpf_get_stackid` found a different stack in the hash bucket (`-EEXIST`): the
+    /// wait is kept, its stack is not.
+    StackCollision = 0,
+    /// `bpf_get_stackid` failed otherwise (fault walking the user stack, full map).
+    StackError = 1,
+    /// [`MAP_WAITS`] was full: a wait was not aggregated.
+    WaitMapFull = 2,
+    /// [`MAP_WAKES`] was full: a wake was not aggregated.
+    WakeMapFull = 3,
+    /// [`MAP_INFLIGHT`] was full: a wait's start was not recorded.
+    InFlightMapFull = 4,
+    /// [`MAP_TARGETS`] was full: a child of a followed process was not traced.
+    TargetMapFull = 5,
+    /// Reading a syscall argument from user memory failed (e.g. a `futex_waitv` array).
+    UserReadError = 6,
+}
+
+/// Number of [`Loss`] counters.
+pub const LOSS_KINDS: u32 = 7;
+
+impl Loss {
+    /// All loss kinds, in index order.
+    pub const ALL: [Loss; LOSS_KINDS as usize] = [
+        Loss::StackCollision,
+        Loss::StackError,
+        Loss::WaitMapFull,
+        Loss::WakeMapFull,
+        Loss::InFlightMapFull,
+        Loss::TargetMapFull,
+        Loss::UserReadError,
+    ];
+}
+
+/// A thread inside a futex wait: written at syscall entry, consumed at exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawInFlight {
+    pub start_ns: u64,
+    pub uaddr: u64,
+    pub op: u32,
+    pub _pad: u32,
+}
+
+/// Aggregation key of a wait: one row per thread, futex address, user stack and op.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawWaitKey {
+    pub tgid: u32,
+    pub tid: u32,
+    pub uaddr: u64,
+    /// Id in [`MAP_STACKS`], or negative when the stack was lost (see [`Loss`]).
+    pub stack_id: i32,
+    pub op: u32,
+}
+
+/// Wait statistics for one [`RawWaitKey`] on one CPU (userspace sums the CPUs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawWaitStats {
+    /// Waits that blocked and returned 0 (woken, or the lock was handed over).
+    pub blocked: u64,
+    /// Sum of the blocked waits' durations.
+    pub total_ns: u64,
+    /// Shortest blocked wait (`u64::MAX` until the first one).
+    pub min_ns: u64,
+    /// Longest blocked wait.
+    pub max_ns: u64,
+    /// Waits that returned `-EAGAIN`: the futex word had changed, nothing blocked.
+    pub eagain: u64,
+    /// Waits that returned `-ETIMEDOUT`.
+    pub timedout: u64,
+    /// Time spent in waits that timed out.
+    pub timedout_ns: u64,
+    /// Waits interrupted by a signal (`-EINTR`, `-ERESTARTSYS` and friends).
+    pub interrupted: u64,
+    /// Waits that failed any other way.
+    pub other_err: u64,
+    /// Log2 histogram of blocked wait durations (see [`hist_bucket`]).
+    pub hist: [u64; HIST_BUCKETS],
+    /// `comm` of the thread when the row was created (thread name).
+    pub comm: [u8; 16],
+}
+
+/// Aggregation key of a wake call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawWakeKey {
+    pub tgid: u32,
+    pub tid: u32,
+    pub uaddr: u64,
+    pub stack_id: i32,
+    pub op: u32,
+}
+
+/// Wake statistics for one [`RawWakeKey`] on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWakeStats {
+    /// Wake calls made.
+    pub calls: u64,
+    /// Threads woken (or requeued), summed over calls.
+    pub woken: u64,
+    /// Calls that woke nobody.
+    pub woke_none: u64,
+    /// Calls that woke more than one thread (broadcasts).
+    pub woke_many: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    pub comm: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<RawInFlight>() == 24);
+const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 24);
+const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 9 * 8 + HIST_BUCKETS * 8 + 16);
+const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 24);
+const _: () = assert!(core::mem::size_of::<RawWakeStats>() == 5 * 8 + 16);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::{RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats};
+
+    // SAFETY: all five are #[repr(C)], Copy, made only of integers and integer
+    // arrays, with explicit padding fields, so every bit pattern is a valid value.
+    unsafe impl aya::Pod for RawInFlight {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWaitKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWaitStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWakeKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWakeStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hist_bucket_is_floor_log2_clamped() {
+        assert_eq!(hist_bucket(0), 0);
+        assert_eq!(hist_bucket(1), 0);
+        assert_eq!(hist_bucket(2), 1);
+        assert_eq!(hist_bucket(3), 1);
+        assert_eq!(hist_bucket(1024), 10);
+        assert_eq!(hist_bucket(1_000_000), 19);
+        assert_eq!(hist_bucket((1 << 39) - 1), 38);
+        assert_eq!(hist_bucket(1 << 39), 39);
+        assert_eq!(hist_bucket(u64::MAX), HIST_BUCKETS - 1);
+    }
+
+    #[test]
+    fn wait_and_wake_ops_are_disjoint() {
+        for o in 0..128 {
+            assert!(!(op::is_wait(o) && op::is_wake(o)), "op {o} is both");
+        }
+        assert!(op::is_wait(op::WAIT_BITSET));
+        assert!(op::is_wake(op::WAKE_BITSET));
+        assert!(!op::is_wait(8), "TRYLOCK_PI never blocks");
+    }
+}

@@ -1,0 +1,359 @@
+//! The programs and maps. Entry points are thin (`match try_x(..) { Ok(r) | Err(r) => r }`);
+//! the logic lives in the `try_` helpers so it reads top-down.
+
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_F_USER_STACK, BPF_NOEXIST},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_user,
+    },
+    macros::{map, raw_tracepoint},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+    programs::{RawTracePointContext, tracing::StackIdContext as _},
+};
+use profiler_common::{
+    HIST_BUCKETS, LOSS_KINDS, Loss, MAX_INFLIGHT, MAX_STACKS, MAX_TARGETS, MAX_WAIT_KEYS,
+    MAX_WAKE_KEYS, RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, hist_bucket,
+    nr, op, target_flags,
+};
+
+#[map]
+static WAITS: PerCpuHashMap<RawWaitKey, RawWaitStats> =
+    PerCpuHashMap::with_max_entries(MAX_WAIT_KEYS, 0);
+
+#[map]
+static WAKES: PerCpuHashMap<RawWakeKey, RawWakeStats> =
+    PerCpuHashMap::with_max_entries(MAX_WAKE_KEYS, 0);
+
+#[map]
+static STACKS: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+#[map]
+static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+#[map]
+static INFLIGHT: HashMap<u32, RawInFlight> = HashMap::with_max_entries(MAX_INFLIGHT, 0);
+
+#[map]
+static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_KINDS, 0);
+
+// Never-written per-CPU slots: a zeroed value to insert new rows from. The stats are
+// too large to build on the 512-byte BPF stack.
+#[map]
+static ZERO_WAIT: PerCpuArray<RawWaitStats> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static ZERO_WAKE: PerCpuArray<RawWakeStats> = PerCpuArray::with_max_entries(1, 0);
+
+// x86_64 `struct pt_regs` offsets (arch/x86/include/asm/ptrace.h). Syscall arguments
+// are di, si, dx, r10, r8, r9; `orig_ax` holds the syscall number at exit.
+const REG_DI: usize = 112;
+const REG_SI: usize = 104;
+const REG_ORIG_AX: usize = 120;
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+const EEXIST: i64 = 17;
+const EAGAIN: i64 = 11;
+const ETIMEDOUT: i64 = 110;
+const EINTR: i64 = 4;
+// Kernel-internal restart codes a signal-interrupted wait returns at sys_exit.
+const ERESTARTSYS: i64 = 512;
+const ERESTART_RESTARTBLOCK: i64 = 516;
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    match try_sys_enter(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    match try_sys_exit(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+/// Syscall entry: remember when a traced thread starts a futex wait and on what.
+fn try_sys_enter(ctx: &RawTracePointContext) -> Result<i32, i32> {
+    let id: u64 = ctx.arg(1);
+    if id != nr::FUTEX && id != nr::FUTEX_WAIT && id != nr::FUTEX_WAITV {
+        return Ok(0);
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !is_target((pid_tgid >> 32) as u32) {
+        return Ok(0);
+    }
+    let regs: *const u8 = ctx.arg(0);
+    let (fop, uaddr) = match id {
+        nr::FUTEX => {
+            let fop = reg(regs, REG_SI)? as u32 & op::FUTEX_CMD_MASK;
+            if !op::is_wait(fop) {
+                return Ok(0);
+            }
+            (fop, reg(regs, REG_DI)?)
+        }
+        nr::FUTEX_WAIT => (op::FUTEX2_WAIT, reg(regs, REG_DI)?),
+        _ => (op::FUTEX2_WAITV, first_waiter_addr(reg(regs, REG_DI)?)),
+    };
+    let inflight = RawInFlight {
+        start_ns: now_ns(),
+        uaddr,
+        op: fop,
+        _pad: 0,
+    };
+    if INFLIGHT.insert(pid_tgid as u32, inflight, u64::from(BPF_ANY)).is_err() {
+        count_loss(Loss::InFlightMapFull);
+    }
+    Ok(0)
+}
+
+/// Syscall exit: finish a wait, record a wake, or follow a fork.
+fn try_sys_exit(ctx: &RawTracePointContext) -> Result<i32, i32> {
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let id = reg(regs, REG_ORIG_AX)?;
+    match id {
+        nr::FUTEX => {
+            let fop = reg(regs, REG_SI)? as u32 & op::FUTEX_CMD_MASK;
+            if op::is_wait(fop) {
+                finish_wait(ctx, ret);
+            } else if op::is_wake(fop) {
+                record_wake(ctx, fop, reg(regs, REG_DI)?, ret);
+            }
+        }
+        nr::FUTEX_WAIT | nr::FUTEX_WAITV => finish_wait(ctx, ret),
+        nr::FUTEX_WAKE => record_wake(ctx, op::FUTEX2_WAKE, reg(regs, REG_DI)?, ret),
+        nr::FUTEX_REQUEUE => {
+            let uaddr = first_waiter_addr(reg(regs, REG_DI)?);
+            record_wake(ctx, op::FUTEX2_REQUEUE, uaddr, ret);
+        }
+        nr::CLONE | nr::FORK | nr::VFORK | nr::CLONE3 if ret > 0 => follow_child(regs, id, ret)?,
+        _ => {}
+    }
+    Ok(0)
+}
+
+/// Close the in-flight wait of the current thread and fold it into `WAITS`.
+fn finish_wait(ctx: &RawTracePointContext, ret: i64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    // SAFETY: the value is copied out before the entry is removed below.
+    let Some(inflight) = (unsafe { INFLIGHT.get(tid) }).copied() else {
+        // Started before we attached, or the entry could not be stored (counted then).
+        return;
+    };
+    let _ = INFLIGHT.remove(tid);
+    let waited = now_ns().saturating_sub(inflight.start_ns);
+    let key = RawWaitKey {
+        tgid: (pid_tgid >> 32) as u32,
+        tid,
+        uaddr: inflight.uaddr,
+        stack_id: user_stack_id(ctx),
+        op: inflight.op,
+    };
+    let Some(stats) = wait_row(&key) else {
+        return;
+    };
+    // SAFETY: `stats` points at this CPU's slot of a live map value; BPF programs run
+    // with migration disabled, so no other CPU writes this slot.
+    let stats = unsafe { &mut *stats };
+    match ret {
+        // futex_waitv returns the index of the futex that woke it.
+        r if r >= 0 => {
+            if stats.blocked == 0 || waited < stats.min_ns {
+                stats.min_ns = waited;
+            }
+            if waited > stats.max_ns {
+                stats.max_ns = waited;
+            }
+            stats.blocked += 1;
+            stats.total_ns += waited;
+            let b = hist_bucket(waited);
+            if b < HIST_BUCKETS {
+                stats.hist[b] += 1;
+            }
+        }
+        r if r == -EAGAIN => stats.eagain += 1,
+        r if r == -ETIMEDOUT => {
+            stats.timedout += 1;
+            stats.timedout_ns += waited;
+        }
+        r if r == -EINTR || (-ERESTART_RESTARTBLOCK..=-ERESTARTSYS).contains(&r) => {
+            stats.interrupted += 1;
+        }
+        _ => stats.other_err += 1,
+    }
+}
+
+/// Fold one wake call into `WAKES`; `ret` is the number of threads woken (or requeued).
+fn record_wake(ctx: &RawTracePointContext, fop: u32, uaddr: u64, ret: i64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !is_target(tgid) {
+        return;
+    }
+    let key = RawWakeKey {
+        tgid,
+        tid: pid_tgid as u32,
+        uaddr,
+        stack_id: user_stack_id(ctx),
+        op: fop,
+    };
+    let Some(stats) = wake_row(&key) else {
+        return;
+    };
+    // SAFETY: as in `finish_wait`.
+    let stats = unsafe { &mut *stats };
+    stats.calls += 1;
+    if ret < 0 {
+        stats.errors += 1;
+    } else {
+        stats.woken += ret as u64;
+        if ret == 0 {
+            stats.woke_none += 1;
+        } else if ret > 1 {
+            stats.woke_many += 1;
+        }
+    }
+}
+
+/// A followed process created a process (not a thread): trace the child too.
+fn follow_child(regs: *const u8, id: u64, child: i64) -> Result<(), i32> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is copied out immediately.
+    let Some(flags) = (unsafe { TARGETS.get(tgid) }).copied() else {
+        return Ok(());
+    };
+    if flags & target_flags::FOLLOW_CHILDREN == 0 {
+        return Ok(());
+    }
+    let clone_flags = match id {
+        nr::CLONE => reg(regs, REG_DI)?,
+        // clone3's first argument points at `struct clone_args`, whose first field is
+        // the flags word.
+        // SAFETY: bpf_probe_read_user validates the user pointer.
+        nr::CLONE3 => unsafe { bpf_probe_read_user(reg(regs, REG_DI)? as *const u64) }
+            .map_err(|_| {
+                count_loss(Loss::UserReadError);
+                0
+            })?,
+        _ => 0,
+    };
+    if clone_flags & CLONE_THREAD == 0
+        && TARGETS.insert(child as u32, flags, u64::from(BPF_ANY)).is_err()
+    {
+        count_loss(Loss::TargetMapFull);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn is_target(tgid: u32) -> bool {
+    TARGETS.get_ptr(tgid).is_some()
+}
+
+/// The current user stack's id in `STACKS`, or a negative errno (counted as a loss).
+#[inline(always)]
+fn user_stack_id(ctx: &RawTracePointContext) -> i32 {
+    match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
+        Ok(id) => id as i32,
+        Err(e) => {
+            count_loss(if i64::from(e) == -EEXIST {
+                Loss::StackCollision
+            } else {
+                Loss::StackError
+            });
+            e
+        }
+    }
+}
+
+/// This CPU's stats slot for `key`, created (zeroed, thread name set) on first use.
+#[inline(always)]
+fn wait_row(key: &RawWaitKey) -> Option<*mut RawWaitStats> {
+    if let Some(p) = WAITS.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let zero = ZERO_WAIT.get_ptr(0)?;
+    // SAFETY: `zero` points at a live per-CPU array slot the helper only reads.
+    if let Err(e) = WAITS.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        count_loss(Loss::WaitMapFull);
+        return None;
+    }
+    let p = WAITS.get_ptr_mut(key)?;
+    if let Ok(comm) = bpf_get_current_comm() {
+        // SAFETY: `p` is this CPU's slot of the row just created.
+        unsafe { (*p).comm = comm };
+    }
+    Some(p)
+}
+
+/// As [`wait_row`], for `WAKES`.
+#[inline(always)]
+fn wake_row(key: &RawWakeKey) -> Option<*mut RawWakeStats> {
+    if let Some(p) = WAKES.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let zero = ZERO_WAKE.get_ptr(0)?;
+    // SAFETY: as in `wait_row`.
+    if let Err(e) = WAKES.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        count_loss(Loss::WakeMapFull);
+        return None;
+    }
+    let p = WAKES.get_ptr_mut(key)?;
+    if let Ok(comm) = bpf_get_current_comm() {
+        // SAFETY: as in `wait_row`.
+        unsafe { (*p).comm = comm };
+    }
+    Some(p)
+}
+
+/// `futex_waitv`/`futex_requeue` take an array of `struct futex_waitv { u64 val;
+/// u64 uaddr; u32 flags; u32 reserved; }`: report the first entry's address.
+#[inline(always)]
+fn first_waiter_addr(waiters: u64) -> u64 {
+    // SAFETY: bpf_probe_read_user validates the user pointer.
+    match unsafe { bpf_probe_read_user((waiters + 8) as *const u64) } {
+        Ok(a) => a,
+        Err(_) => {
+            count_loss(Loss::UserReadError);
+            waiters
+        }
+    }
+}
+
+/// Read one saved register from the syscall's `pt_regs`.
+#[inline(always)]
+fn reg(regs: *const u8, offset: usize) -> Result<u64, i32> {
+    // SAFETY: bpf_probe_read_kernel validates the kernel pointer.
+    unsafe { bpf_probe_read_kernel(regs.add(offset).cast::<u64>()) }.map_err(|_| 0)
+}
+
+#[inline(always)]
+fn now_ns() -> u64 {
+    // SAFETY: bpf_ktime_get_ns has no preconditions; aya marks every helper unsafe.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+fn count_loss(loss: Loss) {
+    if let Some(p) = LOSSES.get_ptr_mut(loss as u32) {
+        // SAFETY: this CPU's slot of a per-CPU array; no concurrent writer.
+        unsafe { *p += 1 };
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,587 @@
+//! Folding the kernel's rows into lock sites, locks and wakers: the pure middle of
+//! the pipeline.
+//!
+//! Owns: grouping wait rows by site (via `attribute`), per-site statistics (counts,
+//! times, merged histograms, percentiles), per-thread / per-address / per-stack
+//! breakdowns, the address → sites index, the wake side, totals, and every sort
+//! order of the report. Must not: read the clock, the kernel or files — the same
+//! inputs always give the same `Report`, which is what the tests rely on.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::attribute::{Attribution, attribute, kind_from_op};
+use crate::histogram::Log2Histogram;
+use crate::report::{
+    AddressShare, Frame, LockAddress, Losses, Report, SCHEMA_VERSION, Site, SiteShare,
+    StackShare, Target, ThreadShare, Totals, WaitKind, WaitSummary, WakerShare, WakerSite,
+    WakerThread,
+};
+use crate::snapshot::{Snapshot, WaitRow, WakeRow};
+
+/// Distinct stacks listed per site; the rest are counted in `more_stacks`.
+pub const MAX_STACKS_PER_SITE: usize = 5;
+/// Addresses listed per site and sites listed per lock address.
+const MAX_ADDRESSES_PER_SITE: usize = 16;
+/// Lock addresses listed in the report.
+const MAX_LOCKS: usize = 64;
+
+/// Symbolized stacks by `(tgid, stack id)`, innermost first.
+pub type SymbolizedStacks = HashMap<(u32, i32), Vec<Frame>>;
+
+/// Everything besides the snapshot that the report carries.
+#[derive(Clone, Debug, Default)]
+pub struct ReportContext {
+    pub targets: Vec<Target>,
+    pub started_unix_ms: u64,
+    pub duration_ns: u64,
+    /// Frames the symbolizer could not name.
+    pub unsymbolized_frames: u64,
+}
+
+/// Build the report. Sites are ranked by total blocked wait (descending), ties broken
+/// by their id so the order never depends on hash-map iteration.
+pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportContext) -> Report {
+    let mut sites: BTreeMap<String, SiteAcc> = BTreeMap::new();
+    let mut locks: BTreeMap<(u32, u64), LockAcc> = BTreeMap::new();
+    let mut totals = Totals {
+        unfinished_waits: snapshot.unfinished_waits,
+        ..Totals::default()
+    };
+
+    for row in &snapshot.waits {
+        let frames = frames_of(stacks, row.tgid, row.stack_id);
+        let attr = attribute(frames, kind_from_op(row.op));
+        let site = site_identity(frames, &attr);
+        let acc = sites.entry(site.id.clone()).or_insert_with(|| SiteAcc::new(site));
+        acc.add(row);
+
+        totals.waits += row.blocked;
+        totals.wait_ns += row.total_ns;
+        if attr.kind.is_contention() {
+            totals.contention_waits += row.blocked;
+            totals.contention_wait_ns += row.total_ns;
+        }
+        totals.eagain += row.eagain;
+        totals.timeouts += row.timedout;
+        totals.timeout_wait_ns += row.timedout_ns;
+        totals.interrupted += row.interrupted;
+
+        if row.blocked > 0 {
+            let lock = locks.entry((row.tgid, row.uaddr)).or_default();
+            lock.wait.add(row.blocked, row.total_ns, row.max_ns);
+            lock.sites
+                .entry(acc.site.id.clone())
+                .or_default()
+                .add(row.blocked, row.total_ns, row.max_ns);
+        }
+    }
+
+    let mut wakers: BTreeMap<String, WakerAcc> = BTreeMap::new();
+    for row in &snapshot.wakes {
+        let frames = frames_of(stacks, row.tgid, row.stack_id);
+        let attr = attribute(frames, kind_from_op(row.op));
+        let site = site_identity(frames, &attr);
+        let acc = wakers.entry(site.id.clone()).or_insert_with(|| WakerAcc::new(site));
+        acc.add(row, frames);
+        totals.wake_calls += row.calls;
+        totals.threads_woken += row.woken;
+        if let Some(lock) = locks.get_mut(&(row.tgid, row.uaddr)) {
+            let w = lock.wakers.entry(acc.site.id.clone()).or_default();
+            w.0 += row.calls;
+            w.1 += row.woken;
+        }
+    }
+
+    let mut sites: Vec<Site> = sites.into_values().map(|a| a.finish(stacks)).collect();
+    sites.sort_by(|a, b| b.total_wait_ns.cmp(&a.total_wait_ns).then_with(|| a.id.cmp(&b.id)));
+
+    let mut wakers: Vec<WakerSite> = wakers.into_values().map(WakerAcc::finish).collect();
+    wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then(b.calls.cmp(&a.calls)).then_with(|| a.id.cmp(&b.id)));
+
+    let mut locks: Vec<LockAddress> = locks
+        .into_iter()
+        .map(|((pid, addr), l)| l.finish(pid, addr))
+        .collect();
+    locks.sort_by(|a, b| {
+        b.wait.total_wait_ns.cmp(&a.wait.total_wait_ns).then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address)))
+    });
+    locks.truncate(MAX_LOCKS);
+
+    let k = &snapshot.losses;
+    let losses = Losses {
+        stack_collisions: k.get(profiler_common::Loss::StackCollision),
+        stack_errors: k.get(profiler_common::Loss::StackError),
+        wait_map_full: k.get(profiler_common::Loss::WaitMapFull),
+        wake_map_full: k.get(profiler_common::Loss::WakeMapFull),
+        inflight_map_full: k.get(profiler_common::Loss::InFlightMapFull),
+        target_map_full: k.get(profiler_common::Loss::TargetMapFull),
+        user_read_errors: k.get(profiler_common::Loss::UserReadError),
+        unsymbolized_frames: ctx.unsymbolized_frames,
+    };
+
+    Report {
+        schema_version: SCHEMA_VERSION,
+        lockprof_version: env!("CARGO_PKG_VERSION").to_owned(),
+        targets: ctx.targets,
+        started_unix_ms: ctx.started_unix_ms,
+        duration_ns: ctx.duration_ns,
+        totals,
+        losses,
+        sites,
+        locks,
+        wakers,
+    }
+}
+
+fn frames_of(stacks: &SymbolizedStacks, tgid: u32, stack_id: i32) -> &[Frame] {
+    if stack_id < 0 {
+        return &[];
+    }
+    stacks.get(&(tgid, stack_id)).map_or(&[], Vec::as_slice)
+}
+
+/// The identity and location of a site, derived from its site frame.
+#[derive(Clone, Debug)]
+struct SiteIdentity {
+    id: String,
+    kind: WaitKind,
+    lock_impl: &'static str,
+    function: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+    module: Option<String>,
+}
+
+fn site_identity(frames: &[Frame], attr: &Attribution) -> SiteIdentity {
+    let Some(f) = frames.get(attr.site) else {
+        return SiteIdentity {
+            id: format!("{}|?|[unknown stack]|?", attr.kind.as_str()),
+            kind: attr.kind,
+            lock_impl: attr.lock_impl,
+            function: Some("[unknown stack]".to_owned()),
+            file: None,
+            line: None,
+            module: None,
+        };
+    };
+    let module_name = f.module.as_deref().map(|m| m.rsplit('/').next().unwrap_or(m));
+    // Stable across runs and machines: no addresses, only the module's file name.
+    let id = match (&f.function, &f.file) {
+        (Some(func), Some(file)) => format!(
+            "{}|{}|{func}|{file}:{}",
+            attr.kind.as_str(),
+            module_name.unwrap_or("?"),
+            f.line.unwrap_or(0)
+        ),
+        (Some(func), None) => format!("{}|{}|{func}|?", attr.kind.as_str(), module_name.unwrap_or("?")),
+        // Unresolved: module + offset is the most stable name there is.
+        (None, _) => format!(
+            "{}|{}|{}|?",
+            attr.kind.as_str(),
+            module_name.unwrap_or("?"),
+            f.module_offset.as_deref().unwrap_or(&f.address)
+        ),
+    };
+    SiteIdentity {
+        id,
+        kind: attr.kind,
+        lock_impl: attr.lock_impl,
+        function: f
+            .function
+            .clone()
+            .or_else(|| Some(format!("{}+{}", module_name.unwrap_or("?"), f.module_offset.as_deref().unwrap_or(&f.address)))),
+        file: f.file.clone(),
+        line: f.line,
+        module: f.module.clone(),
+    }
+}
+
+impl WaitSummary {
+    fn add(&mut self, waits: u64, total_ns: u64, max_ns: u64) {
+        self.waits += waits;
+        self.total_wait_ns += total_ns;
+        self.max_wait_ns = self.max_wait_ns.max(max_ns);
+    }
+}
+
+struct SiteAcc {
+    site: SiteIdentity,
+    waits: u64,
+    total_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    hist: Log2Histogram,
+    eagain: u64,
+    timeouts: u64,
+    timeout_ns: u64,
+    interrupted: u64,
+    threads: BTreeMap<(u32, u32), (String, WaitSummary)>,
+    addresses: BTreeMap<(u32, u64), WaitSummary>,
+    stacks: BTreeMap<(u32, i32), WaitSummary>,
+}
+
+impl SiteAcc {
+    fn new(site: SiteIdentity) -> Self {
+        Self {
+            site,
+            waits: 0,
+            total_ns: 0,
+            min_ns: u64::MAX,
+            max_ns: 0,
+            hist: Log2Histogram::default(),
+            eagain: 0,
+            timeouts: 0,
+            timeout_ns: 0,
+            interrupted: 0,
+            threads: BTreeMap::new(),
+            addresses: BTreeMap::new(),
+            stacks: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, row: &WaitRow) {
+        self.waits += row.blocked;
+        self.total_ns += row.total_ns;
+        if row.blocked > 0 {
+            self.min_ns = self.min_ns.min(row.min_ns);
+        }
+        self.max_ns = self.max_ns.max(row.max_ns);
+        self.hist.merge(&row.hist);
+        self.eagain += row.eagain;
+        self.timeouts += row.timedout;
+        self.timeout_ns += row.timedout_ns;
+        self.interrupted += row.interrupted;
+        let t = self
+            .threads
+            .entry((row.tgid, row.tid))
+            .or_insert_with(|| (row.comm.clone(), WaitSummary::default()));
+        t.1.add(row.blocked, row.total_ns, row.max_ns);
+        self.addresses
+            .entry((row.tgid, row.uaddr))
+            .or_default()
+            .add(row.blocked, row.total_ns, row.max_ns);
+        self.stacks
+            .entry((row.tgid, row.stack_id))
+            .or_default()
+            .add(row.blocked, row.total_ns, row.max_ns);
+    }
+
+    fn finish(self, stacks: &SymbolizedStacks) -> Site {
+        let min = if self.waits > 0 { self.min_ns } else { 0 };
+        let mut threads: Vec<ThreadShare> = self
+            .threads
+            .into_iter()
+            .map(|((pid, tid), (name, wait))| ThreadShare { pid, tid, name, wait })
+            .collect();
+        threads.sort_by(|a, b| by_wait(&a.wait, &b.wait).then((a.pid, a.tid).cmp(&(b.pid, b.tid))));
+
+        let mut addresses: Vec<AddressShare> = self
+            .addresses
+            .into_iter()
+            .map(|((pid, addr), wait)| AddressShare {
+                pid,
+                address: format!("{addr:#x}"),
+                wait,
+            })
+            .collect();
+        addresses.sort_by(|a, b| by_wait(&a.wait, &b.wait).then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address))));
+        addresses.truncate(MAX_ADDRESSES_PER_SITE);
+
+        let mut site_stacks: Vec<((u32, i32), WaitSummary)> = self.stacks.into_iter().collect();
+        site_stacks.sort_by(|a, b| by_wait(&a.1, &b.1).then(a.0.cmp(&b.0)));
+        let more_stacks = site_stacks.len().saturating_sub(MAX_STACKS_PER_SITE) as u64;
+        let stacks_out = site_stacks
+            .into_iter()
+            .take(MAX_STACKS_PER_SITE)
+            .map(|((tgid, id), wait)| StackShare {
+                wait,
+                frames: frames_of(stacks, tgid, id).to_vec(),
+            })
+            .collect();
+
+        Site {
+            id: self.site.id,
+            kind: self.site.kind,
+            contention: self.site.kind.is_contention(),
+            lock_impl: self.site.lock_impl.to_owned(),
+            function: self.site.function,
+            file: self.site.file,
+            line: self.site.line,
+            module: self.site.module,
+            waits: self.waits,
+            total_wait_ns: self.total_ns,
+            avg_wait_ns: self.total_ns.checked_div(self.waits).unwrap_or(0),
+            min_wait_ns: min,
+            max_wait_ns: self.max_ns,
+            p50_wait_ns: self.hist.quantile(0.50, min, self.max_ns),
+            p99_wait_ns: self.hist.quantile(0.99, min, self.max_ns),
+            eagain: self.eagain,
+            timeouts: self.timeouts,
+            timeout_wait_ns: self.timeout_ns,
+            interrupted: self.interrupted,
+            histogram: self.hist,
+            threads,
+            addresses,
+            stacks: stacks_out,
+            more_stacks,
+        }
+    }
+}
+
+/// Total wait descending, then waits descending.
+fn by_wait(a: &WaitSummary, b: &WaitSummary) -> std::cmp::Ordering {
+    b.total_wait_ns.cmp(&a.total_wait_ns).then(b.waits.cmp(&a.waits))
+}
+
+#[derive(Default)]
+struct LockAcc {
+    wait: WaitSummary,
+    sites: BTreeMap<String, WaitSummary>,
+    wakers: BTreeMap<String, (u64, u64)>,
+}
+
+impl LockAcc {
+    fn finish(self, pid: u32, addr: u64) -> LockAddress {
+        let mut sites: Vec<SiteShare> = self
+            .sites
+            .into_iter()
+            .map(|(site, wait)| SiteShare { site, wait })
+            .collect();
+        sites.sort_by(|a, b| by_wait(&a.wait, &b.wait).then_with(|| a.site.cmp(&b.site)));
+        sites.truncate(MAX_ADDRESSES_PER_SITE);
+        let mut wakers: Vec<WakerShare> = self
+            .wakers
+            .into_iter()
+            .map(|(waker, (calls, woken))| WakerShare { waker, calls, woken })
+            .collect();
+        wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then_with(|| a.waker.cmp(&b.waker)));
+        wakers.truncate(MAX_ADDRESSES_PER_SITE);
+        LockAddress {
+            pid,
+            address: format!("{addr:#x}"),
+            wait: self.wait,
+            sites,
+            wakers,
+        }
+    }
+}
+
+struct WakerAcc {
+    site: SiteIdentity,
+    calls: u64,
+    woken: u64,
+    woke_none: u64,
+    woke_many: u64,
+    threads: BTreeMap<(u32, u32), WakerThread>,
+    /// Hottest stack so far: (woken, calls, frames).
+    stack: (u64, u64, Vec<Frame>),
+}
+
+impl WakerAcc {
+    fn new(site: SiteIdentity) -> Self {
+        Self {
+            site,
+            calls: 0,
+            woken: 0,
+            woke_none: 0,
+            woke_many: 0,
+            threads: BTreeMap::new(),
+            stack: (0, 0, Vec::new()),
+        }
+    }
+
+    fn add(&mut self, row: &WakeRow, frames: &[Frame]) {
+        self.calls += row.calls;
+        self.woken += row.woken;
+        self.woke_none += row.woke_none;
+        self.woke_many += row.woke_many;
+        let t = self.threads.entry((row.tgid, row.tid)).or_insert_with(|| WakerThread {
+            pid: row.tgid,
+            tid: row.tid,
+            name: row.comm.clone(),
+            ..WakerThread::default()
+        });
+        t.calls += row.calls;
+        t.woken += row.woken;
+        if (row.woken, row.calls) > (self.stack.0, self.stack.1) || self.stack.2.is_empty() {
+            self.stack = (row.woken, row.calls, frames.to_vec());
+        }
+    }
+
+    fn finish(self) -> WakerSite {
+        let mut threads: Vec<WakerThread> = self.threads.into_values().collect();
+        threads.sort_by(|a, b| b.calls.cmp(&a.calls).then((a.pid, a.tid).cmp(&(b.pid, b.tid))));
+        WakerSite {
+            id: self.site.id,
+            kind: self.site.kind,
+            lock_impl: self.site.lock_impl.to_owned(),
+            function: self.site.function,
+            file: self.site.file,
+            line: self.site.line,
+            module: self.site.module,
+            calls: self.calls,
+            woken: self.woken,
+            woke_none: self.woke_none,
+            woke_many: self.woke_many,
+            threads,
+            stack: self.stack.2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profiler_common::{Loss, hist_bucket, op};
+
+    fn frame(function: &str, module: &str, line: u32) -> Frame {
+        Frame {
+            address: "0x10".into(),
+            function: Some(function.into()),
+            file: Some("src/demo.rs".into()),
+            line: Some(line),
+            module: Some(module.into()),
+            module_offset: Some("0x10".into()),
+            inlined: false,
+        }
+    }
+
+    const LIBC: &str = "/lib/libc.so.6";
+    const APP: &str = "/bin/demo";
+
+    fn stacks() -> SymbolizedStacks {
+        let mut s = SymbolizedStacks::new();
+        // 1: mutex wait in `writer` line 40
+        s.insert((1, 1), vec![
+            frame("syscall", LIBC, 0),
+            frame("std::sys::sync::mutex::futex::Mutex::lock_contended", APP, 0),
+            frame("demo::Store::writer", APP, 40),
+            frame("demo::pull", APP, 90),
+        ]);
+        // 2: same site reached from another caller
+        s.insert((1, 2), vec![
+            frame("syscall", LIBC, 0),
+            frame("std::sys::sync::mutex::futex::Mutex::lock_contended", APP, 0),
+            frame("demo::Store::writer", APP, 40),
+            frame("demo::other", APP, 120),
+        ]);
+        // 3: condvar wait in `lookup` line 70
+        s.insert((1, 3), vec![
+            frame("syscall", LIBC, 0),
+            frame("std::sys::sync::condvar::futex::Condvar::wait_optional_timeout", APP, 0),
+            frame("demo::lookup", APP, 70),
+        ]);
+        // 4: wake in `unlock` path of writer
+        s.insert((1, 4), vec![
+            frame("syscall", LIBC, 0),
+            frame("std::sys::sync::mutex::futex::Mutex::wake", APP, 0),
+            frame("demo::Store::writer", APP, 44),
+        ]);
+        s
+    }
+
+    fn row(tid: u32, uaddr: u64, stack_id: i32, waits: &[u64]) -> WaitRow {
+        let mut r = WaitRow {
+            tgid: 1,
+            tid,
+            comm: format!("w{tid}"),
+            uaddr,
+            stack_id,
+            op: op::WAIT_BITSET,
+            min_ns: waits.iter().copied().min().unwrap_or(0),
+            max_ns: waits.iter().copied().max().unwrap_or(0),
+            ..WaitRow::default()
+        };
+        for &w in waits {
+            r.blocked += 1;
+            r.total_ns += w;
+            r.hist.counts[hist_bucket(w)] += 1;
+        }
+        r
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut s = Snapshot {
+            waits: vec![
+                row(11, 0xa0, 1, &[1_000_000, 3_000_000]),
+                row(12, 0xa0, 2, &[5_000_000]),
+                row(12, 0xb0, 3, &[50_000_000]),
+                row(13, 0xa0, -17, &[10]),
+            ],
+            wakes: vec![WakeRow {
+                tgid: 1,
+                tid: 11,
+                comm: "w11".into(),
+                uaddr: 0xa0,
+                stack_id: 4,
+                op: op::WAKE_BITSET,
+                calls: 3,
+                woken: 3,
+                woke_none: 0,
+                woke_many: 0,
+                errors: 0,
+            }],
+            ..Snapshot::default()
+        };
+        s.losses.set(Loss::StackCollision, 1);
+        s
+    }
+
+    #[test]
+    fn merges_stacks_into_sites_and_ranks_by_total_wait() {
+        let r = build_report(&snapshot(), &stacks(), ReportContext::default());
+        let ids: Vec<_> = r.sites.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, [
+            "condvar|demo|demo::lookup|src/demo.rs:70",
+            "mutex|demo|demo::Store::writer|src/demo.rs:40",
+            "other|?|[unknown stack]|?",
+        ]);
+        let writer = &r.sites[1];
+        assert_eq!((writer.waits, writer.total_wait_ns), (3, 9_000_000));
+        assert_eq!((writer.min_wait_ns, writer.max_wait_ns), (1_000_000, 5_000_000));
+        assert_eq!(writer.avg_wait_ns, 3_000_000);
+        assert!(writer.contention && !r.sites[0].contention);
+        assert_eq!(writer.stacks.len(), 2, "two callers, two stacks");
+        assert_eq!(writer.stacks[0].wait.total_wait_ns, 5_000_000, "hottest first");
+        assert_eq!(writer.threads.iter().map(|t| t.tid).collect::<Vec<_>>(), [12, 11]);
+        assert_eq!(writer.addresses[0].address, "0xa0");
+        assert!(writer.p50_wait_ns >= 1_000_000 && writer.p99_wait_ns <= 5_000_000);
+    }
+
+    #[test]
+    fn totals_separate_contention_from_event_waits_and_keep_losses() {
+        let r = build_report(&snapshot(), &stacks(), ReportContext::default());
+        assert_eq!(r.totals.waits, 5);
+        assert_eq!(r.totals.wait_ns, 59_000_010);
+        assert_eq!(r.totals.contention_wait_ns, 9_000_000, "condvar and unknown excluded");
+        assert_eq!(r.losses.stack_collisions, 1);
+        assert_eq!(r.schema_version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn lock_addresses_list_their_sites_and_wakers() {
+        let r = build_report(&snapshot(), &stacks(), ReportContext::default());
+        let a0 = r.locks.iter().find(|l| l.address == "0xa0").unwrap();
+        assert_eq!(a0.wait.waits, 4);
+        assert_eq!(a0.sites[0].site, "mutex|demo|demo::Store::writer|src/demo.rs:40");
+        assert_eq!(a0.wakers[0].waker, "mutex|demo|demo::Store::writer|src/demo.rs:44");
+        assert_eq!(r.wakers[0].woken, 3);
+        assert_eq!(r.wakers[0].kind, WaitKind::Mutex);
+    }
+
+    #[test]
+    fn report_is_deterministic_regardless_of_row_order() {
+        let mut s = snapshot();
+        let a = build_report(&s, &stacks(), ReportContext::default());
+        s.waits.reverse();
+        let b = build_report(&s, &stacks(), ReportContext::default());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn empty_snapshot_gives_empty_report() {
+        let r = build_report(&Snapshot::default(), &SymbolizedStacks::new(), ReportContext::default());
+        assert!(r.sites.is_empty() && r.locks.is_empty() && r.wakers.is_empty());
+        assert_eq!(r.totals, Totals::default());
+    }
+}

@@ -1,0 +1,20 @@
+//! lockprof: a lock-contention profiler for Linux.
+//!
+//! The pipeline runs one way:
+//! `collect` (eBPF probes, the only module touching aya) → [`snapshot::Snapshot`] →
+//! `symbolize` (raw stacks → frames, from maps captured by `procmaps`) → `attribute`
+//! (frame → lock site and kind) → `aggregate` (pure fold into a [`report::Report`]) →
+//! `report::text` / `report::json`. `record` sequences a live session; `process` owns
+//! the targets (attach, launch, signals); `cli` is the command line.
+
+pub mod aggregate;
+pub mod attribute;
+pub mod cli;
+pub mod collect;
+pub mod histogram;
+pub mod process;
+pub mod procmaps;
+pub mod record;
+pub mod report;
+pub mod snapshot;
+pub mod symbolize;

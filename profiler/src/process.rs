@@ -1,0 +1,307 @@
+//! The processes lockprof traces: checking them, reading their names, launching a
+//! command that only starts once the probes are attached, and reaping it.
+//!
+//! Owns: `/proc` reads about targets, the privilege check, fork/exec/wait, and signal
+//! forwarding. Must not: touch BPF (`collect`) or decide when recording stops
+//! (`record`).
+
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{Context, Result, bail};
+
+/// Fail with an actionable message unless we can load BPF tracing programs.
+pub fn check_privileges() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    // CAP_PERFMON (38) and CAP_BPF (39) are enough on 5.8+.
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    if caps & (1 << 38) != 0 && caps & (1 << 39) != 0 {
+        return Ok(());
+    }
+    bail!("lockprof needs root (or CAP_BPF and CAP_PERFMON) to load its eBPF probes; run it with sudo")
+}
+
+/// Is there a live (not zombie) process `pid`?
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised comm, which may itself contain ')'.
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Check that `pid` names a process we can trace, with a one-line error otherwise.
+pub fn check_pid(pid: u32) -> Result<()> {
+    if pid == 0 {
+        bail!("'0' is not a process id");
+    }
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        bail!("no process with PID '{pid}'");
+    }
+    // A thread id is not a process: the probes filter by thread group.
+    let tgid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:")).map(|v| v.trim().to_owned()));
+    if let Some(tgid) = tgid
+        && tgid != pid.to_string()
+    {
+        bail!("'{pid}' is a thread of process '{tgid}'; pass the process id: -p {tgid}");
+    }
+    if !is_alive(pid) {
+        bail!("process '{pid}' has already exited");
+    }
+    Ok(())
+}
+
+/// `comm` of a process, or empty when gone.
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_default()
+}
+
+/// Space-joined command line of a process, or empty when gone.
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// A forked child held before `exec` until [`Launched::start`], so that the probes
+/// see it from its first instruction.
+pub struct Launched {
+    pub pid: u32,
+    gate: Option<OwnedFd>,
+    exec_status: OwnedFd,
+    program: String,
+    exit: Option<i32>,
+}
+
+/// Fork `argv`, parked before exec. The child keeps our process group and terminal,
+/// so Ctrl-C reaches it as it would without lockprof.
+pub fn launch(argv: &[OsString]) -> Result<Launched> {
+    let program = argv.first().context("no command given after '--'")?;
+    let program_name = program.to_string_lossy().into_owned();
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).with_context(|| format!("argument '{}' contains a NUL byte", a.to_string_lossy())))
+        .collect::<Result<_>>()?;
+    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    arg_ptrs.push(std::ptr::null());
+
+    let (gate_r, gate_w) = pipe().context("create launch pipe")?;
+    let (status_r, status_w) = pipe().context("create launch pipe")?;
+    let (gate_w_fd, status_r_fd) = (gate_w.as_raw_fd(), status_r.as_raw_fd());
+
+    // SAFETY: after fork the child only calls async-signal-safe functions (read,
+    // execvp, write, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error()).context("fork");
+    }
+    if pid == 0 {
+        // SAFETY: see above; this branch never returns.
+        unsafe {
+            // Our copies of the parent's ends: the gate only reads EOF once every
+            // write end is closed, including this one.
+            libc::close(gate_w_fd);
+            libc::close(status_r_fd);
+            let mut b = 0u8;
+            // Wait for the parent to open the gate (EOF or a byte both mean go).
+            while libc::read(gate_r.as_raw_fd(), (&raw mut b).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+            libc::execvp(arg_ptrs[0], arg_ptrs.as_ptr());
+            // exec failed: report errno through the CLOEXEC status pipe.
+            let err = (*libc::__errno_location()).to_ne_bytes();
+            libc::write(status_w.as_raw_fd(), err.as_ptr().cast(), err.len());
+            libc::_exit(127);
+        }
+    }
+    drop(gate_r);
+    drop(status_w);
+    Ok(Launched {
+        pid: pid as u32,
+        gate: Some(gate_w),
+        exec_status: status_r,
+        program: program_name,
+        exit: None,
+    })
+}
+
+impl Launched {
+    /// Let the child exec, and wait until the exec has happened (so its memory map is
+    /// the program's, not a copy of ours). Fails if the program cannot be run.
+    pub fn start(&mut self) -> Result<()> {
+        self.gate = None; // closing the write end releases the child
+        let mut buf = [0u8; 4];
+        let n = loop {
+            // SAFETY: reads into a local buffer of the given length.
+            let n = unsafe { libc::read(self.exec_status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break n;
+            }
+        };
+        if n == 4 {
+            let errno = i32::from_ne_bytes(buf);
+            self.wait_blocking();
+            bail!("cannot run '{}': {}", self.program, io::Error::from_raw_os_error(errno));
+        }
+        Ok(())
+    }
+
+    /// Reap the child if it has exited; returns its exit code (128 + signal if killed).
+    pub fn try_wait(&mut self) -> Option<i32> {
+        if self.exit.is_none() {
+            self.exit = wait_pid(self.pid, libc::WNOHANG);
+        }
+        self.exit
+    }
+
+    /// Wait for the child to exit.
+    pub fn wait_blocking(&mut self) -> i32 {
+        if let Some(code) = self.exit {
+            return code;
+        }
+        let code = wait_pid(self.pid, 0).unwrap_or(1);
+        self.exit = Some(code);
+        code
+    }
+
+    /// Send a signal to the child (if still running).
+    pub fn signal(&self, sig: i32) {
+        if self.exit.is_none() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(self.pid as i32, sig) };
+        }
+    }
+}
+
+fn wait_pid(pid: u32, flags: i32) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes only to `status`.
+        let r = unsafe { libc::waitpid(pid as i32, &raw mut status, flags) };
+        if r == 0 {
+            return None;
+        }
+        if r < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Not our child any more (already reaped): report a generic failure.
+            return Some(1);
+        }
+        return Some(if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else if libc::WIFSIGNALED(status) {
+            128 + libc::WTERMSIG(status)
+        } else {
+            1
+        });
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// SIGINT/SIGTERM → a flag the recording loop polls (no work in the handler).
+pub mod signals {
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+    extern "C" fn on_signal(sig: i32) {
+        RECEIVED.store(sig, Ordering::SeqCst);
+    }
+
+    /// Install the handlers (idempotent).
+    pub fn install() {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as *const () as usize;
+                libc::sigemptyset(&raw mut action.sa_mask);
+                libc::sigaction(sig, &raw const action, std::ptr::null_mut());
+            }
+        }
+    }
+
+    /// The last signal received, if any.
+    pub fn received() -> Option<i32> {
+        match RECEIVED.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_pid_rejects_missing_and_zero() {
+        let err = check_pid(0).unwrap_err().to_string();
+        assert!(err.contains("not a process id"), "{err}");
+        // PIDs are capped by pid_max (≤ 4194304), so this one cannot exist.
+        let err = check_pid(999_999_999).unwrap_err().to_string();
+        assert_eq!(err, "no process with PID '999999999'");
+    }
+
+    #[test]
+    fn self_is_alive_and_named() {
+        let me = std::process::id();
+        assert!(is_alive(me));
+        check_pid(me).unwrap();
+        assert!(!comm(me).is_empty());
+        assert!(!cmdline(me).is_empty());
+    }
+
+    #[test]
+    fn launch_runs_only_after_start_and_forwards_exit_code() {
+        let argv: Vec<OsString> = ["sh", "-c", "exit 7"].iter().map(OsString::from).collect();
+        let mut child = launch(&argv).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(child.try_wait(), None, "must be parked before start");
+        child.start().unwrap();
+        assert_eq!(child.wait_blocking(), 7);
+    }
+
+    #[test]
+    fn launch_of_missing_program_is_a_clear_error() {
+        let argv = vec![OsString::from("/nonexistent/lockprof-test-program")];
+        let mut child = launch(&argv).unwrap();
+        let err = child.start().unwrap_err().to_string();
+        assert!(err.starts_with("cannot run '/nonexistent/lockprof-test-program': No such file"), "{err}");
+    }
+}

@@ -1,0 +1,243 @@
+//! One recording session, start to finish.
+//!
+//! Owns: the order of operations — check, load probes, attach or launch, poll until a
+//! stop condition (duration, Ctrl-C/SIGTERM, target exit), detach, read the kernel's
+//! aggregates, symbolize while the maps we captured are fresh, and build the report.
+//! Must not: format output (the caller renders the returned report) or know aya
+//! (`collect` does).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::aggregate::{ReportContext, SymbolizedStacks, build_report};
+use crate::collect::Probes;
+use crate::procmaps::MapsHistory;
+use crate::process::{self, Launched, signals};
+use crate::report::{Report, Target, TargetOrigin};
+use crate::snapshot::Snapshot;
+use crate::symbolize::{BlazeSymbolizer, StackSymbolizer};
+
+/// What to record.
+#[derive(Clone, Debug, Default)]
+pub struct RecordOptions {
+    /// Running processes to attach to.
+    pub pids: Vec<u32>,
+    /// A command to launch (argv), when not attaching.
+    pub command: Vec<OsString>,
+    /// Stop after this long (otherwise at Ctrl-C/SIGTERM or when the targets exit).
+    pub duration: Option<Duration>,
+    /// Print progress on stderr.
+    pub verbose: bool,
+}
+
+/// Why the recording stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Duration,
+    Signal(i32),
+    TargetsExited,
+}
+
+/// The outcome of a session. Write the report out first, then call
+/// [`Recording::finish`], which may wait for a launched command still running.
+pub struct Recording {
+    pub report: Report,
+    launched: Option<Launched>,
+    pub stopped: StopReason,
+}
+
+impl Recording {
+    /// In launch mode, let the command end the way the user asked and return its exit
+    /// code; `None` in attach mode.
+    pub fn finish(&mut self, verbose: bool) -> Option<i32> {
+        let stopped = self.stopped;
+        self.launched.as_mut().map(|child| finish_child(child, stopped, verbose))
+    }
+}
+
+/// How often targets' memory maps are re-read and stop conditions checked. Short
+/// enough that a process exiting soon after an exec or dlopen is still symbolized.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Record until a stop condition, then build the report.
+pub fn record(opts: &RecordOptions) -> Result<Recording> {
+    for &pid in &opts.pids {
+        process::check_pid(pid)?;
+    }
+    process::check_privileges()?;
+    signals::install();
+
+    let mut probes = Probes::load()?;
+    let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
+    let mut launched: Option<Launched> = None;
+    if opts.command.is_empty() {
+        for &pid in &opts.pids {
+            probes.add_target(pid, false)?;
+            targets.insert(pid, target(pid, TargetOrigin::Attach));
+        }
+    } else {
+        let mut child = process::launch(&opts.command)?;
+        probes.add_target(child.pid, true)?;
+        child.start()?;
+        targets.insert(child.pid, target(child.pid, TargetOrigin::Launch));
+        launched = Some(child);
+    }
+    let started = Instant::now();
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut maps = MapsHistory::default();
+    for &pid in targets.keys() {
+        maps.refresh(pid);
+    }
+    if opts.verbose {
+        eprintln!("lockprof: recording {}; Ctrl-C to stop", describe(&targets, opts.duration));
+    }
+
+    let stopped = loop {
+        if let Some(sig) = signals::received() {
+            break StopReason::Signal(sig);
+        }
+        if opts.duration.is_some_and(|d| started.elapsed() >= d) {
+            break StopReason::Duration;
+        }
+        let all_gone = match launched.as_mut() {
+            Some(child) => child.try_wait().is_some(),
+            None => targets.keys().all(|&pid| !process::is_alive(pid)),
+        };
+        if all_gone {
+            break StopReason::TargetsExited;
+        }
+        poll_targets(&probes, &mut targets, &mut maps);
+        std::thread::sleep(POLL);
+    };
+    probes.detach();
+    let duration_ns = started.elapsed().as_nanos() as u64;
+
+    let snapshot = probes.snapshot().context("read the probes' aggregates")?;
+    poll_targets(&probes, &mut targets, &mut maps);
+    drop(probes);
+
+    let exit_code = launched.as_mut().and_then(Launched::try_wait);
+    for t in targets.values_mut() {
+        t.exited = !process::is_alive(t.pid);
+        if t.origin == TargetOrigin::Launch {
+            t.exit_code = exit_code;
+        }
+    }
+    if opts.verbose {
+        eprintln!(
+            "lockprof: stopped ({}) after {:.1}s; symbolizing {} stacks…",
+            match stopped {
+                StopReason::Duration => "duration reached".to_owned(),
+                StopReason::Signal(s) => format!("signal {s}"),
+                StopReason::TargetsExited => "target exited".to_owned(),
+            },
+            duration_ns as f64 / 1e9,
+            snapshot.stacks.len()
+        );
+    }
+    let (stacks, unsymbolized) = symbolize(&snapshot, &maps);
+    let report = build_report(
+        &snapshot,
+        &stacks,
+        ReportContext {
+            targets: targets.into_values().collect(),
+            started_unix_ms,
+            duration_ns,
+            unsymbolized_frames: unsymbolized,
+        },
+    );
+
+    Ok(Recording {
+        report,
+        launched,
+        stopped,
+    })
+}
+
+/// Discover followed children, and capture every live target's memory map.
+fn poll_targets(probes: &Probes, targets: &mut BTreeMap<u32, Target>, maps: &mut MapsHistory) {
+    if let Ok(traced) = probes.targets() {
+        for pid in traced {
+            targets.entry(pid).or_insert_with(|| target(pid, TargetOrigin::Child));
+        }
+    }
+    for (pid, t) in targets.iter_mut() {
+        if maps.refresh(*pid) || t.comm.is_empty() {
+            // New layout after exec: the name may have changed too.
+            let comm = process::comm(*pid);
+            if !comm.is_empty() {
+                t.comm = comm;
+                t.cmdline = process::cmdline(*pid);
+            }
+        }
+    }
+}
+
+fn target(pid: u32, origin: TargetOrigin) -> Target {
+    Target {
+        pid,
+        comm: process::comm(pid),
+        cmdline: process::cmdline(pid),
+        origin,
+        exited: false,
+        exit_code: None,
+    }
+}
+
+fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> String {
+    let names: Vec<String> = targets
+        .values()
+        .map(|t| format!("pid {} ({})", t.pid, if t.comm.is_empty() { "?" } else { &t.comm }))
+        .collect();
+    match duration {
+        Some(d) => format!("{} for {:.1}s", names.join(", "), d.as_secs_f64()),
+        None => names.join(", "),
+    }
+}
+
+/// Symbolize every stack the snapshot references, from the maps captured while the
+/// processes were alive.
+pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, u64) {
+    let keys: Vec<(u32, i32)> = snapshot.stacks.keys().copied().collect();
+    let inputs: Vec<(u32, &[u64])> = snapshot
+        .stacks
+        .iter()
+        .map(|(&(pid, _), addrs)| (pid, addrs.as_slice()))
+        .collect();
+    let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::default());
+    let frames = symbolizer.symbolize_stacks(maps, &inputs);
+    (keys.into_iter().zip(frames).collect(), symbolizer.unresolved)
+}
+
+/// After the report is written: make sure a launched command ends the way the user
+/// asked, and return its exit code. A duration stop lets it run to completion; a
+/// signal is passed on if the command did not get it from the terminal.
+fn finish_child(child: &mut Launched, stopped: StopReason, verbose: bool) -> i32 {
+    if let Some(code) = child.try_wait() {
+        return code;
+    }
+    match stopped {
+        StopReason::Signal(sig) => {
+            // Ctrl-C reaches the whole foreground process group; give the command a
+            // moment to exit on its own before forwarding (SIGTERM is only ours).
+            let grace = Instant::now();
+            while sig == libc::SIGINT && grace.elapsed() < Duration::from_secs(1) {
+                if let Some(code) = child.try_wait() {
+                    return code;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.signal(sig);
+        }
+        StopReason::Duration if verbose => {
+            eprintln!("lockprof: recording done; waiting for pid {} to exit", child.pid);
+        }
+        _ => {}
+    }
+    child.wait_blocking()
+}

@@ -1,0 +1,338 @@
+//! The report: what a recording found, in the versioned shape written to JSON.
+//!
+//! Owns: the serde types of the JSON report (documented field by field in
+//! `docs/report-schema.md`) and the schema version. Must not: compute anything —
+//! `aggregate` builds a `Report`, `report::text` and `report::json` render it.
+//!
+//! Times are integer nanoseconds (`*_ns`), addresses are `0x…` hex strings (JSON
+//! numbers lose precision above 2^53), and every list is sorted deterministically so
+//! that two runs over the same data produce byte-identical reports.
+
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::Log2Histogram;
+
+/// Version of the JSON layout; bumped on any incompatible change. Readers refuse
+/// other versions with a clear error instead of guessing.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole recording, ready to render.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// Version of lockprof that recorded it.
+    pub lockprof_version: String,
+    /// The processes traced: the ones named with `-p`, the launched command and any
+    /// descendants it started.
+    pub targets: Vec<Target>,
+    /// Wall-clock start of the recording, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// How long the probes were attached.
+    pub duration_ns: u64,
+    pub totals: Totals,
+    /// Everything the probe or the symbolizer could not record. All zero = nothing lost.
+    pub losses: Losses,
+    /// Lock sites ranked by `total_wait_ns` descending (ties: by function, file, line).
+    pub sites: Vec<Site>,
+    /// Futex addresses ranked by total wait, each with the sites that waited on it.
+    pub locks: Vec<LockAddress>,
+    /// Wake sites (unlock / notify / post) ranked by threads woken.
+    pub wakers: Vec<WakerSite>,
+}
+
+/// One traced process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    pub comm: String,
+    /// Command line as read from `/proc/PID/cmdline` (space-joined), when available.
+    pub cmdline: String,
+    /// `attach` (given with -p), `launch` (the command) or `child` (a descendant).
+    pub origin: TargetOrigin,
+    /// Had the process exited when the recording ended?
+    pub exited: bool,
+    /// Exit code of a launched command (128 + signal number if killed by a signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetOrigin {
+    #[default]
+    Attach,
+    Launch,
+    Child,
+}
+
+/// Sums over all waits and wakes of the recording.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Futex waits that blocked and were woken (all kinds).
+    pub waits: u64,
+    pub wait_ns: u64,
+    /// The part of `waits`/`wait_ns` at lock sites (mutex, rwlock, semaphore): real
+    /// contention. Condvar and other event waits are excluded.
+    pub contention_waits: u64,
+    pub contention_wait_ns: u64,
+    /// Waits that returned EAGAIN at once (the futex word had changed): not blocks.
+    pub eagain: u64,
+    /// Waits that ended by timeout, and the time they spent.
+    pub timeouts: u64,
+    pub timeout_wait_ns: u64,
+    /// Waits interrupted by a signal.
+    pub interrupted: u64,
+    /// Wake calls, and the threads they woke.
+    pub wake_calls: u64,
+    pub threads_woken: u64,
+    /// Threads still blocked in a futex wait when the recording stopped (not counted
+    /// in `waits`, their wait had no end yet).
+    pub unfinished_waits: u64,
+}
+
+/// Counts of everything that was not recorded, or recorded without detail.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Losses {
+    /// Waits/wakes whose stack collided with another in the kernel's stack map: the
+    /// time is kept (under an "[unknown stack]" site), the stack is not.
+    pub stack_collisions: u64,
+    /// Other stack-capture failures.
+    pub stack_errors: u64,
+    /// Waits not aggregated because the kernel's wait map was full.
+    pub wait_map_full: u64,
+    /// Wakes not aggregated because the kernel's wake map was full.
+    pub wake_map_full: u64,
+    /// Waits whose start could not be recorded (in-flight map full).
+    pub inflight_map_full: u64,
+    /// Children of a launched command not followed (target map full).
+    pub target_map_full: u64,
+    /// Syscall arguments that could not be read from user memory.
+    pub user_read_errors: u64,
+    /// Stack frames that could not be symbolized (kept as module+offset or address).
+    pub unsymbolized_frames: u64,
+}
+
+impl Losses {
+    /// Events lost outright or stripped of detail by the kernel side.
+    pub fn kernel_total(&self) -> u64 {
+        self.stack_collisions
+            + self.stack_errors
+            + self.wait_map_full
+            + self.wake_map_full
+            + self.inflight_map_full
+            + self.target_map_full
+            + self.user_read_errors
+    }
+}
+
+/// What kind of wait a site is, told from the lock implementation's frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitKind {
+    Mutex,
+    RwlockRead,
+    RwlockWrite,
+    /// Wake side of a reader-writer lock (unlock), where read/write cannot be told.
+    Rwlock,
+    Condvar,
+    Semaphore,
+    #[default]
+    Other,
+}
+
+impl WaitKind {
+    /// Lock contention (a thread wanted a lock another held), as opposed to waiting
+    /// for an event (condvar, join, channel, park), which is not contention.
+    pub fn is_contention(self) -> bool {
+        matches!(
+            self,
+            Self::Mutex | Self::RwlockRead | Self::RwlockWrite | Self::Rwlock | Self::Semaphore
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mutex => "mutex",
+            Self::RwlockRead => "rwlock-read",
+            Self::RwlockWrite => "rwlock-write",
+            Self::Rwlock => "rwlock",
+            Self::Condvar => "condvar",
+            Self::Semaphore => "semaphore",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// One symbolized stack frame. Inlined frames are separate entries (`inlined: true`)
+/// placed before the frame they were inlined into, innermost first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Absolute address in the process (`0x…`).
+    pub address: String,
+    /// Demangled function name; `None` when it could not be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Path of the binary or library the address falls in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// File offset of the address within `module` (`0x…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_offset: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+}
+
+/// Wait statistics shared by sites, threads, addresses and stacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitSummary {
+    pub waits: u64,
+    pub total_wait_ns: u64,
+    pub max_wait_ns: u64,
+}
+
+/// A place in the target's own code where threads blocked on a futex.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// Stable identity: `kind|module|function|file:line` (no addresses), used to match
+    /// the site across runs.
+    pub id: String,
+    pub kind: WaitKind,
+    /// `true` for lock contention (mutex/rwlock/semaphore), `false` for event waits.
+    pub contention: bool,
+    /// The lock implementation recognized in the stack (`rust-std`, `glibc`,
+    /// `parking_lot`, …), or `unknown` when none was.
+    pub lock_impl: String,
+    /// The site frame: innermost frame in the target's own code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Blocked waits (returned after being woken).
+    pub waits: u64,
+    pub total_wait_ns: u64,
+    pub avg_wait_ns: u64,
+    pub min_wait_ns: u64,
+    pub max_wait_ns: u64,
+    /// Percentiles estimated from the log2 histogram (linear within a bucket).
+    pub p50_wait_ns: u64,
+    pub p99_wait_ns: u64,
+    pub eagain: u64,
+    pub timeouts: u64,
+    pub timeout_wait_ns: u64,
+    pub interrupted: u64,
+    /// Blocked-wait durations, log2 buckets: `histogram[b]` counts waits in
+    /// `[2^b, 2^(b+1))` ns.
+    pub histogram: Log2Histogram,
+    /// Per-thread breakdown, by total wait descending.
+    pub threads: Vec<ThreadShare>,
+    /// Futex addresses waited on here, by total wait descending.
+    pub addresses: Vec<AddressShare>,
+    /// Distinct full stacks that reached this site, by total wait descending (the
+    /// first is the hottest). At most `MAX_STACKS_PER_SITE`.
+    pub stacks: Vec<StackShare>,
+    /// Stacks beyond those listed.
+    #[serde(default)]
+    pub more_stacks: u64,
+}
+
+/// Per-thread share of a site's waits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadShare {
+    pub pid: u32,
+    pub tid: u32,
+    /// Thread name (`comm`) when it first waited here.
+    pub name: String,
+    #[serde(flatten)]
+    pub wait: WaitSummary,
+}
+
+/// A futex address a site waited on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressShare {
+    pub pid: u32,
+    pub address: String,
+    #[serde(flatten)]
+    pub wait: WaitSummary,
+}
+
+/// One distinct stack of a site.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackShare {
+    #[serde(flatten)]
+    pub wait: WaitSummary,
+    /// Innermost first.
+    pub frames: Vec<Frame>,
+}
+
+/// A futex address (a lock, or a per-thread parking word) and who waited on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockAddress {
+    pub pid: u32,
+    pub address: String,
+    #[serde(flatten)]
+    pub wait: WaitSummary,
+    /// Sites that waited on this address: `Site::id`, with their share.
+    pub sites: Vec<SiteShare>,
+    /// Wake sites that woke threads on this address: `WakerSite::id`.
+    pub wakers: Vec<WakerShare>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteShare {
+    pub site: String,
+    #[serde(flatten)]
+    pub wait: WaitSummary,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakerShare {
+    pub waker: String,
+    pub calls: u64,
+    pub woken: u64,
+}
+
+/// A place in the target's own code that woke futex waiters (unlock, notify, post).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakerSite {
+    /// Stable identity, as for [`Site::id`].
+    pub id: String,
+    pub kind: WaitKind,
+    pub lock_impl: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Wake calls made here.
+    pub calls: u64,
+    /// Threads woken (or requeued) by them.
+    pub woken: u64,
+    /// Calls that woke nobody.
+    pub woke_none: u64,
+    /// Calls that woke more than one thread (broadcasts).
+    pub woke_many: u64,
+    /// Threads that made the calls, by calls descending.
+    pub threads: Vec<WakerThread>,
+    /// The hottest stack (innermost first).
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakerThread {
+    pub pid: u32,
+    pub tid: u32,
+    pub name: String,
+    pub calls: u64,
+    pub woken: u64,
+}

@@ -1,0 +1,221 @@
+//! What the probe aggregated, as owned userspace data.
+//!
+//! Owns: decoding the kernel's per-CPU rows (`Raw*`) into [`WaitRow`]/[`WakeRow`],
+//! summing CPUs, and the [`Snapshot`] handed down the pipeline. Must not: touch aya or
+//! the kernel (`collect` reads the maps and calls [`WaitRow::from_raw`]), or attribute
+//! and symbolize (`aggregate`, `symbolize`).
+
+use std::collections::BTreeMap;
+
+use profiler_common::{Loss, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats};
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::Log2Histogram;
+
+/// Everything read from the kernel at one moment, plus the stacks it references.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub waits: Vec<WaitRow>,
+    pub wakes: Vec<WakeRow>,
+    /// User stacks by `(tgid, stack id)`: raw instruction addresses, innermost first.
+    pub stacks: BTreeMap<(u32, i32), Vec<u64>>,
+    pub losses: KernelLosses,
+    /// Threads blocked in a futex wait at the moment of the snapshot.
+    pub unfinished_waits: u64,
+}
+
+/// One (thread, futex address, stack, op) wait row, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitRow {
+    pub tgid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub uaddr: u64,
+    /// Negative when the kernel could not capture the stack.
+    pub stack_id: i32,
+    pub op: u32,
+    pub blocked: u64,
+    pub total_ns: u64,
+    pub min_ns: u64,
+    pub max_ns: u64,
+    pub eagain: u64,
+    pub timedout: u64,
+    pub timedout_ns: u64,
+    pub interrupted: u64,
+    pub other_err: u64,
+    pub hist: Log2Histogram,
+}
+
+impl WaitRow {
+    /// Sum one key's per-CPU slots. A CPU slot that never saw a blocked wait has
+    /// `min_ns == 0` from zero-initialisation, so minima only count slots with waits.
+    pub fn from_raw(key: &RawWaitKey, per_cpu: &[RawWaitStats]) -> Self {
+        let mut row = WaitRow {
+            tgid: key.tgid,
+            tid: key.tid,
+            uaddr: key.uaddr,
+            stack_id: key.stack_id,
+            op: key.op,
+            ..WaitRow::default()
+        };
+        let mut min = u64::MAX;
+        for s in per_cpu {
+            if row.comm.is_empty() {
+                row.comm = comm_str(&s.comm);
+            }
+            if s.blocked > 0 {
+                min = min.min(s.min_ns);
+            }
+            row.blocked += s.blocked;
+            row.total_ns += s.total_ns;
+            row.max_ns = row.max_ns.max(s.max_ns);
+            row.eagain += s.eagain;
+            row.timedout += s.timedout;
+            row.timedout_ns += s.timedout_ns;
+            row.interrupted += s.interrupted;
+            row.other_err += s.other_err;
+            row.hist.add_buckets(&s.hist);
+        }
+        row.min_ns = if row.blocked > 0 { min } else { 0 };
+        row
+    }
+}
+
+/// One (thread, futex address, stack, op) wake row, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeRow {
+    pub tgid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub uaddr: u64,
+    pub stack_id: i32,
+    pub op: u32,
+    pub calls: u64,
+    pub woken: u64,
+    pub woke_none: u64,
+    pub woke_many: u64,
+    pub errors: u64,
+}
+
+impl WakeRow {
+    pub fn from_raw(key: &RawWakeKey, per_cpu: &[RawWakeStats]) -> Self {
+        let mut row = WakeRow {
+            tgid: key.tgid,
+            tid: key.tid,
+            uaddr: key.uaddr,
+            stack_id: key.stack_id,
+            op: key.op,
+            ..WakeRow::default()
+        };
+        for s in per_cpu {
+            if row.comm.is_empty() {
+                row.comm = comm_str(&s.comm);
+            }
+            row.calls += s.calls;
+            row.woken += s.woken;
+            row.woke_none += s.woke_none;
+            row.woke_many += s.woke_many;
+            row.errors += s.errors;
+        }
+        row
+    }
+}
+
+/// The kernel's loss counters, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelLosses {
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl KernelLosses {
+    pub fn get(&self, loss: Loss) -> u64 {
+        self.counts.get(loss_name(loss)).copied().unwrap_or(0)
+    }
+
+    pub fn set(&mut self, loss: Loss, n: u64) {
+        self.counts.insert(loss_name(loss).to_owned(), n);
+    }
+}
+
+/// Stable name of a loss counter (used as the key in snapshots).
+pub fn loss_name(loss: Loss) -> &'static str {
+    match loss {
+        Loss::StackCollision => "stack_collisions",
+        Loss::StackError => "stack_errors",
+        Loss::WaitMapFull => "wait_map_full",
+        Loss::WakeMapFull => "wake_map_full",
+        Loss::InFlightMapFull => "inflight_map_full",
+        Loss::TargetMapFull => "target_map_full",
+        Loss::UserReadError => "user_read_errors",
+    }
+}
+
+/// A NUL-padded kernel `comm` as text.
+fn comm_str(comm: &[u8; 16]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profiler_common::HIST_BUCKETS;
+
+    fn stats(blocked: u64, total: u64, min: u64, max: u64) -> RawWaitStats {
+        RawWaitStats {
+            blocked,
+            total_ns: total,
+            min_ns: min,
+            max_ns: max,
+            eagain: 1,
+            timedout: 0,
+            timedout_ns: 0,
+            interrupted: 0,
+            other_err: 0,
+            hist: [0; HIST_BUCKETS],
+            comm: *b"worker-1\0\0\0\0\0\0\0\0",
+        }
+    }
+
+    #[test]
+    fn from_raw_sums_cpus_and_ignores_empty_minima() {
+        let key = RawWaitKey {
+            tgid: 10,
+            tid: 11,
+            uaddr: 0x1000,
+            stack_id: 3,
+            op: 9,
+        };
+        // CPU 1 never blocked: its zero min must not win.
+        let mut idle = stats(0, 0, 0, 0);
+        idle.comm = [0; 16];
+        let row = WaitRow::from_raw(&key, &[idle, stats(2, 300, 100, 200), stats(1, 50, 50, 50)]);
+        assert_eq!(row.blocked, 3);
+        assert_eq!(row.total_ns, 350);
+        assert_eq!(row.min_ns, 50);
+        assert_eq!(row.max_ns, 200);
+        assert_eq!(row.eagain, 3);
+        assert_eq!(row.comm, "worker-1");
+    }
+
+    #[test]
+    fn from_raw_without_blocks_has_zero_min() {
+        let row = WaitRow::from_raw(&RawWaitKey::default(), &[stats(0, 0, 0, 0)]);
+        assert_eq!(row.min_ns, 0);
+    }
+
+    #[test]
+    fn wake_rows_sum_cpus() {
+        let s = RawWakeStats {
+            calls: 2,
+            woken: 3,
+            woke_none: 1,
+            woke_many: 1,
+            errors: 0,
+            comm: *b"main\0\0\0\0\0\0\0\0\0\0\0\0",
+        };
+        let row = WakeRow::from_raw(&RawWakeKey::default(), &[s, s]);
+        assert_eq!((row.calls, row.woken, row.woke_none, row.woke_many), (4, 6, 2, 2));
+        assert_eq!(row.comm, "main");
+    }
+}

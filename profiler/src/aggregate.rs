@@ -36,6 +36,7 @@ pub struct ReportContext {
     pub duration_ns: u64,
     /// Frames the symbolizer could not name.
     pub unsymbolized_frames: u64,
+    pub probe_cost: crate::report::ProbeCost,
 }
 
 /// Build the report. Sites are ranked by total blocked wait (descending), ties broken
@@ -65,6 +66,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         totals.timeouts += row.timedout;
         totals.timeout_wait_ns += row.timedout_ns;
         totals.interrupted += row.interrupted;
+        totals.other_errors += row.other_err;
 
         if row.blocked > 0 {
             let lock = locks.entry((row.tgid, row.uaddr)).or_default();
@@ -130,6 +132,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         sites,
         locks,
         wakers,
+        probe_cost: ctx.probe_cost,
     }
 }
 
@@ -215,6 +218,7 @@ struct SiteAcc {
     timeouts: u64,
     timeout_ns: u64,
     interrupted: u64,
+    other_errors: u64,
     threads: BTreeMap<(u32, u32), (String, WaitSummary)>,
     addresses: BTreeMap<(u32, u64), WaitSummary>,
     stacks: BTreeMap<(u32, i32), WaitSummary>,
@@ -233,6 +237,7 @@ impl SiteAcc {
             timeouts: 0,
             timeout_ns: 0,
             interrupted: 0,
+            other_errors: 0,
             threads: BTreeMap::new(),
             addresses: BTreeMap::new(),
             stacks: BTreeMap::new(),
@@ -251,6 +256,7 @@ impl SiteAcc {
         self.timeouts += row.timedout;
         self.timeout_ns += row.timedout_ns;
         self.interrupted += row.interrupted;
+        self.other_errors += row.other_err;
         let t = self
             .threads
             .entry((row.tgid, row.tid))
@@ -319,6 +325,7 @@ impl SiteAcc {
             timeouts: self.timeouts,
             timeout_wait_ns: self.timeout_ns,
             interrupted: self.interrupted,
+            other_errors: self.other_errors,
             histogram: self.hist,
             threads,
             addresses,

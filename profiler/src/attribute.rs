@@ -35,9 +35,15 @@ pub fn attribute(frames: &[Frame], fallback: WaitKind) -> Attribution {
         .unwrap_or(frames.len().saturating_sub(1));
     let mut kind = None;
     let mut lock_impl = "unknown";
+    // When every frame is implementation, the site frame is one too and may tell.
+    let telling = if frames.get(site).is_some_and(is_lock_implementation) {
+        site + 1
+    } else {
+        site
+    };
     // The innermost recognizable implementation frame decides: a condvar's mutex
     // re-acquire (Condvar::wait → Mutex::lock_contended → futex) is mutex contention.
-    for f in frames.iter().take(site) {
+    for f in frames.iter().take(telling) {
         if let Some(name) = &f.function
             && let Some(k) = classify_function(name)
         {
@@ -127,17 +133,23 @@ fn is_implementation_function(name: &str) -> bool {
 
 /// The kind of lock a lock-implementation function belongs to, if it tells.
 pub fn classify_function(name: &str) -> Option<WaitKind> {
-    let n = name;
+    // parking_lot_core is the parking machinery shared by all parking_lot locks: the
+    // lock type is in the frames around it, never in it.
+    if name.starts_with("parking_lot_core::") || name.starts_with("<parking_lot_core::") {
+        return None;
+    }
+    // "pthread" contains "read": drop it before looking for read/write words.
+    let n = name.replace("thread_", "").replace("pthread", "");
     let has = |s: &str| n.contains(s);
-    if has("Condvar") || has("condvar") || has("pthread_cond") || has("condition_variable") {
+    if has("Condvar") || has("condvar") || name.contains("pthread_cond") || has("condition_variable") {
         return Some(WaitKind::Condvar);
     }
     if has("RwLock") || has("rwlock") || has("shared_mutex") {
         return Some(
-            if has("read") || has("rdlock") || has("shared") || has("upgradable") {
-                WaitKind::RwlockRead
-            } else if has("write") || has("wrlock") || has("exclusive") {
+            if has("write") || has("wrlock") || has("exclusive") {
                 WaitKind::RwlockWrite
+            } else if has("read") || has("rdlock") || has("shared") || has("upgradable") {
+                WaitKind::RwlockRead
             } else {
                 WaitKind::Rwlock
             },
@@ -149,7 +161,7 @@ pub fn classify_function(name: &str) -> Option<WaitKind> {
     if has("Mutex") || has("mutex") || has("lll_lock") || has("lll_unlock") {
         return Some(WaitKind::Mutex);
     }
-    if has("thread::park")
+    if name.contains("thread::park")
         || has("Parker")
         || has("join")
         || has("Once")

@@ -29,12 +29,13 @@ impl Log2Histogram {
         h
     }
 
+    /// Add counts bucket-wise. Extra buckets beyond [`HIST_BUCKETS`] (only a
+    /// hand-made report can have them) fold into the last, open-ended bucket.
     pub fn add_buckets(&mut self, buckets: &[u64]) {
-        if self.counts.len() < buckets.len() {
-            self.counts.resize(buckets.len(), 0);
-        }
-        for (c, b) in self.counts.iter_mut().zip(buckets) {
-            *c += b;
+        self.counts.resize(HIST_BUCKETS, 0);
+        for (b, &n) in buckets.iter().enumerate() {
+            let slot = &mut self.counts[b.min(HIST_BUCKETS - 1)];
+            *slot = slot.saturating_add(n);
         }
     }
 
@@ -43,7 +44,7 @@ impl Log2Histogram {
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.iter().fold(0u64, |a, &b| a.saturating_add(b))
     }
 
     /// The `q`-quantile (0 < q ≤ 1) in ns, interpolated linearly inside its bucket
@@ -61,7 +62,7 @@ impl Log2Histogram {
             if count == 0 {
                 continue;
             }
-            if seen + count >= rank {
+            if seen.saturating_add(count) >= rank {
                 let (lo, hi) = bucket_bounds(b);
                 // Position of the rank inside the bucket, as a fraction in (0, 1].
                 let frac = (rank - seen) as f64 / count as f64;
@@ -76,9 +77,9 @@ impl Log2Histogram {
 
 /// `[lo, hi)` of bucket `b` in ns.
 fn bucket_bounds(b: usize) -> (u64, u64) {
+    let b = b.min(62);
     let lo = if b == 0 { 0 } else { 1u64 << b };
-    let hi = 1u64 << (b + 1).min(63);
-    (lo, hi)
+    (lo, 1u64 << (b + 1))
 }
 
 #[cfg(test)]
@@ -133,6 +134,16 @@ mod tests {
             let truth = samples[((q * 1000.0) as usize).clamp(1, 1000) - 1];
             assert!(est <= truth * 2 && truth <= est * 2, "q {q}: {est} vs {truth}");
         }
+    }
+
+    #[test]
+    fn oversized_hand_made_histograms_do_not_panic() {
+        let h = Log2Histogram::from_buckets(&[1; 100]);
+        assert_eq!(h.counts.len(), HIST_BUCKETS);
+        assert_eq!(h.total(), 100);
+        assert!(h.quantile(0.99, 0, u64::MAX) > 0);
+        let huge = Log2Histogram::from_buckets(&[u64::MAX, u64::MAX]);
+        assert_eq!(huge.total(), u64::MAX);
     }
 
     #[test]

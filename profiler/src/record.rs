@@ -116,6 +116,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     };
     probes.detach();
     let duration_ns = started.elapsed().as_nanos() as u64;
+    let (run_time, runs) = probes.run_stats();
 
     let snapshot = probes.snapshot().context("read the probes' aggregates")?;
     poll_targets(&probes, &mut targets, &mut maps);
@@ -149,6 +150,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             started_unix_ms,
             duration_ns,
             unsymbolized_frames: unsymbolized,
+            probe_cost: crate::report::ProbeCost {
+                bpf_run_ns: run_time.as_nanos() as u64,
+                bpf_runs: runs,
+            },
         },
     );
 

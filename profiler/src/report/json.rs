@@ -339,6 +339,7 @@ mod tests {
             "timeouts": 0,
             "timeout_wait_ns": 0,
             "interrupted": 0,
+            "other_errors": 0,
             "wake_calls": 0,
             "threads_woken": 0,
             "unfinished_waits": 0
@@ -370,6 +371,7 @@ mod tests {
               "timeouts": 0,
               "timeout_wait_ns": 0,
               "interrupted": 0,
+              "other_errors": 0,
               "histogram": [
                 0,
                 0,
@@ -419,7 +421,11 @@ mod tests {
             }
           ],
           "locks": [],
-          "wakers": []
+          "wakers": [],
+          "probe_cost": {
+            "bpf_run_ns": 0,
+            "bpf_runs": 0
+          }
         }
         "#);
     }
@@ -433,7 +439,7 @@ mod tests {
     fn error_truncated() {
         let text = to_string(&minimal());
         let cut = &text[..text.find("\"sites\"").expect("has sites")];
-        insta::assert_snapshot!(err(cut), @"'x.json' is not a lockprof report: truncated JSON at line 39 column 2 (EOF while parsing a value)");
+        insta::assert_snapshot!(err(cut), @"'x.json' is not a lockprof report: truncated JSON at line 40 column 2 (EOF while parsing a value)");
         insta::assert_snapshot!(err(""), @"'x.json' is not a lockprof report: truncated JSON at line 1 column 0 (EOF while parsing a value)");
     }
 
@@ -461,7 +467,7 @@ mod tests {
         insta::assert_snapshot!(err(&wrong_type), @r#"'x.json': invalid report: invalid type: string "many", expected u64 at line 17 column 19"#);
         let bad_kind = text.replacen("\"kind\": \"other\"", "\"kind\": \"spin\"", 1);
         assert_ne!(bad_kind, text);
-        insta::assert_snapshot!(err(&bad_kind), @"'x.json': invalid report: unknown variant 'spin', expected one of 'mutex', 'rwlock-read', 'rwlock-write', 'rwlock', 'condvar', 'semaphore', 'other' at line 42 column 20");
+        insta::assert_snapshot!(err(&bad_kind), @"'x.json': invalid report: unknown variant 'spin', expected one of 'mutex', 'rwlock-read', 'rwlock-write', 'rwlock', 'condvar', 'semaphore', 'other' at line 43 column 20");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::histogram::Log2Histogram;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A whole recording, ready to render.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     /// Version of lockprof that recorded it.
@@ -38,6 +38,36 @@ pub struct Report {
     pub locks: Vec<LockAddress>,
     /// Wake sites (unlock / notify / post) ranked by threads woken.
     pub wakers: Vec<WakerSite>,
+    /// What the probes cost the machine while recording.
+    #[serde(default)]
+    pub probe_cost: ProbeCost,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            lockprof_version: String::new(),
+            targets: Vec::new(),
+            started_unix_ms: 0,
+            duration_ns: 0,
+            totals: Totals::default(),
+            losses: Losses::default(),
+            sites: Vec::new(),
+            locks: Vec::new(),
+            wakers: Vec::new(),
+            probe_cost: ProbeCost::default(),
+        }
+    }
+}
+
+/// The kernel's run-time accounting of lockprof's eBPF programs (BPF_ENABLE_STATS):
+/// CPU time spent in the probes, summed over all CPUs, and the number of runs. Both
+/// are zero when the kernel refused to enable the statistics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeCost {
+    pub bpf_run_ns: u64,
+    pub bpf_runs: u64,
 }
 
 /// One traced process.
@@ -82,6 +112,9 @@ pub struct Totals {
     pub timeout_wait_ns: u64,
     /// Waits interrupted by a signal.
     pub interrupted: u64,
+    /// Waits that failed with any other error (e.g. EFAULT, EINVAL).
+    #[serde(default)]
+    pub other_errors: u64,
     /// Wake calls, and the threads they woke.
     pub wake_calls: u64,
     pub threads_woken: u64,
@@ -228,6 +261,9 @@ pub struct Site {
     pub timeouts: u64,
     pub timeout_wait_ns: u64,
     pub interrupted: u64,
+    /// Waits that failed with any other error.
+    #[serde(default)]
+    pub other_errors: u64,
     /// Blocked-wait durations, log2 buckets: `histogram[b]` counts waits in
     /// `[2^b, 2^(b+1))` ns.
     pub histogram: Log2Histogram,

@@ -222,6 +222,12 @@ fn header(out: &mut Out, report: &Report) {
         fmt_duration_ns(t.timeout_wait_ns),
         plural(t.interrupted, "wait interrupted", "waits interrupted"),
     ));
+    if t.other_errors > 0 {
+        out.line(format!(
+            "errors: {} failed (EFAULT/EINVAL…), not counted as blocks",
+            plural(t.other_errors, "wait", "waits"),
+        ));
+    }
     if t.wake_calls > 0 {
         out.line(format!(
             "wakes: {} woke {}",
@@ -564,6 +570,9 @@ fn site_detail(out: &mut Out, report: &Report, rank: usize, site: &Site, opts: &
     }
     if site.interrupted > 0 {
         extra.push(format!("{} interrupted", fmt_count(site.interrupted)));
+    }
+    if site.other_errors > 0 {
+        extra.push(format!("{} failed", fmt_count(site.other_errors)));
     }
     if !extra.is_empty() {
         waits.push_str("; also ");
@@ -1115,6 +1124,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::histogram::Log2Histogram;
     use crate::report::model::{
+        ProbeCost,
         LockAddress, SCHEMA_VERSION, SiteShare, Totals, WaitKind, WaitSummary, WakerShare,
         WakerThread,
     };
@@ -1295,6 +1305,7 @@ pub(crate) mod tests {
             timeouts: 0,
             timeout_wait_ns: 0,
             interrupted: 0,
+            other_errors: 0,
             histogram: hist(&[
                 (11, 310),
                 (12, 902),
@@ -1400,6 +1411,7 @@ pub(crate) mod tests {
             timeouts: 4,
             timeout_wait_ns: 12_000_512_000,
             interrupted: 0,
+            other_errors: 0,
             histogram: hist(&[
                 (11, 12),
                 (12, 40),
@@ -1496,6 +1508,7 @@ pub(crate) mod tests {
             timeouts: 0,
             timeout_wait_ns: 0,
             interrupted: 0,
+            other_errors: 0,
             histogram: hist(&[
                 (10, 3),
                 (11, 21),
@@ -1701,6 +1714,7 @@ pub(crate) mod tests {
                 timeouts: 4,
                 timeout_wait_ns: 12_000_512_000,
                 interrupted: 0,
+                other_errors: 0,
                 wake_calls: 5_972,
                 threads_woken: 205_744,
                 unfinished_waits: 2,
@@ -1713,6 +1727,10 @@ pub(crate) mod tests {
             sites,
             locks,
             wakers,
+            probe_cost: ProbeCost {
+                bpf_run_ns: 41_200_000,
+                bpf_runs: 1_530_000,
+            },
         }
     }
 

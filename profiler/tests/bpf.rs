@@ -1,0 +1,194 @@
+//! Root-only tests of the kernel path: real probes, real processes.
+//!
+//! Each test is `#[ignore]`d so `cargo test` stays unprivileged; `cargo xtask test`
+//! runs them as root with one test thread (the probes are shared kernel state and the
+//! timings are real), and `require_root` turns a missing privilege into a failure.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{demo_bin, find_site, record, require_root, tag_line, top_sites};
+use profiler::report::{TargetOrigin, WaitKind};
+
+const FIXTURE_SRC: &str = "demo-targets/src/bin/lockprof-fixture.rs";
+
+/// The fixture's own measurement of the time it spent inside `lock()`.
+fn fixture_measured_wait_ns(stdout: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"pid\""))
+        .unwrap_or_else(|| panic!("fixture printed no result line:\n{stdout}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("fixture JSON");
+    v["hot_wait_ns"].as_u64().expect("hot_wait_ns")
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn launch_ranks_the_contended_site_first_with_accurate_wait() {
+    require_root();
+    let fixture = demo_bin("lockprof-fixture");
+    let r = record(&["--", fixture.to_str().unwrap(), "--threads", "4", "--iters", "250", "--hold-us", "400"]);
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+
+    let line = tag_line(FIXTURE_SRC, "fixture.hot");
+    let (rank, site) = find_site(&r.report, "hot_section", "lockprof-fixture.rs", line)
+        .unwrap_or_else(|| panic!("no site at line {line}:\n{}", top_sites(&r.report, 6)));
+    assert_eq!(rank, 0, "hot site must rank #1:\n{}", top_sites(&r.report, 6));
+    assert_eq!(site.kind, WaitKind::Mutex);
+    assert!(site.contention);
+    assert_eq!(site.lock_impl, "rust-std");
+    assert_eq!(site.threads.len(), 4, "all four workers waited there");
+    assert!(site.threads.iter().all(|t| t.name.starts_with("fixture-")), "{:?}", site.threads);
+
+    // lockprof times the futex syscall; the fixture times the whole lock() call (which
+    // adds only the uncontended fast path and a short spin): they must agree ±15 %.
+    let measured = fixture_measured_wait_ns(&r.stdout) as f64;
+    let seen = site.total_wait_ns as f64;
+    let ratio = seen / measured;
+    assert!(
+        (0.85..=1.15).contains(&ratio),
+        "lockprof saw {seen} ns, the fixture measured {measured} ns (ratio {ratio:.3})"
+    );
+
+    let launched = &r.report.targets[0];
+    assert_eq!(launched.origin, TargetOrigin::Launch);
+    assert_eq!(launched.exit_code, Some(0));
+    assert_eq!(r.report.losses.kernel_total(), 0, "{:?}", r.report.losses);
+    assert!(r.report.probe_cost.bpf_runs > 0, "kernel run-time stats are on");
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn launch_forwards_the_command_exit_code() {
+    require_root();
+    let fixture = demo_bin("lockprof-fixture");
+    let r = record(&["-q", "--", fixture.to_str().unwrap(), "--threads", "2", "--iters", "20", "--exit-code", "3"]);
+    assert_eq!(r.output.status.code(), Some(3), "stderr: {}", r.stderr);
+    assert_eq!(r.report.targets[0].exit_code, Some(3));
+    // A command that cannot be run is a clear error.
+    let out = Command::new(common::lockprof())
+        .args(["record", "-q", "--", "/nonexistent/lockprof-no-such-program"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot run '/nonexistent/lockprof-no-such-program'"), "{err}");
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn attach_to_a_running_process_sees_threads_created_later() {
+    require_root();
+    // The fixture sleeps before creating its workers: we attach to the bare process,
+    // and every wait we must see happens on threads created after attaching.
+    let mut child = Command::new(demo_bin("lockprof-fixture"))
+        .args(["--start-delay-ms", "700", "--threads", "3", "--iters", "150"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = child.id().to_string();
+    let r = record(&["-p", &pid]);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    assert_eq!(r.report.targets[0].origin, TargetOrigin::Attach);
+    assert!(r.report.targets[0].exited, "recording ends when the target exits");
+
+    let line = tag_line(FIXTURE_SRC, "fixture.hot");
+    let (rank, site) = find_site(&r.report, "hot_section", "lockprof-fixture.rs", line)
+        .unwrap_or_else(|| panic!("no site at line {line}:\n{}", top_sites(&r.report, 6)));
+    assert_eq!(rank, 0, "{}", top_sites(&r.report, 6));
+    assert_eq!(site.threads.len(), 3);
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn launch_follows_child_processes() {
+    require_root();
+    // The shell forks the fixture: only the child contends.
+    let fixture = demo_bin("lockprof-fixture");
+    let script = format!("{} --threads 3 --iters 100; exit 0", fixture.display());
+    let r = record(&["-q", "--", "/bin/sh", "-c", &script]);
+    assert!(r.output.status.success(), "{}", r.stderr);
+    let line = tag_line(FIXTURE_SRC, "fixture.hot");
+    assert!(
+        find_site(&r.report, "hot_section", "lockprof-fixture.rs", line).is_some(),
+        "child's site missing:\n{}",
+        top_sites(&r.report, 6)
+    );
+    assert!(
+        r.report.targets.iter().any(|t| t.origin == TargetOrigin::Child && t.comm.starts_with("lockprof-fixtur")),
+        "child target listed: {:?}",
+        r.report.targets
+    );
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn sigint_and_sigterm_stop_cleanly_and_keep_the_report() {
+    require_root();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut target = Command::new(demo_bin("lockprof-fixture"))
+            .args(["--threads", "3", "--iters", "100000", "--hold-us", "200"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dir = common::tempdir();
+        let json = dir.join("r.json");
+        let lockprof = Command::new(common::lockprof())
+            .args(["record", "-q", "-o"])
+            .arg(&json)
+            .args(["-p", &target.id().to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(lockprof.id() as i32, sig) };
+        let out = lockprof.wait_with_output().unwrap();
+        let _ = target.kill();
+        let _ = target.wait();
+        assert!(out.status.success(), "signal {sig}: lockprof exit {:?}", out.status);
+        let report = profiler::report::json::read(&json).expect("report written after the signal");
+        assert!(report.totals.waits > 100, "signal {sig}: {} waits", report.totals.waits);
+        assert!(!report.targets[0].exited, "the target outlives the recording");
+    }
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn nonexistent_pid_is_a_clear_error() {
+    require_root();
+    let out = Command::new(common::lockprof())
+        .args(["record", "-p", "999999999", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end(), "lockprof: error: no process with PID '999999999'");
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn duration_stops_an_attached_recording() {
+    require_root();
+    let mut target = Command::new(demo_bin("lockprof-fixture"))
+        .args(["--threads", "2", "--iters", "100000"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = record(&["-q", "--duration", "800ms", "-p", &target.id().to_string()]);
+    let elapsed = started.elapsed();
+    let _ = target.kill();
+    let _ = target.wait();
+    assert!(r.output.status.success(), "{}", r.stderr);
+    // Duration is wall time of the probes being attached.
+    let secs = r.report.duration_ns as f64 / 1e9;
+    assert!((0.75..2.0).contains(&secs), "recorded {secs} s");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    assert!(r.report.totals.waits > 0);
+}

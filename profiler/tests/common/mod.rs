@@ -1,0 +1,144 @@
+//! Shared helpers for lockprof's integration tests: where the binaries are, running
+//! `lockprof record` and reading its JSON report, finding `// LOCK-SITE:` lines.
+//!
+//! Root-only tests call [`require_root`] first: they are `#[ignore]`d so a plain
+//! `cargo test` never runs them, and `cargo xtask test` runs them as root, where a
+//! missing privilege is a failure, not a skip.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use profiler::report::{Report, Site};
+
+/// `target/<profile>`, derived from this test binary's own path
+/// (`target/<profile>/deps/<test>-<hash>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `lockprof` binary built with these tests.
+pub fn lockprof() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lockprof"))
+}
+
+/// A binary of the `demo-targets` package, built into the same profile directory
+/// (`cargo xtask test` builds it before running these tests).
+pub fn demo_bin(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --profile <same> -p demo-targets` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+/// Root-only tests refuse to run silently without root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "BPF integration tests need root: run `cargo xtask test`");
+}
+
+/// Repository root (the workspace).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// 1-based line of the unique `// LOCK-SITE: <tag>` comment in `file` (relative to
+/// the repository root).
+pub fn tag_line(file: &str, tag: &str) -> u32 {
+    let text = std::fs::read_to_string(repo_root().join(file)).expect("read source file");
+    let needle = format!("// LOCK-SITE: {tag}");
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_end().ends_with(&needle))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "tag '{tag}' must appear exactly once in {file}: {hits:?}");
+    hits[0] as u32
+}
+
+/// A finished `lockprof record` run.
+pub struct Recorded {
+    pub output: Output,
+    pub report: Report,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `lockprof record -o <tmp> <args…>` and read the JSON report it wrote.
+pub fn record(args: &[&str]) -> Recorded {
+    let dir = tempdir();
+    let json = dir.join("report.json");
+    let output = Command::new(lockprof())
+        .arg("record")
+        .arg("-o")
+        .arg(&json)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lockprof");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = profiler::report::json::read(&json)
+        .unwrap_or_else(|e| panic!("no report ({e}); lockprof stderr:\n{stderr}\nstdout:\n{stdout}"));
+    Recorded {
+        output,
+        report,
+        stdout,
+        stderr,
+    }
+}
+
+/// A fresh empty directory under the system temp dir.
+pub fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "lockprof-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Rank (0-based) and site whose frame is `function_suffix` at `file_suffix:line`.
+pub fn find_site<'r>(report: &'r Report, function_suffix: &str, file_suffix: &str, line: u32) -> Option<(usize, &'r Site)> {
+    report.sites.iter().enumerate().find(|(_, s)| {
+        s.function.as_deref().is_some_and(|f| f.ends_with(function_suffix))
+            && s.file.as_deref().is_some_and(|f| f.ends_with(file_suffix))
+            && s.line == Some(line)
+    })
+}
+
+/// A compact listing of the top sites, for assertion messages.
+pub fn top_sites(report: &Report, n: usize) -> String {
+    report
+        .sites
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "#{} {} {} {}:{} waits={} total={}ms",
+                i + 1,
+                s.kind.as_str(),
+                s.function.as_deref().unwrap_or("?"),
+                s.file.as_deref().unwrap_or("?"),
+                s.line.unwrap_or(0),
+                s.waits,
+                s.total_wait_ns / 1_000_000
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -223,6 +223,12 @@ pub struct RawWaitKey {
     /// Id in [`MAP_STACKS`], or negative when the stack was lost (see [`Loss`]).
     pub stack_id: i32,
     pub op: u32,
+    /// The word at the user stack pointer when the syscall was made. When the
+    /// syscall came from a frameless leaf such as glibc's `syscall()`, it is the
+    /// return address into the function that called the leaf — the frame a
+    /// frame-pointer walk skips. Userspace keeps it only if it follows a call
+    /// instruction. 0 when unreadable.
+    pub leaf_ret: u64,
 }
 
 /// Wait statistics for one [`RawWaitKey`] on one CPU (userspace sums the CPUs).
@@ -262,6 +268,8 @@ pub struct RawWakeKey {
     pub uaddr: u64,
     pub stack_id: i32,
     pub op: u32,
+    /// As [`RawWaitKey::leaf_ret`].
+    pub leaf_ret: u64,
 }
 
 /// Wake statistics for one [`RawWakeKey`] on one CPU.
@@ -282,9 +290,9 @@ pub struct RawWakeStats {
 }
 
 const _: () = assert!(core::mem::size_of::<RawInFlight>() == 24);
-const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 24);
+const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 9 * 8 + HIST_BUCKETS * 8 + 16);
-const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 24);
+const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawWakeStats>() == 5 * 8 + 16);
 
 #[cfg(feature = "user")]

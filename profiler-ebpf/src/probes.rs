@@ -49,6 +49,7 @@ static ZERO_WAKE: PerCpuArray<RawWakeStats> = PerCpuArray::with_max_entries(1, 0
 const REG_DI: usize = 112;
 const REG_SI: usize = 104;
 const REG_ORIG_AX: usize = 120;
+const REG_SP: usize = 152;
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 
@@ -117,16 +118,16 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<i32, i32> {
         nr::FUTEX => {
             let fop = reg(regs, REG_SI)? as u32 & op::FUTEX_CMD_MASK;
             if op::is_wait(fop) {
-                finish_wait(ctx, ret);
+                finish_wait(ctx, regs, ret);
             } else if op::is_wake(fop) {
-                record_wake(ctx, fop, reg(regs, REG_DI)?, ret);
+                record_wake(ctx, regs, fop, reg(regs, REG_DI)?, ret);
             }
         }
-        nr::FUTEX_WAIT | nr::FUTEX_WAITV => finish_wait(ctx, ret),
-        nr::FUTEX_WAKE => record_wake(ctx, op::FUTEX2_WAKE, reg(regs, REG_DI)?, ret),
+        nr::FUTEX_WAIT | nr::FUTEX_WAITV => finish_wait(ctx, regs, ret),
+        nr::FUTEX_WAKE => record_wake(ctx, regs, op::FUTEX2_WAKE, reg(regs, REG_DI)?, ret),
         nr::FUTEX_REQUEUE => {
             let uaddr = first_waiter_addr(reg(regs, REG_DI)?);
-            record_wake(ctx, op::FUTEX2_REQUEUE, uaddr, ret);
+            record_wake(ctx, regs, op::FUTEX2_REQUEUE, uaddr, ret);
         }
         nr::CLONE | nr::FORK | nr::VFORK | nr::CLONE3 if ret > 0 => follow_child(regs, id, ret)?,
         _ => {}
@@ -135,7 +136,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<i32, i32> {
 }
 
 /// Close the in-flight wait of the current thread and fold it into `WAITS`.
-fn finish_wait(ctx: &RawTracePointContext, ret: i64) {
+fn finish_wait(ctx: &RawTracePointContext, regs: *const u8, ret: i64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     // SAFETY: the value is copied out before the entry is removed below.
@@ -151,6 +152,7 @@ fn finish_wait(ctx: &RawTracePointContext, ret: i64) {
         uaddr: inflight.uaddr,
         stack_id: user_stack_id(ctx),
         op: inflight.op,
+        leaf_ret: leaf_return(regs),
     };
     let Some(stats) = wait_row(&key) else {
         return;
@@ -187,7 +189,7 @@ fn finish_wait(ctx: &RawTracePointContext, ret: i64) {
 }
 
 /// Fold one wake call into `WAKES`; `ret` is the number of threads woken (or requeued).
-fn record_wake(ctx: &RawTracePointContext, fop: u32, uaddr: u64, ret: i64) {
+fn record_wake(ctx: &RawTracePointContext, regs: *const u8, fop: u32, uaddr: u64, ret: i64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if !is_target(tgid) {
@@ -199,6 +201,7 @@ fn record_wake(ctx: &RawTracePointContext, fop: u32, uaddr: u64, ret: i64) {
         uaddr,
         stack_id: user_stack_id(ctx),
         op: fop,
+        leaf_ret: leaf_return(regs),
     };
     let Some(stats) = wake_row(&key) else {
         return;
@@ -325,6 +328,17 @@ fn first_waiter_addr(waiters: u64) -> u64 {
             waiters
         }
     }
+}
+
+/// The word at the user stack pointer: the return address into the caller of a
+/// frameless leaf like glibc's `syscall()` (validated in userspace), or 0.
+#[inline(always)]
+fn leaf_return(regs: *const u8) -> u64 {
+    let Ok(sp) = reg(regs, REG_SP) else {
+        return 0;
+    };
+    // SAFETY: bpf_probe_read_user validates the user pointer.
+    unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0)
 }
 
 /// Read one saved register from the syscall's `pt_regs`.

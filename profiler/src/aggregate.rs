@@ -25,8 +25,13 @@ const MAX_ADDRESSES_PER_SITE: usize = 16;
 /// Lock addresses listed in the report.
 const MAX_LOCKS: usize = 64;
 
-/// Symbolized stacks by `(tgid, stack id)`, innermost first.
-pub type SymbolizedStacks = HashMap<(u32, i32), Vec<Frame>>;
+/// Identifies one distinct stack: `(tgid, kernel stack id, leaf return address)`.
+/// The leaf return address is part of it because the frame it restores is not in
+/// the kernel's stack (see `stack_repair`).
+pub type StackKey = (u32, i32, u64);
+
+/// Symbolized stacks by [`StackKey`], innermost first.
+pub type SymbolizedStacks = HashMap<StackKey, Vec<Frame>>;
 
 /// Everything besides the snapshot that the report carries.
 #[derive(Clone, Debug, Default)]
@@ -50,7 +55,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
     };
 
     for row in &snapshot.waits {
-        let frames = frames_of(stacks, row.tgid, row.stack_id);
+        let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
         let attr = attribute(frames, kind_from_op(row.op));
         let site = site_identity(frames, &attr);
         let acc = sites.entry(site.id.clone()).or_insert_with(|| SiteAcc::new(site));
@@ -80,7 +85,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     let mut wakers: BTreeMap<String, WakerAcc> = BTreeMap::new();
     for row in &snapshot.wakes {
-        let frames = frames_of(stacks, row.tgid, row.stack_id);
+        let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
         let attr = attribute(frames, kind_from_op(row.op));
         let site = site_identity(frames, &attr);
         let acc = wakers.entry(site.id.clone()).or_insert_with(|| WakerAcc::new(site));
@@ -136,11 +141,11 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
     }
 }
 
-fn frames_of(stacks: &SymbolizedStacks, tgid: u32, stack_id: i32) -> &[Frame] {
-    if stack_id < 0 {
+fn frames_of(stacks: &SymbolizedStacks, key: StackKey) -> &[Frame] {
+    if key.1 < 0 {
         return &[];
     }
-    stacks.get(&(tgid, stack_id)).map_or(&[], Vec::as_slice)
+    stacks.get(&key).map_or(&[], Vec::as_slice)
 }
 
 /// The identity and location of a site, derived from its site frame.
@@ -221,7 +226,7 @@ struct SiteAcc {
     other_errors: u64,
     threads: BTreeMap<(u32, u32), (String, WaitSummary)>,
     addresses: BTreeMap<(u32, u64), WaitSummary>,
-    stacks: BTreeMap<(u32, i32), WaitSummary>,
+    stacks: BTreeMap<StackKey, WaitSummary>,
 }
 
 impl SiteAcc {
@@ -267,7 +272,7 @@ impl SiteAcc {
             .or_default()
             .add(row.blocked, row.total_ns, row.max_ns);
         self.stacks
-            .entry((row.tgid, row.stack_id))
+            .entry((row.tgid, row.stack_id, row.leaf_ret))
             .or_default()
             .add(row.blocked, row.total_ns, row.max_ns);
     }
@@ -293,15 +298,15 @@ impl SiteAcc {
         addresses.sort_by(|a, b| by_wait(&a.wait, &b.wait).then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address))));
         addresses.truncate(MAX_ADDRESSES_PER_SITE);
 
-        let mut site_stacks: Vec<((u32, i32), WaitSummary)> = self.stacks.into_iter().collect();
+        let mut site_stacks: Vec<(StackKey, WaitSummary)> = self.stacks.into_iter().collect();
         site_stacks.sort_by(|a, b| by_wait(&a.1, &b.1).then(a.0.cmp(&b.0)));
         let more_stacks = site_stacks.len().saturating_sub(MAX_STACKS_PER_SITE) as u64;
         let stacks_out = site_stacks
             .into_iter()
             .take(MAX_STACKS_PER_SITE)
-            .map(|((tgid, id), wait)| StackShare {
+            .map(|(key, wait)| StackShare {
                 wait,
-                frames: frames_of(stacks, tgid, id).to_vec(),
+                frames: frames_of(stacks, key).to_vec(),
             })
             .collect();
 
@@ -459,27 +464,27 @@ mod tests {
     fn stacks() -> SymbolizedStacks {
         let mut s = SymbolizedStacks::new();
         // 1: mutex wait in `writer` line 40
-        s.insert((1, 1), vec![
+        s.insert((1, 1, 0), vec![
             frame("syscall", LIBC, 0),
             frame("std::sys::sync::mutex::futex::Mutex::lock_contended", APP, 0),
             frame("demo::Store::writer", APP, 40),
             frame("demo::pull", APP, 90),
         ]);
         // 2: same site reached from another caller
-        s.insert((1, 2), vec![
+        s.insert((1, 2, 0), vec![
             frame("syscall", LIBC, 0),
             frame("std::sys::sync::mutex::futex::Mutex::lock_contended", APP, 0),
             frame("demo::Store::writer", APP, 40),
             frame("demo::other", APP, 120),
         ]);
         // 3: condvar wait in `lookup` line 70
-        s.insert((1, 3), vec![
+        s.insert((1, 3, 0), vec![
             frame("syscall", LIBC, 0),
             frame("std::sys::sync::condvar::futex::Condvar::wait_optional_timeout", APP, 0),
             frame("demo::lookup", APP, 70),
         ]);
         // 4: wake in `unlock` path of writer
-        s.insert((1, 4), vec![
+        s.insert((1, 4, 0), vec![
             frame("syscall", LIBC, 0),
             frame("std::sys::sync::mutex::futex::Mutex::wake", APP, 0),
             frame("demo::Store::writer", APP, 44),
@@ -522,6 +527,7 @@ mod tests {
                 uaddr: 0xa0,
                 stack_id: 4,
                 op: op::WAKE_BITSET,
+                leaf_ret: 0,
                 calls: 3,
                 woken: 3,
                 woke_none: 0,

@@ -17,4 +17,5 @@ pub mod procmaps;
 pub mod record;
 pub mod report;
 pub mod snapshot;
+pub mod stack_repair;
 pub mod symbolize;

@@ -113,6 +113,21 @@ impl MapsHistory {
     }
 }
 
+impl MapsHistory {
+    /// The `n` bytes of the mapped file just before `addr` (to check for a call
+    /// instruction), read from the file on disk. `None` if unmapped or unreadable.
+    pub fn bytes_before(&self, pid: u32, addr: u64, n: usize) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mo = self.resolve(pid, addr.checked_sub(1)?)?;
+        let end = mo.offset + 1;
+        let start = end.saturating_sub(n as u64);
+        let mut buf = vec![0; (end - start) as usize];
+        let file = std::fs::File::open(&mo.path).ok()?;
+        file.read_exact_at(&mut buf, start).ok()?;
+        Some(buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +159,20 @@ mod tests {
         assert_eq!(mo.offset, 0x22010);
         assert!(h.resolve(7, 0x1).is_none());
         assert!(h.resolve(8, 0x55d4c6a22010).is_none());
+    }
+
+    #[test]
+    fn bytes_before_reads_the_mapped_file() {
+        let dir = std::env::temp_dir().join(format!("lockprof-procmaps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("code.bin");
+        std::fs::write(&file, [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+        let mut h = MapsHistory::default();
+        h.observe(1, &format!("1000-2000 r-xp 00000002 00:01 1 {}\n", file.display()));
+        // Address 0x1004 is file offset 6: the three bytes before it are 3, 4, 5.
+        assert_eq!(h.bytes_before(1, 0x1004, 3), Some(vec![3, 4, 5]));
+        assert_eq!(h.bytes_before(1, 0x9000, 3), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

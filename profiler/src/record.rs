@@ -6,18 +6,19 @@
 //! Must not: format output (the caller renders the returned report) or know aya
 //! (`collect` does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::aggregate::{ReportContext, SymbolizedStacks, build_report};
+use crate::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
 use crate::collect::Probes;
 use crate::procmaps::MapsHistory;
 use crate::process::{self, Launched, signals};
 use crate::report::{Report, Target, TargetOrigin};
 use crate::snapshot::Snapshot;
+use crate::stack_repair;
 use crate::symbolize::{BlazeSymbolizer, StackSymbolizer};
 
 /// What to record.
@@ -205,18 +206,32 @@ fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> Stri
     }
 }
 
-/// Symbolize every stack the snapshot references, from the maps captured while the
-/// processes were alive.
+/// Symbolize every distinct stack the snapshot's rows reference, from the maps
+/// captured while the processes were alive, with the skipped leaf caller restored.
 pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, u64) {
-    let keys: Vec<(u32, i32)> = snapshot.stacks.keys().copied().collect();
-    let inputs: Vec<(u32, &[u64])> = snapshot
-        .stacks
+    let keys: BTreeSet<StackKey> = snapshot
+        .waits
         .iter()
-        .map(|(&(pid, _), addrs)| (pid, addrs.as_slice()))
+        .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
+        .chain(snapshot.wakes.iter().map(|r| (r.tgid, r.stack_id, r.leaf_ret)))
+        .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
         .collect();
+    let raw: Vec<(StackKey, Vec<u64>)> = keys
+        .into_iter()
+        .map(|key @ (pid, id, leaf)| {
+            let kernel = &snapshot.stacks[&(pid, id)];
+            let stack = stack_repair::splice_leaf(kernel, leaf, |addr| {
+                maps.bytes_before(pid, addr, 7)
+                    .is_some_and(|b| stack_repair::follows_call(&b))
+            });
+            (key, stack)
+        })
+        .collect();
+    let inputs: Vec<(u32, &[u64])> = raw.iter().map(|((pid, _, _), s)| (*pid, s.as_slice())).collect();
     let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::default());
     let frames = symbolizer.symbolize_stacks(maps, &inputs);
-    (keys.into_iter().zip(frames).collect(), symbolizer.unresolved)
+    let stacks = raw.into_iter().map(|(k, _)| k).zip(frames).collect();
+    (stacks, symbolizer.unresolved)
 }
 
 /// After the report is written: make sure a launched command ends the way the user

@@ -34,6 +34,8 @@ pub struct WaitRow {
     /// Negative when the kernel could not capture the stack.
     pub stack_id: i32,
     pub op: u32,
+    /// Candidate return address of a frameless leaf's caller (see `RawWaitKey`).
+    pub leaf_ret: u64,
     pub blocked: u64,
     pub total_ns: u64,
     pub min_ns: u64,
@@ -56,6 +58,7 @@ impl WaitRow {
             uaddr: key.uaddr,
             stack_id: key.stack_id,
             op: key.op,
+            leaf_ret: key.leaf_ret,
             ..WaitRow::default()
         };
         let mut min = u64::MAX;
@@ -90,6 +93,7 @@ pub struct WakeRow {
     pub uaddr: u64,
     pub stack_id: i32,
     pub op: u32,
+    pub leaf_ret: u64,
     pub calls: u64,
     pub woken: u64,
     pub woke_none: u64,
@@ -105,6 +109,7 @@ impl WakeRow {
             uaddr: key.uaddr,
             stack_id: key.stack_id,
             op: key.op,
+            leaf_ret: key.leaf_ret,
             ..WakeRow::default()
         };
         for s in per_cpu {
@@ -185,6 +190,7 @@ mod tests {
             uaddr: 0x1000,
             stack_id: 3,
             op: 9,
+            leaf_ret: 0,
         };
         // CPU 1 never blocked: its zero min must not win.
         let mut idle = stats(0, 0, 0, 0);

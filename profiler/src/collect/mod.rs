@@ -142,8 +142,8 @@ impl Probes {
             snap.wakes.push(WakeRow::from_raw(&key, &per_cpu));
         }
         // Sorted so that downstream stages see a deterministic order.
-        snap.waits.sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op));
-        snap.wakes.sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op));
+        snap.waits.sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
+        snap.wakes.sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
 
         let wanted: BTreeSet<(u32, i32)> = snap
             .waits

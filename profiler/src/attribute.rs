@@ -89,14 +89,22 @@ pub fn is_lock_implementation(f: &Frame) -> bool {
 /// Shared libraries whose frames are never the target's own code.
 fn is_system_library(module: &str) -> bool {
     let base = module.rsplit('/').next().unwrap_or(module);
-    ["libc.so", "libc-", "libpthread", "ld-linux", "libstdc++", "libgcc_s", "libc++"]
-        .iter()
-        .any(|p| base.starts_with(p))
+    [
+        "libc.so",
+        "libc-",
+        "libpthread",
+        "ld-linux",
+        "libstdc++",
+        "libgcc_s",
+        "libc++",
+    ]
+    .iter()
+    .any(|p| base.starts_with(p))
 }
 
-/// Function-name prefixes of lock implementations and the runtime around them.
-/// Rust's std is linked statically, so it is recognized by name, not by module.
-const IMPLEMENTATION_PREFIXES: &[&str] = &[
+/// Namespaces of lock implementations and the runtime around them. Rust's std is
+/// linked statically, so it is recognized by name, not by module.
+const IMPLEMENTATION_NAMESPACES: &[&str] = &[
     // Rust standard library (v0 mangling wraps impls in `<…>`).
     "std::",
     "core::",
@@ -105,11 +113,17 @@ const IMPLEMENTATION_PREFIXES: &[&str] = &[
     "<core::",
     "<alloc::",
     // parking_lot and lock_api
-    "parking_lot",
+    "parking_lot::",
+    "parking_lot_core::",
     "<parking_lot",
     "lock_api::",
     "<lock_api::",
-    // glibc internals (statically linked C programs, or symbols without a module)
+];
+
+/// glibc-internal symbol prefixes (seen when glibc is linked statically or a symbol
+/// has no module). They only apply to C names: `futex_ops::wait` is somebody's Rust
+/// module, `futex_wait` is glibc's.
+const C_IMPLEMENTATION_PREFIXES: &[&str] = &[
     "pthread_",
     "__pthread",
     "___pthread",
@@ -118,8 +132,8 @@ const IMPLEMENTATION_PREFIXES: &[&str] = &[
     "__futex",
     "futex_",
     "__GI_",
-    "syscall",
     "__syscall",
+    "__internal_syscall",
     "sem_",
     "__new_sem",
     "__old_sem",
@@ -128,7 +142,17 @@ const IMPLEMENTATION_PREFIXES: &[&str] = &[
 ];
 
 fn is_implementation_function(name: &str) -> bool {
-    IMPLEMENTATION_PREFIXES.iter().any(|p| name.starts_with(p))
+    if IMPLEMENTATION_NAMESPACES
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        return true;
+    }
+    !name.contains("::")
+        && (name == "syscall"
+            || C_IMPLEMENTATION_PREFIXES
+                .iter()
+                .any(|p| name.starts_with(p)))
 }
 
 /// The kind of lock a lock-implementation function belongs to, if it tells.
@@ -141,19 +165,21 @@ pub fn classify_function(name: &str) -> Option<WaitKind> {
     // "pthread" contains "read": drop it before looking for read/write words.
     let n = name.replace("thread_", "").replace("pthread", "");
     let has = |s: &str| n.contains(s);
-    if has("Condvar") || has("condvar") || name.contains("pthread_cond") || has("condition_variable") {
+    if has("Condvar")
+        || has("condvar")
+        || name.contains("pthread_cond")
+        || has("condition_variable")
+    {
         return Some(WaitKind::Condvar);
     }
     if has("RwLock") || has("rwlock") || has("shared_mutex") {
-        return Some(
-            if has("write") || has("wrlock") || has("exclusive") {
-                WaitKind::RwlockWrite
-            } else if has("read") || has("rdlock") || has("shared") || has("upgradable") {
-                WaitKind::RwlockRead
-            } else {
-                WaitKind::Rwlock
-            },
-        );
+        return Some(if has("write") || has("wrlock") || has("exclusive") {
+            WaitKind::RwlockWrite
+        } else if has("read") || has("rdlock") || has("shared") || has("upgradable") {
+            WaitKind::RwlockRead
+        } else {
+            WaitKind::Rwlock
+        });
     }
     if has("sem_") || has("Semaphore") {
         return Some(WaitKind::Semaphore);
@@ -180,9 +206,7 @@ fn implementation_of(name: &str, module: Option<&str>) -> &'static str {
     let base = module.map_or("", |m| m.rsplit('/').next().unwrap_or(m));
     if name.contains("parking_lot") || name.contains("lock_api") {
         "parking_lot"
-    } else if name.starts_with("std::")
-        || name.starts_with("<std::")
-        || name.starts_with("core::")
+    } else if name.starts_with("std::") || name.starts_with("<std::") || name.starts_with("core::")
     {
         if base.starts_with("libstdc++") {
             "libstdc++"
@@ -246,13 +270,29 @@ mod tests {
 
     #[test]
     fn glibc_rwlock_and_condvar_and_semaphore() {
-        let rd = stack(&[("__futex_abstimed_wait_common", LIBC), ("__pthread_rwlock_rdlock_full64", LIBC), ("reader", APP)]);
+        let rd = stack(&[
+            ("__futex_abstimed_wait_common", LIBC),
+            ("__pthread_rwlock_rdlock_full64", LIBC),
+            ("reader", APP),
+        ]);
         assert_eq!(attribute(&rd, WaitKind::Other).kind, WaitKind::RwlockRead);
-        let wr = stack(&[("__futex_abstimed_wait_common", LIBC), ("___pthread_rwlock_wrlock", LIBC), ("writer", APP)]);
+        let wr = stack(&[
+            ("__futex_abstimed_wait_common", LIBC),
+            ("___pthread_rwlock_wrlock", LIBC),
+            ("writer", APP),
+        ]);
         assert_eq!(attribute(&wr, WaitKind::Other).kind, WaitKind::RwlockWrite);
-        let cv = stack(&[("__futex_abstimed_wait_common", LIBC), ("__pthread_cond_wait_common", LIBC), ("consumer", APP)]);
+        let cv = stack(&[
+            ("__futex_abstimed_wait_common", LIBC),
+            ("__pthread_cond_wait_common", LIBC),
+            ("consumer", APP),
+        ]);
         assert_eq!(attribute(&cv, WaitKind::Other).kind, WaitKind::Condvar);
-        let sem = stack(&[("__futex_abstimed_wait_common", LIBC), ("__new_sem_wait_slow64", LIBC), ("pool_get", APP)]);
+        let sem = stack(&[
+            ("__futex_abstimed_wait_common", LIBC),
+            ("__new_sem_wait_slow64", LIBC),
+            ("pool_get", APP),
+        ]);
         let a = attribute(&sem, WaitKind::Other);
         assert_eq!((a.site, a.kind), (2, WaitKind::Semaphore));
     }
@@ -267,7 +307,10 @@ mod tests {
             ("demo::pull", APP),
         ]);
         let a = attribute(&m, WaitKind::Other);
-        assert_eq!((a.site, a.kind, a.lock_impl), (3, WaitKind::Mutex, "rust-std"));
+        assert_eq!(
+            (a.site, a.kind, a.lock_impl),
+            (3, WaitKind::Mutex, "rust-std")
+        );
 
         let r = stack(&[
             ("syscall", LIBC),
@@ -278,7 +321,10 @@ mod tests {
         assert_eq!(attribute(&r, WaitKind::Other).kind, WaitKind::RwlockRead);
         let w = stack(&[
             ("syscall", LIBC),
-            ("std::sys::sync::rwlock::futex::RwLock::write_contended", APP),
+            (
+                "std::sys::sync::rwlock::futex::RwLock::write_contended",
+                APP,
+            ),
             ("demo::Before::register", APP),
         ]);
         assert_eq!(attribute(&w, WaitKind::Other).kind, WaitKind::RwlockWrite);
@@ -286,8 +332,14 @@ mod tests {
         let cv = stack(&[
             ("syscall", LIBC),
             ("std::sys::pal::unix::futex::futex_wait", APP),
-            ("std::sys::sync::condvar::futex::Condvar::wait_optional_timeout", APP),
-            ("std::sync::poison::condvar::Condvar::wait_timeout_while", APP),
+            (
+                "std::sys::sync::condvar::futex::Condvar::wait_optional_timeout",
+                APP,
+            ),
+            (
+                "std::sync::poison::condvar::Condvar::wait_timeout_while",
+                APP,
+            ),
             ("demo::Before::lookup", APP),
         ]);
         let a = attribute(&cv, WaitKind::Other);
@@ -299,7 +351,10 @@ mod tests {
         let s = stack(&[
             ("syscall", LIBC),
             ("std::sys::sync::mutex::futex::Mutex::lock_contended", APP),
-            ("std::sys::sync::condvar::futex::Condvar::wait_optional_timeout", APP),
+            (
+                "std::sys::sync::condvar::futex::Condvar::wait_optional_timeout",
+                APP,
+            ),
             ("demo::lookup", APP),
         ]);
         let a = attribute(&s, WaitKind::Other);
@@ -312,13 +367,22 @@ mod tests {
     fn parking_lot_parks_on_thread_futex_but_the_site_is_named() {
         let s = stack(&[
             ("syscall", LIBC),
-            ("parking_lot_core::thread_parker::imp::ThreadParker::futex_wait", APP),
+            (
+                "parking_lot_core::thread_parker::imp::ThreadParker::futex_wait",
+                APP,
+            ),
             ("parking_lot_core::parking_lot::park", APP),
-            ("parking_lot::raw_rwlock::RawRwLock::lock_exclusive_slow", APP),
+            (
+                "parking_lot::raw_rwlock::RawRwLock::lock_exclusive_slow",
+                APP,
+            ),
             ("app::cache::insert", APP),
         ]);
         let a = attribute(&s, WaitKind::Other);
-        assert_eq!((a.site, a.kind, a.lock_impl), (4, WaitKind::RwlockWrite, "parking_lot"));
+        assert_eq!(
+            (a.site, a.kind, a.lock_impl),
+            (4, WaitKind::RwlockWrite, "parking_lot")
+        );
         let m = stack(&[
             ("syscall", LIBC),
             ("parking_lot_core::parking_lot::park", APP),
@@ -331,20 +395,57 @@ mod tests {
     #[test]
     fn unknown_implementation_uses_fallback_and_truncated_stack_uses_outermost() {
         // A frame-pointer walk that stopped inside libc: two libc frames only.
-        let s = stack(&[("__futex_abstimed_wait_common", LIBC), ("__lll_lock_wait", LIBC)]);
+        let s = stack(&[
+            ("__futex_abstimed_wait_common", LIBC),
+            ("__lll_lock_wait", LIBC),
+        ]);
         let a = attribute(&s, WaitKind::Other);
         assert_eq!(a.site, 1);
-        assert_eq!(a.kind, WaitKind::Mutex, "still classified from the lll frame");
+        assert_eq!(
+            a.kind,
+            WaitKind::Mutex,
+            "still classified from the lll frame"
+        );
         let bare = stack(&[("syscall", LIBC), ("my_spin_lock", APP)]);
-        assert_eq!(attribute(&bare, kind_from_op(profiler_common::op::LOCK_PI)).kind, WaitKind::Mutex);
+        assert_eq!(
+            attribute(&bare, kind_from_op(profiler_common::op::LOCK_PI)).kind,
+            WaitKind::Mutex
+        );
         assert_eq!(attribute(&[], WaitKind::Other).site, 0);
     }
 
     #[test]
     fn join_and_park_are_other_event_waits() {
-        let j = stack(&[("__futex_abstimed_wait_common", LIBC), ("__pthread_clockjoin_ex", LIBC), ("std::thread::JoinInner<T>::join", APP), ("main", APP)]);
+        let j = stack(&[
+            ("__futex_abstimed_wait_common", LIBC),
+            ("__pthread_clockjoin_ex", LIBC),
+            ("std::thread::JoinInner<T>::join", APP),
+            ("main", APP),
+        ]);
         let a = attribute(&j, WaitKind::Mutex);
         assert_eq!((a.site, a.kind), (3, WaitKind::Other));
+    }
+
+    #[test]
+    fn c_prefixes_do_not_swallow_rust_modules() {
+        // Regression: a user crate module named `futex_ops` looked like glibc's
+        // `futex_*` internals, so every site fell through to `start_thread`.
+        let s = stack(&[
+            ("syscall", LIBC),
+            ("futex_ops::wait_futex_wait", APP),
+            ("futex_ops::scenario", APP),
+        ]);
+        assert_eq!(attribute(&s, WaitKind::Other).site, 1);
+        let c = stack(&[
+            ("futex_wait", APP),
+            ("syscall_helper", APP),
+            ("my_lock", APP),
+        ]);
+        assert_eq!(
+            attribute(&c, WaitKind::Other).site,
+            1,
+            "C futex_wait is glibc's; syscall_helper is not"
+        );
     }
 
     #[test]

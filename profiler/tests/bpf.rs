@@ -29,18 +29,36 @@ fn fixture_measured_wait_ns(stdout: &str) -> u64 {
 fn launch_ranks_the_contended_site_first_with_accurate_wait() {
     require_root();
     let fixture = demo_bin("lockprof-fixture");
-    let r = record(&["--", fixture.to_str().unwrap(), "--threads", "4", "--iters", "250", "--hold-us", "400"]);
+    let r = record(&[
+        "--",
+        fixture.to_str().unwrap(),
+        "--threads",
+        "4",
+        "--iters",
+        "250",
+        "--hold-us",
+        "400",
+    ]);
     assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
 
     let line = tag_line(FIXTURE_SRC, "fixture.hot");
     let (rank, site) = find_site(&r.report, "hot_section", "lockprof-fixture.rs", line)
         .unwrap_or_else(|| panic!("no site at line {line}:\n{}", top_sites(&r.report, 6)));
-    assert_eq!(rank, 0, "hot site must rank #1:\n{}", top_sites(&r.report, 6));
+    assert_eq!(
+        rank,
+        0,
+        "hot site must rank #1:\n{}",
+        top_sites(&r.report, 6)
+    );
     assert_eq!(site.kind, WaitKind::Mutex);
     assert!(site.contention);
     assert_eq!(site.lock_impl, "rust-std");
     assert_eq!(site.threads.len(), 4, "all four workers waited there");
-    assert!(site.threads.iter().all(|t| t.name.starts_with("fixture-")), "{:?}", site.threads);
+    assert!(
+        site.threads.iter().all(|t| t.name.starts_with("fixture-")),
+        "{:?}",
+        site.threads
+    );
 
     // lockprof times the futex syscall; the fixture times the whole lock() call (which
     // adds only the uncontended fast path and a short spin): they must agree ±15 %.
@@ -56,7 +74,10 @@ fn launch_ranks_the_contended_site_first_with_accurate_wait() {
     assert_eq!(launched.origin, TargetOrigin::Launch);
     assert_eq!(launched.exit_code, Some(0));
     assert_eq!(r.report.losses.kernel_total(), 0, "{:?}", r.report.losses);
-    assert!(r.report.probe_cost.bpf_runs > 0, "kernel run-time stats are on");
+    assert!(
+        r.report.probe_cost.bpf_runs > 0,
+        "kernel run-time stats are on"
+    );
 }
 
 #[test]
@@ -64,17 +85,35 @@ fn launch_ranks_the_contended_site_first_with_accurate_wait() {
 fn launch_forwards_the_command_exit_code() {
     require_root();
     let fixture = demo_bin("lockprof-fixture");
-    let r = record(&["-q", "--", fixture.to_str().unwrap(), "--threads", "2", "--iters", "20", "--exit-code", "3"]);
+    let r = record(&[
+        "-q",
+        "--",
+        fixture.to_str().unwrap(),
+        "--threads",
+        "2",
+        "--iters",
+        "20",
+        "--exit-code",
+        "3",
+    ]);
     assert_eq!(r.output.status.code(), Some(3), "stderr: {}", r.stderr);
     assert_eq!(r.report.targets[0].exit_code, Some(3));
     // A command that cannot be run is a clear error.
     let out = Command::new(common::lockprof())
-        .args(["record", "-q", "--", "/nonexistent/lockprof-no-such-program"])
+        .args([
+            "record",
+            "-q",
+            "--",
+            "/nonexistent/lockprof-no-such-program",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot run '/nonexistent/lockprof-no-such-program'"), "{err}");
+    assert!(
+        err.contains("cannot run '/nonexistent/lockprof-no-such-program'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +123,14 @@ fn attach_to_a_running_process_sees_threads_created_later() {
     // The fixture sleeps before creating its workers: we attach to the bare process,
     // and every wait we must see happens on threads created after attaching.
     let mut child = Command::new(demo_bin("lockprof-fixture"))
-        .args(["--start-delay-ms", "700", "--threads", "3", "--iters", "150"])
+        .args([
+            "--start-delay-ms",
+            "700",
+            "--threads",
+            "3",
+            "--iters",
+            "150",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -95,7 +141,10 @@ fn attach_to_a_running_process_sees_threads_created_later() {
     assert!(status.success());
     assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
     assert_eq!(r.report.targets[0].origin, TargetOrigin::Attach);
-    assert!(r.report.targets[0].exited, "recording ends when the target exits");
+    assert!(
+        r.report.targets[0].exited,
+        "recording ends when the target exits"
+    );
 
     let line = tag_line(FIXTURE_SRC, "fixture.hot");
     let (rank, site) = find_site(&r.report, "hot_section", "lockprof-fixture.rs", line)
@@ -120,7 +169,10 @@ fn launch_follows_child_processes() {
         top_sites(&r.report, 6)
     );
     assert!(
-        r.report.targets.iter().any(|t| t.origin == TargetOrigin::Child && t.comm.starts_with("lockprof-fixtur")),
+        r.report
+            .targets
+            .iter()
+            .any(|t| t.origin == TargetOrigin::Child && t.comm.starts_with("lockprof-fixtur")),
         "child target listed: {:?}",
         r.report.targets
     );
@@ -151,10 +203,21 @@ fn sigint_and_sigterm_stop_cleanly_and_keep_the_report() {
         let out = lockprof.wait_with_output().unwrap();
         let _ = target.kill();
         let _ = target.wait();
-        assert!(out.status.success(), "signal {sig}: lockprof exit {:?}", out.status);
+        assert!(
+            out.status.success(),
+            "signal {sig}: lockprof exit {:?}",
+            out.status
+        );
         let report = profiler::report::json::read(&json).expect("report written after the signal");
-        assert!(report.totals.waits > 100, "signal {sig}: {} waits", report.totals.waits);
-        assert!(!report.targets[0].exited, "the target outlives the recording");
+        assert!(
+            report.totals.waits > 100,
+            "signal {sig}: {} waits",
+            report.totals.waits
+        );
+        assert!(
+            !report.targets[0].exited,
+            "the target outlives the recording"
+        );
     }
 }
 
@@ -168,7 +231,10 @@ fn nonexistent_pid_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end(), "lockprof: error: no process with PID '999999999'");
+    assert_eq!(
+        err.trim_end(),
+        "lockprof: error: no process with PID '999999999'"
+    );
 }
 
 #[test]
@@ -191,4 +257,78 @@ fn duration_stops_an_attached_recording() {
     assert!((0.75..2.0).contains(&secs), "recorded {secs} s");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
     assert!(r.report.totals.waits > 0);
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn every_futex_wait_and_wake_op_is_seen_and_named() {
+    require_root();
+    let r = record(&["-q", "--", demo_bin("futex-ops").to_str().unwrap()]);
+    assert!(r.output.status.success(), "{}", r.stderr);
+    let fixture: serde_json::Value = serde_json::from_str(
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with("{\"pid\""))
+            .unwrap(),
+    )
+    .unwrap();
+    for sc in fixture["scenarios"].as_array().unwrap() {
+        assert_eq!(sc["wait_ret"], 0, "scenario did not block: {sc}");
+    }
+    // (wait function, waits, kind): each waiter blocked ~30 ms before being woken.
+    let waits = [
+        ("wait_futex_wait", 3, WaitKind::Other), // FUTEX_WAIT, woken by WAKE, CMP_REQUEUE, WAKE_OP
+        ("wait_futex_wait_bitset", 1, WaitKind::Other), // FUTEX_WAIT_BITSET (Rust std's op)
+        ("wait_futex_lock_pi", 1, WaitKind::Mutex),
+        ("wait_futex_lock_pi2", 1, WaitKind::Mutex),
+        ("wait_futex_wait_requeue_pi", 1, WaitKind::Mutex),
+        ("wait_futex2_wait", 2, WaitKind::Other), // futex_wait(2), woken by futex_wake and futex_requeue
+        ("wait_futex2_waitv", 1, WaitKind::Other),
+    ];
+    for (function, n, kind) in waits {
+        let site = r
+            .report
+            .sites
+            .iter()
+            .find(|s| s.function.as_deref() == Some(&format!("futex_ops::{function}")))
+            .unwrap_or_else(|| panic!("no site for {function}:\n{}", top_sites(&r.report, 12)));
+        assert_eq!(site.waits, n, "{function}");
+        assert_eq!(site.kind, kind, "{function}");
+        assert!(
+            site.total_wait_ns >= n * 25_000_000,
+            "{function}: {} ns",
+            site.total_wait_ns
+        );
+    }
+    // (wake function, threads woken)
+    let wakes = [
+        ("wake_futex_wake", 2),
+        ("wake_futex_wake_bitset", 1),
+        ("wake_futex_cmp_requeue_pi", 1),
+        ("wake_futex_cmp_requeue", 1),
+        ("wake_futex_wake_op", 1),
+        ("wake_futex2_wake", 1),
+        ("wake_futex2_requeue", 1),
+        ("wake_futex_unlock_pi", 0), // FUTEX_UNLOCK_PI returns 0, not a count
+    ];
+    for (function, woken) in wakes {
+        let waker = r
+            .report
+            .wakers
+            .iter()
+            .find(|w| w.function.as_deref() == Some(&format!("futex_ops::{function}")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no waker {function}: {:?}",
+                    r.report
+                        .wakers
+                        .iter()
+                        .map(|w| &w.function)
+                        .collect::<Vec<_>>()
+                )
+            });
+        assert!(waker.calls >= 1, "{function}");
+        assert_eq!(waker.woken, woken, "{function}");
+    }
+    assert_eq!(r.report.losses.kernel_total(), 0, "{:?}", r.report.losses);
 }

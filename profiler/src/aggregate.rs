@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::attribute::{Attribution, attribute, kind_from_op};
 use crate::histogram::Log2Histogram;
 use crate::report::{
-    AddressShare, Frame, LockAddress, Losses, Report, SCHEMA_VERSION, Site, SiteShare,
-    StackShare, Target, ThreadShare, Totals, WaitKind, WaitSummary, WakerShare, WakerSite,
-    WakerThread,
+    AddressShare, Frame, LockAddress, Losses, Report, SCHEMA_VERSION, Site, SiteShare, StackShare,
+    Target, ThreadShare, Totals, WaitKind, WaitSummary, WakerShare, WakerSite, WakerThread,
 };
 use crate::snapshot::{Snapshot, WaitRow, WakeRow};
 
@@ -58,7 +57,9 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
         let attr = attribute(frames, kind_from_op(row.op));
         let site = site_identity(frames, &attr);
-        let acc = sites.entry(site.id.clone()).or_insert_with(|| SiteAcc::new(site));
+        let acc = sites
+            .entry(site.id.clone())
+            .or_insert_with(|| SiteAcc::new(site));
         acc.add(row);
 
         totals.waits += row.blocked;
@@ -76,10 +77,11 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         if row.blocked > 0 {
             let lock = locks.entry((row.tgid, row.uaddr)).or_default();
             lock.wait.add(row.blocked, row.total_ns, row.max_ns);
-            lock.sites
-                .entry(acc.site.id.clone())
-                .or_default()
-                .add(row.blocked, row.total_ns, row.max_ns);
+            lock.sites.entry(acc.site.id.clone()).or_default().add(
+                row.blocked,
+                row.total_ns,
+                row.max_ns,
+            );
         }
     }
 
@@ -88,7 +90,9 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
         let attr = attribute(frames, kind_from_op(row.op));
         let site = site_identity(frames, &attr);
-        let acc = wakers.entry(site.id.clone()).or_insert_with(|| WakerAcc::new(site));
+        let acc = wakers
+            .entry(site.id.clone())
+            .or_insert_with(|| WakerAcc::new(site));
         acc.add(row, frames);
         totals.wake_calls += row.calls;
         totals.threads_woken += row.woken;
@@ -100,17 +104,29 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
     }
 
     let mut sites: Vec<Site> = sites.into_values().map(|a| a.finish(stacks)).collect();
-    sites.sort_by(|a, b| b.total_wait_ns.cmp(&a.total_wait_ns).then_with(|| a.id.cmp(&b.id)));
+    sites.sort_by(|a, b| {
+        b.total_wait_ns
+            .cmp(&a.total_wait_ns)
+            .then_with(|| a.id.cmp(&b.id))
+    });
 
     let mut wakers: Vec<WakerSite> = wakers.into_values().map(WakerAcc::finish).collect();
-    wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then(b.calls.cmp(&a.calls)).then_with(|| a.id.cmp(&b.id)));
+    wakers.sort_by(|a, b| {
+        b.woken
+            .cmp(&a.woken)
+            .then(b.calls.cmp(&a.calls))
+            .then_with(|| a.id.cmp(&b.id))
+    });
 
     let mut locks: Vec<LockAddress> = locks
         .into_iter()
         .map(|((pid, addr), l)| l.finish(pid, addr))
         .collect();
     locks.sort_by(|a, b| {
-        b.wait.total_wait_ns.cmp(&a.wait.total_wait_ns).then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address)))
+        b.wait
+            .total_wait_ns
+            .cmp(&a.wait.total_wait_ns)
+            .then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address)))
     });
     locks.truncate(MAX_LOCKS);
 
@@ -172,7 +188,10 @@ fn site_identity(frames: &[Frame], attr: &Attribution) -> SiteIdentity {
             module: None,
         };
     };
-    let module_name = f.module.as_deref().map(|m| m.rsplit('/').next().unwrap_or(m));
+    let module_name = f
+        .module
+        .as_deref()
+        .map(|m| m.rsplit('/').next().unwrap_or(m));
     // Stable across runs and machines: no addresses, only the module's file name.
     let id = match (&f.function, &f.file) {
         (Some(func), Some(file)) => format!(
@@ -181,7 +200,11 @@ fn site_identity(frames: &[Frame], attr: &Attribution) -> SiteIdentity {
             module_name.unwrap_or("?"),
             f.line.unwrap_or(0)
         ),
-        (Some(func), None) => format!("{}|{}|{func}|?", attr.kind.as_str(), module_name.unwrap_or("?")),
+        (Some(func), None) => format!(
+            "{}|{}|{func}|?",
+            attr.kind.as_str(),
+            module_name.unwrap_or("?")
+        ),
         // Unresolved: module + offset is the most stable name there is.
         (None, _) => format!(
             "{}|{}|{}|?",
@@ -194,10 +217,13 @@ fn site_identity(frames: &[Frame], attr: &Attribution) -> SiteIdentity {
         id,
         kind: attr.kind,
         lock_impl: attr.lock_impl,
-        function: f
-            .function
-            .clone()
-            .or_else(|| Some(format!("{}+{}", module_name.unwrap_or("?"), f.module_offset.as_deref().unwrap_or(&f.address)))),
+        function: f.function.clone().or_else(|| {
+            Some(format!(
+                "{}+{}",
+                module_name.unwrap_or("?"),
+                f.module_offset.as_deref().unwrap_or(&f.address)
+            ))
+        }),
         file: f.file.clone(),
         line: f.line,
         module: f.module.clone(),
@@ -282,7 +308,12 @@ impl SiteAcc {
         let mut threads: Vec<ThreadShare> = self
             .threads
             .into_iter()
-            .map(|((pid, tid), (name, wait))| ThreadShare { pid, tid, name, wait })
+            .map(|((pid, tid), (name, wait))| ThreadShare {
+                pid,
+                tid,
+                name,
+                wait,
+            })
             .collect();
         threads.sort_by(|a, b| by_wait(&a.wait, &b.wait).then((a.pid, a.tid).cmp(&(b.pid, b.tid))));
 
@@ -295,7 +326,9 @@ impl SiteAcc {
                 wait,
             })
             .collect();
-        addresses.sort_by(|a, b| by_wait(&a.wait, &b.wait).then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address))));
+        addresses.sort_by(|a, b| {
+            by_wait(&a.wait, &b.wait).then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address)))
+        });
         addresses.truncate(MAX_ADDRESSES_PER_SITE);
 
         let mut site_stacks: Vec<(StackKey, WaitSummary)> = self.stacks.into_iter().collect();
@@ -342,7 +375,9 @@ impl SiteAcc {
 
 /// Total wait descending, then waits descending.
 fn by_wait(a: &WaitSummary, b: &WaitSummary) -> std::cmp::Ordering {
-    b.total_wait_ns.cmp(&a.total_wait_ns).then(b.waits.cmp(&a.waits))
+    b.total_wait_ns
+        .cmp(&a.total_wait_ns)
+        .then(b.waits.cmp(&a.waits))
 }
 
 #[derive(Default)]
@@ -364,7 +399,11 @@ impl LockAcc {
         let mut wakers: Vec<WakerShare> = self
             .wakers
             .into_iter()
-            .map(|(waker, (calls, woken))| WakerShare { waker, calls, woken })
+            .map(|(waker, (calls, woken))| WakerShare {
+                waker,
+                calls,
+                woken,
+            })
             .collect();
         wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then_with(|| a.waker.cmp(&b.waker)));
         wakers.truncate(MAX_ADDRESSES_PER_SITE);
@@ -407,12 +446,15 @@ impl WakerAcc {
         self.woken += row.woken;
         self.woke_none += row.woke_none;
         self.woke_many += row.woke_many;
-        let t = self.threads.entry((row.tgid, row.tid)).or_insert_with(|| WakerThread {
-            pid: row.tgid,
-            tid: row.tid,
-            name: row.comm.clone(),
-            ..WakerThread::default()
-        });
+        let t = self
+            .threads
+            .entry((row.tgid, row.tid))
+            .or_insert_with(|| WakerThread {
+                pid: row.tgid,
+                tid: row.tid,
+                name: row.comm.clone(),
+                ..WakerThread::default()
+            });
         t.calls += row.calls;
         t.woken += row.woken;
         if (row.woken, row.calls) > (self.stack.0, self.stack.1) || self.stack.2.is_empty() {
@@ -422,7 +464,11 @@ impl WakerAcc {
 
     fn finish(self) -> WakerSite {
         let mut threads: Vec<WakerThread> = self.threads.into_values().collect();
-        threads.sort_by(|a, b| b.calls.cmp(&a.calls).then((a.pid, a.tid).cmp(&(b.pid, b.tid))));
+        threads.sort_by(|a, b| {
+            b.calls
+                .cmp(&a.calls)
+                .then((a.pid, a.tid).cmp(&(b.pid, b.tid)))
+        });
         WakerSite {
             id: self.site.id,
             kind: self.site.kind,
@@ -464,31 +510,55 @@ mod tests {
     fn stacks() -> SymbolizedStacks {
         let mut s = SymbolizedStacks::new();
         // 1: mutex wait in `writer` line 40
-        s.insert((1, 1, 0), vec![
-            frame("syscall", LIBC, 0),
-            frame("std::sys::sync::mutex::futex::Mutex::lock_contended", APP, 0),
-            frame("demo::Store::writer", APP, 40),
-            frame("demo::pull", APP, 90),
-        ]);
+        s.insert(
+            (1, 1, 0),
+            vec![
+                frame("syscall", LIBC, 0),
+                frame(
+                    "std::sys::sync::mutex::futex::Mutex::lock_contended",
+                    APP,
+                    0,
+                ),
+                frame("demo::Store::writer", APP, 40),
+                frame("demo::pull", APP, 90),
+            ],
+        );
         // 2: same site reached from another caller
-        s.insert((1, 2, 0), vec![
-            frame("syscall", LIBC, 0),
-            frame("std::sys::sync::mutex::futex::Mutex::lock_contended", APP, 0),
-            frame("demo::Store::writer", APP, 40),
-            frame("demo::other", APP, 120),
-        ]);
+        s.insert(
+            (1, 2, 0),
+            vec![
+                frame("syscall", LIBC, 0),
+                frame(
+                    "std::sys::sync::mutex::futex::Mutex::lock_contended",
+                    APP,
+                    0,
+                ),
+                frame("demo::Store::writer", APP, 40),
+                frame("demo::other", APP, 120),
+            ],
+        );
         // 3: condvar wait in `lookup` line 70
-        s.insert((1, 3, 0), vec![
-            frame("syscall", LIBC, 0),
-            frame("std::sys::sync::condvar::futex::Condvar::wait_optional_timeout", APP, 0),
-            frame("demo::lookup", APP, 70),
-        ]);
+        s.insert(
+            (1, 3, 0),
+            vec![
+                frame("syscall", LIBC, 0),
+                frame(
+                    "std::sys::sync::condvar::futex::Condvar::wait_optional_timeout",
+                    APP,
+                    0,
+                ),
+                frame("demo::lookup", APP, 70),
+            ],
+        );
         // 4: wake in `unlock` path of writer
-        s.insert((1, 4, 0), vec![
-            frame("syscall", LIBC, 0),
-            frame("std::sys::sync::mutex::futex::Mutex::wake", APP, 0),
-            frame("demo::Store::writer", APP, 44),
-        ]);
+        s.insert(
+            (1, 4, 0),
+            vec![
+                frame("syscall", LIBC, 0),
+                frame("std::sys::sync::mutex::futex::Mutex::wake", APP, 0),
+                frame("demo::Store::writer", APP, 44),
+            ],
+        );
         s
     }
 
@@ -544,19 +614,31 @@ mod tests {
     fn merges_stacks_into_sites_and_ranks_by_total_wait() {
         let r = build_report(&snapshot(), &stacks(), ReportContext::default());
         let ids: Vec<_> = r.sites.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, [
-            "condvar|demo|demo::lookup|src/demo.rs:70",
-            "mutex|demo|demo::Store::writer|src/demo.rs:40",
-            "other|?|[unknown stack]|?",
-        ]);
+        assert_eq!(
+            ids,
+            [
+                "condvar|demo|demo::lookup|src/demo.rs:70",
+                "mutex|demo|demo::Store::writer|src/demo.rs:40",
+                "other|?|[unknown stack]|?",
+            ]
+        );
         let writer = &r.sites[1];
         assert_eq!((writer.waits, writer.total_wait_ns), (3, 9_000_000));
-        assert_eq!((writer.min_wait_ns, writer.max_wait_ns), (1_000_000, 5_000_000));
+        assert_eq!(
+            (writer.min_wait_ns, writer.max_wait_ns),
+            (1_000_000, 5_000_000)
+        );
         assert_eq!(writer.avg_wait_ns, 3_000_000);
         assert!(writer.contention && !r.sites[0].contention);
         assert_eq!(writer.stacks.len(), 2, "two callers, two stacks");
-        assert_eq!(writer.stacks[0].wait.total_wait_ns, 5_000_000, "hottest first");
-        assert_eq!(writer.threads.iter().map(|t| t.tid).collect::<Vec<_>>(), [12, 11]);
+        assert_eq!(
+            writer.stacks[0].wait.total_wait_ns, 5_000_000,
+            "hottest first"
+        );
+        assert_eq!(
+            writer.threads.iter().map(|t| t.tid).collect::<Vec<_>>(),
+            [12, 11]
+        );
         assert_eq!(writer.addresses[0].address, "0xa0");
         assert!(writer.p50_wait_ns >= 1_000_000 && writer.p99_wait_ns <= 5_000_000);
     }
@@ -566,7 +648,10 @@ mod tests {
         let r = build_report(&snapshot(), &stacks(), ReportContext::default());
         assert_eq!(r.totals.waits, 5);
         assert_eq!(r.totals.wait_ns, 59_000_010);
-        assert_eq!(r.totals.contention_wait_ns, 9_000_000, "condvar and unknown excluded");
+        assert_eq!(
+            r.totals.contention_wait_ns, 9_000_000,
+            "condvar and unknown excluded"
+        );
         assert_eq!(r.losses.stack_collisions, 1);
         assert_eq!(r.schema_version, SCHEMA_VERSION);
     }
@@ -576,8 +661,14 @@ mod tests {
         let r = build_report(&snapshot(), &stacks(), ReportContext::default());
         let a0 = r.locks.iter().find(|l| l.address == "0xa0").unwrap();
         assert_eq!(a0.wait.waits, 4);
-        assert_eq!(a0.sites[0].site, "mutex|demo|demo::Store::writer|src/demo.rs:40");
-        assert_eq!(a0.wakers[0].waker, "mutex|demo|demo::Store::writer|src/demo.rs:44");
+        assert_eq!(
+            a0.sites[0].site,
+            "mutex|demo|demo::Store::writer|src/demo.rs:40"
+        );
+        assert_eq!(
+            a0.wakers[0].waker,
+            "mutex|demo|demo::Store::writer|src/demo.rs:44"
+        );
         assert_eq!(r.wakers[0].woken, 3);
         assert_eq!(r.wakers[0].kind, WaitKind::Mutex);
     }
@@ -593,7 +684,11 @@ mod tests {
 
     #[test]
     fn empty_snapshot_gives_empty_report() {
-        let r = build_report(&Snapshot::default(), &SymbolizedStacks::new(), ReportContext::default());
+        let r = build_report(
+            &Snapshot::default(),
+            &SymbolizedStacks::new(),
+            ReportContext::default(),
+        );
         assert!(r.sites.is_empty() && r.locks.is_empty() && r.wakers.is_empty());
         assert_eq!(r.totals, Totals::default());
     }

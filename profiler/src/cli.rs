@@ -43,14 +43,21 @@ Recording stops at --duration, at Ctrl-C/SIGTERM, or when the targets exit; the 
 written in every case. In launch mode lockprof exits with the command's exit code.")]
     Record(RecordArgs),
     /// Render a saved JSON report.
-    #[command(after_help = "Examples:\n  lockprof report run.json\n  lockprof report run.json --format json --top 5")]
+    #[command(
+        after_help = "Examples:\n  lockprof report run.json\n  lockprof report run.json --format json --top 5"
+    )]
     Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// Attach to this process (all its threads, including ones created later). Repeatable.
-    #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with = "command")]
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_name = "PID",
+        conflicts_with = "command"
+    )]
     pub pids: Vec<u32>,
     /// Stop after this long, e.g. 500ms, 10s, 2m (default: until Ctrl-C or the targets exit).
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
@@ -110,7 +117,9 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn run_record(args: RecordArgs) -> Result<i32> {
     if args.pids.is_empty() && args.command.is_empty() {
-        bail!("nothing to record: give -p PID or a command after '--' (see 'lockprof record --help')");
+        bail!(
+            "nothing to record: give -p PID or a command after '--' (see 'lockprof record --help')"
+        );
     }
     let opts = RecordOptions {
         pids: args.pids.clone(),
@@ -143,14 +152,18 @@ fn print_report(report: &Report, render: &RenderArgs) -> Result<()> {
         Format::Json => report::json::to_string(report),
     };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes()).context("write the report to stdout")?;
+    stdout
+        .write_all(out.as_bytes())
+        .context("write the report to stdout")?;
     stdout.flush().context("write the report to stdout")
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let value: f64 = num
         .parse()
@@ -161,7 +174,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "us" | "µs" => value / 1e6,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("invalid duration unit '{other}' in '{s}' (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "invalid duration unit '{other}' in '{s}' (use ms, s, m or h)"
+            ));
+        }
     };
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("duration '{s}' must be positive"));
@@ -187,17 +204,41 @@ mod tests {
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("0s").unwrap_err().contains("positive"));
         assert!(parse_duration("10 parsecs").unwrap_err().contains("unit"));
-        assert!(parse_duration("fast").unwrap_err().contains("invalid duration 'fast'"));
+        assert!(
+            parse_duration("fast")
+                .unwrap_err()
+                .contains("invalid duration 'fast'")
+        );
     }
 
     #[test]
     fn record_takes_pids_or_a_command_not_both() {
-        let cli = Cli::try_parse_from(["lockprof", "record", "-p", "1", "-p", "2", "--duration", "1s"]).unwrap();
-        let Command::Record(args) = cli.command else { panic!() };
+        let cli = Cli::try_parse_from([
+            "lockprof",
+            "record",
+            "-p",
+            "1",
+            "-p",
+            "2",
+            "--duration",
+            "1s",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
         assert_eq!(args.pids, [1, 2]);
-        let cli = Cli::try_parse_from(["lockprof", "record", "-o", "r.json", "--", "./server", "--flag"]).unwrap();
-        let Command::Record(args) = cli.command else { panic!() };
-        assert_eq!(args.command, [OsString::from("./server"), OsString::from("--flag")]);
+        let cli = Cli::try_parse_from([
+            "lockprof", "record", "-o", "r.json", "--", "./server", "--flag",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            args.command,
+            [OsString::from("./server"), OsString::from("--flag")]
+        );
         assert!(Cli::try_parse_from(["lockprof", "record", "-p", "1", "--", "ls"]).is_err());
     }
 
@@ -206,7 +247,11 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("sudo lockprof record -p 4242 --duration 10s"));
         let mut cmd = Cli::command();
-        let record = cmd.find_subcommand_mut("record").unwrap().render_long_help().to_string();
+        let record = cmd
+            .find_subcommand_mut("record")
+            .unwrap()
+            .render_long_help()
+            .to_string();
         assert!(record.contains("-- ./server --flag"));
         assert!(record.contains("--duration"));
     }

@@ -132,7 +132,10 @@ mod tests {
             prev = est;
             // The true quantile and the estimate share a log2 bucket: within 2x.
             let truth = samples[((q * 1000.0) as usize).clamp(1, 1000) - 1];
-            assert!(est <= truth * 2 && truth <= est * 2, "q {q}: {est} vs {truth}");
+            assert!(
+                est <= truth * 2 && truth <= est * 2,
+                "q {q}: {est} vs {truth}"
+            );
         }
     }
 

@@ -30,7 +30,9 @@ pub fn check_privileges() -> Result<()> {
     if caps & (1 << 38) != 0 && caps & (1 << 39) != 0 {
         return Ok(());
     }
-    bail!("lockprof needs root (or CAP_BPF and CAP_PERFMON) to load its eBPF probes; run it with sudo")
+    bail!(
+        "lockprof needs root (or CAP_BPF and CAP_PERFMON) to load its eBPF probes; run it with sudo"
+    )
 }
 
 /// Is there a live (not zombie) process `pid`?
@@ -56,7 +58,11 @@ pub fn check_pid(pid: u32) -> Result<()> {
     // A thread id is not a process: the probes filter by thread group.
     let tgid = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:")).map(|v| v.trim().to_owned()));
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .map(|v| v.trim().to_owned())
+        });
     if let Some(tgid) = tgid
         && tgid != pid.to_string()
     {
@@ -105,7 +111,10 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
     let program_name = program.to_string_lossy().into_owned();
     let args: Vec<CString> = argv
         .iter()
-        .map(|a| CString::new(a.as_bytes()).with_context(|| format!("argument '{}' contains a NUL byte", a.to_string_lossy())))
+        .map(|a| {
+            CString::new(a.as_bytes())
+                .with_context(|| format!("argument '{}' contains a NUL byte", a.to_string_lossy()))
+        })
         .collect::<Result<_>>()?;
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
@@ -158,7 +167,13 @@ impl Launched {
         let mut buf = [0u8; 4];
         let n = loop {
             // SAFETY: reads into a local buffer of the given length.
-            let n = unsafe { libc::read(self.exec_status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe {
+                libc::read(
+                    self.exec_status.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
             if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
                 break n;
             }
@@ -166,7 +181,11 @@ impl Launched {
         if n == 4 {
             let errno = i32::from_ne_bytes(buf);
             self.wait_blocking();
-            bail!("cannot run '{}': {}", self.program, io::Error::from_raw_os_error(errno));
+            bail!(
+                "cannot run '{}': {}",
+                self.program,
+                io::Error::from_raw_os_error(errno)
+            );
         }
         Ok(())
     }
@@ -302,6 +321,9 @@ mod tests {
         let argv = vec![OsString::from("/nonexistent/lockprof-test-program")];
         let mut child = launch(&argv).unwrap();
         let err = child.start().unwrap_err().to_string();
-        assert!(err.starts_with("cannot run '/nonexistent/lockprof-test-program': No such file"), "{err}");
+        assert!(
+            err.starts_with("cannot run '/nonexistent/lockprof-test-program': No such file"),
+            "{err}"
+        );
     }
 }

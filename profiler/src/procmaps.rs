@@ -148,7 +148,11 @@ mod tests {
         assert_eq!(maps.len(), 3);
         assert_eq!(maps[0].path, PathBuf::from("/usr/bin/server"));
         assert_eq!(maps[0].offset, 0x22000);
-        assert_eq!(maps[2].path, PathBuf::from("/tmp/my lib"), "spaces and (deleted)");
+        assert_eq!(
+            maps[2].path,
+            PathBuf::from("/tmp/my lib"),
+            "spaces and (deleted)"
+        );
     }
 
     #[test]
@@ -168,7 +172,10 @@ mod tests {
         let file = dir.join("code.bin");
         std::fs::write(&file, [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
         let mut h = MapsHistory::default();
-        h.observe(1, &format!("1000-2000 r-xp 00000002 00:01 1 {}\n", file.display()));
+        h.observe(
+            1,
+            &format!("1000-2000 r-xp 00000002 00:01 1 {}\n", file.display()),
+        );
         // Address 0x1004 is file offset 6: the three bytes before it are 3, 4, 5.
         assert_eq!(h.bytes_before(1, 0x1004, 3), Some(vec![3, 4, 5]));
         assert_eq!(h.bytes_before(1, 0x9000, 3), None);
@@ -183,7 +190,10 @@ mod tests {
         assert!(!h.observe(7, ""), "zombie reading is ignored");
         let after_exec = "400000-401000 r-xp 00000000 fe:01 9 /bin/other\n";
         assert!(h.observe(7, after_exec));
-        assert_eq!(h.resolve(7, 0x400010).unwrap().path, PathBuf::from("/bin/other"));
+        assert_eq!(
+            h.resolve(7, 0x400010).unwrap().path,
+            PathBuf::from("/bin/other")
+        );
         // The pre-exec layout still resolves addresses recorded before the exec.
         assert_eq!(h.resolve(7, 0x55d4c6a22010).unwrap().offset, 0x22010);
     }

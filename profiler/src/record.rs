@@ -14,8 +14,8 @@ use anyhow::{Context, Result};
 
 use crate::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
 use crate::collect::Probes;
-use crate::procmaps::MapsHistory;
 use crate::process::{self, Launched, signals};
+use crate::procmaps::MapsHistory;
 use crate::report::{Report, Target, TargetOrigin};
 use crate::snapshot::Snapshot;
 use crate::stack_repair;
@@ -55,7 +55,9 @@ impl Recording {
     /// code; `None` in attach mode.
     pub fn finish(&mut self, verbose: bool) -> Option<i32> {
         let stopped = self.stopped;
-        self.launched.as_mut().map(|child| finish_child(child, stopped, verbose))
+        self.launched
+            .as_mut()
+            .map(|child| finish_child(child, stopped, verbose))
     }
 }
 
@@ -95,7 +97,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         maps.refresh(pid);
     }
     if opts.verbose {
-        eprintln!("lockprof: recording {}; Ctrl-C to stop", describe(&targets, opts.duration));
+        eprintln!(
+            "lockprof: recording {}; Ctrl-C to stop",
+            describe(&targets, opts.duration)
+        );
     }
 
     let stopped = loop {
@@ -169,7 +174,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
 fn poll_targets(probes: &Probes, targets: &mut BTreeMap<u32, Target>, maps: &mut MapsHistory) {
     if let Ok(traced) = probes.targets() {
         for pid in traced {
-            targets.entry(pid).or_insert_with(|| target(pid, TargetOrigin::Child));
+            targets
+                .entry(pid)
+                .or_insert_with(|| target(pid, TargetOrigin::Child));
         }
     }
     for (pid, t) in targets.iter_mut() {
@@ -198,7 +205,13 @@ fn target(pid: u32, origin: TargetOrigin) -> Target {
 fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> String {
     let names: Vec<String> = targets
         .values()
-        .map(|t| format!("pid {} ({})", t.pid, if t.comm.is_empty() { "?" } else { &t.comm }))
+        .map(|t| {
+            format!(
+                "pid {} ({})",
+                t.pid,
+                if t.comm.is_empty() { "?" } else { &t.comm }
+            )
+        })
         .collect();
     match duration {
         Some(d) => format!("{} for {:.1}s", names.join(", "), d.as_secs_f64()),
@@ -213,7 +226,12 @@ pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, 
         .waits
         .iter()
         .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
-        .chain(snapshot.wakes.iter().map(|r| (r.tgid, r.stack_id, r.leaf_ret)))
+        .chain(
+            snapshot
+                .wakes
+                .iter()
+                .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
+        )
         .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
         .collect();
     let raw: Vec<(StackKey, Vec<u64>)> = keys
@@ -227,7 +245,10 @@ pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, 
             (key, stack)
         })
         .collect();
-    let inputs: Vec<(u32, &[u64])> = raw.iter().map(|((pid, _, _), s)| (*pid, s.as_slice())).collect();
+    let inputs: Vec<(u32, &[u64])> = raw
+        .iter()
+        .map(|((pid, _, _), s)| (*pid, s.as_slice()))
+        .collect();
     let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::default());
     let frames = symbolizer.symbolize_stacks(maps, &inputs);
     let stacks = raw.into_iter().map(|(k, _)| k).zip(frames).collect();
@@ -255,7 +276,10 @@ fn finish_child(child: &mut Launched, stopped: StopReason, verbose: bool) -> i32
             child.signal(sig);
         }
         StopReason::Duration if verbose => {
-            eprintln!("lockprof: recording done; waiting for pid {} to exit", child.pid);
+            eprintln!(
+                "lockprof: recording done; waiting for pid {} to exit",
+                child.pid
+            );
         }
         _ => {}
     }

@@ -221,7 +221,10 @@ mod tests {
             comm: *b"main\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         let row = WakeRow::from_raw(&RawWakeKey::default(), &[s, s]);
-        assert_eq!((row.calls, row.woken, row.woke_none, row.woke_many), (4, 6, 2, 2));
+        assert_eq!(
+            (row.calls, row.woken, row.woke_none, row.woke_many),
+            (4, 6, 2, 2)
+        );
         assert_eq!(row.comm, "main");
     }
 }

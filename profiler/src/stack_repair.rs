@@ -40,9 +40,17 @@ pub fn follows_call(before: &[u8]) -> bool {
 /// The raw stack with the leaf caller's return address inserted after the first
 /// frame, when `is_return_address(leaf_ret)` holds and the walk did not already have
 /// it.
-pub fn splice_leaf(raw: &[u64], leaf_ret: u64, is_return_address: impl Fn(u64) -> bool) -> Vec<u64> {
+pub fn splice_leaf(
+    raw: &[u64],
+    leaf_ret: u64,
+    is_return_address: impl Fn(u64) -> bool,
+) -> Vec<u64> {
     let mut out = raw.to_vec();
-    if leaf_ret == 0 || raw.is_empty() || raw.get(1) == Some(&leaf_ret) || !is_return_address(leaf_ret) {
+    if leaf_ret == 0
+        || raw.is_empty()
+        || raw.get(1) == Some(&leaf_ret)
+        || !is_return_address(leaf_ret)
+    {
         return out;
     }
     out.insert(1, leaf_ret);
@@ -65,7 +73,10 @@ mod tests {
 
     #[test]
     fn rejects_non_calls() {
-        assert!(!follows_call(&[0x48, 0x89, 0xe5, 0x5d, 0xc3, 0x90]), "mov/pop/ret/nop");
+        assert!(
+            !follows_call(&[0x48, 0x89, 0xe5, 0x5d, 0xc3, 0x90]),
+            "mov/pop/ret/nop"
+        );
         assert!(!follows_call(&[]));
         assert!(!follows_call(&[0, 0, 0, 0, 0, 0]));
     }
@@ -75,7 +86,11 @@ mod tests {
         let raw = [0x10, 0x30, 0x40];
         assert_eq!(splice_leaf(&raw, 0x20, |_| true), [0x10, 0x20, 0x30, 0x40]);
         assert_eq!(splice_leaf(&raw, 0x20, |_| false), raw, "not after a call");
-        assert_eq!(splice_leaf(&raw, 0x30, |_| true), raw, "already the next frame");
+        assert_eq!(
+            splice_leaf(&raw, 0x30, |_| true),
+            raw,
+            "already the next frame"
+        );
         assert_eq!(splice_leaf(&raw, 0, |_| true), raw, "unreadable");
         assert!(splice_leaf(&[], 0x20, |_| true).is_empty());
     }

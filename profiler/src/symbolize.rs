@@ -157,7 +157,14 @@ impl<S: Symbolize> StackSymbolizer<S> {
             .collect()
     }
 
-    fn push_frames(&mut self, maps: &MapsHistory, pid: u32, i: usize, addr: u64, out: &mut Vec<Frame>) {
+    fn push_frames(
+        &mut self,
+        maps: &MapsHistory,
+        pid: u32,
+        i: usize,
+        addr: u64,
+        out: &mut Vec<Frame>,
+    ) {
         let address = format!("{addr:#x}");
         let Some(mo) = maps.resolve(pid, lookup_addr(i, addr)) else {
             self.unresolved += 1;
@@ -201,7 +208,11 @@ impl<S: Symbolize> StackSymbolizer<S> {
 /// names the call's line (and the right function when the call is the last
 /// instruction). The first frame is the exact instruction pointer.
 fn lookup_addr(index: usize, addr: u64) -> u64 {
-    if index == 0 { addr } else { addr.saturating_sub(1) }
+    if index == 0 {
+        addr
+    } else {
+        addr.saturating_sub(1)
+    }
 }
 
 /// A symbolizer with a fixed table, for tests: `(module, offset) → frames`.
@@ -251,7 +262,10 @@ mod tests {
     #[test]
     fn return_addresses_are_looked_up_one_byte_back_and_inlines_expand() {
         let mut fake = FakeSymbolizer::default();
-        fake.table.insert(("/lib/libc.so.6".into(), 0x10100), vec![rf("syscall", 1, false)]);
+        fake.table.insert(
+            ("/lib/libc.so.6".into(), 0x10100),
+            vec![rf("syscall", 1, false)],
+        );
         fake.table.insert(
             ("/bin/app".into(), 0x1ff),
             vec![rf("inner", 10, true), rf("outer", 20, false)],
@@ -285,6 +299,9 @@ mod tests {
         let b = [0x1100u64];
         s.symbolize_stacks(&maps(), &[(1, &a), (1, &b)]);
         s.symbolize_stacks(&maps(), &[(1, &b)]);
-        assert_eq!(s.symbolizer.calls, 1, "one batch for /bin/app, then cache hits");
+        assert_eq!(
+            s.symbolizer.calls, 1,
+            "one batch for /bin/app, then cache hits"
+        );
     }
 }

@@ -8,7 +8,10 @@ use std::process::Command;
 use common::{lockprof, repo_root, tempdir};
 
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(lockprof()).args(args).output().expect("run lockprof");
+    let out = Command::new(lockprof())
+        .args(args)
+        .output()
+        .expect("run lockprof");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -27,7 +30,12 @@ fn sample() -> String {
 fn help_lists_subcommands_and_examples() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, Some(0));
-    for needle in ["record", "report", "sudo lockprof record -p 4242 --duration 10s", "lockprof report run.json"] {
+    for needle in [
+        "record",
+        "report",
+        "sudo lockprof record -p 4242 --duration 10s",
+        "lockprof report run.json",
+    ] {
         assert!(out.contains(needle), "--help lacks '{needle}':\n{out}");
     }
 }
@@ -64,7 +72,11 @@ fn report_of_bad_files_is_a_one_line_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
 
     let future = dir.join("future.json");
-    std::fs::write(&future, full.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1)).unwrap();
+    std::fs::write(
+        &future,
+        full.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+    )
+    .unwrap();
     let (code, _, err) = run(&["report", future.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert!(err.contains("schema version 99"), "{err}");
@@ -74,7 +86,10 @@ fn report_of_bad_files_is_a_one_line_error() {
 fn record_needs_a_target() {
     let (code, _, err) = run(&["record"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("nothing to record: give -p PID or a command after '--'"), "{err}");
+    assert!(
+        err.contains("nothing to record: give -p PID or a command after '--'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -91,5 +106,8 @@ fn record_rejects_a_missing_pid_before_anything_else() {
     // The PID check comes before the privilege check, so this holds with or without root.
     let (code, _, err) = run(&["record", "-p", "999999999"]);
     assert_eq!(code, Some(1));
-    assert_eq!(err.trim_end(), "lockprof: error: no process with PID '999999999'");
+    assert_eq!(
+        err.trim_end(),
+        "lockprof: error: no process with PID '999999999'"
+    );
 }

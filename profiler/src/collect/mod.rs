@@ -14,29 +14,36 @@ use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::RawTracePoint;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
 use profiler_common::{
-    Loss, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_TARGETS, MAP_WAITS, MAP_WAKES,
-    PROG_SYS_ENTER, PROG_SYS_EXIT, RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey,
-    RawWakeStats, target_flags,
+    Loss, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_TARGETS, MAP_WAITS, MAP_WAKES, PROG_SYS_ENTER,
+    PROG_SYS_EXIT, RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, target_flags,
 };
 use thiserror::Error;
 
 use crate::snapshot::{Snapshot, WaitRow, WakeRow};
 
 /// The probes, built by `profiler/build.rs` from `profiler-ebpf`.
-static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lockprof-probes"));
+static PROBES_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lockprof-probes"));
 
 /// Why the probes could not be loaded or attached. Each message says what to do.
 #[derive(Debug, Error)]
 pub enum CollectError {
     /// lockprof was built with `AYA_BUILD_SKIP=1`: it carries no probes.
-    #[error("this lockprof was built without its eBPF probes (AYA_BUILD_SKIP); rebuild with `cargo xtask build`")]
+    #[error(
+        "this lockprof was built without its eBPF probes (AYA_BUILD_SKIP); rebuild with `cargo xtask build`"
+    )]
     NoProbes,
     /// The kernel refused to load the programs or create the maps.
     #[error("cannot load lockprof's eBPF probes: {0}")]
     Load(String),
     /// A raw tracepoint could not be attached.
-    #[error("cannot attach to the kernel tracepoint 'raw_syscalls:{tracepoint}': {reason} (needs a kernel with raw tracepoints, 4.17+)")]
-    Attach { tracepoint: &'static str, reason: String },
+    #[error(
+        "cannot attach to the kernel tracepoint 'raw_syscalls:{tracepoint}': {reason} (needs a kernel with raw tracepoints, 4.17+)"
+    )]
+    Attach {
+        tracepoint: &'static str,
+        reason: String,
+    },
     /// Reading or writing a BPF map failed.
     #[error("BPF map '{map}': {reason}")]
     Map { map: &'static str, reason: String },
@@ -59,16 +66,21 @@ impl Probes {
             return Err(CollectError::NoProbes);
         }
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(PROBES_OBJECT).map_err(|e| CollectError::Load(format!("{e:#}")))?;
+        let mut ebpf =
+            Ebpf::load(PROBES_OBJECT).map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut links = Vec::new();
         for name in [PROG_SYS_ENTER, PROG_SYS_EXIT] {
             let prog: &mut RawTracePoint = ebpf
                 .program_mut(name)
-                .ok_or_else(|| CollectError::Load(format!("program '{name}' missing from the object")))?
+                .ok_or_else(|| {
+                    CollectError::Load(format!("program '{name}' missing from the object"))
+                })?
                 .try_into()
                 .map_err(|e| CollectError::Load(format!("{e}")))?;
-            prog.load().map_err(|e| CollectError::Load(format!("program '{name}': {}", error_chain(&e))))?;
+            prog.load().map_err(|e| {
+                CollectError::Load(format!("program '{name}': {}", error_chain(&e)))
+            })?;
             let link = prog.attach(name).map_err(|e| CollectError::Attach {
                 tracepoint: name,
                 reason: error_chain(&e),
@@ -90,7 +102,9 @@ impl Probes {
             flags |= target_flags::FOLLOW_CHILDREN;
         }
         let mut targets: HashMap<&mut MapData, u32, u32> = map_mut(&mut self.ebpf, MAP_TARGETS)?;
-        targets.insert(tgid, flags, 0).map_err(|e| map_err(MAP_TARGETS, &e))
+        targets
+            .insert(tgid, flags, 0)
+            .map_err(|e| map_err(MAP_TARGETS, &e))
     }
 
     /// The traced tgids, including children followed by the kernel.
@@ -128,8 +142,10 @@ impl Probes {
 
     /// Read the aggregates, the stacks they reference and the loss counters.
     pub fn snapshot(&self) -> Result<Snapshot, CollectError> {
-        let waits: PerCpuHashMap<&MapData, RawWaitKey, RawWaitStats> = map_ref(&self.ebpf, MAP_WAITS)?;
-        let wakes: PerCpuHashMap<&MapData, RawWakeKey, RawWakeStats> = map_ref(&self.ebpf, MAP_WAKES)?;
+        let waits: PerCpuHashMap<&MapData, RawWaitKey, RawWaitStats> =
+            map_ref(&self.ebpf, MAP_WAITS)?;
+        let wakes: PerCpuHashMap<&MapData, RawWakeKey, RawWakeStats> =
+            map_ref(&self.ebpf, MAP_WAKES)?;
         let mut snap = Snapshot::default();
         // Keys can vanish between get_next_key and lookup only if we deleted them (we
         // never do), so iteration errors are real failures.
@@ -142,8 +158,10 @@ impl Probes {
             snap.wakes.push(WakeRow::from_raw(&key, &per_cpu));
         }
         // Sorted so that downstream stages see a deterministic order.
-        snap.waits.sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
-        snap.wakes.sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
+        snap.waits
+            .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
+        snap.wakes
+            .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
 
         let wanted: BTreeSet<(u32, i32)> = snap
             .waits
@@ -156,7 +174,9 @@ impl Probes {
 
         let losses: PerCpuArray<&MapData, u64> = map_ref(&self.ebpf, MAP_LOSSES)?;
         for loss in Loss::ALL {
-            let per_cpu = losses.get(&(loss as u32), 0).map_err(|e| map_err(MAP_LOSSES, &e))?;
+            let per_cpu = losses
+                .get(&(loss as u32), 0)
+                .map_err(|e| map_err(MAP_LOSSES, &e))?;
             snap.losses.set(loss, per_cpu.iter().sum());
         }
         let inflight: HashMap<&MapData, u32, RawInFlight> = map_ref(&self.ebpf, MAP_INFLIGHT)?;
@@ -164,7 +184,10 @@ impl Probes {
         Ok(snap)
     }
 
-    fn read_stacks(&self, wanted: &BTreeSet<(u32, i32)>) -> Result<BTreeMap<(u32, i32), Vec<u64>>, CollectError> {
+    fn read_stacks(
+        &self,
+        wanted: &BTreeSet<(u32, i32)>,
+    ) -> Result<BTreeMap<(u32, i32), Vec<u64>>, CollectError> {
         let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS)?;
         let mut out = BTreeMap::new();
         for &(tgid, id) in wanted {

@@ -159,7 +159,9 @@ impl Losses {
 }
 
 /// What kind of wait a site is, told from the lock implementation's frames.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitKind {
     Mutex,

@@ -1124,9 +1124,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::histogram::Log2Histogram;
     use crate::report::model::{
-        ProbeCost,
-        LockAddress, SCHEMA_VERSION, SiteShare, Totals, WaitKind, WaitSummary, WakerShare,
-        WakerThread,
+        LockAddress, ProbeCost, SCHEMA_VERSION, SiteShare, Totals, WaitKind, WaitSummary,
+        WakerShare, WakerThread,
     };
 
     // -- test data ----------------------------------------------------------------------

@@ -42,12 +42,18 @@ pub fn demo_bin(name: &str) -> PathBuf {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "BPF integration tests need root: run `cargo xtask test`");
+    assert_eq!(
+        euid, 0,
+        "BPF integration tests need root: run `cargo xtask test`"
+    );
 }
 
 /// Repository root (the workspace).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// 1-based line of the unique `// LOCK-SITE: <tag>` comment in `file` (relative to
@@ -61,7 +67,11 @@ pub fn tag_line(file: &str, tag: &str) -> u32 {
         .filter(|(_, l)| l.trim_end().ends_with(&needle))
         .map(|(i, _)| i + 1)
         .collect();
-    assert_eq!(hits.len(), 1, "tag '{tag}' must appear exactly once in {file}: {hits:?}");
+    assert_eq!(
+        hits.len(),
+        1,
+        "tag '{tag}' must appear exactly once in {file}: {hits:?}"
+    );
     hits[0] as u32
 }
 
@@ -87,8 +97,9 @@ pub fn record(args: &[&str]) -> Recorded {
         .expect("run lockprof");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report = profiler::report::json::read(&json)
-        .unwrap_or_else(|e| panic!("no report ({e}); lockprof stderr:\n{stderr}\nstdout:\n{stdout}"));
+    let report = profiler::report::json::read(&json).unwrap_or_else(|e| {
+        panic!("no report ({e}); lockprof stderr:\n{stderr}\nstdout:\n{stdout}")
+    });
     Recorded {
         output,
         report,
@@ -112,9 +123,16 @@ pub fn tempdir() -> PathBuf {
 }
 
 /// Rank (0-based) and site whose frame is `function_suffix` at `file_suffix:line`.
-pub fn find_site<'r>(report: &'r Report, function_suffix: &str, file_suffix: &str, line: u32) -> Option<(usize, &'r Site)> {
+pub fn find_site<'r>(
+    report: &'r Report,
+    function_suffix: &str,
+    file_suffix: &str,
+    line: u32,
+) -> Option<(usize, &'r Site)> {
     report.sites.iter().enumerate().find(|(_, s)| {
-        s.function.as_deref().is_some_and(|f| f.ends_with(function_suffix))
+        s.function
+            .as_deref()
+            .is_some_and(|f| f.ends_with(function_suffix))
             && s.file.as_deref().is_some_and(|f| f.ends_with(file_suffix))
             && s.line == Some(line)
     })

@@ -1,0 +1,351 @@
+//! Reading lockprof's JSON report (`lockprof record -o FILE`) and formatting numbers.
+//!
+//! Owns: the few fields of the report that the demo summary and the overhead benchmark
+//! show (`totals`, `losses`, `probe_cost`, `duration_ns`, the top `sites`), read through
+//! `serde_json::Value` so that xtask does not depend on the profiler crate (whose
+//! build script needs bpf-linker, which `cargo xtask setup` installs). The layout is
+//! documented in `docs/report-schema.md`; a field that is missing reads as zero/empty
+//! rather than failing, so an older or newer report still summarizes. Must not: run
+//! anything.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+/// A parsed lockprof report.
+pub struct LockReport(Value);
+
+/// One lock site, as shown in summaries.
+pub struct SiteRow {
+    pub kind: String,
+    pub contention: bool,
+    pub function: String,
+    /// `file:line` with the file's base name, or the module when there is no line info.
+    pub place: String,
+    pub waits: u64,
+    pub total_wait_ns: u64,
+    /// Who waited: thread names grouped by their stem (`tx-stream-* ×8, rx-vm0`),
+    /// heaviest first.
+    pub threads: String,
+}
+
+impl LockReport {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("read lockprof report '{}'", path.display()))?;
+        let value: Value = serde_json::from_str(&text)
+            .with_context(|| format!("parse lockprof report '{}'", path.display()))?;
+        if !value.is_object() || value.get("totals").is_none() {
+            bail!(
+                "'{}' is not a lockprof JSON report (no 'totals')",
+                path.display()
+            );
+        }
+        Ok(Self(value))
+    }
+
+    fn u64_at(&self, pointer: &str) -> u64 {
+        self.0.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        self.u64_at("/duration_ns") as f64 / 1e9
+    }
+
+    /// Blocked futex waits (woken after blocking), all kinds.
+    pub fn waits(&self) -> u64 {
+        self.u64_at("/totals/waits")
+    }
+
+    pub fn wait_ns(&self) -> u64 {
+        self.u64_at("/totals/wait_ns")
+    }
+
+    pub fn contention_wait_ns(&self) -> u64 {
+        self.u64_at("/totals/contention_wait_ns")
+    }
+
+    /// Every `FUTEX_WAIT` the probes saw: blocked, EAGAIN, timed out, interrupted, failed.
+    pub fn wait_calls(&self) -> u64 {
+        ["waits", "eagain", "timeouts", "interrupted", "other_errors"]
+            .iter()
+            .map(|k| self.u64_at(&format!("/totals/{k}")))
+            .sum()
+    }
+
+    pub fn wake_calls(&self) -> u64 {
+        self.u64_at("/totals/wake_calls")
+    }
+
+    /// Non-zero loss counters, by name. `unsymbolized_frames` is left out: it marks
+    /// frames shown as module+offset, not lost events.
+    pub fn losses(&self) -> Vec<(String, u64)> {
+        self.0
+            .get("losses")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "unsymbolized_frames")
+                    .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| (k.clone(), n)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// CPU time spent in the eBPF programs (all CPUs) and how many times they ran.
+    pub fn bpf_cost(&self) -> (u64, u64) {
+        (
+            self.u64_at("/probe_cost/bpf_run_ns"),
+            self.u64_at("/probe_cost/bpf_runs"),
+        )
+    }
+
+    /// The first `n` sites that blocked (the report ranks them by total wait; sites
+    /// whose waits all returned at once, e.g. EAGAIN, are left out).
+    pub fn top_sites(&self, n: usize) -> Vec<SiteRow> {
+        let Some(sites) = self.0.get("sites").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        sites
+            .iter()
+            .map(site_row)
+            .filter(|s| s.waits > 0 || s.total_wait_ns > 0)
+            .take(n)
+            .collect()
+    }
+}
+
+fn site_row(site: &Value) -> SiteRow {
+    let str_of = |k: &str| site.get(k).and_then(Value::as_str);
+    let u64_of = |k: &str| site.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let function =
+        str_of("function").map_or_else(|| "[unknown function]".to_owned(), short_function);
+    let place = match (str_of("file"), site.get("line").and_then(Value::as_u64)) {
+        (Some(file), Some(line)) => format!("{}:{line}", base_name(file)),
+        (Some(file), None) => base_name(file).to_owned(),
+        _ => str_of("module").map_or_else(|| "?".to_owned(), |m| base_name(m).to_owned()),
+    };
+    SiteRow {
+        kind: str_of("kind").unwrap_or("other").to_owned(),
+        contention: site
+            .get("contention")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        function,
+        place,
+        waits: u64_of("waits"),
+        total_wait_ns: u64_of("total_wait_ns"),
+        threads: thread_groups(
+            site.get("threads")
+                .and_then(Value::as_array)
+                .map_or(&[], Vec::as_slice),
+        ),
+    }
+}
+
+/// Groups thread names that differ only in a trailing number (`build-1`, `build-2` →
+/// `build-* ×2`), heaviest group first, at most three groups.
+fn thread_groups(threads: &[Value]) -> String {
+    // (stem, members, total wait, the one name when there is a single member)
+    let mut groups: Vec<(String, usize, u64, String)> = Vec::new();
+    for t in threads {
+        let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
+        let wait = t.get("total_wait_ns").and_then(Value::as_u64).unwrap_or(0);
+        let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        match groups.iter_mut().find(|g| g.0 == stem) {
+            Some(g) => {
+                g.1 += 1;
+                g.2 += wait;
+            }
+            None => groups.push((stem.to_owned(), 1, wait, name.to_owned())),
+        }
+    }
+    groups.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    let mut parts: Vec<String> = groups
+        .iter()
+        .take(3)
+        .map(|(stem, n, _, only)| {
+            if *n == 1 {
+                only.clone()
+            } else {
+                format!("{stem}* ×{n}")
+            }
+        })
+        .collect();
+    if groups.len() > 3 {
+        parts.push(format!("+{} more", groups.len() - 3));
+    }
+    parts.join(", ")
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `demo_targets::kmutex::Store::writer` → `Store::writer`;
+/// `<demo_targets::x::Foo as Bar>::baz::{{closure}}` → `baz::{{closure}}`-ish: generic
+/// arguments are dropped and the last two path segments kept (three when the last is a
+/// closure), which names the method without the crate and module noise.
+pub fn short_function(name: &str) -> String {
+    // Drop everything inside <...> (generics, trait impls) so `::` splits cleanly.
+    let mut plain = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    for c in name.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    let parts: Vec<&str> = plain.split("::").filter(|p| !p.is_empty()).collect();
+    let keep = if parts.last().is_some_and(|p| p.starts_with("{{")) {
+        3
+    } else {
+        2
+    };
+    let start = parts.len().saturating_sub(keep);
+    let short = parts[start..].join("::");
+    if short.is_empty() {
+        name.to_owned()
+    } else {
+        short
+    }
+}
+
+/// Nanoseconds in human units: `3m02s`, `16.7s`, `783ms`, `4.21ms`, `131µs`, `850ns`.
+pub fn human_ns(ns: u64) -> String {
+    let s = ns as f64 / 1e9;
+    if s >= 60.0 {
+        let whole = s.round() as u64;
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    } else if s >= 1.0 {
+        format!("{}s", sig3(s))
+    } else if ns >= 1_000_000 {
+        format!("{}ms", sig3(ns as f64 / 1e6))
+    } else if ns >= 1_000 {
+        format!("{}µs", sig3(ns as f64 / 1e3))
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+/// Three significant digits, no trailing `.0`: 16.7, 783, 4.21.
+pub fn sig3(x: f64) -> String {
+    let decimals = if x >= 100.0 {
+        0
+    } else if x >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+/// A count or rate in human units: 950, 84.1k, 1.52M.
+pub fn human_count(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{}M", sig3(x / 1e6))
+    } else if x >= 1e3 {
+        format!("{}k", sig3(x / 1e3))
+    } else {
+        sig3(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_ns(182_000_000_000), "3m02s");
+        assert_eq!(human_ns(16_700_000_000), "16.7s");
+        assert_eq!(human_ns(783_000_000), "783ms");
+        assert_eq!(human_ns(4_210_000), "4.21ms");
+        assert_eq!(human_ns(131_400), "131µs");
+        assert_eq!(human_ns(850), "850ns");
+        assert_eq!(human_ns(2_000_000_000), "2s");
+    }
+
+    #[test]
+    fn counts_read_naturally() {
+        assert_eq!(human_count(950.0), "950");
+        assert_eq!(human_count(84_123.0), "84.1k");
+        assert_eq!(human_count(1_520_000.0), "1.52M");
+    }
+
+    #[test]
+    fn function_names_lose_crate_and_generics() {
+        assert_eq!(
+            short_function("demo_targets::kmutex::Store::writer"),
+            "Store::writer"
+        );
+        assert_eq!(
+            short_function("demo_targets::forwarder::Before::lookup::{{closure}}"),
+            "Before::lookup::{{closure}}"
+        );
+        assert_eq!(
+            short_function("<demo_targets::x::Foo<T> as core::ops::Drop>::drop"),
+            "drop"
+        );
+        assert_eq!(short_function("start_thread"), "start_thread");
+    }
+
+    #[test]
+    fn threads_group_by_name_stem() {
+        let threads: Vec<Value> = serde_json::from_str(
+            r#"[{"name": "rx-vm0", "total_wait_ns": 50},
+                {"name": "tx-stream-1", "total_wait_ns": 40},
+                {"name": "tx-stream-2", "total_wait_ns": 40},
+                {"name": "churn", "total_wait_ns": 1},
+                {"name": "main", "total_wait_ns": 0}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            thread_groups(&threads),
+            "tx-stream-* ×2, rx-vm0, churn, +1 more"
+        );
+    }
+
+    #[test]
+    fn reads_sites_and_totals_from_json() {
+        let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        fs::write(
+            &path,
+            r#"{"duration_ns": 2000000000,
+                "totals": {"waits": 10, "eagain": 5, "wait_ns": 7, "contention_wait_ns": 3},
+                "losses": {"stack_collisions": 2, "wait_map_full": 0, "unsymbolized_frames": 9},
+                "probe_cost": {"bpf_run_ns": 100, "bpf_runs": 4},
+                "sites": [{"kind": "mutex", "contention": true,
+                           "function": "demo_targets::kmutex::Store::writer",
+                           "file": "/w/demo-targets/src/kmutex.rs", "line": 203,
+                           "waits": 3, "total_wait_ns": 5}]}"#,
+        )
+        .unwrap();
+        let r = LockReport::read(&path).unwrap();
+        assert_eq!(r.waits(), 10);
+        assert_eq!(r.wait_calls(), 15);
+        assert!((r.duration_s() - 2.0).abs() < 1e-9);
+        assert_eq!(r.losses(), vec![("stack_collisions".to_owned(), 2)]);
+        assert_eq!(r.bpf_cost(), (100, 4));
+        let sites = r.top_sites(3);
+        assert_eq!(sites.len(), 1);
+        assert_eq!(sites[0].function, "Store::writer");
+        assert_eq!(sites[0].place, "kmutex.rs:203");
+        assert!(sites[0].contention);
+        assert_eq!(sites[0].threads, "");
+        fs::write(&path, "{}").unwrap();
+        assert!(LockReport::read(&path).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,5 +1,5 @@
 //! Builds the eBPF programs (`profiler-ebpf`) with nightly through aya-build and puts
-//! the object in OUT_DIR. With `AYA_BUILD_SKIP=1` (machines without bpf-linker, e.g. a
+//! the object in `OUT_DIR`. With `AYA_BUILD_SKIP=1` (machines without bpf-linker, e.g. a
 //! docs-only build) it writes an empty object instead so the crate still compiles;
 //! loading then fails with a clear error at run time.
 use std::{env, fs, path::PathBuf};

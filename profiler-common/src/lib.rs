@@ -45,6 +45,10 @@ pub const MAX_INFLIGHT: u32 = 65_536;
 pub const HIST_BUCKETS: usize = 40;
 
 /// Log2 bucket of a duration in ns, clamped to the last bucket.
+#[allow(
+    clippy::inline_always,
+    reason = "runs in the eBPF hot path, where a call costs more than the body"
+)]
 #[inline(always)]
 #[must_use]
 pub fn hist_bucket(ns: u64) -> usize {
@@ -82,7 +86,7 @@ pub fn hist_bucket(ns: u64) -> usize {
     }
 }
 
-/// Syscall numbers on x86_64 that the probe decodes.
+/// Syscall numbers on `x86_64` that the probe decodes.
 pub mod nr {
     /// `futex(2)`.
     pub const FUTEX: u64 = 202;
@@ -128,7 +132,7 @@ pub mod op {
     /// `futex_requeue(2)`; the address is the first waiter's.
     pub const FUTEX2_REQUEUE: u32 = 103;
 
-    /// `futex(2)`'s command mask: drops FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME.
+    /// `futex(2)`'s command mask: drops `FUTEX_PRIVATE_FLAG` and `FUTEX_CLOCK_REALTIME`.
     pub const FUTEX_CMD_MASK: u32 = !(128 | 256);
 
     /// Does this op block the caller until woken (or timeout)?
@@ -210,7 +214,8 @@ pub struct RawInFlight {
     pub start_ns: u64,
     pub uaddr: u64,
     pub op: u32,
-    pub _pad: u32,
+    /// Explicit padding (always 0) so the layout has no implicit holes.
+    pub pad: u32,
 }
 
 /// Aggregation key of a wait: one row per thread, futex address, user stack and op.

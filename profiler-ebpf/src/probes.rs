@@ -101,7 +101,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<i32, i32> {
         start_ns: now_ns(),
         uaddr,
         op: fop,
-        _pad: 0,
+        pad: 0,
     };
     if INFLIGHT.insert(pid_tgid as u32, inflight, u64::from(BPF_ANY)).is_err() {
         count_loss(Loss::InFlightMapFull);

@@ -1,12 +1,12 @@
 //! Where in the target's own code a thread blocked, and on what kind of lock.
 //!
 //! Owns: the rules that skip lock-implementation frames (glibc's pthread/lll and
-//! syscall wrappers, Rust std's sync and futex code, parking_lot, libstdc++), pick the
+//! syscall wrappers, Rust std's sync and futex code, `parking_lot`, libstdc++), pick the
 //! innermost frame of the target's own code as the **site**, and classify the wait
 //! from the implementation frames (mutex, rwlock read/write, condvar, semaphore,
 //! other). Must not: aggregate or symbolize — it reads one symbolized stack.
 //!
-//! Why the call site and not the futex address: parking_lot parks every waiter on a
+//! Why the call site and not the futex address: `parking_lot` parks every waiter on a
 //! per-thread futex, and a condvar's mutex re-acquire waits on the mutex's word, so an
 //! address alone does not name the lock; the place in the code always does.
 

@@ -106,7 +106,7 @@ pub enum Format {
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Record(args) => run_record(args),
+        Command::Record(args) => run_record(&args),
         Command::Report(args) => {
             let report = report::json::read(&args.file)?;
             print_report(&report, &args.render)?;
@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn run_record(args: RecordArgs) -> Result<i32> {
+fn run_record(args: &RecordArgs) -> Result<i32> {
     if args.pids.is_empty() && args.command.is_empty() {
         bail!(
             "nothing to record: give -p PID or a command after '--' (see 'lockprof record --help')"
@@ -200,7 +200,7 @@ mod tests {
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_mins(2));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("0s").unwrap_err().contains("positive"));
         assert!(parse_duration("10 parsecs").unwrap_err().contains("unit"));

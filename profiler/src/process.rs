@@ -121,7 +121,6 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
 
     let (gate_r, gate_w) = pipe().context("create launch pipe")?;
     let (status_r, status_w) = pipe().context("create launch pipe")?;
-    let (gate_w_fd, status_r_fd) = (gate_w.as_raw_fd(), status_r.as_raw_fd());
 
     // SAFETY: after fork the child only calls async-signal-safe functions (read,
     // execvp, write, _exit) on memory prepared before the fork.
@@ -132,12 +131,21 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
     if pid == 0 {
         // SAFETY: see above; this branch never returns.
         unsafe {
-            // Our copies of the parent's ends: the gate only reads EOF once every
-            // write end is closed, including this one.
-            libc::close(gate_w_fd);
-            libc::close(status_r_fd);
+            // Close every close-on-exec fd but our two — exec would close them anyway.
+            // This drops our copies of the parent's pipe ends and, if other threads
+            // of the parent launched children concurrently, our copies of theirs,
+            // which would otherwise keep their exec-status pipes from reaching EOF.
+            for fd in 3..4096 {
+                if fd != gate_r.as_raw_fd()
+                    && fd != status_w.as_raw_fd()
+                    && libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+                {
+                    libc::close(fd);
+                }
+            }
             let mut b = 0u8;
-            // Wait for the parent to open the gate (EOF or a byte both mean go).
+            // Wait for the parent's release byte (or EOF if it died: then exec too, so
+            // the command is not left parked forever).
             while libc::read(gate_r.as_raw_fd(), (&raw mut b).cast(), 1) < 0
                 && *libc::__errno_location() == libc::EINTR
             {}
@@ -163,7 +171,12 @@ impl Launched {
     /// Let the child exec, and wait until the exec has happened (so its memory map is
     /// the program's, not a copy of ours). Fails if the program cannot be run.
     pub fn start(&mut self) -> Result<()> {
-        self.gate = None; // closing the write end releases the child
+        if let Some(gate) = self.gate.take() {
+            // A byte, not just EOF: another child forked concurrently may hold a
+            // copy of this write end until it execs.
+            // SAFETY: writes one byte from a local to an fd we own.
+            unsafe { libc::write(gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        }
         let mut buf = [0u8; 4];
         let n = loop {
             // SAFETY: reads into a local buffer of the given length.

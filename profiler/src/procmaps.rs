@@ -159,10 +159,10 @@ mod tests {
     fn resolve_gives_file_offset() {
         let mut h = MapsHistory::default();
         assert!(h.observe(7, MAPS));
-        let mo = h.resolve(7, 0x55d4c6a22000 + 0x10).unwrap();
+        let mo = h.resolve(7, 0x55d4_c6a2_2000 + 0x10).unwrap();
         assert_eq!(mo.offset, 0x22010);
         assert!(h.resolve(7, 0x1).is_none());
-        assert!(h.resolve(8, 0x55d4c6a22010).is_none());
+        assert!(h.resolve(8, 0x55d4_c6a2_2010).is_none());
     }
 
     #[test]
@@ -191,10 +191,10 @@ mod tests {
         let after_exec = "400000-401000 r-xp 00000000 fe:01 9 /bin/other\n";
         assert!(h.observe(7, after_exec));
         assert_eq!(
-            h.resolve(7, 0x400010).unwrap().path,
+            h.resolve(7, 0x40_0010).unwrap().path,
             PathBuf::from("/bin/other")
         );
         // The pre-exec layout still resolves addresses recorded before the exec.
-        assert_eq!(h.resolve(7, 0x55d4c6a22010).unwrap().offset, 0x22010);
+        assert_eq!(h.resolve(7, 0x55d4_c6a2_2010).unwrap().offset, 0x22010);
     }
 }

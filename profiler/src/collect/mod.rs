@@ -149,11 +149,11 @@ impl Probes {
         let mut snap = Snapshot::default();
         // Keys can vanish between get_next_key and lookup only if we deleted them (we
         // never do), so iteration errors are real failures.
-        for item in waits.iter() {
+        for item in &waits {
             let (key, per_cpu) = item.map_err(|e| map_err(MAP_WAITS, &e))?;
             snap.waits.push(WaitRow::from_raw(&key, &per_cpu));
         }
-        for item in wakes.iter() {
+        for item in &wakes {
             let (key, per_cpu) = item.map_err(|e| map_err(MAP_WAKES, &e))?;
             snap.wakes.push(WakeRow::from_raw(&key, &per_cpu));
         }
@@ -180,7 +180,7 @@ impl Probes {
             snap.losses.set(loss, per_cpu.iter().sum());
         }
         let inflight: HashMap<&MapData, u32, RawInFlight> = map_ref(&self.ebpf, MAP_INFLIGHT)?;
-        snap.unfinished_waits = inflight.keys().filter(Result::is_ok).count() as u64;
+        snap.unfinished_waits = inflight.keys().flatten().count() as u64;
         Ok(snap)
     }
 
@@ -248,7 +248,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so large maps load.
+/// Kernels before 5.11 charge BPF maps to `RLIMIT_MEMLOCK`; lift it so large maps load.
 fn raise_memlock_limit() {
     let rlim = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,

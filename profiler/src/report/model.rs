@@ -61,7 +61,7 @@ impl Default for Report {
     }
 }
 
-/// The kernel's run-time accounting of lockprof's eBPF programs (BPF_ENABLE_STATS):
+/// The kernel's run-time accounting of lockprof's eBPF programs (`BPF_ENABLE_STATS`):
 /// CPU time spent in the probes, summed over all CPUs, and the number of runs. Both
 /// are zero when the kernel refused to enable the statistics.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

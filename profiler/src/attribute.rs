@@ -29,7 +29,11 @@ pub struct Attribution {
 pub fn attribute(frames: &[Frame], fallback: WaitKind) -> Attribution {
     let site = frames
         .iter()
-        .position(|f| !is_lock_implementation(f))
+        .enumerate()
+        // The innermost frame is the syscall instruction itself: in a module we know
+        // nothing about (unmapped by the time we looked), it is libc or the vDSO, not
+        // the target's code.
+        .position(|(i, f)| !(is_lock_implementation(f) || (i == 0 && f.module.is_none())))
         // Everything is implementation (e.g. a frame-pointer walk that stopped inside
         // libc): the outermost frame is the best place we have.
         .unwrap_or(frames.len().saturating_sub(1));
@@ -446,6 +450,16 @@ mod tests {
             1,
             "C futex_wait is glibc's; syscall_helper is not"
         );
+    }
+
+    #[test]
+    fn unknown_innermost_frame_is_not_the_site() {
+        let mut s = vec![Frame {
+            address: "0x7f00".into(),
+            ..Frame::default()
+        }];
+        s.extend(stack(&[("app::worker", APP)]));
+        assert_eq!(attribute(&s, WaitKind::Other).site, 1);
     }
 
     #[test]

@@ -61,9 +61,14 @@ impl Recording {
     }
 }
 
-/// How often targets' memory maps are re-read and stop conditions checked. Short
-/// enough that a process exiting soon after an exec or dlopen is still symbolized.
-const POLL: Duration = Duration::from_millis(100);
+/// How often stop conditions are checked.
+const TICK: Duration = Duration::from_millis(10);
+/// How often a settled target's memory map is re-read (for dlopen/exec).
+const MAPS_EVERY: Duration = Duration::from_millis(100);
+/// A new target is re-read every tick for this long: the dynamic loader maps its
+/// libraries just after exec, and a short-lived process may exit before the next
+/// slow poll, leaving its libraries unsymbolized.
+const YOUNG: Duration = Duration::from_secs(1);
 
 /// Record until a stop condition, then build the report.
 pub fn record(opts: &RecordOptions) -> Result<Recording> {
@@ -93,9 +98,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let mut maps = MapsHistory::default();
-    for &pid in targets.keys() {
-        maps.refresh(pid);
-    }
+    let mut first_seen: BTreeMap<u32, Instant> = BTreeMap::new();
+    let mut last_full_poll = Instant::now();
+    poll_targets(&probes, &mut targets, &mut maps, &mut first_seen, true);
     if opts.verbose {
         eprintln!(
             "lockprof: recording {}; Ctrl-C to stop",
@@ -117,15 +122,19 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         if all_gone {
             break StopReason::TargetsExited;
         }
-        poll_targets(&probes, &mut targets, &mut maps);
-        std::thread::sleep(POLL);
+        let full = last_full_poll.elapsed() >= MAPS_EVERY;
+        if full {
+            last_full_poll = Instant::now();
+        }
+        poll_targets(&probes, &mut targets, &mut maps, &mut first_seen, full);
+        std::thread::sleep(TICK);
     };
     probes.detach();
     let duration_ns = started.elapsed().as_nanos() as u64;
     let (run_time, runs) = probes.run_stats();
 
     let snapshot = probes.snapshot().context("read the probes' aggregates")?;
-    poll_targets(&probes, &mut targets, &mut maps);
+    poll_targets(&probes, &mut targets, &mut maps, &mut first_seen, true);
     drop(probes);
 
     let exit_code = launched.as_mut().and_then(Launched::try_wait);
@@ -170,8 +179,15 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     })
 }
 
-/// Discover followed children, and capture every live target's memory map.
-fn poll_targets(probes: &Probes, targets: &mut BTreeMap<u32, Target>, maps: &mut MapsHistory) {
+/// Discover followed children and capture targets' memory maps: every target when
+/// `full`, otherwise only the ones seen for less than [`YOUNG`].
+fn poll_targets(
+    probes: &Probes,
+    targets: &mut BTreeMap<u32, Target>,
+    maps: &mut MapsHistory,
+    first_seen: &mut BTreeMap<u32, Instant>,
+    full: bool,
+) {
     if let Ok(traced) = probes.targets() {
         for pid in traced {
             targets
@@ -180,6 +196,14 @@ fn poll_targets(probes: &Probes, targets: &mut BTreeMap<u32, Target>, maps: &mut
         }
     }
     for (pid, t) in targets.iter_mut() {
+        let young = first_seen
+            .entry(*pid)
+            .or_insert_with(Instant::now)
+            .elapsed()
+            < YOUNG;
+        if !(full || young) {
+            continue;
+        }
         if maps.refresh(*pid) || t.comm.is_empty() {
             // New layout after exec: the name may have changed too.
             let comm = process::comm(*pid);

@@ -332,3 +332,32 @@ fn every_futex_wait_and_wake_op_is_seen_and_named() {
     }
     assert_eq!(r.report.losses.kernel_total(), 0, "{:?}", r.report.losses);
 }
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn short_lived_process_is_fully_symbolized() {
+    // Regression: a ~100 ms process exited before the next 100 ms maps poll, after the
+    // loader had mapped libc, so libc frames (and with them the site) went unresolved.
+    require_root();
+    let fixture = demo_bin("lockprof-fixture");
+    let r = record(&[
+        "-q",
+        "--",
+        fixture.to_str().unwrap(),
+        "--threads",
+        "2",
+        "--iters",
+        "40",
+    ]);
+    assert!(r.output.status.success(), "{}", r.stderr);
+    assert_eq!(
+        r.report.losses.unsymbolized_frames,
+        0,
+        "{}",
+        top_sites(&r.report, 4)
+    );
+    let line = tag_line(FIXTURE_SRC, "fixture.hot");
+    let (rank, site) = find_site(&r.report, "hot_section", "lockprof-fixture.rs", line)
+        .unwrap_or_else(|| panic!("{}", top_sites(&r.report, 4)));
+    assert_eq!((rank, site.kind), (0, WaitKind::Mutex));
+}

@@ -243,6 +243,15 @@ mod tests {
     }
 
     #[test]
+    fn help_text_snapshot() {
+        // What users read first; a change here should be a deliberate one.
+        let mut cmd = Cli::command().term_width(100);
+        insta::assert_snapshot!("lockprof_help", cmd.render_long_help().to_string());
+        let record = cmd.find_subcommand_mut("record").expect("record subcommand");
+        insta::assert_snapshot!("lockprof_record_help", record.render_long_help().to_string());
+    }
+
+    #[test]
     fn help_has_examples() {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("sudo lockprof record -p 4242 --duration 10s"));

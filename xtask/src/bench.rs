@@ -200,7 +200,8 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
     let wakes = Stats::of(&profiled.iter().map(|r| r.wakes_per_s).collect::<Vec<_>>());
     let lost: Vec<f64> = profiled
         .iter()
-        .map(|r| r.losses.iter().map(|(_, n)| *n as f64).sum())
+        // Summed as integers: an empty f64 sum is -0.0, which would print as "-0".
+        .map(|r| r.losses.iter().map(|(_, n)| *n).sum::<u64>() as f64)
         .collect();
     let lost_stats = Stats::of(&lost);
     let bpf = Stats::of(&profiled.iter().map(|r| r.bpf_ns_per_s).collect::<Vec<_>>());
@@ -269,7 +270,7 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
     row(&mut t, "blocked futex waits/s (lockprof)", waits, "");
     row(
         &mut t,
-        "FUTEX_WAIT calls/s incl. EAGAIN (lockprof)",
+        "FUTEX_WAIT calls/s, any result (lockprof)",
         calls,
         "",
     );
@@ -425,7 +426,6 @@ fn demos_bench(runs: u64) -> Result<()> {
     let bin = release_bin("demo-targets");
     let (mut passed, mut total) = (0, 0);
     let mut results = Vec::new();
-    let mut text = String::new();
     for info in &demos::DEMOS {
         let mut before = Vec::new();
         let mut after = Vec::new();
@@ -449,9 +449,10 @@ fn demos_bench(runs: u64) -> Result<()> {
         let checks = demos::checks(info.name, &Medians::of(&before), &Medians::of(&after));
         passed += checks.iter().filter(|c| c.pass).count();
         total += checks.len();
-        let section = demo_section(info.name, runs, &before, &after, &checks);
-        println!("{section}");
-        text.push_str(&section);
+        print!(
+            "{}",
+            demo_section(info.name, runs, &before, &after, &checks)
+        );
         results.push(demo_json(info.name, &before, &after, &checks));
     }
     let path = target_dir().join("bench").join("demos.json");
@@ -493,7 +494,7 @@ fn demo_section(
     );
     let _ = writeln!(
         s,
-        "  {:<40} {:>10} {:>10} {:>10}",
+        "  {:<48} {:>10} {:>10} {:>10}",
         format!("{} ({}, {direction})", first.headline, first.unit),
         "median",
         "min",
@@ -502,7 +503,7 @@ fn demo_section(
     for (variant, st) in [("before", b), ("after", a)] {
         let _ = writeln!(
             s,
-            "    {variant:<38} {:>10} {:>10} {:>10}",
+            "    {variant:<46} {:>10} {:>10} {:>10}",
             show_value(st.median),
             show_value(st.min),
             show_value(st.max)
@@ -510,7 +511,7 @@ fn demo_section(
     }
     let _ = writeln!(
         s,
-        "    {:<38} {:>10}",
+        "    {:<46} {:>10}",
         "improvement (medians)",
         show_ratio(improvement(b.median, a.median, first.lower_is_better))
     );
@@ -521,7 +522,7 @@ fn demo_section(
     for c in checks {
         let _ = writeln!(
             s,
-            "    {}  {:<52} {}",
+            "    {}  {:<56} {}",
             if c.pass { "PASS" } else { "FAIL" },
             c.what,
             c.observed

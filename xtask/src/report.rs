@@ -145,21 +145,21 @@ fn site_row(site: &Value) -> SiteRow {
     }
 }
 
-/// Groups thread names that differ only in a trailing number (`build-1`, `build-2` →
-/// `build-* ×2`), heaviest group first, at most three groups.
+/// Groups thread names that differ only in their numbers (`fetch-1-0`, `fetch-2-1` →
+/// `fetch-*-* ×2`), heaviest group first, at most three groups.
 fn thread_groups(threads: &[Value]) -> String {
     // (stem, members, total wait, the one name when there is a single member)
     let mut groups: Vec<(String, usize, u64, String)> = Vec::new();
     for t in threads {
         let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
         let wait = t.get("total_wait_ns").and_then(Value::as_u64).unwrap_or(0);
-        let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let stem = digits_to_star(name);
         match groups.iter_mut().find(|g| g.0 == stem) {
             Some(g) => {
                 g.1 += 1;
                 g.2 += wait;
             }
-            None => groups.push((stem.to_owned(), 1, wait, name.to_owned())),
+            None => groups.push((stem, 1, wait, name.to_owned())),
         }
     }
     groups.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
@@ -170,7 +170,7 @@ fn thread_groups(threads: &[Value]) -> String {
             if *n == 1 {
                 only.clone()
             } else {
-                format!("{stem}* ×{n}")
+                format!("{stem} ×{n}")
             }
         })
         .collect();
@@ -178,6 +178,19 @@ fn thread_groups(threads: &[Value]) -> String {
         parts.push(format!("+{} more", groups.len() - 3));
     }
     parts.join(", ")
+}
+
+/// Every run of digits replaced by `*`: `fetch-18-1` → `fetch-*-*`.
+fn digits_to_star(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('*') {
+            out.push('*');
+        }
+    }
+    out
 }
 
 fn base_name(path: &str) -> &str {
@@ -305,13 +318,15 @@ mod tests {
             r#"[{"name": "rx-vm0", "total_wait_ns": 50},
                 {"name": "tx-stream-1", "total_wait_ns": 40},
                 {"name": "tx-stream-2", "total_wait_ns": 40},
+                {"name": "fetch-1-0", "total_wait_ns": 2},
+                {"name": "fetch-12-1", "total_wait_ns": 2},
                 {"name": "churn", "total_wait_ns": 1},
                 {"name": "main", "total_wait_ns": 0}]"#,
         )
         .unwrap();
         assert_eq!(
             thread_groups(&threads),
-            "tx-stream-* ×2, rx-vm0, churn, +1 more"
+            "tx-stream-* ×2, rx-vm0, fetch-*-* ×2, +2 more"
         );
     }
 

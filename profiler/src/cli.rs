@@ -1,18 +1,46 @@
 //! The command line: argument definitions and what each subcommand does with them.
 //!
 //! Owns: clap definitions, `--help` text with examples, parsing durations, and
-//! dispatching to `record` / report rendering. Must not: contain profiling logic.
+//! dispatching to `record`, report rendering, `compare` (diff), `budget` (check) and
+//! `export` (flamegraph). Must not: contain profiling, matching, budget or format logic.
+//!
+//! Exit codes: 0 success; 1 an error, or a budget breach (`check`, `record --check`);
+//! 2 a usage error, and for `check` and `record --check` also an unreadable or invalid
+//! input file ([`InputError`]).
 
 use std::ffi::OsString;
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::budget::{self, Baseline, Budget, Evaluation};
+use crate::compare::diff::{self as diffing, DiffOptions, RenderOptions};
+use crate::export::{flamegraph, folded, pprof};
 use crate::record::{self, RecordOptions};
 use crate::report::{self, Report, text::TextOptions};
+
+/// A bad input (file or flag combination) that `check` and `record --check` report
+/// with exit status 2, like clap's usage errors, so CI can tell "over budget" (1)
+/// from "the check could not run" (2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct InputError(anyhow::Error);
+
+fn input_error(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    anyhow::Error::new(InputError(e.into()))
+}
+
+/// The exit status for an error returned by [`run`].
+pub fn error_exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<InputError>().is_some() {
+        2
+    } else {
+        1
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +53,10 @@ the threads involved) and ranks them by total wait time.",
     after_help = "Examples:\n  \
 sudo lockprof record -p 4242 --duration 10s        attach to a running process\n  \
 sudo lockprof record -o run.json -- ./server --flag launch a command under the profiler\n  \
-lockprof report run.json                           render a saved report (no root needed)"
+lockprof report run.json                           render a saved report (no root needed)\n  \
+lockprof diff base.json new.json                   what changed between two runs\n  \
+lockprof check run.json --budget lockprof.toml     fail (exit 1) when over budget\n  \
+lockprof flamegraph run.json -o waits.svg          flame graph of the waiting stacks"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -47,6 +78,30 @@ written in every case. In launch mode lockprof exits with the command's exit cod
         after_help = "Examples:\n  lockprof report run.json\n  lockprof report run.json --format json --top 5"
     )]
     Report(ReportArgs),
+    /// Compare two saved reports: sites before → after, new and vanished, a verdict.
+    #[command(after_help = "Examples:\n  \
+lockprof diff base.json new.json\n  \
+lockprof diff base.json new.json --format markdown > comment.md\n\n\
+Sites are matched by kind, module, function and file:line, never by address; a site that \
+moved up to 10 lines in the same function is still matched (shown as 'moved from line N'). \
+Changes are judged on wait per second of recording; see docs/ci.md.")]
+    Diff(DiffArgs),
+    /// Check a saved report against a budget: exit 0 within, 1 over, 2 on bad input.
+    #[command(after_help = "Examples:\n  \
+lockprof check run.json --budget lockprof.toml\n  \
+lockprof check run.json --baseline base.json --max-regression 20%\n\n\
+Each breach is printed on one line: the site, what was measured, the limit and the rule. \
+The budget format is documented in docs/ci.md.")]
+    Check(CheckArgs),
+    /// Flame graph (SVG), folded stacks or pprof profile of a saved report's stacks.
+    #[command(after_help = "Examples:\n  \
+lockprof flamegraph run.json -o waits.svg\n  \
+lockprof flamegraph run.json --wakers -o wakers.svg\n  \
+lockprof flamegraph run.json --format folded > waits.folded\n  \
+lockprof flamegraph run.json --format pprof -o waits.pb.gz && go tool pprof -top waits.pb.gz\n\n\
+Waiting stacks are weighted by wait time; the report keeps the 5 hottest stacks of each \
+site, and the rest of a site's wait is drawn under '[other stacks]'.")]
+    Flamegraph(FlamegraphArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,7 +122,11 @@ pub struct RecordArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub render: RenderArgs,
-    /// Print nothing on stderr but errors.
+    /// Then check the report against this budget file (see `lockprof check`); exit 1
+    /// on a breach, even when the launched command exited 0.
+    #[arg(long = "check", value_name = "BUDGET")]
+    pub check: Option<PathBuf>,
+    /// Print nothing on stderr but errors (and budget breaches).
     #[arg(short, long)]
     pub quiet: bool,
     /// The command to launch (after `--`); it starts only once the probes are attached.
@@ -103,6 +162,81 @@ pub enum Format {
     Json,
 }
 
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier report (e.g. from the main branch).
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// The later report (e.g. from the pull request).
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Output format on stdout (markdown is for a pull-request comment).
+    #[arg(short, long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+    /// Sites listed per section in text and markdown (JSON lists all).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// Smallest change in wait per second that counts as improved or regressed.
+    #[arg(long, default_value = "10%", value_parser = parse_percent, value_name = "PCT")]
+    pub threshold: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A report written by `lockprof record -o`.
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+    /// The budget file (TOML, see docs/ci.md).
+    #[arg(long, value_name = "FILE")]
+    pub budget: Option<PathBuf>,
+    /// A report to check regressions against (with the budget's [baseline] limits or
+    /// --max-regression).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Largest allowed growth of lock contention and of each site's wait per second
+    /// versus --baseline, e.g. 20% (overrides the budget's).
+    #[arg(long, value_parser = parse_percent, value_name = "PCT", requires = "baseline")]
+    pub max_regression: Option<f64>,
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct FlamegraphArgs {
+    /// A report written by `lockprof record -o`.
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// svg (inferno), folded (`frame;frame count` lines for other flame-graph tools) or
+    /// pprof (gzipped profile.proto like Go's mutex profile).
+    #[arg(short, long, value_enum, default_value_t = ExportFormat::Svg)]
+    pub format: ExportFormat,
+    /// Waking stacks (unlock/notify/post), weighted by threads woken, instead of the
+    /// waiting stacks weighted by wait time.
+    #[arg(long)]
+    pub wakers: bool,
+    /// Title of the SVG.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Svg,
+    Folded,
+    Pprof,
+}
+
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -112,6 +246,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             print_report(&report, &args.render)?;
             Ok(0)
         }
+        Command::Diff(args) => run_diff(&args),
+        Command::Check(args) => run_check(&args),
+        Command::Flamegraph(args) => run_flamegraph(&args),
     }
 }
 
@@ -121,6 +258,11 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
             "nothing to record: give -p PID or a command after '--' (see 'lockprof record --help')"
         );
     }
+    // Read the budget first: a typo in it must not cost a whole benchmark run.
+    let budget = match &args.check {
+        Some(path) => Some((budget::load(path).map_err(input_error)?, path)),
+        None => None,
+    };
     let opts = RecordOptions {
         pids: args.pids.clone(),
         command: args.command.clone(),
@@ -136,7 +278,151 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         }
     }
     print_report(&recording.report, &args.render)?;
-    Ok(recording.finish(!args.quiet).unwrap_or(0))
+    let code = recording.finish(!args.quiet).unwrap_or(0);
+    let Some((budget, budget_path)) = budget else {
+        return Ok(code);
+    };
+    let name = args
+        .output
+        .as_ref()
+        .map_or_else(|| "the recording".to_owned(), |p| p.display().to_string());
+    let eval = budget::evaluate(
+        &budget,
+        &recording.report,
+        &name,
+        &budget_path.display().to_string(),
+        None,
+    );
+    // stdout carries the report; the verdict goes to stderr.
+    if !eval.passed() || !args.quiet {
+        eprint!("{}", budget::render(&eval));
+    }
+    // A breach fails the run even when the command succeeded; a failing command's own
+    // exit code is kept.
+    Ok(if eval.passed() || code != 0 { code } else { 1 })
+}
+
+fn run_diff(args: &DiffArgs) -> Result<i32> {
+    let base = report::json::read(&args.base)?;
+    let new = report::json::read(&args.new)?;
+    let diff = diffing::diff(
+        &base,
+        &args.base.display().to_string(),
+        &new,
+        &args.new.display().to_string(),
+        DiffOptions {
+            threshold: args.threshold,
+        },
+    );
+    let render = RenderOptions {
+        max_sites: args.top,
+    };
+    let out = match args.format {
+        DiffFormat::Text => diffing::to_text(&diff, render),
+        DiffFormat::Markdown => diffing::to_markdown(&diff, render),
+        DiffFormat::Json => diffing::to_json(&diff),
+    };
+    write_stdout(out.as_bytes(), "the diff")?;
+    Ok(0)
+}
+
+fn run_check(args: &CheckArgs) -> Result<i32> {
+    let (budget, budget_name) = match &args.budget {
+        Some(path) => (
+            budget::load(path).map_err(input_error)?,
+            path.display().to_string(),
+        ),
+        None if args.baseline.is_some() => (Budget::default(), "(none)".to_owned()),
+        None => {
+            return Err(input_error(anyhow::anyhow!(
+                "nothing to check against: give --budget FILE and/or --baseline FILE \
+                 (see 'lockprof check --help')"
+            )));
+        }
+    };
+    let report = report::json::read(&args.report).map_err(input_error)?;
+    let base = match &args.baseline {
+        Some(path) => Some(report::json::read(path).map_err(input_error)?),
+        None => None,
+    };
+    let base_name = args
+        .baseline
+        .as_deref()
+        .map(Path::display)
+        .map(|d| d.to_string());
+    let baseline = match (&base, &base_name) {
+        (Some(report), Some(name)) => {
+            let (max_regression, floor) = budget
+                .regression_limits(args.max_regression, &budget_name)
+                .map_err(input_error)?;
+            Some(Baseline {
+                report,
+                name,
+                max_regression,
+                min_wait_per_sec_ns: floor,
+            })
+        }
+        _ => None,
+    };
+    let eval: Evaluation = budget::evaluate(
+        &budget,
+        &report,
+        &args.report.display().to_string(),
+        &budget_name,
+        baseline,
+    );
+    let out = match args.format {
+        Format::Text => budget::render(&eval),
+        Format::Json => budget::to_json(&eval),
+    };
+    write_stdout(out.as_bytes(), "the check result")?;
+    Ok(i32::from(!eval.passed()))
+}
+
+fn run_flamegraph(args: &FlamegraphArgs) -> Result<i32> {
+    let report = report::json::read(&args.report)?;
+    let to_stdout = args.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if to_stdout && args.format == ExportFormat::Pprof && std::io::stdout().is_terminal() {
+        bail!("a pprof profile is binary: give -o FILE (e.g. -o waits.pb.gz)");
+    }
+    let bytes = match args.format {
+        ExportFormat::Pprof if args.wakers => pprof::to_gzip(&pprof::wakers(&report)),
+        ExportFormat::Pprof => pprof::to_gzip(&pprof::waits(&report)),
+        ExportFormat::Folded | ExportFormat::Svg => {
+            let (stacks, weight) = if args.wakers {
+                (folded::wakers(&report), flamegraph::Weight::Woken)
+            } else {
+                (folded::waits(&report), flamegraph::Weight::WaitNs)
+            };
+            if args.format == ExportFormat::Folded {
+                stacks.to_text().into_bytes()
+            } else {
+                let mut svg = Vec::new();
+                flamegraph::write_svg(&stacks, weight, args.title.as_deref(), &mut svg)
+                    .context("draw the flame graph")?;
+                svg
+            }
+        }
+    };
+    match &args.output {
+        Some(path) if !to_stdout => std::fs::write(path, &bytes)
+            .with_context(|| format!("cannot write '{}'", path.display()))?,
+        _ => write_stdout(&bytes, "the output")?,
+    }
+    Ok(0)
+}
+
+fn write_stdout(bytes: &[u8], what: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .with_context(|| format!("write {what} to stdout"))
+}
+
+/// `20%` → 0.2.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    budget::parse_percent(s)
 }
 
 fn print_report(report: &Report, render: &RenderArgs) -> Result<()> {
@@ -247,8 +533,13 @@ mod tests {
         // What users read first; a change here should be a deliberate one.
         let mut cmd = Cli::command().term_width(100);
         insta::assert_snapshot!("lockprof_help", cmd.render_long_help().to_string());
-        let record = cmd.find_subcommand_mut("record").expect("record subcommand");
-        insta::assert_snapshot!("lockprof_record_help", record.render_long_help().to_string());
+        let record = cmd
+            .find_subcommand_mut("record")
+            .expect("record subcommand");
+        insta::assert_snapshot!(
+            "lockprof_record_help",
+            record.render_long_help().to_string()
+        );
     }
 
     #[test]

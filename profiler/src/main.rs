@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use profiler::cli::{Cli, run};
+use profiler::cli::{Cli, error_exit_code, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("lockprof: error: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(error_exit_code(&err))
         }
     }
 }

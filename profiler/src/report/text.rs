@@ -162,7 +162,7 @@ fn div_round(n: u64, d: u64) -> u64 {
 }
 
 /// `part` as a share of `whole`: `64%`, `4.5%`, `<0.1%`; `-` when `whole` is 0.
-fn fmt_pct(part: u64, whole: u64) -> String {
+pub fn fmt_pct(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "-".to_owned();
     }
@@ -903,7 +903,7 @@ fn strip_generics(seg: &str) -> String {
 }
 
 /// The `h0123456789abcdef` hash rustc's legacy mangling appends.
-fn is_legacy_hash(seg: &str) -> bool {
+pub(crate) fn is_legacy_hash(seg: &str) -> bool {
     seg.len() == 17 && seg.starts_with('h') && seg[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 

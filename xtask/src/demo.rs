@@ -24,11 +24,13 @@ const TOP: usize = 3;
 /// Width the prose lines are wrapped at.
 const WIDTH: usize = 92;
 
-/// Builds lockprof and every demo binary (release, shared with the rest of the team).
+/// Builds lockprof and every demo binary (release): the whole workspace, the package
+/// set `cargo xtask build` and `cargo xtask test` use, so that they all resolve the same
+/// dependency features and share one set of artifacts.
 pub fn build_release_bins() -> Result<()> {
     say("building lockprof and the demo targets (release)");
     Cmd::cargo()
-        .args(["build", "--release", "-p", "profiler", "-p", "demo-targets"])
+        .args(["build", "--release", "--workspace"])
         .run()
 }
 

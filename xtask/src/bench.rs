@@ -268,12 +268,7 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
         format!("{loss_pct:.1}%")
     );
     row(&mut t, "blocked futex waits/s (lockprof)", waits, "");
-    row(
-        &mut t,
-        "FUTEX_WAIT calls/s, any result (lockprof)",
-        calls,
-        "",
-    );
+    row(&mut t, "all FUTEX_WAIT calls/s (lockprof)", calls, "");
     row(&mut t, "FUTEX_WAKE calls/s (lockprof)", wakes, "");
     let _ = writeln!(
         t,

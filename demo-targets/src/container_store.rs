@@ -197,7 +197,7 @@ pub fn run(variant: Variant, params: &Params) -> Result<Outcome, RunError> {
     let daemon = Arc::new(Daemon::new(n));
     let (gate, opener) = StartGate::new()?;
     let stop = Arc::new(StopFlag::default());
-    let mut crew: Crew<Worker> = Crew::new();
+    let mut crew: Crew<Worker> = Crew::new()?;
 
     let listers = params.get("listers");
     for i in 0..listers {

@@ -381,7 +381,7 @@ fn run_with(fwd: &Arc<dyn Forwarder>, params: &Params) -> Result<Outcome, RunErr
     let (gate, opener) = StartGate::new()?;
     let counters = Arc::new(Counters::default());
 
-    let mut clients = Crew::new();
+    let mut clients = Crew::new()?;
     for id in 0..builds {
         let (fwd, gate, counters) = (Arc::clone(fwd), Arc::clone(&gate), Arc::clone(&counters));
         clients.spawn(format!("build-{id}"), CLIENT_STACK, move || {
@@ -397,7 +397,7 @@ fn run_with(fwd: &Arc<dyn Forwarder>, params: &Params) -> Result<Outcome, RunErr
             )
         })?;
     }
-    let mut regs = Crew::new();
+    let mut regs = Crew::new()?;
     for r in 0..registrars {
         let (fwd, gate, counters) = (Arc::clone(fwd), Arc::clone(&gate), Arc::clone(&counters));
         let mut rng = Rng::new(seed, builds + r);

@@ -421,8 +421,8 @@ pub fn run(variant: Variant, params: &Params, cpu: Cpu) -> Result<Outcome, RunEr
         cpu,
     });
     let (gate, opener) = StartGate::new()?;
-    let mut pullers: Crew<Instant> = Crew::new();
-    let mut fetchers: Crew<()> = Crew::new();
+    let mut pullers: Crew<Instant> = Crew::new()?;
+    let mut fetchers: Crew<()> = Crew::new()?;
     for p in 0..pulls {
         let pull = Arc::new(Pull {
             next_layer: AtomicUsize::new(0),

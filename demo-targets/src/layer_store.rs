@@ -167,7 +167,7 @@ pub fn run(variant: Variant, params: &Params) -> Result<Outcome, RunError> {
     let store = Arc::new(Store::new(params.get("layers")));
     let (gate, opener) = StartGate::new()?;
     let stop = Arc::new(StopFlag::default());
-    let mut crew: Crew<Worker> = Crew::new();
+    let mut crew: Crew<Worker> = Crew::new()?;
 
     let listers = params.get("listers");
     for i in 0..listers {

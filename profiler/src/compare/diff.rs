@@ -521,17 +521,17 @@ pub fn to_text(diff: &Diff, opts: RenderOptions) -> String {
     let ratio_text = diff
         .verdict
         .contention_ratio
-        .map(|r| format!(", {} {}", fmt_ratio(r), fmt_change(r)))
+        .map(|r| format!(" ({}, {})", fmt_ratio(r), fmt_change(r)))
         .unwrap_or_default();
     out.push(format!(
-        "  lock contention  {} total, {} per second{ratio_text}",
-        arrow(
-            &fmt_duration_ns(b.contention_wait_ns),
-            &fmt_duration_ns(n.contention_wait_ns)
-        ),
+        "  lock contention  {} per second{ratio_text}; {} total",
         arrow(
             &per_sec_text(b.contention_wait_per_sec_ns),
             &per_sec_text(n.contention_wait_per_sec_ns)
+        ),
+        arrow(
+            &fmt_duration_ns(b.contention_wait_ns),
+            &fmt_duration_ns(n.contention_wait_ns)
         ),
     ));
     out.push(format!(

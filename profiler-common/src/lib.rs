@@ -21,6 +21,9 @@ pub const MAP_TARGETS: &str = "TARGETS";
 pub const MAP_INFLIGHT: &str = "INFLIGHT";
 /// Per-CPU array of `u64`, indexed by [`Loss`]: everything the probe could not record.
 pub const MAP_LOSSES: &str = "LOSSES";
+/// Hash map `RawEdgeKey → RawEdgeStats` (per-CPU): which wake stack woke which wait
+/// stack, and the wait time it ended.
+pub const MAP_EDGES: &str = "EDGES";
 
 /// Program attached to the `sys_enter` raw tracepoint.
 pub const PROG_SYS_ENTER: &str = "sys_enter";
@@ -38,6 +41,16 @@ pub const MAX_STACKS: u32 = 32_768;
 pub const MAX_TARGETS: u32 = 4_096;
 /// Capacity of [`MAP_INFLIGHT`]: one entry per thread currently inside a futex wait.
 pub const MAX_INFLIGHT: u32 = 65_536;
+/// Capacity of [`MAP_EDGES`].
+pub const MAX_EDGES: u32 = 16_384;
+/// Capacity of the last-waker-per-address LRU map (kernel-internal).
+pub const MAX_LAST_WAKES: u32 = 16_384;
+/// Capacity of the last-woken-address-per-thread LRU map (kernel-internal).
+pub const MAX_LAST_WOKEN: u32 = 65_536;
+
+/// `RawInFlight::flags` bit: the thread was woken from this same futex by its previous
+/// wait and has not released it since — if this wait blocks, that wakeup was wasted.
+pub const INFLIGHT_REWAIT: u32 = 1;
 
 /// Number of log2 buckets in a wait-time histogram. Bucket `b` counts waits of
 /// `[2^b, 2^(b+1))` ns (bucket 0 also takes 0 ns); the last bucket is open-ended
@@ -189,10 +202,12 @@ pub enum Loss {
     TargetMapFull = 5,
     /// Reading a syscall argument from user memory failed (e.g. a `futex_waitv` array).
     UserReadError = 6,
+    /// [`MAP_EDGES`] was full: a wake → wait pairing was not recorded (the wait was).
+    EdgeMapFull = 7,
 }
 
 /// Number of [`Loss`] counters.
-pub const LOSS_KINDS: u32 = 7;
+pub const LOSS_KINDS: u32 = 8;
 
 impl Loss {
     /// All loss kinds, in index order.
@@ -204,6 +219,7 @@ impl Loss {
         Loss::InFlightMapFull,
         Loss::TargetMapFull,
         Loss::UserReadError,
+        Loss::EdgeMapFull,
     ];
 }
 
@@ -214,8 +230,8 @@ pub struct RawInFlight {
     pub start_ns: u64,
     pub uaddr: u64,
     pub op: u32,
-    /// Explicit padding (always 0) so the layout has no implicit holes.
-    pub pad: u32,
+    /// `INFLIGHT_*` bits.
+    pub flags: u32,
 }
 
 /// Aggregation key of a wait: one row per thread, futex address, user stack and op.
@@ -258,6 +274,13 @@ pub struct RawWaitStats {
     pub interrupted: u64,
     /// Waits that failed any other way.
     pub other_err: u64,
+    /// Blocked waits that began right after a wakeup from the same futex, with no
+    /// release of it by this thread in between: the previous wakeup was wasted (the
+    /// thundering herd, or a lock barged by another thread).
+    pub rewaits: u64,
+    /// Blocked waits for which no wake call on the same address was seen (woken by
+    /// the kernel, e.g. thread exit for a join, or by a process not traced).
+    pub unpaired: u64,
     /// Log2 histogram of blocked wait durations (see [`hist_bucket`]).
     pub hist: [u64; HIST_BUCKETS],
     /// `comm` of the thread when the row was created (thread name).
@@ -294,15 +317,61 @@ pub struct RawWakeStats {
     pub comm: [u8; 16],
 }
 
+/// Aggregation key of a wake → wait edge: the waiter's stack and the stack of the
+/// wake call that ended its wait (the last wake on the same futex address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawEdgeKey {
+    pub tgid: u32,
+    pub waiter_stack_id: i32,
+    pub waker_stack_id: i32,
+    pub waker_tid: u32,
+    pub waiter_leaf_ret: u64,
+    pub waker_leaf_ret: u64,
+}
+
+/// Per-CPU statistics of one edge.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawEdgeStats {
+    pub waits: u64,
+    pub wait_ns: u64,
+}
+
+/// The last wake call on a futex address (kernel-internal map value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawLastWake {
+    pub ts_ns: u64,
+    pub leaf_ret: u64,
+    pub tid: u32,
+    pub stack_id: i32,
+}
+
+/// Key of the last-wake map: a futex address within a process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawAddrKey {
+    pub tgid: u32,
+    pub pad: u32,
+    pub uaddr: u64,
+}
+
 const _: () = assert!(core::mem::size_of::<RawInFlight>() == 24);
+const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 16);
+const _: () = assert!(core::mem::size_of::<RawLastWake>() == 24);
+const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);
 const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 32);
-const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 9 * 8 + HIST_BUCKETS * 8 + 16);
+const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 11 * 8 + HIST_BUCKETS * 8 + 16);
 const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawWakeStats>() == 5 * 8 + 16);
 
 #[cfg(feature = "user")]
 mod pod {
-    use super::{RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats};
+    use super::{
+        RawEdgeKey, RawEdgeStats, RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    };
 
     // SAFETY: all five are #[repr(C)], Copy, made only of integers and integer
     // arrays, with explicit padding fields, so every bit pattern is a valid value.
@@ -315,6 +384,10 @@ mod pod {
     unsafe impl aya::Pod for RawWakeKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for RawWakeStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawEdgeKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawEdgeStats {}
 }
 
 #[cfg(test)]

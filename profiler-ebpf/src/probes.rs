@@ -1,5 +1,21 @@
 //! The programs and maps. Entry points are thin (`match try_x(..) { Ok(r) | Err(r) => r }`);
 //! the logic lives in the `try_` helpers so it reads top-down.
+#![allow(
+    clippy::inline_always,
+    reason = "eBPF: helpers must be inlined into the program; bpf-to-bpf calls cost and limit the verifier"
+)]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "aya's program macros hand the context to the entry point by value"
+)]
+#![allow(
+    clippy::needless_borrows_for_generic_args,
+    reason = "passing map values by reference keeps 400-byte stats off the 512-byte BPF stack"
+)]
+#![allow(
+    clippy::cast_ptr_alignment,
+    reason = "pt_regs fields are read with bpf_probe_read_kernel, which has no alignment requirement"
+)]
 
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_F_USER_STACK, BPF_NOEXIST},
@@ -8,13 +24,14 @@ use aya_ebpf::{
         bpf_probe_read_user,
     },
     macros::{map, raw_tracepoint},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
     programs::{RawTracePointContext, tracing::StackIdContext as _},
 };
 use profiler_common::{
-    HIST_BUCKETS, LOSS_KINDS, Loss, MAX_INFLIGHT, MAX_STACKS, MAX_TARGETS, MAX_WAIT_KEYS,
-    MAX_WAKE_KEYS, RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, hist_bucket,
-    nr, op, target_flags,
+    HIST_BUCKETS, INFLIGHT_REWAIT, LOSS_KINDS, Loss, MAX_EDGES, MAX_INFLIGHT, MAX_LAST_WAKES,
+    MAX_LAST_WOKEN, MAX_STACKS, MAX_TARGETS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey,
+    RawEdgeStats, RawInFlight, RawLastWake, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    hist_bucket, nr, op, target_flags,
 };
 
 #[map]
@@ -36,6 +53,19 @@ static INFLIGHT: HashMap<u32, RawInFlight> = HashMap::with_max_entries(MAX_INFLI
 
 #[map]
 static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_KINDS, 0);
+
+#[map]
+static EDGES: PerCpuHashMap<RawEdgeKey, RawEdgeStats> =
+    PerCpuHashMap::with_max_entries(MAX_EDGES, 0);
+
+/// The last wake call seen on each futex address. LRU: old addresses age out.
+#[map]
+static LAST_WAKE: LruHashMap<RawAddrKey, RawLastWake> =
+    LruHashMap::with_max_entries(MAX_LAST_WAKES, 0);
+
+/// The futex address each thread was last woken from, until it releases it.
+#[map]
+static LAST_WOKEN: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_LAST_WOKEN, 0);
 
 // Never-written per-CPU slots: a zeroed value to insert new rows from. The stats are
 // too large to build on the 512-byte BPF stack.
@@ -97,13 +127,16 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<i32, i32> {
         nr::FUTEX_WAIT => (op::FUTEX2_WAIT, reg(regs, REG_DI)?),
         _ => (op::FUTEX2_WAITV, first_waiter_addr(reg(regs, REG_DI)?)),
     };
+    let tid = pid_tgid as u32;
+    // SAFETY: the value is copied out immediately.
+    let rewait = unsafe { LAST_WOKEN.get(tid) }.is_some_and(|&a| a == uaddr);
     let inflight = RawInFlight {
         start_ns: now_ns(),
         uaddr,
         op: fop,
-        pad: 0,
+        flags: if rewait { INFLIGHT_REWAIT } else { 0 },
     };
-    if INFLIGHT.insert(pid_tgid as u32, inflight, u64::from(BPF_ANY)).is_err() {
+    if INFLIGHT.insert(tid, inflight, u64::from(BPF_ANY)).is_err() {
         count_loss(Loss::InFlightMapFull);
     }
     Ok(0)
@@ -145,7 +178,8 @@ fn finish_wait(ctx: &RawTracePointContext, regs: *const u8, ret: i64) {
         return;
     };
     let _ = INFLIGHT.remove(tid);
-    let waited = now_ns().saturating_sub(inflight.start_ns);
+    let now = now_ns();
+    let waited = now.saturating_sub(inflight.start_ns);
     let key = RawWaitKey {
         tgid: (pid_tgid >> 32) as u32,
         tid,
@@ -175,6 +209,13 @@ fn finish_wait(ctx: &RawTracePointContext, regs: *const u8, ret: i64) {
             if b < HIST_BUCKETS {
                 stats.hist[b] += 1;
             }
+            if inflight.flags & INFLIGHT_REWAIT != 0 {
+                stats.rewaits += 1;
+            }
+            if !record_edge(&key, inflight.start_ns, waited) {
+                stats.unpaired += 1;
+            }
+            let _ = LAST_WOKEN.insert(tid, inflight.uaddr, u64::from(BPF_ANY));
         }
         r if r == -EAGAIN => stats.eagain += 1,
         r if r == -ETIMEDOUT => {
@@ -206,6 +247,21 @@ fn record_wake(ctx: &RawTracePointContext, regs: *const u8, fop: u32, uaddr: u64
     let Some(stats) = wake_row(&key) else {
         return;
     };
+    if ret > 0 {
+        let last = RawLastWake {
+            ts_ns: now_ns(),
+            leaf_ret: key.leaf_ret,
+            tid: key.tid,
+            stack_id: key.stack_id,
+        };
+        let _ = LAST_WAKE.insert(addr_key(tgid, uaddr), last, u64::from(BPF_ANY));
+    }
+    // Waking on the address it was woken from means the thread got past it (it took
+    // the lock and is releasing it): its next wait there is not a wasted wakeup.
+    // SAFETY: the value is copied out immediately.
+    if unsafe { LAST_WOKEN.get(key.tid) }.is_some_and(|&a| a == uaddr) {
+        let _ = LAST_WOKEN.remove(key.tid);
+    }
     // SAFETY: as in `finish_wait`.
     let stats = unsafe { &mut *stats };
     stats.calls += 1;
@@ -218,6 +274,52 @@ fn record_wake(ctx: &RawTracePointContext, regs: *const u8, fop: u32, uaddr: u64
         } else if ret > 1 {
             stats.woke_many += 1;
         }
+    }
+}
+
+/// Pair a finished wait with the last wake on its address, if that wake happened
+/// during the wait; fold the pair into `EDGES`. Returns whether a waker was found.
+fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64) -> bool {
+    // SAFETY: the value is copied out immediately.
+    let Some(last) = (unsafe { LAST_WAKE.get(addr_key(waiter.tgid, waiter.uaddr)) }).copied()
+    else {
+        return false;
+    };
+    if last.ts_ns < started {
+        return false;
+    }
+    let key = RawEdgeKey {
+        tgid: waiter.tgid,
+        waiter_stack_id: waiter.stack_id,
+        waker_stack_id: last.stack_id,
+        waker_tid: last.tid,
+        waiter_leaf_ret: waiter.leaf_ret,
+        waker_leaf_ret: last.leaf_ret,
+    };
+    if EDGES.get_ptr_mut(key).is_none()
+        && EDGES
+            .insert(key, RawEdgeStats::default(), u64::from(BPF_NOEXIST))
+            .is_err_and(|e| i64::from(e) != -EEXIST)
+    {
+        count_loss(Loss::EdgeMapFull);
+        return true;
+    }
+    if let Some(p) = EDGES.get_ptr_mut(key) {
+        // SAFETY: this CPU's slot of a live map value.
+        unsafe {
+            (*p).waits += 1;
+            (*p).wait_ns += waited;
+        }
+    }
+    true
+}
+
+#[inline(always)]
+fn addr_key(tgid: u32, uaddr: u64) -> RawAddrKey {
+    RawAddrKey {
+        tgid,
+        pad: 0,
+        uaddr,
     }
 }
 
@@ -235,16 +337,19 @@ fn follow_child(regs: *const u8, id: u64, child: i64) -> Result<(), i32> {
         nr::CLONE => reg(regs, REG_DI)?,
         // clone3's first argument points at `struct clone_args`, whose first field is
         // the flags word.
-        // SAFETY: bpf_probe_read_user validates the user pointer.
-        nr::CLONE3 => unsafe { bpf_probe_read_user(reg(regs, REG_DI)? as *const u64) }
-            .map_err(|_| {
+        nr::CLONE3 => {
+            // SAFETY: bpf_probe_read_user validates the user pointer.
+            unsafe { bpf_probe_read_user(reg(regs, REG_DI)? as *const u64) }.map_err(|_| {
                 count_loss(Loss::UserReadError);
                 0
-            })?,
+            })?
+        }
         _ => 0,
     };
     if clone_flags & CLONE_THREAD == 0
-        && TARGETS.insert(child as u32, flags, u64::from(BPF_ANY)).is_err()
+        && TARGETS
+            .insert(child as u32, flags, u64::from(BPF_ANY))
+            .is_err()
     {
         count_loss(Loss::TargetMapFull);
     }
@@ -321,12 +426,11 @@ fn wake_row(key: &RawWakeKey) -> Option<*mut RawWakeStats> {
 #[inline(always)]
 fn first_waiter_addr(waiters: u64) -> u64 {
     // SAFETY: bpf_probe_read_user validates the user pointer.
-    match unsafe { bpf_probe_read_user((waiters + 8) as *const u64) } {
-        Ok(a) => a,
-        Err(_) => {
-            count_loss(Loss::UserReadError);
-            waiters
-        }
+    if let Ok(a) = unsafe { bpf_probe_read_user((waiters + 8) as *const u64) } {
+        a
+    } else {
+        count_loss(Loss::UserReadError);
+        waiters
     }
 }
 

@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use crate::attribute::{Attribution, attribute, kind_from_op};
 use crate::histogram::Log2Histogram;
 use crate::report::{
-    AddressShare, Frame, LockAddress, Losses, Report, SCHEMA_VERSION, Site, SiteShare, StackShare,
-    Target, ThreadShare, Totals, WaitKind, WaitSummary, WakerShare, WakerSite, WakerThread,
+    AddressShare, Fairness, Frame, LockAddress, Losses, Report, SCHEMA_VERSION, Site, SiteShare,
+    StackShare, Target, ThreadShare, Totals, WaitKind, WaitSummary, WakerShare, WakerSite,
+    WakerThread, WokenBy,
 };
 use crate::snapshot::{Snapshot, WaitRow, WakeRow};
 
@@ -47,6 +48,8 @@ pub struct ReportContext {
 /// by their id so the order never depends on hash-map iteration.
 pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportContext) -> Report {
     let mut sites: BTreeMap<String, SiteAcc> = BTreeMap::new();
+    // Which site each waiter stack was attributed to, for the wake → wait edges.
+    let mut site_of_stack: HashMap<StackKey, String> = HashMap::new();
     let mut locks: BTreeMap<(u32, u64), LockAcc> = BTreeMap::new();
     let mut totals = Totals {
         unfinished_waits: snapshot.unfinished_waits,
@@ -61,6 +64,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
             .entry(site.id.clone())
             .or_insert_with(|| SiteAcc::new(site));
         acc.add(row);
+        site_of_stack.insert((row.tgid, row.stack_id, row.leaf_ret), acc.site.id.clone());
 
         totals.waits += row.blocked;
         totals.wait_ns += row.total_ns;
@@ -86,6 +90,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
     }
 
     let mut wakers: BTreeMap<String, WakerAcc> = BTreeMap::new();
+    let mut waker_of_stack: HashMap<StackKey, String> = HashMap::new();
     for row in &snapshot.wakes {
         let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
         let attr = attribute(frames, kind_from_op(row.op));
@@ -94,6 +99,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
             .entry(site.id.clone())
             .or_insert_with(|| WakerAcc::new(site));
         acc.add(row, frames);
+        waker_of_stack.insert((row.tgid, row.stack_id, row.leaf_ret), acc.site.id.clone());
         totals.wake_calls += row.calls;
         totals.threads_woken += row.woken;
         if let Some(lock) = locks.get_mut(&(row.tgid, row.uaddr)) {
@@ -103,7 +109,44 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         }
     }
 
-    let mut sites: Vec<Site> = sites.into_values().map(|a| a.finish(stacks)).collect();
+    // Wake → wait edges: credit each waiter site with its wakers, and each waker site
+    // with the wait it ended.
+    for edge in &snapshot.edges {
+        let Some(site_id) =
+            site_of_stack.get(&(edge.tgid, edge.waiter_stack_id, edge.waiter_leaf_ret))
+        else {
+            continue;
+        };
+        let waker_key = (edge.tgid, edge.waker_stack_id, edge.waker_leaf_ret);
+        let waker_id = waker_of_stack.get(&waker_key).cloned().unwrap_or_else(|| {
+            let frames = frames_of(stacks, waker_key);
+            site_identity(frames, &attribute(frames, WaitKind::Other)).id
+        });
+        if let Some(site) = sites.get_mut(site_id) {
+            let e = site.woken_by.entry(waker_id.clone()).or_default();
+            e.0 += edge.waits;
+            e.1 += edge.wait_ns;
+        }
+        if let Some(waker) = wakers.get_mut(&waker_id) {
+            waker.caused_waits += edge.waits;
+            waker.caused_wait_ns += edge.wait_ns;
+        }
+    }
+    // Where each waker site is, to name it in the waiters' "woken by" lists.
+    let waker_locations: WakerLocations = wakers
+        .values()
+        .map(|w| {
+            (
+                w.site.id.clone(),
+                (w.site.function.clone(), w.site.file.clone(), w.site.line),
+            )
+        })
+        .collect();
+
+    let mut sites: Vec<Site> = sites
+        .into_values()
+        .map(|a| a.finish(stacks, &waker_locations))
+        .collect();
     sites.sort_by(|a, b| {
         b.total_wait_ns
             .cmp(&a.total_wait_ns)
@@ -139,6 +182,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         inflight_map_full: k.get(profiler_common::Loss::InFlightMapFull),
         target_map_full: k.get(profiler_common::Loss::TargetMapFull),
         user_read_errors: k.get(profiler_common::Loss::UserReadError),
+        edge_map_full: k.get(profiler_common::Loss::EdgeMapFull),
         unsymbolized_frames: ctx.unsymbolized_frames,
     };
 
@@ -250,6 +294,10 @@ struct SiteAcc {
     timeout_ns: u64,
     interrupted: u64,
     other_errors: u64,
+    rewaits: u64,
+    unpaired: u64,
+    /// waker site id → (waits ended, wait ns ended)
+    woken_by: BTreeMap<String, (u64, u64)>,
     threads: BTreeMap<(u32, u32), (String, WaitSummary)>,
     addresses: BTreeMap<(u32, u64), WaitSummary>,
     stacks: BTreeMap<StackKey, WaitSummary>,
@@ -269,6 +317,9 @@ impl SiteAcc {
             timeout_ns: 0,
             interrupted: 0,
             other_errors: 0,
+            rewaits: 0,
+            unpaired: 0,
+            woken_by: BTreeMap::new(),
             threads: BTreeMap::new(),
             addresses: BTreeMap::new(),
             stacks: BTreeMap::new(),
@@ -288,6 +339,8 @@ impl SiteAcc {
         self.timeout_ns += row.timedout_ns;
         self.interrupted += row.interrupted;
         self.other_errors += row.other_err;
+        self.rewaits += row.rewaits;
+        self.unpaired += row.unpaired;
         let t = self
             .threads
             .entry((row.tgid, row.tid))
@@ -303,7 +356,7 @@ impl SiteAcc {
             .add(row.blocked, row.total_ns, row.max_ns);
     }
 
-    fn finish(self, stacks: &SymbolizedStacks) -> Site {
+    fn finish(self, stacks: &SymbolizedStacks, waker_locations: &WakerLocations) -> Site {
         let min = if self.waits > 0 { self.min_ns } else { 0 };
         let mut threads: Vec<ThreadShare> = self
             .threads
@@ -343,6 +396,30 @@ impl SiteAcc {
             })
             .collect();
 
+        let fairness = fairness(&threads);
+        let mut woken_by: Vec<WokenBy> = self
+            .woken_by
+            .into_iter()
+            .map(|(waker, (waits, wait_ns))| {
+                let (function, file, line) =
+                    waker_locations.get(&waker).cloned().unwrap_or_default();
+                WokenBy {
+                    waker,
+                    function,
+                    file,
+                    line,
+                    waits,
+                    wait_ns,
+                }
+            })
+            .collect();
+        woken_by.sort_by(|a, b| {
+            b.wait_ns
+                .cmp(&a.wait_ns)
+                .then_with(|| a.waker.cmp(&b.waker))
+        });
+        woken_by.truncate(MAX_WOKEN_BY);
+
         Site {
             id: self.site.id,
             kind: self.site.kind,
@@ -364,12 +441,48 @@ impl SiteAcc {
             timeout_wait_ns: self.timeout_ns,
             interrupted: self.interrupted,
             other_errors: self.other_errors,
+            wasted_wakeups: self.rewaits,
+            unpaired_waits: self.unpaired,
+            woken_by,
+            fairness,
             histogram: self.hist,
             threads,
             addresses,
             stacks: stacks_out,
             more_stacks,
         }
+    }
+}
+
+/// Where a waker site is: function, file, line.
+type WakerLocations = HashMap<String, (Option<String>, Option<String>, Option<u32>)>;
+
+/// Waker sites listed per site in `woken_by`.
+const MAX_WOKEN_BY: usize = 5;
+
+/// Spread of the per-thread total wait over the threads that blocked.
+fn fairness(threads: &[ThreadShare]) -> Fairness {
+    let waits: Vec<f64> = threads
+        .iter()
+        .filter(|t| t.wait.waits > 0)
+        .map(|t| t.wait.total_wait_ns as f64)
+        .collect();
+    let n = waits.len();
+    if n < 2 {
+        return Fairness {
+            threads: n as u64,
+            wait_cv: 0.0,
+            max_min_ratio: if n == 1 { 1.0 } else { 0.0 },
+        };
+    }
+    let mean = waits.iter().sum::<f64>() / n as f64;
+    let var = waits.iter().map(|w| (w - mean).powi(2)).sum::<f64>() / n as f64;
+    let max = waits.iter().copied().fold(0.0, f64::max);
+    let min = waits.iter().copied().fold(f64::INFINITY, f64::min);
+    Fairness {
+        threads: n as u64,
+        wait_cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
+        max_min_ratio: if min > 0.0 { max / min } else { 0.0 },
     }
 }
 
@@ -426,6 +539,8 @@ struct WakerAcc {
     threads: BTreeMap<(u32, u32), WakerThread>,
     /// Hottest stack so far: (woken, calls, frames).
     stack: (u64, u64, Vec<Frame>),
+    caused_waits: u64,
+    caused_wait_ns: u64,
 }
 
 impl WakerAcc {
@@ -438,6 +553,8 @@ impl WakerAcc {
             woke_many: 0,
             threads: BTreeMap::new(),
             stack: (0, 0, Vec::new()),
+            caused_waits: 0,
+            caused_wait_ns: 0,
         }
     }
 
@@ -482,6 +599,8 @@ impl WakerAcc {
             woke_none: self.woke_none,
             woke_many: self.woke_many,
             threads,
+            caused_waits: self.caused_waits,
+            caused_wait_ns: self.caused_wait_ns,
             stack: self.stack.2,
         }
     }
@@ -671,6 +790,62 @@ mod tests {
         );
         assert_eq!(r.wakers[0].woken, 3);
         assert_eq!(r.wakers[0].kind, WaitKind::Mutex);
+    }
+
+    #[test]
+    fn edges_name_the_waker_of_each_site_and_its_cost() {
+        let mut s = snapshot();
+        s.waits[0].rewaits = 1;
+        s.waits[2].unpaired = 1;
+        s.edges.push(crate::snapshot::EdgeRow {
+            tgid: 1,
+            waiter_stack_id: 1,
+            waiter_leaf_ret: 0,
+            waker_stack_id: 4,
+            waker_leaf_ret: 0,
+            waker_tid: 11,
+            waits: 2,
+            wait_ns: 4_000_000,
+        });
+        let r = build_report(&s, &stacks(), ReportContext::default());
+        let writer = r.sites.iter().find(|x| x.line == Some(40)).unwrap();
+        assert_eq!(writer.wasted_wakeups, 1);
+        assert_eq!(writer.woken_by.len(), 1);
+        let edge = &writer.woken_by[0];
+        assert_eq!(edge.waker, "mutex|demo|demo::Store::writer|src/demo.rs:44");
+        assert_eq!(
+            (edge.line, edge.waits, edge.wait_ns),
+            (Some(44), 2, 4_000_000)
+        );
+        let lookup = r.sites.iter().find(|x| x.line == Some(70)).unwrap();
+        assert_eq!(lookup.unpaired_waits, 1);
+        assert!(lookup.woken_by.is_empty());
+        assert_eq!(r.wakers[0].caused_waits, 2);
+        assert_eq!(r.wakers[0].caused_wait_ns, 4_000_000);
+    }
+
+    #[test]
+    fn fairness_measures_the_spread_over_threads() {
+        let share = |tid, ns| ThreadShare {
+            pid: 1,
+            tid,
+            name: String::new(),
+            wait: WaitSummary {
+                waits: 1,
+                total_wait_ns: ns,
+                max_wait_ns: ns,
+            },
+        };
+        let even = fairness(&[share(1, 100), share(2, 100)]);
+        assert_eq!(
+            (even.threads, even.wait_cv, even.max_min_ratio),
+            (2, 0.0, 1.0)
+        );
+        let skewed = fairness(&[share(1, 100), share(2, 100), share(3, 100), share(4, 570)]);
+        assert!((skewed.max_min_ratio - 5.7).abs() < 1e-9);
+        assert!(skewed.wait_cv > 0.5, "{}", skewed.wait_cv);
+        assert!((fairness(&[share(1, 5)]).max_min_ratio - 1.0).abs() < f64::EPSILON);
+        assert_eq!(fairness(&[]).threads, 0);
     }
 
     #[test]

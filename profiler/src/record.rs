@@ -256,6 +256,12 @@ pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, 
                 .iter()
                 .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
         )
+        .chain(
+            snapshot
+                .edges
+                .iter()
+                .map(|e| (e.tgid, e.waker_stack_id, e.waker_leaf_ret)),
+        )
         .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
         .collect();
     let raw: Vec<(StackKey, Vec<u64>)> = keys

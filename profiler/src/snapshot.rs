@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use profiler_common::{Loss, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats};
+use profiler_common::{
+    Loss, RawEdgeKey, RawEdgeStats, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::Log2Histogram;
@@ -17,6 +19,9 @@ use crate::histogram::Log2Histogram;
 pub struct Snapshot {
     pub waits: Vec<WaitRow>,
     pub wakes: Vec<WakeRow>,
+    /// Which wake stack ended which wait stack.
+    #[serde(default)]
+    pub edges: Vec<EdgeRow>,
     /// User stacks by `(tgid, stack id)`: raw instruction addresses, innermost first.
     pub stacks: BTreeMap<(u32, i32), Vec<u64>>,
     pub losses: KernelLosses,
@@ -45,6 +50,10 @@ pub struct WaitRow {
     pub timedout_ns: u64,
     pub interrupted: u64,
     pub other_err: u64,
+    /// Blocked waits right after a wakeup from the same futex (a wasted wakeup).
+    pub rewaits: u64,
+    /// Blocked waits with no wake call seen on their address.
+    pub unpaired: u64,
     pub hist: Log2Histogram,
 }
 
@@ -77,6 +86,8 @@ impl WaitRow {
             row.timedout_ns += s.timedout_ns;
             row.interrupted += s.interrupted;
             row.other_err += s.other_err;
+            row.rewaits += s.rewaits;
+            row.unpaired += s.unpaired;
             row.hist.add_buckets(&s.hist);
         }
         row.min_ns = if row.blocked > 0 { min } else { 0 };
@@ -126,6 +137,34 @@ impl WakeRow {
     }
 }
 
+/// A wake → wait edge, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeRow {
+    pub tgid: u32,
+    pub waiter_stack_id: i32,
+    pub waiter_leaf_ret: u64,
+    pub waker_stack_id: i32,
+    pub waker_leaf_ret: u64,
+    pub waker_tid: u32,
+    pub waits: u64,
+    pub wait_ns: u64,
+}
+
+impl EdgeRow {
+    pub fn from_raw(key: &RawEdgeKey, per_cpu: &[RawEdgeStats]) -> Self {
+        EdgeRow {
+            tgid: key.tgid,
+            waiter_stack_id: key.waiter_stack_id,
+            waiter_leaf_ret: key.waiter_leaf_ret,
+            waker_stack_id: key.waker_stack_id,
+            waker_leaf_ret: key.waker_leaf_ret,
+            waker_tid: key.waker_tid,
+            waits: per_cpu.iter().map(|s| s.waits).sum(),
+            wait_ns: per_cpu.iter().map(|s| s.wait_ns).sum(),
+        }
+    }
+}
+
 /// The kernel's loss counters, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelLosses {
@@ -152,6 +191,7 @@ pub fn loss_name(loss: Loss) -> &'static str {
         Loss::InFlightMapFull => "inflight_map_full",
         Loss::TargetMapFull => "target_map_full",
         Loss::UserReadError => "user_read_errors",
+        Loss::EdgeMapFull => "edge_map_full",
     }
 }
 
@@ -177,6 +217,8 @@ mod tests {
             timedout_ns: 0,
             interrupted: 0,
             other_err: 0,
+            rewaits: 0,
+            unpaired: 0,
             hist: [0; HIST_BUCKETS],
             comm: *b"worker-1\0\0\0\0\0\0\0\0",
         }

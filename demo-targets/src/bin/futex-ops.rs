@@ -1,9 +1,9 @@
 //! Exercises every futex wait and wake operation lockprof must see, once each, with
-//! raw syscalls: FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI, FUTEX_LOCK_PI2,
-//! FUTEX_WAIT_REQUEUE_PI, futex_wait(2) and futex_waitv(2) on the wait side;
-//! FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_UNLOCK_PI, FUTEX_CMP_REQUEUE_PI,
-//! FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP, futex_wake(2) and futex_requeue(2) on the wake
-//! side.
+//! raw syscalls: `FUTEX_WAIT`, `FUTEX_WAIT_BITSET`, `FUTEX_LOCK_PI`, `FUTEX_LOCK_PI2`,
+//! `FUTEX_WAIT_REQUEUE_PI`, `futex_wait(2)` and `futex_waitv(2)` on the wait side;
+//! `FUTEX_WAKE`, `FUTEX_WAKE_BITSET`, `FUTEX_UNLOCK_PI`, `FUTEX_CMP_REQUEUE_PI`,
+//! `FUTEX_CMP_REQUEUE`, `FUTEX_WAKE_OP`, `futex_wake(2)` and `futex_requeue(2)` on the
+//! wake side.
 //!
 //! Each scenario runs a waiter thread that blocks in `wait_<op>` and, once it has
 //! blocked for `HOLD`, wakes it from `wake_<op>` on the main thread. Both are

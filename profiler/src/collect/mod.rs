@@ -14,12 +14,13 @@ use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::RawTracePoint;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
 use profiler_common::{
-    Loss, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_TARGETS, MAP_WAITS, MAP_WAKES, PROG_SYS_ENTER,
-    PROG_SYS_EXIT, RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, target_flags,
+    Loss, MAP_EDGES, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_TARGETS, MAP_WAITS, MAP_WAKES,
+    PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats, RawInFlight, RawWaitKey, RawWaitStats,
+    RawWakeKey, RawWakeStats, target_flags,
 };
 use thiserror::Error;
 
-use crate::snapshot::{Snapshot, WaitRow, WakeRow};
+use crate::snapshot::{EdgeRow, Snapshot, WaitRow, WakeRow};
 
 /// The probes, built by `profiler/build.rs` from `profiler-ebpf`.
 static PROBES_OBJECT: &[u8] =
@@ -157,17 +158,34 @@ impl Probes {
             let (key, per_cpu) = item.map_err(|e| map_err(MAP_WAKES, &e))?;
             snap.wakes.push(WakeRow::from_raw(&key, &per_cpu));
         }
+        let edges: PerCpuHashMap<&MapData, RawEdgeKey, RawEdgeStats> =
+            map_ref(&self.ebpf, MAP_EDGES)?;
+        for item in &edges {
+            let (key, per_cpu) = item.map_err(|e| map_err(MAP_EDGES, &e))?;
+            snap.edges.push(EdgeRow::from_raw(&key, &per_cpu));
+        }
         // Sorted so that downstream stages see a deterministic order.
         snap.waits
             .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
         snap.wakes
             .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
+        snap.edges.sort_by_key(|e| {
+            (
+                e.tgid,
+                e.waiter_stack_id,
+                e.waiter_leaf_ret,
+                e.waker_stack_id,
+                e.waker_leaf_ret,
+                e.waker_tid,
+            )
+        });
 
         let wanted: BTreeSet<(u32, i32)> = snap
             .waits
             .iter()
             .map(|r| (r.tgid, r.stack_id))
             .chain(snap.wakes.iter().map(|r| (r.tgid, r.stack_id)))
+            .chain(snap.edges.iter().map(|e| (e.tgid, e.waker_stack_id)))
             .filter(|&(_, id)| id >= 0)
             .collect();
         snap.stacks = self.read_stacks(&wanted)?;

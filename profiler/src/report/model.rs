@@ -143,6 +143,10 @@ pub struct Losses {
     pub user_read_errors: u64,
     /// Stack frames that could not be symbolized (kept as module+offset or address).
     pub unsymbolized_frames: u64,
+    /// Wake → wait pairings not recorded because the kernel's edge map was full (the
+    /// waits themselves are kept; only "woken by" detail is missing).
+    #[serde(default)]
+    pub edge_map_full: u64,
 }
 
 impl Losses {
@@ -155,6 +159,7 @@ impl Losses {
             + self.inflight_map_full
             + self.target_map_full
             + self.user_read_errors
+            + self.edge_map_full
     }
 }
 
@@ -266,6 +271,22 @@ pub struct Site {
     /// Waits that failed with any other error.
     #[serde(default)]
     pub other_errors: u64,
+    /// Blocked waits that a thread began right after being woken from the same futex
+    /// without having released it in between: each means the previous wakeup was
+    /// wasted (a thundering herd, or the lock was taken by a barging thread).
+    #[serde(default)]
+    pub wasted_wakeups: u64,
+    /// Blocked waits for which no wake call on the same address was seen: woken by
+    /// the kernel (a thread's exit ends a join) or by an untraced process.
+    #[serde(default)]
+    pub unpaired_waits: u64,
+    /// The wake sites that ended this site's waits ("blocked by"), by wait ended,
+    /// descending. A wait is paired with the last wake on its futex address.
+    #[serde(default)]
+    pub woken_by: Vec<WokenBy>,
+    /// How evenly the wait was spread over the threads that waited here.
+    #[serde(default)]
+    pub fairness: Fairness,
     /// Blocked-wait durations, log2 buckets: `histogram[b]` counts waits in
     /// `[2^b, 2^(b+1))` ns.
     pub histogram: Log2Histogram,
@@ -279,6 +300,34 @@ pub struct Site {
     /// Stacks beyond those listed.
     #[serde(default)]
     pub more_stacks: u64,
+}
+
+/// One "blocked by" edge: a wake site and the waits of this site it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WokenBy {
+    /// `WakerSite::id` of the waker.
+    pub waker: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Waits of this site that this waker ended, and their total wait.
+    pub waits: u64,
+    pub wait_ns: u64,
+}
+
+/// Per-site fairness over the threads that waited there (by total wait per thread).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    /// Threads with at least one blocked wait here.
+    pub threads: u64,
+    /// Coefficient of variation (stddev / mean) of the per-thread total wait: 0 is
+    /// perfectly even; above ~0.5 some threads wait much more than others.
+    pub wait_cv: f64,
+    /// Largest per-thread total wait divided by the smallest (1.0 = even).
+    pub max_min_ratio: f64,
 }
 
 /// Per-thread share of a site's waits.
@@ -362,6 +411,12 @@ pub struct WakerSite {
     pub woke_many: u64,
     /// Threads that made the calls, by calls descending.
     pub threads: Vec<WakerThread>,
+    /// Blocked waits this site's wake calls ended, and the wait time they ended: the
+    /// cost of the critical sections that end here.
+    #[serde(default)]
+    pub caused_waits: u64,
+    #[serde(default)]
+    pub caused_wait_ns: u64,
     /// The hottest stack (innermost first).
     pub stack: Vec<Frame>,
 }

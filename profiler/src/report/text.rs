@@ -591,10 +591,75 @@ fn site_detail(out: &mut Out, report: &Report, rank: usize, site: &Site, opts: &
         ),
     );
     threads_block(out, site, opts.threads);
+    if site.fairness.threads >= 2 {
+        out.kv(
+            "fairness",
+            format!(
+                "wait spread over {} threads: cv {:.2}, max/min {:.1}x{}",
+                site.fairness.threads,
+                site.fairness.wait_cv,
+                site.fairness.max_min_ratio,
+                if site.fairness.wait_cv > 0.5 {
+                    "  (uneven: some threads starve)"
+                } else {
+                    ""
+                },
+            ),
+        );
+    }
+    woken_by_block(out, site);
     addresses_block(out, site, report.targets.len() != 1);
     if opts.stacks {
         stack_block(out, site, opts.max_frames);
     }
+}
+
+/// "Blocked by": the wake sites that ended this site's waits, and wasted wakeups.
+fn woken_by_block(out: &mut Out, site: &Site) {
+    if site.wasted_wakeups > 0 {
+        out.kv(
+            "wasted",
+            format!(
+                "{} of {} waits began right after a wakeup from the same futex ({}): woken for nothing",
+                fmt_count(site.wasted_wakeups),
+                fmt_count(site.waits),
+                fmt_pct(site.wasted_wakeups, site.waits),
+            ),
+        );
+    }
+    if site.woken_by.is_empty() {
+        return;
+    }
+    let mut table = Table::new(&[
+        ("", Align::Left),
+        ("", Align::Right),
+        ("", Align::Right),
+        ("", Align::Right),
+    ]);
+    for w in &site.woken_by {
+        let name = match (&w.function, &w.file) {
+            (Some(f), Some(file)) => {
+                let base = file.rsplit('/').next().unwrap_or(file);
+                format!("{} ({})", short_function(f), location(base, w.line))
+            }
+            (Some(f), None) => short_function(f),
+            _ => w.waker.clone(),
+        };
+        table.row(vec![
+            cut_end(&clean(&name), 64),
+            plural(w.waits, "wait", "waits"),
+            fmt_duration_ns(w.wait_ns),
+            fmt_pct(w.wait_ns, site.total_wait_ns),
+        ]);
+    }
+    let mut lines = table.lines(false);
+    if site.unpaired_waits > 0 {
+        lines.push(format!(
+            "{} with no waker seen (kernel wake or untraced process)",
+            plural(site.unpaired_waits, "wait", "waits")
+        ));
+    }
+    out.kv_block("woken by", lines, 0, "waker", "wakers");
 }
 
 fn threads_block(out: &mut Out, site: &Site, max: usize) {
@@ -1124,8 +1189,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::histogram::Log2Histogram;
     use crate::report::model::{
-        LockAddress, ProbeCost, SCHEMA_VERSION, SiteShare, Totals, WaitKind, WaitSummary,
-        WakerShare, WakerThread,
+        Fairness, LockAddress, ProbeCost, SCHEMA_VERSION, SiteShare, Totals, WaitKind, WaitSummary,
+        WakerShare, WakerThread, WokenBy,
     };
 
     // -- test data ----------------------------------------------------------------------
@@ -1305,6 +1370,31 @@ pub(crate) mod tests {
             timeout_wait_ns: 0,
             interrupted: 0,
             other_errors: 0,
+            wasted_wakeups: 15_104,
+            unpaired_waits: 57,
+            woken_by: vec![
+                WokenBy {
+                    waker: format!("rwlock|demo-targets|demo_targets::forwarder::Before::watcher_broadcast|{FWD}:169"),
+                    function: Some("demo_targets::forwarder::Before::watcher_broadcast".to_owned()),
+                    file: Some(FWD.to_owned()),
+                    line: Some(169),
+                    waits: 11_020,
+                    wait_ns: 2_900_114_000,
+                },
+                WokenBy {
+                    waker: format!("rwlock-write|demo-targets|<demo_targets::forwarder::Before as demo_targets::forwarder::Forwarder>::register|{FWD}:218"),
+                    function: Some("<demo_targets::forwarder::Before as demo_targets::forwarder::Forwarder>::register".to_owned()),
+                    file: Some(FWD.to_owned()),
+                    line: Some(218),
+                    waits: 7_355,
+                    wait_ns: 1_900_000_000,
+                },
+            ],
+            fairness: Fairness {
+                threads: 6,
+                wait_cv: 0.28,
+                max_min_ratio: 2.22,
+            },
             histogram: hist(&[
                 (11, 310),
                 (12, 902),
@@ -1411,6 +1501,10 @@ pub(crate) mod tests {
             timeout_wait_ns: 12_000_512_000,
             interrupted: 0,
             other_errors: 0,
+            wasted_wakeups: 0,
+            unpaired_waits: 0,
+            woken_by: Vec::new(),
+            fairness: Fairness::default(),
             histogram: hist(&[
                 (11, 12),
                 (12, 40),
@@ -1508,6 +1602,10 @@ pub(crate) mod tests {
             timeout_wait_ns: 0,
             interrupted: 0,
             other_errors: 0,
+            wasted_wakeups: 0,
+            unpaired_waits: 0,
+            woken_by: Vec::new(),
+            fairness: Fairness::default(),
             histogram: hist(&[
                 (10, 3),
                 (11, 21),
@@ -1610,6 +1708,8 @@ pub(crate) mod tests {
                     woken: woken / 8,
                 },
             ],
+            caused_waits: woken / 2,
+            caused_wait_ns: woken * 10_000,
             stack: vec![func("0x55d4c2a0a04c", function, FWD, line, false)],
         }
     }
@@ -1901,6 +2001,11 @@ pub(crate) mod tests {
                        build-0 (4244)  3160 waits  803ms  17%
                        build-5 (4249)  3021 waits  772ms  16%
                        … 2 more threads
+            fairness   wait spread over 6 threads: cv 0.28, max/min 2.2x
+            wasted     15.1k of 18.4k waits began right after a wakeup from the same futex (82%): woken for nothing
+            woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
+                       Before::register (forwarder.rs:218)                       7355 waits  1.90s  39%
+                       57 waits with no waker seen (kernel wake or untraced process)
             addresses  0x55d4c3b41e10  18.4k waits  4.82s  100%
             stack      hottest: 71% of this site's wait time (13.1k waits, 1 of 3 distinct stacks), innermost first
               syscall                                       libc.so.6
@@ -2013,6 +2118,11 @@ pub(crate) mod tests {
             durations  min 2.14µs  avg 262µs  p50 97.1µs  p99 7.56ms  max 41.9ms
             threads    build-3 (4247)  3511 waits  1.10s  23%
                        … 5 more threads
+            fairness   wait spread over 6 threads: cv 0.28, max/min 2.2x
+            wasted     15.1k of 18.4k waits began right after a wakeup from the same futex (82%): woken for nothing
+            woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
+                       Before::register (forwarder.rs:218)                       7355 waits  1.90s  39%
+                       57 waits with no waker seen (kernel wake or untraced process)
             addresses  0x55d4c3b41e10  18.4k waits  4.82s  100%
             stack      hottest: 71% of this site's wait time (13.1k waits, 1 of 3 distinct stacks), innermost first
               syscall                        libc.so.6

@@ -158,7 +158,7 @@ fn kmutex_before_fails_the_budget_after_passes_and_diff_shows_why() {
     } else {
         let vanished = list("vanished_sites");
         assert!(
-            vanished.iter().any(|s| is_writer(s)),
+            vanished.iter().any(is_writer),
             "Store::writer neither matched nor vanished:\n{}",
             diff.stdout
         );

@@ -15,6 +15,12 @@ pub const MAP_WAITS: &str = "WAITS";
 pub const MAP_WAKES: &str = "WAKES";
 /// Stack-trace map of user stacks, keyed by the ids stored in the keys above.
 pub const MAP_STACKS: &str = "STACKS";
+/// Overflow stack map, of a different size: the kernel buckets stacks by a seedless
+/// hash masked to the map size, so a stack that collides in [`MAP_STACKS`] lands in
+/// another bucket here. Its ids are reported as `id + STACK_ID_OVERFLOW`.
+pub const MAP_STACKS2: &str = "STACKS2";
+/// Added to ids from [`MAP_STACKS2`] so the two id spaces never overlap.
+pub const STACK_ID_OVERFLOW: i32 = 1 << 24;
 /// Hash map `tgid → TargetFlags`: the processes to trace.
 pub const MAP_TARGETS: &str = "TARGETS";
 /// Hash map `tid → RawInFlight`: waits that have entered the kernel and not returned.
@@ -37,6 +43,10 @@ pub const MAX_WAKE_KEYS: u32 = 16_384;
 /// Capacity of [`MAP_STACKS`]; the kernel rounds the bucket count to a power of two,
 /// and a larger table makes hash collisions between distinct stacks rarer.
 pub const MAX_STACKS: u32 = 32_768;
+/// Capacity of [`MAP_STACKS2`] (a different power of two than [`MAX_STACKS`]).
+pub const MAX_STACKS2: u32 = 8_192;
+/// Capacity of the per-thread stack cache (kernel-internal LRU).
+pub const MAX_STACK_CACHE: u32 = 65_536;
 /// Capacity of [`MAP_TARGETS`].
 pub const MAX_TARGETS: u32 = 4_096;
 /// Capacity of [`MAP_INFLIGHT`]: one entry per thread currently inside a futex wait.
@@ -348,6 +358,22 @@ pub struct RawLastWake {
     pub stack_id: i32,
 }
 
+/// Key of the stack cache: where a thread is when it makes a futex call. Two calls
+/// with the same instruction pointer, stack and frame pointer and the same first two
+/// return addresses come from the same call path, so the kernel's full stack walk is
+/// done once and its id reused (kernel-internal).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawStackCacheKey {
+    pub tid: u32,
+    pub pad: u32,
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub ret1: u64,
+    pub ret2: u64,
+}
+
 /// Key of the last-wake map: a futex address within a process.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -362,6 +388,7 @@ const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 16);
 const _: () = assert!(core::mem::size_of::<RawLastWake>() == 24);
 const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);
+const _: () = assert!(core::mem::size_of::<RawStackCacheKey>() == 48);
 const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 11 * 8 + HIST_BUCKETS * 8 + 16);
 const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 32);

@@ -29,8 +29,9 @@ use aya_ebpf::{
 };
 use profiler_common::{
     HIST_BUCKETS, INFLIGHT_REWAIT, LOSS_KINDS, Loss, MAX_EDGES, MAX_INFLIGHT, MAX_LAST_WAKES,
-    MAX_LAST_WOKEN, MAX_STACKS, MAX_TARGETS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey,
-    RawEdgeStats, RawInFlight, RawLastWake, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    MAX_LAST_WOKEN, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2, MAX_TARGETS, MAX_WAIT_KEYS,
+    MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey, RawEdgeStats, RawInFlight, RawLastWake,
+    RawStackCacheKey, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
     hist_bucket, nr, op, target_flags,
 };
 
@@ -44,6 +45,14 @@ static WAKES: PerCpuHashMap<RawWakeKey, RawWakeStats> =
 
 #[map]
 static STACKS: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+#[map]
+static STACKS2: StackTrace = StackTrace::with_max_entries(MAX_STACKS2, 0);
+
+/// Stack ids by call position (see `RawStackCacheKey`): repeats skip the stack walk.
+#[map]
+static STACK_CACHE: LruHashMap<RawStackCacheKey, i32> =
+    LruHashMap::with_max_entries(MAX_STACK_CACHE, 0);
 
 #[map]
 static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
@@ -80,6 +89,8 @@ const REG_DI: usize = 112;
 const REG_SI: usize = 104;
 const REG_ORIG_AX: usize = 120;
 const REG_SP: usize = 152;
+const REG_BP: usize = 32;
+const REG_IP: usize = 128;
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 
@@ -184,7 +195,7 @@ fn finish_wait(ctx: &RawTracePointContext, regs: *const u8, ret: i64) {
         tgid: (pid_tgid >> 32) as u32,
         tid,
         uaddr: inflight.uaddr,
-        stack_id: user_stack_id(ctx),
+        stack_id: cached_user_stack_id(ctx, regs),
         op: inflight.op,
         leaf_ret: leaf_return(regs),
     };
@@ -240,7 +251,7 @@ fn record_wake(ctx: &RawTracePointContext, regs: *const u8, fop: u32, uaddr: u64
         tgid,
         tid: pid_tgid as u32,
         uaddr,
-        stack_id: user_stack_id(ctx),
+        stack_id: cached_user_stack_id(ctx, regs),
         op: fop,
         leaf_ret: leaf_return(regs),
     };
@@ -361,20 +372,69 @@ fn is_target(tgid: u32) -> bool {
     TARGETS.get_ptr(tgid).is_some()
 }
 
-/// The current user stack's id in `STACKS`, or a negative errno (counted as a loss).
+/// The current user stack's id, from the per-thread cache when the thread is at the
+/// same call position as before, else from a fresh stack walk (then cached).
 #[inline(always)]
-fn user_stack_id(ctx: &RawTracePointContext) -> i32 {
-    match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
-        Ok(id) => id as i32,
-        Err(e) => {
-            count_loss(if i64::from(e) == -EEXIST {
-                Loss::StackCollision
-            } else {
-                Loss::StackError
-            });
-            e
+fn cached_user_stack_id(ctx: &RawTracePointContext, regs: *const u8) -> i32 {
+    let key = stack_cache_key(regs);
+    if let Some(key) = &key {
+        // SAFETY: the value is copied out immediately.
+        if let Some(&id) = unsafe { STACK_CACHE.get(key) } {
+            return id;
         }
     }
+    let id = user_stack_id(ctx);
+    if id >= 0
+        && let Some(key) = &key
+    {
+        let _ = STACK_CACHE.insert(key, id, u64::from(BPF_ANY));
+    }
+    id
+}
+
+/// Where the thread is: registers plus the first two frame records' return
+/// addresses. `None` when the frame chain cannot be read (no cache then).
+#[inline(always)]
+fn stack_cache_key(regs: *const u8) -> Option<RawStackCacheKey> {
+    let bp = reg(regs, REG_BP).ok()?;
+    // A frame record is [saved bp, return address].
+    // SAFETY: bpf_probe_read_user validates the user pointer.
+    let frame1: [u64; 2] = unsafe { bpf_probe_read_user(bp as *const [u64; 2]) }.ok()?;
+    // SAFETY: as above.
+    let frame2: [u64; 2] =
+        unsafe { bpf_probe_read_user(frame1[0] as *const [u64; 2]) }.unwrap_or([0, 0]);
+    Some(RawStackCacheKey {
+        tid: bpf_get_current_pid_tgid() as u32,
+        pad: 0,
+        ip: reg(regs, REG_IP).ok()?,
+        sp: reg(regs, REG_SP).ok()?,
+        bp,
+        ret1: frame1[1],
+        ret2: frame2[1],
+    })
+}
+
+/// A fresh stack walk: the id in `STACKS`, or in `STACKS2` (offset by
+/// `STACK_ID_OVERFLOW`) when the first map's bucket holds another stack; a negative
+/// errno (counted as a loss) when both fail.
+#[inline(always)]
+fn user_stack_id(ctx: &RawTracePointContext) -> i32 {
+    let flags = u64::from(BPF_F_USER_STACK);
+    let e = match ctx.get_stackid(&STACKS, flags) {
+        Ok(id) => return id as i32,
+        Err(e) => e,
+    };
+    if i64::from(e) == -EEXIST
+        && let Ok(id) = ctx.get_stackid(&STACKS2, flags)
+    {
+        return id as i32 + STACK_ID_OVERFLOW;
+    }
+    count_loss(if i64::from(e) == -EEXIST {
+        Loss::StackCollision
+    } else {
+        Loss::StackError
+    });
+    e
 }
 
 /// This CPU's stats slot for `key`, created (zeroed, thread name set) on first use.

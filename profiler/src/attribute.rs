@@ -34,9 +34,7 @@ pub fn attribute(frames: &[Frame], fallback: WaitKind) -> Attribution {
         // nothing about (unmapped by the time we looked), it is libc or the vDSO, not
         // the target's code.
         .position(|(i, f)| !(is_lock_implementation(f) || (i == 0 && f.module.is_none())))
-        // Everything is implementation (e.g. a frame-pointer walk that stopped inside
-        // libc): the outermost frame is the best place we have.
-        .unwrap_or(frames.len().saturating_sub(1));
+        .unwrap_or_else(|| runtime_site(frames));
     let mut kind = None;
     let mut lock_impl = "unknown";
     // When every frame is implementation, the site frame is one too and may tell.
@@ -74,6 +72,18 @@ pub fn attribute(frames: &[Frame], fallback: WaitKind) -> Attribution {
         kind: kind.unwrap_or(fallback),
         lock_impl,
     }
+}
+
+/// The site of a stack with no frame of the target's own code (a lock taken inside
+/// the runtime, e.g. std's thread start-up, or a walk that stopped inside libc): the
+/// caller of the outermost recognizable lock frame, which says what took the lock;
+/// else the outermost frame.
+fn runtime_site(frames: &[Frame]) -> usize {
+    let last = frames.len().saturating_sub(1);
+    frames
+        .iter()
+        .rposition(|f| f.function.as_deref().is_some_and(|n| classify_function(n).is_some()))
+        .map_or(last, |i| (i + 1).min(last))
 }
 
 /// Is this frame part of a lock implementation or the syscall path (not the target's
@@ -416,6 +426,20 @@ mod tests {
             WaitKind::Mutex
         );
         assert_eq!(attribute(&[], WaitKind::Other).site, 0);
+    }
+
+    #[test]
+    fn runtime_only_stack_names_what_took_the_lock() {
+        // std's thread start-up takes an internal mutex: no user frame at all.
+        let s = stack(&[
+            ("syscall", LIBC),
+            ("std::sys::sync::mutex::futex::Mutex::lock_contended", APP),
+            ("std::thread::current::set_current_info", APP),
+            ("std::sys::thread::unix::Thread::new::thread_start", APP),
+            ("start_thread", LIBC),
+        ]);
+        let a = attribute(&s, WaitKind::Other);
+        assert_eq!((a.site, a.kind), (2, WaitKind::Mutex));
     }
 
     #[test]

@@ -14,9 +14,9 @@ use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::RawTracePoint;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
 use profiler_common::{
-    Loss, MAP_EDGES, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_TARGETS, MAP_WAITS, MAP_WAKES,
-    PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats, RawInFlight, RawWaitKey, RawWaitStats,
-    RawWakeKey, RawWakeStats, target_flags,
+    Loss, MAP_EDGES, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_WAITS,
+    MAP_WAKES, PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats, RawInFlight, RawWaitKey,
+    RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
 };
 use thiserror::Error;
 
@@ -207,11 +207,17 @@ impl Probes {
         wanted: &BTreeSet<(u32, i32)>,
     ) -> Result<BTreeMap<(u32, i32), Vec<u64>>, CollectError> {
         let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS)?;
+        let overflow: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS2)?;
         let mut out = BTreeMap::new();
         for &(tgid, id) in wanted {
+            let trace = if id >= STACK_ID_OVERFLOW {
+                overflow.get(&((id - STACK_ID_OVERFLOW) as u32), 0)
+            } else {
+                stacks.get(&(id as u32), 0)
+            };
             // A missing id means the slot was reused; the row then has no stack (it
             // cannot happen without BPF_F_REUSE_STACKID, but must not abort a report).
-            if let Ok(trace) = stacks.get(&(id as u32), 0) {
+            if let Ok(trace) = trace {
                 out.insert((tgid, id), trace.frames().iter().map(|f| f.ip).collect());
             }
         }

@@ -82,7 +82,11 @@ fn runtime_site(frames: &[Frame]) -> usize {
     let last = frames.len().saturating_sub(1);
     frames
         .iter()
-        .rposition(|f| f.function.as_deref().is_some_and(|n| classify_function(n).is_some()))
+        .rposition(|f| {
+            f.function
+                .as_deref()
+                .is_some_and(|n| classify_function(n).is_some())
+        })
         .map_or(last, |i| (i + 1).min(last))
 }
 

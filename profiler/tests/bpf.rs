@@ -361,3 +361,78 @@ fn short_lived_process_is_fully_symbolized() {
         .unwrap_or_else(|| panic!("{}", top_sites(&r.report, 4)));
     assert_eq!((rank, site.kind), (0, WaitKind::Mutex));
 }
+
+const FORWARDER_SRC: &str = "demo-targets/src/forwarder.rs";
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn forwarder_herd_has_wasted_wakeups_and_named_wakers() {
+    require_root();
+    let builds = 384u64;
+    let demo = demo_bin("demo-targets");
+    let run = |variant: &str| {
+        let b = builds.to_string();
+        let r = record(&[
+            "-q",
+            "--",
+            demo.to_str().unwrap(),
+            "forwarder",
+            variant,
+            "--builds",
+            &b,
+            "--calls",
+            "16",
+            "--call-gap-us",
+            "0",
+        ]);
+        assert!(r.output.status.success(), "{variant}: {}", r.stderr);
+        r
+    };
+
+    // Before: every (un)registration and every finished lookup wakes all waiters, most
+    // of whom find nothing and wait again on the same futex.
+    let before = run("before");
+    let line = tag_line(FORWARDER_SRC, "fwd.before.map_read");
+    let (_, site) = find_site(&before.report, "Before::contains", "forwarder.rs", line)
+        .unwrap_or_else(|| panic!("{}", top_sites(&before.report, 6)));
+    // Measured on 2 cores: 73 wasted wakeups per build at this site (28,003 for 384).
+    assert!(
+        site.wasted_wakeups >= 20 * builds,
+        "wasted {} of {} waits",
+        site.wasted_wakeups,
+        site.waits
+    );
+    let wakers: Vec<&str> = site
+        .woken_by
+        .iter()
+        .filter_map(|w| w.function.as_deref())
+        .collect();
+    assert!(
+        wakers.iter().any(|f| f.ends_with("::register")),
+        "wakers: {wakers:?}"
+    );
+
+    // After: each lookup waits on its own slot and is woken once, by its registration.
+    let after = run("after");
+    let line = tag_line(FORWARDER_SRC, "fwd.after.slot_wait");
+    let (_, slot) = after
+        .report
+        .sites
+        .iter()
+        .enumerate()
+        .find(|(_, s)| {
+            s.line == Some(line)
+                && s.file
+                    .as_deref()
+                    .is_some_and(|f| f.ends_with("forwarder.rs"))
+        })
+        .unwrap_or_else(|| panic!("{}", top_sites(&after.report, 6)));
+    assert_eq!(slot.kind, WaitKind::Condvar);
+    assert_eq!(slot.wasted_wakeups, 0, "{slot:?}");
+    let top_waker = slot
+        .woken_by
+        .first()
+        .and_then(|w| w.function.as_deref())
+        .unwrap_or("?");
+    assert!(top_waker.ends_with("::register"), "woken by {top_waker}");
+}

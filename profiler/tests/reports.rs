@@ -523,3 +523,26 @@ fn every_command_reads_garbage_without_panicking() {
         }
     }
 }
+
+#[test]
+fn record_check_reads_the_budget_before_recording() {
+    // Exit 2 before any privilege or PID check: a typo in the budget must not cost a
+    // benchmark run (this holds with or without root).
+    one_line_error(
+        &["record", "--check", "missing.toml", "--", "true"],
+        2,
+        "cannot read budget 'missing.toml'",
+    );
+    let (_, _, bad_budget) = bad_inputs();
+    one_line_error(
+        &[
+            "record",
+            "--check",
+            bad_budget.to_str().expect("utf-8"),
+            "-p",
+            "999999999",
+        ],
+        2,
+        "invalid duration unit 'parsecs'",
+    );
+}

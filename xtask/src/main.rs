@@ -10,6 +10,7 @@
 mod bench;
 mod demo;
 mod demos;
+mod fuzz;
 mod report;
 mod run;
 mod setup;

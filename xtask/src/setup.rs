@@ -2,7 +2,8 @@
 //!
 //! Owns: the recipe of `/work/shared/toolchain.md` as code — nightly + `rust-src` (the
 //! eBPF target is tier 3 and needs `-Z build-std=core`), `rustfmt`/`clippy` for the
-//! userspace toolchain and `clippy` for nightly (the eBPF lint step), and `bpf-linker`
+//! userspace toolchain and `clippy` for nightly (the eBPF lint step), cargo-fuzz (the
+//! fuzz step), and `bpf-linker`
 //! built against Debian's LLVM 22 (bpf-linker 0.13 defaults to LLVM 23 and fails with
 //! `unable to find library -lLLVM`; LLVM 22 matches nightly's). Every item is checked
 //! first and only what is missing is installed, so running it twice does nothing the
@@ -40,6 +41,7 @@ pub fn setup() -> Result<()> {
     let active = active_toolchain()?;
     ensure_components(&active, &["rustfmt", "clippy"])?;
     ensure_bpf_linker()?;
+    crate::fuzz::ensure_cargo_fuzz()?;
     report_kernel();
     say("setup: done");
     Ok(())

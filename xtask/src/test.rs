@@ -3,11 +3,12 @@
 //!
 //! Owns: the ordered list of checks, stopping at the first failure, and the summary.
 //! Steps: setup → rustfmt → clippy (host crates) → clippy (eBPF crate, on its own
-//! target) → `cargo test` (unprivileged) → the root-only BPF tests. Everything builds
+//! target) → `cargo test` (unprivileged) → 30 s of fuzzing the report reader
+//! (`xtask/src/fuzz.rs`) → the root-only BPF tests. Everything builds
 //! with `--release` so that clippy, tests and the demo binaries share one artifact set
 //! on a 2-core machine (a debug build would double the compile time).
 //!
-//! The BPF tests (`profiler/tests/{bpf,demos}.rs`, `#[ignore]`d so that `cargo test`
+//! The BPF tests (`profiler/tests/{bpf,demos,ci}.rs`, `#[ignore]`d so that `cargo test`
 //! passes as a normal user, style guide §4) need root. They are never skipped silently:
 //! as non-root with `CI` set the step fails; otherwise the test binaries are built as
 //! the user and run through `sudo -E` (so `target/` does not fill with root-owned files),
@@ -41,7 +42,7 @@ pub struct Options {
     pub quick: bool,
 }
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     Step {
         name: "setup (toolchain)",
         run: |_| setup().map(|()| Outcome::Passed),
@@ -61,6 +62,10 @@ const STEPS: [Step; 6] = [
     Step {
         name: "cargo test (unprivileged)",
         run: |_| unit_tests().map(|()| Outcome::Passed),
+    },
+    Step {
+        name: "fuzz (report reader, 30 s)",
+        run: |_| crate::fuzz::fuzz_report_reader().map(|()| Outcome::Passed),
     },
     Step {
         name: "BPF tests (root)",
@@ -196,7 +201,7 @@ fn unit_tests() -> Result<()> {
 /// until its file lands).
 fn bpf_test_targets() -> Vec<&'static str> {
     let dir = workspace_root().join("profiler").join("tests");
-    ["bpf", "demos"]
+    ["bpf", "demos", "ci"]
         .into_iter()
         .filter(|t| dir.join(format!("{t}.rs")).is_file())
         .collect()

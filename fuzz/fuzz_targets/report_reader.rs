@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         max_regression: 0.0,
         min_wait_per_sec_ns: 0,
     };
-    let eval = budget::evaluate(&budget, &report, "r", "b", Some(baseline));
+    let eval = budget::evaluate(&budget, &report, "r", Some("b"), Some(baseline));
     let _ = budget::render(&eval);
 
     let _ = folded::waits(&report).to_text();

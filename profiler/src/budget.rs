@@ -431,7 +431,9 @@ impl fmt::Display for Breach {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Evaluation {
     pub report: String,
-    pub budget: String,
+    /// The budget file (absent when only a baseline was given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
     pub rules: usize,
@@ -478,7 +480,7 @@ pub fn evaluate(
     budget: &Budget,
     report: &Report,
     report_name: &str,
-    budget_name: &str,
+    budget_name: Option<&str>,
     baseline: Option<Baseline<'_>>,
 ) -> Evaluation {
     let mut breaches = Vec::new();
@@ -630,7 +632,7 @@ pub fn evaluate(
 
     Evaluation {
         report: report_name.to_owned(),
-        budget: budget_name.to_owned(),
+        budget: budget_name.map(str::to_owned),
         baseline: baseline.map(|b| b.name.to_owned()),
         rules: budget.rule_count(baseline.is_some()),
         sites: report.sites.len(),
@@ -726,10 +728,11 @@ fn regressions(
 /// The evaluation as text: a summary line, then one line per breach and per note.
 pub fn render(eval: &Evaluation) -> String {
     let mut out = Vec::new();
-    let against = match &eval.baseline {
-        Some(b) => format!("budget '{}', baseline '{b}'", eval.budget),
-        None => format!("budget '{}'", eval.budget),
-    };
+    let against = [("budget", &eval.budget), ("baseline", &eval.baseline)]
+        .into_iter()
+        .filter_map(|(what, name)| name.as_ref().map(|n| format!("{what} '{n}'")))
+        .collect::<Vec<_>>()
+        .join(", ");
     if eval.passed() {
         out.push(format!(
             "lockprof check: '{}' is within budget ({against}): {} {} checked on {} {}",
@@ -910,7 +913,7 @@ mod tests {
     #[test]
     fn an_empty_report_passes_with_notes() {
         let b = parse("[[site]]\nmatch = \"x\"\nmax_p99 = \"1ms\"\n", "b.toml").expect("parses");
-        let eval = evaluate(&b, &Report::default(), "r.json", "b.toml", None);
+        let eval = evaluate(&b, &Report::default(), "r.json", Some("b.toml"), None);
         assert!(eval.passed());
         assert_eq!(eval.notes, ["site[1] 'x' matched no site"]);
     }

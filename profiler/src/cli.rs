@@ -290,7 +290,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         &budget,
         &recording.report,
         &name,
-        &budget_path.display().to_string(),
+        Some(&budget_path.display().to_string()),
         None,
     );
     // stdout carries the report; the verdict goes to stderr.
@@ -330,9 +330,14 @@ fn run_check(args: &CheckArgs) -> Result<i32> {
     let (budget, budget_name) = match &args.budget {
         Some(path) => (
             budget::load(path).map_err(input_error)?,
-            path.display().to_string(),
+            Some(path.display().to_string()),
         ),
-        None if args.baseline.is_some() => (Budget::default(), "(none)".to_owned()),
+        None if args.baseline.is_some() && args.max_regression.is_none() => {
+            return Err(input_error(anyhow::anyhow!(
+                "--baseline without --budget needs a limit: add --max-regression PCT (e.g. 20%)"
+            )));
+        }
+        None if args.baseline.is_some() => (Budget::default(), None),
         None => {
             return Err(input_error(anyhow::anyhow!(
                 "nothing to check against: give --budget FILE and/or --baseline FILE \
@@ -353,7 +358,7 @@ fn run_check(args: &CheckArgs) -> Result<i32> {
     let baseline = match (&base, &base_name) {
         (Some(report), Some(name)) => {
             let (max_regression, floor) = budget
-                .regression_limits(args.max_regression, &budget_name)
+                .regression_limits(args.max_regression, budget_name.as_deref().unwrap_or("-"))
                 .map_err(input_error)?;
             Some(Baseline {
                 report,
@@ -368,7 +373,7 @@ fn run_check(args: &CheckArgs) -> Result<i32> {
         &budget,
         &report,
         &args.report.display().to_string(),
-        &budget_name,
+        budget_name.as_deref(),
         baseline,
     );
     let out = match args.format {

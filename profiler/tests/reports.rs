@@ -424,6 +424,16 @@ fn check_input_errors_exit_2() {
         2,
         "nothing to check against",
     );
+    one_line_error(
+        &[
+            "check",
+            "report-base.json",
+            "--baseline",
+            "report-base.json",
+        ],
+        2,
+        "--baseline without --budget needs a limit",
+    );
     let dir = tempdir();
     let no_limit = dir.join("no-limit.toml");
     std::fs::write(&no_limit, "[total]\nmax_wait_per_sec = \"1s\"\n").expect("write");

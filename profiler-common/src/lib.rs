@@ -35,6 +35,9 @@ pub const MAP_EDGES: &str = "EDGES";
 pub const PROG_SYS_ENTER: &str = "sys_enter";
 /// Program attached to the `sys_exit` raw tracepoint.
 pub const PROG_SYS_EXIT: &str = "sys_exit";
+/// Program attached to the `sched_switch` raw tracepoint: when traced threads go off
+/// and come back on a CPU, so a waker's "held across blocking" can be measured.
+pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 
 /// Capacity of [`MAP_WAITS`]. One entry per (tgid, tid, futex address, stack, op).
 pub const MAX_WAIT_KEYS: u32 = 32_768;
@@ -57,6 +60,17 @@ pub const MAX_EDGES: u32 = 16_384;
 pub const MAX_LAST_WAKES: u32 = 16_384;
 /// Capacity of the last-woken-address-per-thread LRU map (kernel-internal).
 pub const MAX_LAST_WOKEN: u32 = 65_536;
+/// Capacity of the per-thread off-CPU state LRU map (kernel-internal).
+pub const MAX_THREADS: u32 = 32_768;
+/// Off-CPU periods remembered per thread ([`RawThreadState::spans`]); a power of two.
+pub const OFF_SPANS: usize = 16;
+/// Syscalls kept per edge for "where the waker was off CPU" ([`RawEdgeStats::off`]).
+pub const OFF_SLOTS: usize = 3;
+/// [`RawOffSpan::nr`] of a thread switched out while runnable (preempted or
+/// yielding): it was waiting for a CPU, not blocked.
+pub const OFF_RUNNABLE: u32 = u32::MAX;
+/// [`RawOffSpan::nr`] of a thread that blocked outside a syscall (e.g. a page fault).
+pub const OFF_NO_SYSCALL: u32 = u32::MAX - 1;
 
 /// `RawInFlight::flags` bit: the thread was woken from this same futex by its previous
 /// wait and has not released it since — if this wait blocks, that wakeup was wasted.
@@ -346,16 +360,91 @@ pub struct RawEdgeKey {
 pub struct RawEdgeStats {
     pub waits: u64,
     pub wait_ns: u64,
+    /// Sum of the waits' windows: from their start (or from when the waker itself
+    /// got the lock, if later) to the wake call — the span in which the waker held
+    /// what the waiter wanted.
+    pub window_ns: u64,
+    /// How much of those windows the waker spent off CPU, per syscall it was in
+    /// (the top [`OFF_SLOTS`]; the rest in `off_other_ns`).
+    pub off: [RawOffSlot; OFF_SLOTS],
+    pub off_other_ns: u64,
+    /// Windows older than the waker's ring of [`OFF_SPANS`] off-CPU periods (it went
+    /// off CPU more often than that during the wait): their off-CPU time is a lower
+    /// bound.
+    pub truncated: u64,
+    /// Failed syscalls of the waker during the windows, and the last one seen.
+    pub fails: u64,
+    pub fail_nr: u32,
+    pub fail_errno: u32,
+    /// Wake-to-run latency: from the wake call until the waiter was back on CPU,
+    /// over `wake_to_run_n` measured waits.
+    pub wake_to_run_n: u64,
+    pub wake_to_run_ns: u64,
+    pub wake_to_run_max_ns: u64,
 }
 
 /// The last wake call on a futex address (kernel-internal map value).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawLastWake {
+    /// When the wake syscall was entered (the waiter becomes runnable inside it).
     pub ts_ns: u64,
     pub leaf_ret: u64,
     pub tid: u32,
     pub stack_id: i32,
+    /// The waker's [`RawThreadState::fails`] at the wake, and its last failure.
+    pub fails: u32,
+    pub fail_nr: u32,
+    pub fail_errno: u32,
+    pub pad: u32,
+}
+
+/// One period a traced thread spent off CPU: `[start_ns, end_ns)`, what it was in
+/// (a syscall number, [`OFF_RUNNABLE`] or [`OFF_NO_SYSCALL`]) and its failed-syscall
+/// count when it went off.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawOffSpan {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub nr: u32,
+    pub fails: u32,
+}
+
+/// What a traced thread has been doing lately, kept by the kernel so that when it
+/// wakes a waiter, the waiter's window can be matched against it (kernel-internal).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawThreadState {
+    /// Start of the current off-CPU period, 0 while on CPU (closed lazily: the
+    /// switch-in time is known the next time the thread runs a probe).
+    pub off_start_ns: u64,
+    pub off_nr: u32,
+    pub off_fails: u32,
+    /// Failed non-futex syscalls since tracing began, and the last one.
+    pub fails: u32,
+    pub last_fail_nr: u32,
+    pub last_fail_errno: u32,
+    /// Ring index of the next span to write.
+    pub next_span: u32,
+    /// The futex address this thread last returned from a blocked wait on, and
+    /// when: for a lock, when it acquired it. A waiter's window is clipped to start
+    /// there when this thread turns out to be its waker — before it, this thread was
+    /// itself queued for the lock, not holding it.
+    pub acquired_uaddr: u64,
+    pub acquired_ns: u64,
+    pub spans: [RawOffSpan; OFF_SPANS],
+}
+
+/// Off-CPU time of a waker in one syscall (slot of [`RawEdgeStats::off`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawOffSlot {
+    /// Syscall number, [`OFF_RUNNABLE`] or [`OFF_NO_SYSCALL`]; meaningless while
+    /// `ns == 0` (free slot).
+    pub nr: u32,
+    pub pad: u32,
+    pub ns: u64,
 }
 
 /// Key of the stack cache: where a thread is when it makes a futex call. Two calls
@@ -385,8 +474,10 @@ pub struct RawAddrKey {
 
 const _: () = assert!(core::mem::size_of::<RawInFlight>() == 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 32);
-const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 16);
-const _: () = assert!(core::mem::size_of::<RawLastWake>() == 24);
+const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
+const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);
+const _: () = assert!(core::mem::size_of::<RawOffSpan>() == 24);
+const _: () = assert!(core::mem::size_of::<RawThreadState>() == 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);
 const _: () = assert!(core::mem::size_of::<RawStackCacheKey>() == 48);
 const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 32);

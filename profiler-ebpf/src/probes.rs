@@ -20,8 +20,8 @@
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_F_USER_STACK, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
-        bpf_probe_read_user,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
     },
     macros::{map, raw_tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
@@ -29,9 +29,10 @@ use aya_ebpf::{
 };
 use profiler_common::{
     HIST_BUCKETS, INFLIGHT_REWAIT, LOSS_KINDS, Loss, MAX_EDGES, MAX_INFLIGHT, MAX_LAST_WAKES,
-    MAX_LAST_WOKEN, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2, MAX_TARGETS, MAX_WAIT_KEYS,
-    MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey, RawEdgeStats, RawInFlight, RawLastWake,
-    RawStackCacheKey, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
+    MAX_LAST_WOKEN, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2, MAX_TARGETS, MAX_THREADS,
+    MAX_WAIT_KEYS, MAX_WAKE_KEYS, OFF_NO_SYSCALL, OFF_RUNNABLE, OFF_SLOTS, OFF_SPANS, RawAddrKey,
+    RawEdgeKey, RawEdgeStats, RawInFlight, RawLastWake, RawOffSpan, RawStackCacheKey,
+    RawThreadState, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
     hist_bucket, nr, op, target_flags,
 };
 
@@ -76,12 +77,31 @@ static LAST_WAKE: LruHashMap<RawAddrKey, RawLastWake> =
 #[map]
 static LAST_WOKEN: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_LAST_WOKEN, 0);
 
+/// Off-CPU periods and failed syscalls of traced threads (see `RawThreadState`).
+#[map]
+static THREADS: LruHashMap<u32, RawThreadState> = LruHashMap::with_max_entries(MAX_THREADS, 0);
+
+/// Per CPU: when the last context switch happened there — the time the task now
+/// running on that CPU got it. This is how a thread's switch-in is known without
+/// reading the `next` task of `sched_switch` (which needs kernel struct offsets).
+#[map]
+static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: `[tid, time]` of the wake syscall being entered, so a wake is timed from
+/// its start (the waiter is made runnable inside the syscall, before its exit).
+#[map]
+static WAKE_ENTER: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
 // Never-written per-CPU slots: a zeroed value to insert new rows from. The stats are
 // too large to build on the 512-byte BPF stack.
 #[map]
 static ZERO_WAIT: PerCpuArray<RawWaitStats> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static ZERO_WAKE: PerCpuArray<RawWakeStats> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static ZERO_EDGE: PerCpuArray<RawEdgeStats> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static ZERO_THREAD: PerCpuArray<RawThreadState> = PerCpuArray::with_max_entries(1, 0);
 
 // x86_64 `struct pt_regs` offsets (arch/x86/include/asm/ptrace.h). Syscall arguments
 // are di, si, dx, r10, r8, r9; `orig_ax` holds the syscall number at exit.
@@ -116,10 +136,17 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     }
 }
 
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+    match try_sched_switch(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
 /// Syscall entry: remember when a traced thread starts a futex wait and on what.
 fn try_sys_enter(ctx: &RawTracePointContext) -> Result<i32, i32> {
     let id: u64 = ctx.arg(1);
-    if id != nr::FUTEX && id != nr::FUTEX_WAIT && id != nr::FUTEX_WAITV {
+    if id != nr::FUTEX && id != nr::FUTEX_WAIT && id != nr::FUTEX_WAITV && id != nr::FUTEX_WAKE {
         return Ok(0);
     }
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -130,12 +157,19 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<i32, i32> {
     let (fop, uaddr) = match id {
         nr::FUTEX => {
             let fop = reg(regs, REG_SI)? as u32 & op::FUTEX_CMD_MASK;
+            if op::is_wake(fop) {
+                note_wake_enter(pid_tgid as u32);
+            }
             if !op::is_wait(fop) {
                 return Ok(0);
             }
             (fop, reg(regs, REG_DI)?)
         }
         nr::FUTEX_WAIT => (op::FUTEX2_WAIT, reg(regs, REG_DI)?),
+        nr::FUTEX_WAKE => {
+            note_wake_enter(pid_tgid as u32);
+            return Ok(0);
+        }
         _ => (op::FUTEX2_WAITV, first_waiter_addr(reg(regs, REG_DI)?)),
     };
     let tid = pid_tgid as u32;
@@ -174,9 +208,131 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<i32, i32> {
             record_wake(ctx, regs, op::FUTEX2_REQUEUE, uaddr, ret);
         }
         nr::CLONE | nr::FORK | nr::VFORK | nr::CLONE3 if ret > 0 => follow_child(regs, id, ret)?,
+        _ if ret < 0 => note_failure(id, ret),
         _ => {}
     }
     Ok(0)
+}
+
+/// Context switch (system-wide): stamp the CPU's switch time, and when a traced
+/// thread leaves the CPU, close its previous off-CPU period and open a new one.
+fn try_sched_switch(ctx: &RawTracePointContext) -> Result<i32, i32> {
+    let now = now_ns();
+    let slot = LAST_SWITCH.get_ptr_mut(0).ok_or(0)?;
+    // SAFETY: this CPU's slot of a per-CPU array; no concurrent writer.
+    let switched_in = unsafe { core::ptr::replace(slot, now) };
+    // The task leaving the CPU is still "current" here.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    if tid == 0 || !is_target((pid_tgid >> 32) as u32) {
+        return Ok(0);
+    }
+    let state = thread_state(tid).ok_or(0)?;
+    // SAFETY: the map value lives as long as the program; an LRU eviction by another
+    // CPU at worst makes us write to a recycled entry, which only skews statistics.
+    let state = unsafe { &mut *state };
+    close_off_span(state, switched_in);
+    // TP_PROTO(bool preempt, prev, next, unsigned int prev_state): a preempted or
+    // still-running (TASK_RUNNING == 0) task is waiting for a CPU, not blocked.
+    let preempt: u64 = ctx.arg(0);
+    let prev_state: u64 = ctx.arg(3);
+    state.off_start_ns = now;
+    state.off_nr = if preempt & 0xff != 0 || prev_state as u32 == 0 {
+        OFF_RUNNABLE
+    } else {
+        current_syscall()
+    };
+    state.off_fails = state.fails;
+    Ok(0)
+}
+
+/// The syscall the current task is in, from its user `pt_regs` (`orig_ax`).
+#[inline(always)]
+fn current_syscall() -> u32 {
+    // SAFETY: both helpers are valid in tracing programs; the result is only used as
+    // an address for bpf_probe_read_kernel, which validates it.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    match reg(regs, REG_ORIG_AX) {
+        Ok(n) if (n as i64) >= 0 && n < 1024 => n as u32,
+        _ => OFF_NO_SYSCALL,
+    }
+}
+
+/// The traced thread's state row, created on first use.
+#[inline(always)]
+fn thread_state(tid: u32) -> Option<*mut RawThreadState> {
+    if let Some(p) = THREADS.get_ptr_mut(tid) {
+        return Some(p);
+    }
+    let zero = ZERO_THREAD.get_ptr(0)?;
+    // SAFETY: `zero` points at a live per-CPU array slot the helper only reads.
+    let _ = THREADS.insert(tid, unsafe { &*zero }, u64::from(BPF_NOEXIST));
+    THREADS.get_ptr_mut(tid)
+}
+
+/// The thread is running again (it got this CPU at `switched_in`): its open off-CPU
+/// period, if any, ended then; push it into the ring.
+#[inline(always)]
+fn close_off_span(state: &mut RawThreadState, switched_in: u64) {
+    if state.off_start_ns != 0 && switched_in >= state.off_start_ns {
+        let i = state.next_span as usize & (OFF_SPANS - 1);
+        state.spans[i] = RawOffSpan {
+            start_ns: state.off_start_ns,
+            end_ns: switched_in,
+            nr: state.off_nr,
+            fails: state.off_fails,
+        };
+        state.next_span = state.next_span.wrapping_add(1);
+    }
+    state.off_start_ns = 0;
+}
+
+/// The current thread is on CPU: close its open off-CPU period (see above). Returns
+/// its state row, if it has one (every thread that ever left a CPU while traced).
+#[inline(always)]
+fn on_cpu_again(tid: u32) -> Option<*mut RawThreadState> {
+    let state = THREADS.get_ptr_mut(tid)?;
+    let &switched_in = LAST_SWITCH.get(0)?;
+    // SAFETY: as in `try_sched_switch`.
+    close_off_span(unsafe { &mut *state }, switched_in);
+    Some(state)
+}
+
+/// A traced thread's non-futex syscall failed: count it (a holder retrying a failing
+/// write under a lock shows up as failures inside its waiters' windows).
+#[inline(always)]
+fn note_failure(id: u64, ret: i64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !is_target((pid_tgid >> 32) as u32) {
+        return;
+    }
+    let Some(state) = thread_state(pid_tgid as u32) else {
+        return;
+    };
+    // SAFETY: as in `try_sched_switch`.
+    let state = unsafe { &mut *state };
+    state.fails = state.fails.wrapping_add(1);
+    state.last_fail_nr = id as u32;
+    state.last_fail_errno = ret.unsigned_abs() as u32;
+}
+
+/// Remember when the current thread entered a wake syscall.
+#[inline(always)]
+fn note_wake_enter(tid: u32) {
+    if let Some(p) = WAKE_ENTER.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot of a per-CPU array; no concurrent writer.
+        unsafe { *p = [u64::from(tid), now_ns()] };
+    }
+}
+
+/// When the current thread entered the wake syscall it is leaving (or now, if that
+/// entry was not seen on this CPU).
+#[inline(always)]
+fn wake_enter_time(tid: u32, now: u64) -> u64 {
+    match WAKE_ENTER.get(0) {
+        Some(&[t, ts]) if t == u64::from(tid) && ts <= now && now - ts < 10_000_000 => ts,
+        _ => now,
+    }
 }
 
 /// Close the in-flight wait of the current thread and fold it into `WAITS`.
@@ -191,6 +347,7 @@ fn finish_wait(ctx: &RawTracePointContext, regs: *const u8, ret: i64) {
     let _ = INFLIGHT.remove(tid);
     let now = now_ns();
     let waited = now.saturating_sub(inflight.start_ns);
+    let state = on_cpu_again(tid);
     let key = RawWaitKey {
         tgid: (pid_tgid >> 32) as u32,
         tid,
@@ -227,6 +384,13 @@ fn finish_wait(ctx: &RawTracePointContext, regs: *const u8, ret: i64) {
                 stats.unpaired += 1;
             }
             let _ = LAST_WOKEN.insert(tid, inflight.uaddr, u64::from(BPF_ANY));
+            if let Some(state) = state {
+                // SAFETY: as in `try_sched_switch`.
+                unsafe {
+                    (*state).acquired_uaddr = inflight.uaddr;
+                    (*state).acquired_ns = now;
+                }
+            }
         }
         r if r == -EAGAIN => stats.eagain += 1,
         r if r == -ETIMEDOUT => {
@@ -259,12 +423,20 @@ fn record_wake(ctx: &RawTracePointContext, regs: *const u8, fop: u32, uaddr: u64
         return;
     };
     if ret > 0 {
-        let last = RawLastWake {
-            ts_ns: now_ns(),
+        on_cpu_again(key.tid);
+        let mut last = RawLastWake {
+            ts_ns: wake_enter_time(key.tid, now_ns()),
             leaf_ret: key.leaf_ret,
             tid: key.tid,
             stack_id: key.stack_id,
+            ..RawLastWake::default()
         };
+        // SAFETY: the fields are copied out immediately.
+        if let Some(state) = unsafe { THREADS.get(key.tid) } {
+            last.fails = state.fails;
+            last.fail_nr = state.last_fail_nr;
+            last.fail_errno = state.last_fail_errno;
+        }
         let _ = LAST_WAKE.insert(addr_key(tgid, uaddr), last, u64::from(BPF_ANY));
     }
     // Waking on the address it was woken from means the thread got past it (it took
@@ -289,7 +461,9 @@ fn record_wake(ctx: &RawTracePointContext, regs: *const u8, fop: u32, uaddr: u64
 }
 
 /// Pair a finished wait with the last wake on its address, if that wake happened
-/// during the wait; fold the pair into `EDGES`. Returns whether a waker was found.
+/// during the wait; fold the pair into `EDGES`, with what the waker was doing during
+/// the wait and how long the waiter took to get a CPU. Returns whether a waker was
+/// found.
 fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64) -> bool {
     // SAFETY: the value is copied out immediately.
     let Some(last) = (unsafe { LAST_WAKE.get(addr_key(waiter.tgid, waiter.uaddr)) }).copied()
@@ -307,22 +481,117 @@ fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64) -> bool {
         waiter_leaf_ret: waiter.leaf_ret,
         waker_leaf_ret: last.leaf_ret,
     };
-    if EDGES.get_ptr_mut(key).is_none()
-        && EDGES
-            .insert(key, RawEdgeStats::default(), u64::from(BPF_NOEXIST))
-            .is_err_and(|e| i64::from(e) != -EEXIST)
-    {
-        count_loss(Loss::EdgeMapFull);
+    let Some(p) = edge_row(&key) else {
         return true;
-    }
-    if let Some(p) = EDGES.get_ptr_mut(key) {
-        // SAFETY: this CPU's slot of a live map value.
-        unsafe {
-            (*p).waits += 1;
-            (*p).wait_ns += waited;
+    };
+    // SAFETY: this CPU's slot of a live map value.
+    let edge = unsafe { &mut *p };
+    edge.waits += 1;
+    edge.wait_ns += waited;
+    // The waiter is running now; it got this CPU at the CPU's last switch.
+    if let Some(&on_cpu) = LAST_SWITCH.get(0)
+        && on_cpu >= last.ts_ns
+    {
+        let latency = on_cpu - last.ts_ns;
+        edge.wake_to_run_n += 1;
+        edge.wake_to_run_ns += latency;
+        if latency > edge.wake_to_run_max_ns {
+            edge.wake_to_run_max_ns = latency;
         }
     }
+    // SAFETY: read in place; the waker's row is only read.
+    if let Some(holder) = unsafe { THREADS.get(last.tid) } {
+        add_holder_window(edge, holder, waiter.uaddr, started, &last);
+    } else {
+        // The waker never left a CPU while traced: on CPU for the whole window.
+        edge.window_ns += last.ts_ns - started;
+    }
     true
+}
+
+/// Fold the waker's off-CPU periods and failed syscalls that fall inside the window
+/// `[started, last.ts_ns]` into the edge, the window starting later if the waker got
+/// the lock (returned from its own wait on the same address) after `started`.
+#[inline(always)]
+fn add_holder_window(
+    edge: &mut RawEdgeStats,
+    holder: &RawThreadState,
+    uaddr: u64,
+    started: u64,
+    last: &RawLastWake,
+) {
+    let end = last.ts_ns;
+    let started = if holder.acquired_uaddr == uaddr
+        && holder.acquired_ns > started
+        && holder.acquired_ns <= end
+    {
+        holder.acquired_ns
+    } else {
+        started
+    };
+    edge.window_ns += end - started;
+    // Failures before the window are excluded by starting from the count at the first
+    // off-CPU period after `started` (a lower bound when failures came before it).
+    let mut fails_at_start = last.fails;
+    for i in 0..OFF_SPANS {
+        let span = &holder.spans[i];
+        if span.start_ns >= started && span.start_ns <= end && span.fails < fails_at_start {
+            fails_at_start = span.fails;
+        }
+        let from = if span.start_ns > started {
+            span.start_ns
+        } else {
+            started
+        };
+        let to = if span.end_ns < end { span.end_ns } else { end };
+        if to > from {
+            add_off(edge, span.nr, to - from);
+        }
+    }
+    // The ring's oldest period is the next one to be overwritten: if it is in use and
+    // began after the window did, earlier periods of the window were lost.
+    let oldest = &holder.spans[holder.next_span as usize & (OFF_SPANS - 1)];
+    if oldest.end_ns != 0 && oldest.start_ns > started {
+        edge.truncated += 1;
+    }
+    let fails = last.fails.wrapping_sub(fails_at_start);
+    if fails > 0 {
+        edge.fails += u64::from(fails);
+        edge.fail_nr = last.fail_nr;
+        edge.fail_errno = last.fail_errno;
+    }
+}
+
+/// Add off-CPU time in syscall `nr` to the edge's slots (the first free or matching
+/// one; the rest counts as "other").
+#[inline(always)]
+fn add_off(edge: &mut RawEdgeStats, nr: u32, ns: u64) {
+    for i in 0..OFF_SLOTS {
+        let slot = &mut edge.off[i];
+        if slot.ns == 0 || slot.nr == nr {
+            slot.nr = nr;
+            slot.ns += ns;
+            return;
+        }
+    }
+    edge.off_other_ns += ns;
+}
+
+/// This CPU's edge slot for `key`, created zeroed on first use.
+#[inline(always)]
+fn edge_row(key: &RawEdgeKey) -> Option<*mut RawEdgeStats> {
+    if let Some(p) = EDGES.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let zero = ZERO_EDGE.get_ptr(0)?;
+    // SAFETY: as in `wait_row`.
+    if let Err(e) = EDGES.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        count_loss(Loss::EdgeMapFull);
+        return None;
+    }
+    EDGES.get_ptr_mut(key)
 }
 
 #[inline(always)]

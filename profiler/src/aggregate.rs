@@ -12,11 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use crate::attribute::{Attribution, attribute, kind_from_op};
 use crate::histogram::Log2Histogram;
 use crate::report::{
-    AddressShare, Fairness, Frame, LockAddress, Losses, Report, SCHEMA_VERSION, Site, SiteShare,
-    StackShare, Target, ThreadShare, Totals, WaitKind, WaitSummary, WakerShare, WakerSite,
-    WakerThread, WokenBy,
+    AddressShare, Fairness, Frame, HeldAcross, LockAddress, Losses, OffCpuIn, Report,
+    SCHEMA_VERSION, Site, SiteShare, StackShare, SyscallFailure, Target, ThreadShare, Totals,
+    WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread, WokenBy,
 };
-use crate::snapshot::{Snapshot, WaitRow, WakeRow};
+use crate::snapshot::{EdgeRow, HolderActivity, Snapshot, WaitRow, WakeRow, WakeToRun};
+use crate::syscalls;
 
 /// Distinct stacks listed per site; the rest are counted in `more_stacks`.
 pub const MAX_STACKS_PER_SITE: usize = 5;
@@ -78,9 +79,11 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         totals.interrupted += row.interrupted;
         totals.other_errors += row.other_err;
 
-        if row.blocked > 0 {
+        if row.blocked > 0 || row.eagain > 0 {
             let lock = locks.entry((row.tgid, row.uaddr)).or_default();
             lock.wait.add(row.blocked, row.total_ns, row.max_ns);
+            lock.eagain += row.eagain;
+            lock.wasted_wakeups += row.rewaits;
             lock.sites.entry(acc.site.id.clone()).or_default().add(
                 row.blocked,
                 row.total_ns,
@@ -103,9 +106,17 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         totals.wake_calls += row.calls;
         totals.threads_woken += row.woken;
         if let Some(lock) = locks.get_mut(&(row.tgid, row.uaddr)) {
-            let w = lock.wakers.entry(acc.site.id.clone()).or_default();
-            w.0 += row.calls;
-            w.1 += row.woken;
+            let w = lock
+                .wakers
+                .entry(acc.site.id.clone())
+                .or_insert_with(|| WakerShare {
+                    waker: acc.site.id.clone(),
+                    ..WakerShare::default()
+                });
+            w.calls += row.calls;
+            w.woken += row.woken;
+            w.woke_none += row.woke_none;
+            w.woke_many += row.woke_many;
         }
     }
 
@@ -123,13 +134,13 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
             site_identity(frames, &attribute(frames, WaitKind::Other)).id
         });
         if let Some(site) = sites.get_mut(site_id) {
-            let e = site.woken_by.entry(waker_id.clone()).or_default();
-            e.0 += edge.waits;
-            e.1 += edge.wait_ns;
+            site.woken_by.entry(waker_id.clone()).or_default().add(edge);
+            site.wake_to_run.merge(&edge.wake_to_run);
         }
         if let Some(waker) = wakers.get_mut(&waker_id) {
             waker.caused_waits += edge.waits;
             waker.caused_wait_ns += edge.wait_ns;
+            waker.held.merge(&edge.holder);
         }
     }
     // Where each waker site is, to name it in the waiters' "woken by" lists.
@@ -296,8 +307,9 @@ struct SiteAcc {
     other_errors: u64,
     rewaits: u64,
     unpaired: u64,
-    /// waker site id → (waits ended, wait ns ended)
-    woken_by: BTreeMap<String, (u64, u64)>,
+    /// waker site id → what it ended and what it did meanwhile
+    woken_by: BTreeMap<String, EdgeAcc>,
+    wake_to_run: WakeToRun,
     threads: BTreeMap<(u32, u32), (String, WaitSummary)>,
     addresses: BTreeMap<(u32, u64), WaitSummary>,
     stacks: BTreeMap<StackKey, WaitSummary>,
@@ -320,6 +332,7 @@ impl SiteAcc {
             rewaits: 0,
             unpaired: 0,
             woken_by: BTreeMap::new(),
+            wake_to_run: WakeToRun::default(),
             threads: BTreeMap::new(),
             addresses: BTreeMap::new(),
             stacks: BTreeMap::new(),
@@ -400,7 +413,7 @@ impl SiteAcc {
         let mut woken_by: Vec<WokenBy> = self
             .woken_by
             .into_iter()
-            .map(|(waker, (waits, wait_ns))| {
+            .map(|(waker, edge)| {
                 let (function, file, line) =
                     waker_locations.get(&waker).cloned().unwrap_or_default();
                 WokenBy {
@@ -408,8 +421,10 @@ impl SiteAcc {
                     function,
                     file,
                     line,
-                    waits,
-                    wait_ns,
+                    waits: edge.waits,
+                    wait_ns: edge.wait_ns,
+                    held: held_across(&edge.holder),
+                    wake_to_run: wake_latency(&edge.wake_to_run),
                 }
             })
             .collect();
@@ -444,6 +459,7 @@ impl SiteAcc {
             wasted_wakeups: self.rewaits,
             unpaired_waits: self.unpaired,
             woken_by,
+            wake_to_run: wake_latency(&self.wake_to_run),
             fairness,
             histogram: self.hist,
             threads,
@@ -451,6 +467,58 @@ impl SiteAcc {
             stacks: stacks_out,
             more_stacks,
         }
+    }
+}
+
+/// One waker of a site: the waits it ended and what it did during them.
+#[derive(Default)]
+struct EdgeAcc {
+    waits: u64,
+    wait_ns: u64,
+    holder: HolderActivity,
+    wake_to_run: WakeToRun,
+}
+
+impl EdgeAcc {
+    fn add(&mut self, edge: &EdgeRow) {
+        self.waits += edge.waits;
+        self.wait_ns += edge.wait_ns;
+        self.holder.merge(&edge.holder);
+        self.wake_to_run.merge(&edge.wake_to_run);
+    }
+}
+
+/// The report's view of a holder's activity: off-CPU time by syscall name, largest
+/// first, and the last failed syscall named.
+fn held_across(h: &HolderActivity) -> HeldAcross {
+    let mut off_cpu_in: Vec<OffCpuIn> = h
+        .off_ns
+        .iter()
+        .map(|(&nr, &ns)| OffCpuIn {
+            syscall: syscalls::off_cpu_reason(nr),
+            ns,
+        })
+        .collect();
+    off_cpu_in.sort_by(|a, b| b.ns.cmp(&a.ns).then_with(|| a.syscall.cmp(&b.syscall)));
+    HeldAcross {
+        window_ns: h.window_ns,
+        // Off-CPU periods never exceed the windows they were clipped to.
+        off_cpu_ns: h.off_cpu_ns().min(h.window_ns),
+        off_cpu_in,
+        truncated_windows: h.truncated_windows,
+        failed_syscalls: h.failed_syscalls,
+        last_failure: h.last_failure.map(|(nr, errno)| SyscallFailure {
+            syscall: syscalls::syscall_name(nr),
+            errno: syscalls::errno_name(errno),
+        }),
+    }
+}
+
+fn wake_latency(w: &WakeToRun) -> WakeLatency {
+    WakeLatency {
+        count: w.count,
+        avg_ns: w.total_ns.checked_div(w.count).unwrap_or(0),
+        max_ns: w.max_ns,
     }
 }
 
@@ -496,8 +564,10 @@ fn by_wait(a: &WaitSummary, b: &WaitSummary) -> std::cmp::Ordering {
 #[derive(Default)]
 struct LockAcc {
     wait: WaitSummary,
+    eagain: u64,
+    wasted_wakeups: u64,
     sites: BTreeMap<String, WaitSummary>,
-    wakers: BTreeMap<String, (u64, u64)>,
+    wakers: BTreeMap<String, WakerShare>,
 }
 
 impl LockAcc {
@@ -509,21 +579,15 @@ impl LockAcc {
             .collect();
         sites.sort_by(|a, b| by_wait(&a.wait, &b.wait).then_with(|| a.site.cmp(&b.site)));
         sites.truncate(MAX_ADDRESSES_PER_SITE);
-        let mut wakers: Vec<WakerShare> = self
-            .wakers
-            .into_iter()
-            .map(|(waker, (calls, woken))| WakerShare {
-                waker,
-                calls,
-                woken,
-            })
-            .collect();
+        let mut wakers: Vec<WakerShare> = self.wakers.into_values().collect();
         wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then_with(|| a.waker.cmp(&b.waker)));
         wakers.truncate(MAX_ADDRESSES_PER_SITE);
         LockAddress {
             pid,
             address: format!("{addr:#x}"),
             wait: self.wait,
+            eagain: self.eagain,
+            wasted_wakeups: self.wasted_wakeups,
             sites,
             wakers,
         }
@@ -541,6 +605,7 @@ struct WakerAcc {
     stack: (u64, u64, Vec<Frame>),
     caused_waits: u64,
     caused_wait_ns: u64,
+    held: HolderActivity,
 }
 
 impl WakerAcc {
@@ -555,6 +620,7 @@ impl WakerAcc {
             stack: (0, 0, Vec::new()),
             caused_waits: 0,
             caused_wait_ns: 0,
+            held: HolderActivity::default(),
         }
     }
 
@@ -601,6 +667,7 @@ impl WakerAcc {
             threads,
             caused_waits: self.caused_waits,
             caused_wait_ns: self.caused_wait_ns,
+            held: held_across(&self.held),
             stack: self.stack.2,
         }
     }
@@ -806,6 +873,22 @@ mod tests {
             waker_tid: 11,
             waits: 2,
             wait_ns: 4_000_000,
+            holder: crate::snapshot::HolderActivity {
+                window_ns: 3_000_000,
+                off_ns: BTreeMap::from([
+                    (Some(230), 2_000_000),
+                    (Some(profiler_common::OFF_RUNNABLE), 500_000),
+                    (None, 100_000),
+                ]),
+                truncated_windows: 0,
+                failed_syscalls: 3,
+                last_failure: Some((46, 105)),
+            },
+            wake_to_run: crate::snapshot::WakeToRun {
+                count: 2,
+                total_ns: 60_000,
+                max_ns: 50_000,
+            },
         });
         let r = build_report(&s, &stacks(), ReportContext::default());
         let writer = r.sites.iter().find(|x| x.line == Some(40)).unwrap();
@@ -817,6 +900,42 @@ mod tests {
             (edge.line, edge.waits, edge.wait_ns),
             (Some(44), 2, 4_000_000)
         );
+        // What the holder did: off-CPU time by name, largest first; failures named.
+        let held = &edge.held;
+        assert_eq!((held.window_ns, held.off_cpu_ns), (3_000_000, 2_600_000));
+        let places: Vec<(&str, u64)> = held
+            .off_cpu_in
+            .iter()
+            .map(|o| (o.syscall.as_str(), o.ns))
+            .collect();
+        assert_eq!(
+            places,
+            [
+                ("clock_nanosleep", 2_000_000),
+                ("runnable (waiting for a CPU)", 500_000),
+                ("other", 100_000)
+            ]
+        );
+        let failure = held.last_failure.as_ref().unwrap();
+        assert_eq!(
+            (
+                held.failed_syscalls,
+                failure.syscall.as_str(),
+                failure.errno.as_str()
+            ),
+            (3, "sendmsg", "ENOBUFS")
+        );
+        assert_eq!(
+            (
+                edge.wake_to_run.count,
+                edge.wake_to_run.avg_ns,
+                edge.wake_to_run.max_ns
+            ),
+            (2, 30_000, 50_000)
+        );
+        assert_eq!(writer.wake_to_run, edge.wake_to_run);
+        let waker = r.wakers.iter().find(|w| w.line == Some(44)).unwrap();
+        assert_eq!(waker.held, edge.held);
         let lookup = r.sites.iter().find(|x| x.line == Some(70)).unwrap();
         assert_eq!(lookup.unpaired_waits, 1);
         assert!(lookup.woken_by.is_empty());

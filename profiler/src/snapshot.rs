@@ -148,20 +148,102 @@ pub struct EdgeRow {
     pub waker_tid: u32,
     pub waits: u64,
     pub wait_ns: u64,
+    /// What the waker did while these waits waited (see [`HolderActivity`]).
+    #[serde(default)]
+    pub holder: HolderActivity,
+    /// From the wake call until the waiter was on a CPU again.
+    #[serde(default)]
+    pub wake_to_run: WakeToRun,
+}
+
+/// The waker ("holder") thread during its waiters' windows — each window runs from
+/// the start of a wait to the wake call that ended it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderActivity {
+    /// Sum of the windows.
+    pub window_ns: u64,
+    /// Off-CPU time inside the windows, by what the holder was in: a syscall number,
+    /// [`profiler_common::OFF_RUNNABLE`] (waiting for a CPU) or
+    /// [`profiler_common::OFF_NO_SYSCALL`]; `None` for the kernel's "other" bucket.
+    pub off_ns: BTreeMap<Option<u32>, u64>,
+    /// Windows that began before the oldest off-CPU period the kernel kept for the
+    /// holder: their off-CPU time is a lower bound.
+    pub truncated_windows: u64,
+    /// Failed syscalls of the holder inside the windows, and the last one
+    /// (syscall number, errno).
+    pub failed_syscalls: u64,
+    pub last_failure: Option<(u32, u32)>,
+}
+
+impl HolderActivity {
+    pub fn off_cpu_ns(&self) -> u64 {
+        self.off_ns.values().sum()
+    }
+
+    /// Combine two edges' activity (a site is usually woken through several edges).
+    pub fn merge(&mut self, other: &HolderActivity) {
+        self.window_ns += other.window_ns;
+        for (nr, ns) in &other.off_ns {
+            *self.off_ns.entry(*nr).or_default() += ns;
+        }
+        self.truncated_windows += other.truncated_windows;
+        self.failed_syscalls += other.failed_syscalls;
+        if other.last_failure.is_some() {
+            self.last_failure = other.last_failure;
+        }
+    }
+}
+
+/// Wake-to-run latency over `count` measured waits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeToRun {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+impl WakeToRun {
+    pub fn merge(&mut self, other: &WakeToRun) {
+        self.count += other.count;
+        self.total_ns += other.total_ns;
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
 }
 
 impl EdgeRow {
     pub fn from_raw(key: &RawEdgeKey, per_cpu: &[RawEdgeStats]) -> Self {
-        EdgeRow {
+        let mut row = EdgeRow {
             tgid: key.tgid,
             waiter_stack_id: key.waiter_stack_id,
             waiter_leaf_ret: key.waiter_leaf_ret,
             waker_stack_id: key.waker_stack_id,
             waker_leaf_ret: key.waker_leaf_ret,
             waker_tid: key.waker_tid,
-            waits: per_cpu.iter().map(|s| s.waits).sum(),
-            wait_ns: per_cpu.iter().map(|s| s.wait_ns).sum(),
+            ..EdgeRow::default()
+        };
+        for s in per_cpu {
+            row.waits += s.waits;
+            row.wait_ns += s.wait_ns;
+            let h = &mut row.holder;
+            h.window_ns += s.window_ns;
+            for slot in s.off.iter().filter(|slot| slot.ns > 0) {
+                *h.off_ns.entry(Some(slot.nr)).or_default() += slot.ns;
+            }
+            if s.off_other_ns > 0 {
+                *h.off_ns.entry(None).or_default() += s.off_other_ns;
+            }
+            h.truncated_windows += s.truncated;
+            h.failed_syscalls += s.fails;
+            if s.fails > 0 {
+                h.last_failure = Some((s.fail_nr, s.fail_errno));
+            }
+            row.wake_to_run.merge(&WakeToRun {
+                count: s.wake_to_run_n,
+                total_ns: s.wake_to_run_ns,
+                max_ns: s.wake_to_run_max_ns,
+            });
         }
+        row
     }
 }
 

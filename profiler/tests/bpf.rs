@@ -381,7 +381,7 @@ fn forwarder_herd_has_wasted_wakeups_and_named_wakers() {
             "--builds",
             &b,
             "--calls",
-            "16",
+            "64",
             "--call-gap-us",
             "0",
         ]);
@@ -395,10 +395,24 @@ fn forwarder_herd_has_wasted_wakeups_and_named_wakers() {
     let line = tag_line(FORWARDER_SRC, "fwd.before.map_read");
     let (_, site) = find_site(&before.report, "Before::contains", "forwarder.rs", line)
         .unwrap_or_else(|| panic!("{}", top_sites(&before.report, 6)));
-    // Measured on 2 cores: 73 wasted wakeups per build at this site (28,003 for 384).
+    // The herd's wasted wakeups, at the RwLock re-check and the Condvar wait together.
+    // Measured on 2 cores with these knobs: 122–178 per build over four runs (47k–68k
+    // for 384 builds); with `--calls 32` it ranged 80–228, too close to the bar.
+    let wasted: u64 = before
+        .report
+        .sites
+        .iter()
+        .filter(|s| {
+            s.file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("forwarder.rs"))
+                && matches!(s.kind, WaitKind::RwlockRead | WaitKind::Condvar)
+        })
+        .map(|s| s.wasted_wakeups)
+        .sum();
     assert!(
-        site.wasted_wakeups >= 20 * builds,
-        "wasted {} of {} waits",
+        wasted >= 100 * builds,
+        "{wasted} wasted wakeups for {builds} builds; re-check site: {} of {} waits",
         site.wasted_wakeups,
         site.waits
     );
@@ -435,4 +449,71 @@ fn forwarder_herd_has_wasted_wakeups_and_named_wakers() {
         .and_then(|w| w.function.as_deref())
         .unwrap_or("?");
     assert!(top_waker.ends_with("::register"), "woken by {top_waker}");
+}
+
+const HOLDER_SRC: &str = "demo-targets/src/bin/holder-fixture.rs";
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn holder_blocking_under_the_lock_is_reported_with_its_syscalls() {
+    require_root();
+    let bin = demo_bin("holder-fixture");
+    let (rounds, retries) = (20u64, 5u64);
+    let r = record(&[
+        "-q",
+        "--",
+        bin.to_str().unwrap(),
+        "--rounds",
+        &rounds.to_string(),
+        "--retries",
+        &retries.to_string(),
+        "--backoff-us",
+        "2000",
+    ]);
+    assert!(r.output.status.success(), "{}", r.stderr);
+    let line = tag_line(HOLDER_SRC, "holder.waiter");
+    let (_, site) = find_site(
+        &r.report,
+        "holder_fixture::waiter",
+        "holder-fixture.rs",
+        line,
+    )
+    .unwrap_or_else(|| panic!("{}", top_sites(&r.report, 4)));
+    assert!(site.waits >= rounds / 2, "{} waits", site.waits);
+    let waker = site.woken_by.first().expect("the waiter has a waker");
+    assert!(
+        waker
+            .function
+            .as_deref()
+            .is_some_and(|f| f.starts_with("holder_fixture::") && !f.ends_with("::waiter")),
+        "woken by {:?}",
+        waker.function
+    );
+    // The holder sleeps between retries with the lock held: off CPU for most of the
+    // window, in a sleep, and its failed sends are counted with their errno.
+    let held = &waker.held;
+    assert!(
+        held.off_cpu_ns * 2 > held.window_ns,
+        "off CPU {} of {} ns",
+        held.off_cpu_ns,
+        held.window_ns
+    );
+    let top = held.off_cpu_in.first().map_or("", |o| o.syscall.as_str());
+    assert!(
+        top == "clock_nanosleep" || top == "nanosleep",
+        "off CPU in {:?}",
+        held.off_cpu_in
+    );
+    assert!(
+        held.failed_syscalls >= site.waits && held.failed_syscalls <= rounds * retries,
+        "{} failed syscalls in {} windows",
+        held.failed_syscalls,
+        site.waits
+    );
+    let failure = held.last_failure.as_ref().expect("a failure is named");
+    assert_eq!(
+        (failure.syscall.as_str(), failure.errno.as_str()),
+        ("sendto", "EAGAIN")
+    );
+    assert!(site.wake_to_run.count > 0 && site.wake_to_run.max_ns >= site.wake_to_run.avg_ns);
 }

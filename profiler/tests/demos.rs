@@ -292,6 +292,8 @@ struct Acceptance {
     counterpart: Option<Tagged>,
     /// A wait the fixed code must show (the spec's *after* top site), if any.
     after_marker: Option<(Tagged, WaitKind)>,
+    /// More checks on the *before* report (who held the lock, and how).
+    before_check: Option<fn(&Demo, &Report)>,
 }
 
 impl Acceptance {
@@ -301,6 +303,9 @@ impl Acceptance {
         let before = d.record("before");
         let before_ns = d.assert_ranks_first(&before, self.culprit, self.kind);
         d.assert_harness_invisible(&before, "before");
+        if let Some(check) = self.before_check {
+            check(d, &before);
+        }
 
         let after = d.record("after");
         d.assert_dropped_10x(&after, self.culprit, before_ns, self.culprit);
@@ -346,6 +351,7 @@ fn forwarder_read_lock_herd_ranks_first_and_goes_away() {
             at("forwarder::After::wait_slot", "fwd.after.slot_wait"),
             WaitKind::Condvar,
         )),
+        before_check: None,
     }
     .run();
 }
@@ -367,8 +373,40 @@ fn kmutex_db_lock_convoy_ranks_first_and_goes_away() {
             at("kmutex::KeyMutex::lock", "km.after.key_wait"),
             WaitKind::Condvar,
         )),
+        before_check: Some(kmutex_db_lock_held_across_sleep),
     }
     .run();
+}
+
+/// kmutex *before*: the db lock's waiters are woken by `Store::writer` (its guard
+/// drop after the sleeping try-lock ladder), whose thread was off CPU, asleep, for
+/// most of the time they waited.
+fn kmutex_db_lock_held_across_sleep(d: &Demo, before: &Report) {
+    let (_, site) = d
+        .site(before, at("kmutex::Store::writer", "km.before.db_lock"))
+        .expect("ranked first above");
+    let waker = site.woken_by.first().expect("the db lock has a waker");
+    assert!(
+        waker
+            .function
+            .as_deref()
+            .is_some_and(|f| f.ends_with("kmutex::Store::writer")),
+        "woken by {:?}",
+        waker.function
+    );
+    let held = &waker.held;
+    assert!(
+        held.off_cpu_ns * 2 > held.window_ns,
+        "holder off CPU {} of {} ns",
+        held.off_cpu_ns,
+        held.window_ns
+    );
+    let top = held.off_cpu_in.first().map_or("", |o| o.syscall.as_str());
+    assert!(
+        top == "clock_nanosleep" || top == "nanosleep",
+        "holder off CPU in {:?}",
+        held.off_cpu_in
+    );
 }
 
 #[test]
@@ -391,6 +429,7 @@ fn container_store_ps_container_lock_ranks_first_and_goes_away() {
         )),
         // Nothing waits in *after*: `ps` reads a snapshot.
         after_marker: None,
+        before_check: None,
     }
     .run();
 }
@@ -409,6 +448,7 @@ fn layer_store_exclusive_listing_ranks_first_and_goes_away() {
         counterpart: Some(at("layer_store::Store::layers_after", "ls.after.read_lock")),
         // Nothing waits in *after*: readers share the lock with the push.
         after_marker: None,
+        before_check: None,
     }
     .run();
 }
@@ -471,6 +511,20 @@ fn switch_write_lock_ranks_first_and_frees_rx_and_churn() {
             top_sites(&before, 6)
         );
     }
+
+    // Who ended the write-lock waits: the thread leaving `tx_pkt_before`, the
+    // function that holds `write_lock` (and `conns`) around the ENOBUFS retry loop
+    // (`tx_buf_before` → `write_retrying`).
+    let (_, write_site) = d.site(&before, culprit).expect("ranked first above");
+    let waker = write_site
+        .woken_by
+        .first()
+        .and_then(|w| w.function.as_deref())
+        .unwrap_or("?");
+    assert!(
+        waker.ends_with("switch::Switch::tx_pkt_before"),
+        "write lock woken by {waker}"
+    );
 
     let after = d.record("after");
     // The residual global write lock the PR leaves in place: tx streams still wait.

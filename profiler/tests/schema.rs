@@ -8,8 +8,9 @@ mod common;
 
 use common::repo_root;
 use profiler::report::{
-    AddressShare, Frame, LockAddress, Report, Site, SiteShare, StackShare, Target, TargetOrigin,
-    ThreadShare, WaitKind, WaitSummary, WakerShare, WakerSite, WakerThread, json,
+    AddressShare, Frame, HeldAcross, LockAddress, OffCpuIn, Report, Site, SiteShare, StackShare,
+    SyscallFailure, Target, TargetOrigin, ThreadShare, WaitKind, WaitSummary, WakeLatency,
+    WakerShare, WakerSite, WakerThread, WokenBy, json,
 };
 use serde_json::Value;
 
@@ -60,6 +61,23 @@ fn frame(inlined: bool) -> Frame {
     }
 }
 
+fn held() -> HeldAcross {
+    HeldAcross {
+        window_ns: 800,
+        off_cpu_ns: 700,
+        off_cpu_in: vec![OffCpuIn {
+            syscall: "clock_nanosleep".to_owned(),
+            ns: 700,
+        }],
+        truncated_windows: 1,
+        failed_syscalls: 2,
+        last_failure: Some(SyscallFailure {
+            syscall: "sendmsg".to_owned(),
+            errno: "ENOBUFS".to_owned(),
+        }),
+    }
+}
+
 /// A report with every list non-empty and every optional field set.
 fn full_report() -> Report {
     let wait = WaitSummary {
@@ -107,12 +125,33 @@ fn full_report() -> Report {
                 frames: vec![frame(true), frame(false)],
             }],
             more_stacks: 1,
+            woken_by: vec![WokenBy {
+                waker: "mutex|app|app::Store::put|src/store.rs:44".to_owned(),
+                function: Some("app::Store::put".to_owned()),
+                file: Some("src/store.rs".to_owned()),
+                line: Some(44),
+                waits: 3,
+                wait_ns: 900,
+                held: held(),
+                wake_to_run: WakeLatency {
+                    count: 3,
+                    avg_ns: 20,
+                    max_ns: 40,
+                },
+            }],
+            wake_to_run: WakeLatency {
+                count: 3,
+                avg_ns: 20,
+                max_ns: 40,
+            },
             ..Site::default()
         }],
         locks: vec![LockAddress {
             pid: 7,
             address: "0x7f00".to_owned(),
             wait: wait.clone(),
+            eagain: 2,
+            wasted_wakeups: 1,
             sites: vec![SiteShare {
                 site: "mutex|app|app::Store::put|src/store.rs:42".to_owned(),
                 wait,
@@ -121,6 +160,8 @@ fn full_report() -> Report {
                 waker: "mutex|app|app::Store::put|src/store.rs:44".to_owned(),
                 calls: 3,
                 woken: 3,
+                woke_none: 1,
+                woke_many: 1,
             }],
         }],
         wakers: vec![WakerSite {
@@ -141,6 +182,7 @@ fn full_report() -> Report {
                 woken: 3,
             }],
             stack: vec![frame(false)],
+            held: held(),
             ..WakerSite::default()
         }],
         ..Report::default()

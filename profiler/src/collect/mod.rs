@@ -1,7 +1,7 @@
 //! Loading the probes, choosing targets and reading the kernel's aggregates.
 //!
 //! Owns: everything that talks to the kernel through aya — the embedded eBPF object,
-//! attaching the raw syscall tracepoints, the target set, and turning the BPF maps
+//! attaching the raw syscall and scheduler tracepoints, the target set, and turning the BPF maps
 //! into a [`Snapshot`]. This is the ONLY module that imports aya. Must not: attribute,
 //! symbolize or format (those stages get the `Snapshot`).
 
@@ -15,8 +15,9 @@ use aya::programs::RawTracePoint;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
 use profiler_common::{
     Loss, MAP_EDGES, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_WAITS,
-    MAP_WAKES, PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats, RawInFlight, RawWaitKey,
-    RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
+    MAP_WAKES, PROG_SCHED_SWITCH, PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats,
+    RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
+    target_flags,
 };
 use thiserror::Error;
 
@@ -39,7 +40,7 @@ pub enum CollectError {
     Load(String),
     /// A raw tracepoint could not be attached.
     #[error(
-        "cannot attach to the kernel tracepoint 'raw_syscalls:{tracepoint}': {reason} (needs a kernel with raw tracepoints, 4.17+)"
+        "cannot attach to the kernel's raw tracepoint '{tracepoint}': {reason} (needs a kernel with raw tracepoints, 4.17+)"
     )]
     Attach {
         tracepoint: &'static str,
@@ -49,6 +50,9 @@ pub enum CollectError {
     #[error("BPF map '{map}': {reason}")]
     Map { map: &'static str, reason: String },
 }
+
+/// The programs, each attached to the raw tracepoint of the same name.
+const PROGRAMS: [&str; 3] = [PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_SCHED_SWITCH];
 
 /// Loaded and attached probes. Dropping it detaches everything.
 pub struct Probes {
@@ -60,7 +64,7 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Load the eBPF object and attach both programs. Nothing is traced until
+    /// Load the eBPF object and attach the programs. Nothing is traced until
     /// [`Probes::add_target`] is called.
     pub fn load() -> Result<Self, CollectError> {
         if PROBES_OBJECT.is_empty() {
@@ -71,7 +75,7 @@ impl Probes {
             Ebpf::load(PROBES_OBJECT).map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut links = Vec::new();
-        for name in [PROG_SYS_ENTER, PROG_SYS_EXIT] {
+        for name in PROGRAMS {
             let prog: &mut RawTracePoint = ebpf
                 .program_mut(name)
                 .ok_or_else(|| {
@@ -114,7 +118,7 @@ impl Probes {
         Ok(targets.keys().filter_map(Result::ok).collect())
     }
 
-    /// Stop tracing: detach both programs. The maps stay readable.
+    /// Stop tracing: detach the programs. The maps stay readable.
     pub fn detach(&mut self) {
         for (name, link) in self.links.drain(..) {
             if let Some(Ok(prog)) = self
@@ -132,7 +136,7 @@ impl Probes {
     pub fn run_stats(&self) -> (Duration, u64) {
         let mut total = Duration::ZERO;
         let mut runs = 0;
-        for name in [PROG_SYS_ENTER, PROG_SYS_EXIT] {
+        for name in PROGRAMS {
             if let Some(info) = self.ebpf.program(name).and_then(|p| p.info().ok()) {
                 total += info.run_time();
                 runs += info.run_count();

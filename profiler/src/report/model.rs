@@ -284,6 +284,9 @@ pub struct Site {
     /// descending. A wait is paired with the last wake on its futex address.
     #[serde(default)]
     pub woken_by: Vec<WokenBy>,
+    /// Wake-to-run latency of this site's woken waits (all wakers).
+    #[serde(default, skip_serializing_if = "WakeLatency::is_empty")]
+    pub wake_to_run: WakeLatency,
     /// How evenly the wait was spread over the threads that waited here.
     #[serde(default)]
     pub fairness: Fairness,
@@ -316,6 +319,74 @@ pub struct WokenBy {
     /// Waits of this site that this waker ended, and their total wait.
     pub waits: u64,
     pub wait_ns: u64,
+    /// What the waker thread did while these waits waited.
+    #[serde(default, skip_serializing_if = "HeldAcross::is_empty")]
+    pub held: HeldAcross,
+    /// How long the woken threads took to get a CPU after the wake.
+    #[serde(default, skip_serializing_if = "WakeLatency::is_empty")]
+    pub wake_to_run: WakeLatency,
+}
+
+/// "Held across blocking": what the thread that ended some waits (their waker — for
+/// a lock, the holder that released it) did during those waits' windows, each window
+/// running from the start of a wait to the wake call that ended it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldAcross {
+    /// Sum of the windows.
+    pub window_ns: u64,
+    /// The part of `window_ns` the waker spent off CPU (blocked or waiting for a
+    /// CPU). A holder off CPU for most of its waiters' windows holds the lock across
+    /// blocking.
+    pub off_cpu_ns: u64,
+    /// Where it was while off CPU, by time descending: a syscall name,
+    /// `runnable (waiting for a CPU)`, `no syscall (…)` or `other`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub off_cpu_in: Vec<OffCpuIn>,
+    /// Windows longer than the off-CPU history the kernel keeps per thread (8
+    /// periods): `off_cpu_ns` is then a lower bound.
+    #[serde(default)]
+    pub truncated_windows: u64,
+    /// Syscalls of the waker that failed inside the windows (e.g. a write retried on
+    /// ENOBUFS under the lock), and the last of them.
+    #[serde(default)]
+    pub failed_syscalls: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<SyscallFailure>,
+}
+
+impl HeldAcross {
+    pub fn is_empty(&self) -> bool {
+        self.window_ns == 0 && self.failed_syscalls == 0
+    }
+}
+
+/// Off-CPU time of a waker in one syscall (or state).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffCpuIn {
+    pub syscall: String,
+    pub ns: u64,
+}
+
+/// A failed syscall: its name and the symbolic errno.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallFailure {
+    pub syscall: String,
+    pub errno: String,
+}
+
+/// Wake-to-run latency: from the wake call until the woken thread was on a CPU again,
+/// over `count` waits where the switch-in was seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeLatency {
+    pub count: u64,
+    pub avg_ns: u64,
+    pub max_ns: u64,
+}
+
+impl WakeLatency {
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 /// Per-site fairness over the threads that waited there (by total wait per thread).
@@ -366,6 +437,13 @@ pub struct LockAddress {
     pub address: String,
     #[serde(flatten)]
     pub wait: WaitSummary,
+    /// Waits on this address that returned `EAGAIN` at once (the futex word changed
+    /// before the thread slept): churn on a busy lock word.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub eagain: u64,
+    /// Wasted wakeups on this address (see `Site::wasted_wakeups`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wasted_wakeups: u64,
     /// Sites that waited on this address: `Site::id`, with their share.
     pub sites: Vec<SiteShare>,
     /// Wake sites that woke threads on this address: `WakerSite::id`.
@@ -384,6 +462,19 @@ pub struct WakerShare {
     pub waker: String,
     pub calls: u64,
     pub woken: u64,
+    /// Of `calls`, those that woke nobody and those that woke more than one thread.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub woke_none: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub woke_many: u64,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A place in the target's own code that woke futex waiters (unlock, notify, post).
@@ -417,6 +508,9 @@ pub struct WakerSite {
     pub caused_waits: u64,
     #[serde(default)]
     pub caused_wait_ns: u64,
+    /// What the threads waking here did during the waits they ended.
+    #[serde(default, skip_serializing_if = "HeldAcross::is_empty")]
+    pub held: HeldAcross,
     /// The hottest stack (innermost first).
     pub stack: Vec<Frame>,
 }

@@ -15,8 +15,8 @@
 use std::borrow::Cow;
 
 use crate::report::model::{
-    AddressShare, Frame, Losses, Report, Site, StackShare, Target, TargetOrigin, ThreadShare,
-    WakerSite,
+    AddressShare, Frame, HeldAcross, Losses, Report, Site, StackShare, Target, TargetOrigin,
+    ThreadShare, WakerSite,
 };
 
 /// Width the layout aims for, in columns.
@@ -652,7 +652,11 @@ fn woken_by_block(out: &mut Out, site: &Site) {
             fmt_pct(w.wait_ns, site.total_wait_ns),
         ]);
     }
-    let mut lines = table.lines(false);
+    let mut lines = Vec::new();
+    for (line, w) in table.lines(false).into_iter().zip(&site.woken_by) {
+        lines.push(line);
+        lines.extend(held_lines(&w.held).into_iter().map(|l| format!("  {l}")));
+    }
     if site.unpaired_waits > 0 {
         lines.push(format!(
             "{} with no waker seen (kernel wake or untraced process)",
@@ -660,6 +664,61 @@ fn woken_by_block(out: &mut Out, site: &Site) {
         ));
     }
     out.kv_block("woken by", lines, 0, "waker", "wakers");
+    let w = &site.wake_to_run;
+    if w.count > 0 {
+        out.kv(
+            "wake→run",
+            format!(
+                "avg {}  max {}  over {} (from the wake call until back on a CPU)",
+                fmt_duration_ns(w.avg_ns),
+                fmt_duration_ns(w.max_ns),
+                plural(w.count, "woken wait", "woken waits"),
+            ),
+        );
+    }
+}
+
+/// What a waker did while its waiters waited: `holder: 2.49s held, off CPU 97% of
+/// it (clock_nanosleep 96%, runnable 1%)` and, if any, `holder: 1,204 syscalls
+/// failed, last sendmsg → ENOBUFS`. Empty when there is too little to say (under
+/// 1 ms held and no failures).
+fn held_lines(h: &HeldAcross) -> Vec<String> {
+    let mut lines = Vec::new();
+    if h.window_ns >= 1_000_000 {
+        // A truncated window lost off-CPU periods: the share is a lower bound.
+        let at_least = h.truncated_windows > 0 && h.off_cpu_ns * 100 < h.window_ns * 99;
+        let mut line = format!(
+            "holder: {} held, off CPU {}{} of it",
+            fmt_duration_ns(h.window_ns),
+            if at_least { "≥ " } else { "" },
+            fmt_pct(h.off_cpu_ns, h.window_ns),
+        );
+        let places: Vec<String> = h
+            .off_cpu_in
+            .iter()
+            .filter(|o| o.ns * 100 >= h.window_ns)
+            .take(3)
+            .map(|o| {
+                let name = o.syscall.split(" (").next().unwrap_or(&o.syscall);
+                format!("{name} {}", fmt_pct(o.ns, h.window_ns))
+            })
+            .collect();
+        if !places.is_empty() {
+            line = format!("{line} ({})", places.join(", "));
+        }
+        lines.push(line);
+    }
+    if h.failed_syscalls > 0 {
+        let mut line = format!(
+            "holder: {} failed",
+            plural(h.failed_syscalls, "syscall", "syscalls")
+        );
+        if let Some(f) = &h.last_failure {
+            line = format!("{line}, last {} → {}", f.syscall, f.errno);
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 fn threads_block(out: &mut Out, site: &Site, max: usize) {
@@ -837,10 +896,35 @@ fn wakers_table(out: &mut Out, wakers: &[WakerSite]) {
     }
     let places: Vec<Place<'_>> = wakers[..shown].iter().map(Place::of_waker).collect();
     let labels = place_labels(&places, table.last_column_budget());
+    let named: Vec<(&WakerSite, String)> = wakers[..shown].iter().zip(labels.clone()).collect();
     for (row, label) in table.rows.iter_mut().zip(labels) {
         row.push(label);
     }
     table.render(out);
+    held_across_findings(out, &named);
+}
+
+/// Wakers whose threads were off CPU for most of the time their waiters waited:
+/// locks held across blocking (a sleep, I/O, another lock), the usual root cause of
+/// a convoy.
+fn held_across_findings(out: &mut Out, wakers: &[(&WakerSite, String)]) {
+    let blocking: Vec<String> = wakers
+        .iter()
+        .filter(|(w, _)| w.held.window_ns > 0 && w.held.off_cpu_ns * 2 > w.held.window_ns)
+        .flat_map(|(w, label)| {
+            let mut lines = vec![format!("  {}", label.trim())];
+            lines.extend(held_lines(&w.held).into_iter().map(|l| format!("    {l}")));
+            lines
+        })
+        .collect();
+    if blocking.is_empty() {
+        return;
+    }
+    out.blank();
+    out.line("held across blocking (waker off CPU for most of its waiters' wait):");
+    for line in blocking {
+        out.line(line);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1189,8 +1273,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::histogram::Log2Histogram;
     use crate::report::model::{
-        Fairness, LockAddress, ProbeCost, SCHEMA_VERSION, SiteShare, Totals, WaitKind, WaitSummary,
-        WakerShare, WakerThread, WokenBy,
+        Fairness, LockAddress, OffCpuIn, ProbeCost, SCHEMA_VERSION, SiteShare, SyscallFailure,
+        Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerThread, WokenBy,
     };
 
     // -- test data ----------------------------------------------------------------------
@@ -1380,6 +1464,18 @@ pub(crate) mod tests {
                     line: Some(169),
                     waits: 11_020,
                     wait_ns: 2_900_114_000,
+                    held: HeldAcross {
+                        window_ns: 1_450_000_000,
+                        off_cpu_ns: 1_310_000_000,
+                        off_cpu_in: vec![
+                            OffCpuIn { syscall: "sendmsg".to_owned(), ns: 1_200_000_000 },
+                            OffCpuIn { syscall: "runnable (waiting for a CPU)".to_owned(), ns: 110_000_000 },
+                        ],
+                        truncated_windows: 0,
+                        failed_syscalls: 1_204,
+                        last_failure: Some(SyscallFailure { syscall: "sendmsg".to_owned(), errno: "ENOBUFS".to_owned() }),
+                    },
+                    wake_to_run: WakeLatency::default(),
                 },
                 WokenBy {
                     waker: format!("rwlock-write|demo-targets|<demo_targets::forwarder::Before as demo_targets::forwarder::Forwarder>::register|{FWD}:218"),
@@ -1388,8 +1484,15 @@ pub(crate) mod tests {
                     line: Some(218),
                     waits: 7_355,
                     wait_ns: 1_900_000_000,
+                    held: HeldAcross::default(),
+                    wake_to_run: WakeLatency::default(),
                 },
             ],
+            wake_to_run: WakeLatency {
+                count: 18_375,
+                avg_ns: 41_000,
+                max_ns: 3_200_000,
+            },
             fairness: Fairness {
                 threads: 6,
                 wait_cv: 0.28,
@@ -1504,6 +1607,7 @@ pub(crate) mod tests {
             wasted_wakeups: 0,
             unpaired_waits: 0,
             woken_by: Vec::new(),
+            wake_to_run: WakeLatency::default(),
             fairness: Fairness::default(),
             histogram: hist(&[
                 (11, 12),
@@ -1605,6 +1709,7 @@ pub(crate) mod tests {
             wasted_wakeups: 0,
             unpaired_waits: 0,
             woken_by: Vec::new(),
+            wake_to_run: WakeLatency::default(),
             fairness: Fairness::default(),
             histogram: hist(&[
                 (10, 3),
@@ -1710,6 +1815,7 @@ pub(crate) mod tests {
             ],
             caused_waits: woken / 2,
             caused_wait_ns: woken * 10_000,
+            held: HeldAcross::default(),
             stack: vec![func("0x55d4c2a0a04c", function, FWD, line, false)],
         }
     }
@@ -1752,6 +1858,8 @@ pub(crate) mod tests {
                 pid: 4242,
                 address: "0x55d4c3b41e10".to_owned(),
                 wait: sum(18_432, 4_823_117_842, 41_872_650),
+                eagain: 57,
+                wasted_wakeups: 15_104,
                 sites: vec![SiteShare {
                     site: sites[0].id.clone(),
                     wait: sum(18_432, 4_823_117_842, 41_872_650),
@@ -1760,12 +1868,16 @@ pub(crate) mod tests {
                     waker: wakers[1].id.clone(),
                     calls: 1_152,
                     woken: 21_880,
+                    woke_none: 40,
+                    woke_many: 1_020,
                 }],
             },
             LockAddress {
                 pid: 4242,
                 address: "0x55d4c3b41e40".to_owned(),
                 wait: sum(2_944, 2_710_440_118, 1_288_004_211),
+                eagain: 1_203,
+                wasted_wakeups: 0,
                 sites: vec![SiteShare {
                     site: sites[1].id.clone(),
                     wait: sum(2_944, 2_710_440_118, 1_288_004_211),
@@ -1774,12 +1886,16 @@ pub(crate) mod tests {
                     waker: wakers[0].id.clone(),
                     calls: 2_410,
                     woken: 183_224,
+                    woke_none: 12,
+                    woke_many: 2_301,
                 }],
             },
             LockAddress {
                 pid: 4242,
                 address: "0x55d4c3b41e38".to_owned(),
                 wait: sum(611, 38_201_774, 1_204_331),
+                eagain: 2,
+                wasted_wakeups: 0,
                 sites: vec![SiteShare {
                     site: sites[2].id.clone(),
                     wait: sum(611, 38_201_774, 1_204_331),
@@ -1788,6 +1904,8 @@ pub(crate) mod tests {
                     waker: wakers[2].id.clone(),
                     calls: 2_410,
                     woken: 640,
+                    woke_none: 1_770,
+                    woke_many: 0,
                 }],
             },
         ];
@@ -2004,8 +2122,11 @@ pub(crate) mod tests {
             fairness   wait spread over 6 threads: cv 0.28, max/min 2.2x
             wasted     15.1k of 18.4k waits began right after a wakeup from the same futex (82%): woken for nothing
             woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
+                         holder: 1.45s held, off CPU 90% of it (sendmsg 83%, runnable 7.6%)
+                         holder: 1204 syscalls failed, last sendmsg → ENOBUFS
                        Before::register (forwarder.rs:218)                       7355 waits  1.90s  39%
                        57 waits with no waker seen (kernel wake or untraced process)
+            wake→run   avg 41.0µs  max 3.20ms  over 18.4k woken waits (from the wake call until back on a CPU)
             addresses  0x55d4c3b41e10  18.4k waits  4.82s  100%
             stack      hottest: 71% of this site's wait time (13.1k waits, 1 of 3 distinct stacks), innermost first
               syscall                                       libc.so.6
@@ -2121,8 +2242,11 @@ pub(crate) mod tests {
             fairness   wait spread over 6 threads: cv 0.28, max/min 2.2x
             wasted     15.1k of 18.4k waits began right after a wakeup from the same futex (82%): woken for nothing
             woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
+                         holder: 1.45s held, off CPU 90% of it (sendmsg 83%, runnable 7.6%)
+                         holder: 1204 syscalls failed, last sendmsg → ENOBUFS
                        Before::register (forwarder.rs:218)                       7355 waits  1.90s  39%
                        57 waits with no waker seen (kernel wake or untraced process)
+            wake→run   avg 41.0µs  max 3.20ms  over 18.4k woken waits (from the wake call until back on a CPU)
             addresses  0x55d4c3b41e10  18.4k waits  4.82s  100%
             stack      hottest: 71% of this site's wait time (13.1k waits, 1 of 3 distinct stacks), innermost first
               syscall                        libc.so.6

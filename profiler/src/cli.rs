@@ -129,6 +129,10 @@ pub struct RecordArgs {
     /// Print nothing on stderr but errors (and budget breaches).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not trace context switches: no "held across blocking" or wake-to-run
+    /// latency, and no probe run on every context switch of the machine.
+    #[arg(long)]
+    pub no_holders: bool,
     /// The command to launch (after `--`); it starts only once the probes are attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -268,6 +272,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         command: args.command.clone(),
         duration: args.duration,
         verbose: !args.quiet,
+        holders: !args.no_holders,
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.

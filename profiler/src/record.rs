@@ -32,6 +32,8 @@ pub struct RecordOptions {
     pub duration: Option<Duration>,
     /// Print progress on stderr.
     pub verbose: bool,
+    /// Trace context switches for "held across blocking" and wake-to-run latency.
+    pub holders: bool,
 }
 
 /// Why the recording stopped.
@@ -78,7 +80,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     process::check_privileges()?;
     signals::install();
 
-    let mut probes = Probes::load()?;
+    let mut probes = Probes::load(opts.holders)?;
     let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
     let mut launched: Option<Launched> = None;
     if opts.command.is_empty() {

@@ -36,8 +36,11 @@ const MIN_WAITS_PER_S: f64 = 200_000.0;
 pub fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("overhead") => {
-            let flags = parse_flags(&args[1..], &["runs", "threads", "duration-ms"])?;
-            overhead(&flags)
+            // `--no-holders` measures lockprof without its context-switch probe.
+            let (switches, rest): (Vec<String>, Vec<String>) =
+                args[1..].iter().cloned().partition(|a| a == "--no-holders");
+            let flags = parse_flags(&rest, &["runs", "threads", "duration-ms"])?;
+            overhead(&flags, switches.is_empty())
         }
         Some("demos") => {
             let flags = parse_flags(&args[1..], &["runs"])?;
@@ -142,7 +145,7 @@ fn storm_ops_per_s(stdout: &[u8]) -> Result<f64> {
         .context("futex-storm's JSON has no 'ops_per_s'")
 }
 
-fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
+fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<()> {
     let runs = flags.get("runs").copied().unwrap_or(5);
     let threads = flags.get("threads").copied().unwrap_or(8);
     let duration_ms = flags.get("duration-ms").copied().unwrap_or(3000);
@@ -175,6 +178,11 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
                 let out = Cmd::new(release_bin("lockprof"))
                     .args(["record", "-q", "-o"])
                     .arg(&report)
+                    .args(if holders {
+                        &[][..]
+                    } else {
+                        &["--no-holders"][..]
+                    })
                     .arg("--")
                     .arg(&storm)
                     .args(&storm_args)
@@ -211,6 +219,13 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
             .map(|r| r.bpf_ns_per_run)
             .collect::<Vec<_>>(),
     );
+    // Probe CPU per blocked wait: comparable across runs whose throughput differs.
+    let bpf_per_wait = Stats::of(
+        &profiled
+            .iter()
+            .map(|r| r.bpf_ns_per_s / r.waits_per_s.max(1.0))
+            .collect::<Vec<_>>(),
+    );
     let loss_pct = 100.0 * (1.0 - prof.median / plain.median);
 
     let mut reasons = Vec::new();
@@ -243,7 +258,8 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
     let _ = writeln!(
         t,
         "\nlockprof overhead: futex-storm, {threads} threads on one std Mutex, {duration_ms} ms, \
-         {runs} runs unprofiled + {runs} under lockprof (alternating)"
+         {runs} runs unprofiled + {runs} under lockprof{} (alternating)",
+        if holders { "" } else { " --no-holders" }
     );
     let _ = writeln!(
         t,
@@ -301,6 +317,14 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
     );
     let _ = writeln!(
         t,
+        "  {:<40} {:>10} {:>10} {:>10}",
+        "BPF run time per blocked wait",
+        human_ns(bpf_per_wait.median as u64),
+        human_ns(bpf_per_wait.min as u64),
+        human_ns(bpf_per_wait.max as u64),
+    );
+    let _ = writeln!(
+        t,
         "goal: ≤ {MAX_LOSS_PCT}% throughput loss at ≥ {} blocked futex waits/s, zero losses: {}",
         human_count(MIN_WAITS_PER_S),
         if pass { "PASS" } else { "FAIL" }
@@ -319,7 +343,8 @@ fn overhead(flags: &BTreeMap<String, u64>) -> Result<()> {
 
     let json = json!({
         "benchmark": "overhead",
-        "config": { "program": "futex-storm", "threads": threads, "duration_ms": duration_ms, "runs": runs },
+        "config": { "program": "futex-storm", "threads": threads, "duration_ms": duration_ms, "runs": runs, "holders": holders },
+        "bpf_ns_per_blocked_wait": bpf_per_wait.to_json(),
         "unprofiled_ops_per_s": unprofiled,
         "profiled": profiled.iter().map(|r| json!({
             "ops_per_s": r.ops_per_s,

@@ -34,7 +34,7 @@ commands:
   demo [NAME]           run each demo's before/after under lockprof (root) and summarize
                         what changed; NAME: forwarder, switch, kmutex, container-store,
                         layer-store (default: all)
-  bench overhead [--runs N] [--threads N] [--duration-ms D]
+  bench overhead [--runs N] [--threads N] [--duration-ms D] [--no-holders]
                         lockprof's cost on a futex storm, unprofiled vs profiled (root);
                         writes target/bench/overhead.json
   bench demos [--runs N]

@@ -64,9 +64,9 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Load the eBPF object and attach the programs. Nothing is traced until
-    /// [`Probes::add_target`] is called.
-    pub fn load() -> Result<Self, CollectError> {
+    /// Load the eBPF object and attach the programs (the context-switch one only
+    /// with `holders`). Nothing is traced until [`Probes::add_target`] is called.
+    pub fn load(holders: bool) -> Result<Self, CollectError> {
         if PROBES_OBJECT.is_empty() {
             return Err(CollectError::NoProbes);
         }
@@ -76,6 +76,9 @@ impl Probes {
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut links = Vec::new();
         for name in PROGRAMS {
+            if name == PROG_SCHED_SWITCH && !holders {
+                continue;
+            }
             let prog: &mut RawTracePoint = ebpf
                 .program_mut(name)
                 .ok_or_else(|| {

@@ -904,13 +904,25 @@ fn wakers_table(out: &mut Out, wakers: &[WakerSite]) {
     held_across_findings(out, &named);
 }
 
-/// Wakers whose threads were off CPU for most of the time their waiters waited:
+/// Off-CPU time of a holder spent blocked, i.e. not merely waiting for a CPU.
+fn blocked_ns(h: &HeldAcross) -> u64 {
+    let runnable: u64 = h
+        .off_cpu_in
+        .iter()
+        .filter(|o| o.syscall.starts_with("runnable"))
+        .map(|o| o.ns)
+        .sum();
+    h.off_cpu_ns.saturating_sub(runnable)
+}
+
+/// Wakers whose threads were blocked (off CPU, not just preempted) for most of the
+/// time their waiters waited:
 /// locks held across blocking (a sleep, I/O, another lock), the usual root cause of
 /// a convoy.
 fn held_across_findings(out: &mut Out, wakers: &[(&WakerSite, String)]) {
     let blocking: Vec<String> = wakers
         .iter()
-        .filter(|(w, _)| w.held.window_ns > 0 && w.held.off_cpu_ns * 2 > w.held.window_ns)
+        .filter(|(w, _)| w.held.window_ns > 0 && blocked_ns(&w.held) * 2 > w.held.window_ns)
         .flat_map(|(w, label)| {
             let mut lines = vec![format!("  {}", label.trim())];
             lines.extend(held_lines(&w.held).into_iter().map(|l| format!("    {l}")));
@@ -921,7 +933,7 @@ fn held_across_findings(out: &mut Out, wakers: &[(&WakerSite, String)]) {
         return;
     }
     out.blank();
-    out.line("held across blocking (waker off CPU for most of its waiters' wait):");
+    out.line("held across blocking (waker blocked for most of its waiters' wait):");
     for line in blocking {
         out.line(line);
     }
@@ -2086,6 +2098,81 @@ pub(crate) mod tests {
 
         no futex waits were recorded for the target(s)
         ");
+    }
+
+    fn held(off: &[(&str, u64)], window_ns: u64, failed: u64) -> HeldAcross {
+        HeldAcross {
+            window_ns,
+            off_cpu_ns: off.iter().map(|(_, ns)| ns).sum(),
+            off_cpu_in: off
+                .iter()
+                .map(|(syscall, ns)| OffCpuIn {
+                    syscall: (*syscall).to_owned(),
+                    ns: *ns,
+                })
+                .collect(),
+            truncated_windows: 0,
+            failed_syscalls: failed,
+            last_failure: (failed > 0).then(|| SyscallFailure {
+                syscall: "sendmsg".to_owned(),
+                errno: "ENOBUFS".to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn holder_lines_name_where_the_holder_was_and_what_failed() {
+        let h = held(
+            &[
+                ("clock_nanosleep", 900),
+                ("runnable (waiting for a CPU)", 50),
+            ],
+            1_000_000_000,
+            0,
+        );
+        assert_eq!(
+            held_lines(&h),
+            ["holder: 1.00s held, off CPU <0.1% of it"],
+            "shares under 1% are not listed"
+        );
+        let h = held(
+            &[
+                ("clock_nanosleep", 900_000_000),
+                ("runnable (waiting for a CPU)", 50_000_000),
+            ],
+            1_000_000_000,
+            1_204,
+        );
+        assert_eq!(
+            held_lines(&h),
+            [
+                "holder: 1.00s held, off CPU 95% of it (clock_nanosleep 90%, runnable 5.0%)",
+                "holder: 1204 syscalls failed, last sendmsg → ENOBUFS",
+            ]
+        );
+        assert!(
+            held_lines(&held(&[], 999_999, 0)).is_empty(),
+            "under 1 ms: nothing to say"
+        );
+    }
+
+    #[test]
+    fn held_across_blocking_lists_blocked_holders_not_preempted_ones() {
+        let mut report = sample_report();
+        report.wakers[0].held = held(&[("clock_nanosleep", 800_000_000)], 1_000_000_000, 0);
+        report.wakers[1].held = held(
+            &[("runnable (waiting for a CPU)", 900_000_000)],
+            1_000_000_000,
+            0,
+        );
+        let text = render(&report, &TextOptions::default());
+        let section = text
+            .split("held across blocking")
+            .nth(1)
+            .expect("a held-across-blocking section");
+        assert!(section.contains("broadcast_locked"), "{section}");
+        assert!(section.contains("clock_nanosleep 80%"), "{section}");
+        assert!(!section.contains("watcher_broadcast"), "{section}");
     }
 
     #[test]

@@ -141,9 +141,9 @@ pub struct RecordArgs {
     /// Repeatable; combines with -p and --cgroup.
     #[arg(long = "name", value_name = "COMM", conflicts_with = "command")]
     pub names: Vec<String>,
-    /// Attach to every process in this cgroup v2 (a directory under /sys/fs/cgroup,
-    /// absolute or relative to it, e.g. system.slice/app.service), and to processes
-    /// that join it while recording. Repeatable.
+    /// Attach to every process in this cgroup (its directory, or a path relative to the
+    /// cgroup v2 mount, e.g. system.slice/app.service), and to processes that join it
+    /// while recording. Repeatable.
     #[arg(long = "cgroup", value_name = "PATH", conflicts_with = "command")]
     pub cgroups: Vec<String>,
     /// Also look for split debug files (found by build id or debug link) in DIR, before

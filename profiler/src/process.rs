@@ -131,17 +131,40 @@ pub fn cgroup_of(pid: u32) -> Option<String> {
     parse_cgroup(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
 }
 
-/// Where cgroup v2 is mounted.
+/// Where cgroups usually live (cgroup v2 on a unified system).
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
+/// The mount point of cgroup v2 in the text of `/proc/self/mountinfo`:
+/// `/sys/fs/cgroup` on a unified system, `/sys/fs/cgroup/unified` on a hybrid one.
+pub fn parse_cgroup2_mount(mountinfo: &str) -> Option<std::path::PathBuf> {
+    mountinfo.lines().find_map(|l| {
+        // id parent dev root MOUNTPOINT options [optional…] - FSTYPE source superopts
+        let (before, after) = l.split_once(" - ")?;
+        let fstype = after.split_whitespace().next()?;
+        let mount_point = before.split_whitespace().nth(4)?;
+        (fstype == "cgroup2").then(|| std::path::PathBuf::from(mount_point))
+    })
+}
+
+/// Where relative `--cgroup` paths are looked up: the cgroup v2 mount point.
+pub fn cgroup2_root() -> std::path::PathBuf {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|m| parse_cgroup2_mount(&m))
+        .unwrap_or_else(|| std::path::PathBuf::from(CGROUP_ROOT))
+}
+
 /// The directory of a cgroup given as `--cgroup`: an absolute path to an existing
-/// directory as is, anything else relative to `root` (so both
-/// `/sys/fs/cgroup/app.slice` and `/app.slice`, as `/proc/PID/cgroup` shows it, work).
+/// cgroup directory as is (v1 or v2), anything else relative to `root`, the cgroup
+/// v2 mount (so both `/sys/fs/cgroup/app.slice` and `/app.slice`, as
+/// `/proc/PID/cgroup` shows it, work), then to /sys/fs/cgroup (a v1 `memory/app`).
 pub fn cgroup_dir(root: &std::path::Path, arg: &str) -> Result<std::path::PathBuf> {
     let given = std::path::Path::new(arg);
+    let relative = arg.trim_start_matches('/');
     let candidates = [
         given.is_absolute().then(|| given.to_path_buf()),
-        Some(root.join(arg.trim_start_matches('/'))),
+        Some(root.join(relative)),
+        Some(std::path::Path::new(CGROUP_ROOT).join(relative)),
     ];
     for dir in candidates.into_iter().flatten() {
         if dir.join("cgroup.procs").is_file() {
@@ -463,6 +486,26 @@ mod tests {
             Some("/system.slice/app.service")
         );
         assert_eq!(parse_cgroup("3:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn cgroup2_mount_point_is_found_on_unified_and_hybrid_systems() {
+        let hybrid = "31 25 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755\n\
+                      35 31 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            parse_cgroup2_mount(hybrid),
+            Some(std::path::PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified = "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            parse_cgroup2_mount(unified),
+            Some(std::path::PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            parse_cgroup2_mount("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"),
+            None
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     let cgroups: Vec<PathBuf> = opts
         .cgroups
         .iter()
-        .map(|c| process::cgroup_dir(std::path::Path::new(process::CGROUP_ROOT), c))
+        .map(|c| process::cgroup_dir(&process::cgroup2_root(), c))
         .collect::<Result<_>>()?;
     let mut named: Vec<u32> = Vec::new();
     for name in &opts.names {
@@ -287,8 +287,9 @@ fn target(pid: u32, origin: TargetOrigin, in_cgroup: bool) -> Target {
         exited: false,
         exit_code: None,
         ns_pid,
+        // A container's cgroup says which one it is; the root cgroup says nothing.
         cgroup: if in_cgroup || ns_pid.is_some() {
-            process::cgroup_of(pid)
+            process::cgroup_of(pid).filter(|c| in_cgroup || c != "/")
         } else {
             None
         },

@@ -170,15 +170,46 @@ impl MapsHistory {
 
     /// Module and file offset of `addr` in `pid`, preferring the newest layout.
     pub fn resolve(&self, pid: u32, addr: u64) -> Option<ModuleOffset> {
-        self.by_pid.get(&pid)?.iter().rev().find_map(|maps| {
-            maps.iter()
-                .find(|m| (m.start..m.end).contains(&addr))
-                .map(|m| ModuleOffset {
-                    path: m.path.clone(),
-                    offset: addr - m.start + m.offset,
-                    file: self.readable(m),
-                })
-        })
+        self.by_pid
+            .get(&pid)?
+            .iter()
+            .rev()
+            .find_map(|maps| self.resolve_in(maps, addr))
+    }
+
+    /// Module and file offset of each address of one stack of `pid`, all in the
+    /// layout the stack was most likely taken in: the one where most of its addresses
+    /// are mapped (the newest on a tie). After an exec, a stack from the old image is
+    /// thus named from the old image, never from whatever the new one maps at the
+    /// same address. An address outside that layout falls back to [`Self::resolve`]
+    /// (a library unloaded later).
+    pub fn resolve_stack(&self, pid: u32, addrs: &[u64]) -> Vec<Option<ModuleOffset>> {
+        let versions = self.by_pid.get(&pid).map_or(&[][..], Vec::as_slice);
+        let mapped = |maps: &Vec<Mapping>| {
+            addrs
+                .iter()
+                .filter(|&&a| maps.iter().any(|m| (m.start..m.end).contains(&a)))
+                .count()
+        };
+        // max_by_key keeps the last maximum: the newest layout on a tie.
+        let best = versions.iter().max_by_key(|maps| mapped(maps));
+        addrs
+            .iter()
+            .map(|&a| {
+                best.and_then(|maps| self.resolve_in(maps, a))
+                    .or_else(|| self.resolve(pid, a))
+            })
+            .collect()
+    }
+
+    fn resolve_in(&self, maps: &[Mapping], addr: u64) -> Option<ModuleOffset> {
+        maps.iter()
+            .find(|m| (m.start..m.end).contains(&addr))
+            .map(|m| ModuleOffset {
+                path: m.path.clone(),
+                offset: addr - m.start + m.offset,
+                file: self.readable(m),
+            })
     }
 }
 
@@ -364,5 +395,37 @@ mod tests {
             in_root(Path::new("/proc/42/root"), Path::new("/usr/bin/app")),
             PathBuf::from("/proc/42/root/usr/bin/app")
         );
+    }
+
+    #[test]
+    fn a_stack_is_resolved_in_the_layout_it_was_taken_in() {
+        let mut h = MapsHistory::default();
+        // A shell, then (after exec) an app mapped partly over the shell's addresses.
+        h.observe(
+            3,
+            "1000-2000 r-xp 00000000 fe:01 1 /bin/sh\n5000-6000 r-xp 00000000 fe:01 2 /lib/libc-old.so\n",
+        );
+        h.observe(
+            3,
+            "1800-4000 r-xp 00000000 fe:01 3 /app\n8000-9000 r-xp 00000000 fe:01 4 /lib/libc.so\n",
+        );
+        let module = |mo: &Option<ModuleOffset>| mo.as_ref().map(|m| m.path.clone());
+        // Taken in the shell: 0x1900 is the shell's, although /app maps it now.
+        let old = h.resolve_stack(3, &[0x5100, 0x1900]);
+        assert_eq!(module(&old[0]), Some("/lib/libc-old.so".into()));
+        assert_eq!(module(&old[1]), Some("/bin/sh".into()));
+        assert_eq!(old[1].as_ref().unwrap().offset, 0x900);
+        // Taken in the app.
+        let new = h.resolve_stack(3, &[0x8100, 0x1900, 0x3000]);
+        assert_eq!(module(&new[1]), Some("/app".into()));
+        assert_eq!(new[1].as_ref().unwrap().offset, 0x100);
+        // A lone ambiguous address goes to the newest layout, as resolve() does.
+        assert_eq!(
+            module(&h.resolve_stack(3, &[0x1900])[0]),
+            Some("/app".into())
+        );
+        // Unknown process or address: None, never dropped.
+        assert_eq!(h.resolve_stack(9, &[0x1900]), vec![None]);
+        assert_eq!(h.resolve_stack(3, &[0x8100, 0xf000])[1], None);
     }
 }

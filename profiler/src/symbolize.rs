@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use blazesym::symbolize::{self, Symbolized, Symbolizer};
 
-use crate::procmaps::MapsHistory;
+use crate::procmaps::{MapsHistory, ModuleOffset};
 use crate::report::Frame;
 
 /// One resolved frame (a function, or a function inlined into the next frame).
@@ -234,18 +234,26 @@ impl<S: Symbolize> StackSymbolizer<S> {
         maps: &MapsHistory,
         stacks: &[(u32, &[u64])],
     ) -> Vec<Vec<Frame>> {
+        // Each stack against one layout of its process: the one it was taken in.
+        let located: Vec<Vec<Option<ModuleOffset>>> = stacks
+            .iter()
+            .map(|(pid, addrs)| {
+                let lookups: Vec<u64> = addrs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &a)| lookup_addr(i, a))
+                    .collect();
+                maps.resolve_stack(*pid, &lookups)
+            })
+            .collect();
         // Batch every uncached (module, offset) per module.
         let mut wanted: HashMap<PathBuf, Vec<u64>> = HashMap::new();
-        for (pid, addrs) in stacks {
-            for (i, &addr) in addrs.iter().enumerate() {
-                if let Some(mo) = maps.resolve(*pid, lookup_addr(i, addr)) {
-                    // Keyed by the file read, not the name shown: two containers'
-                    // `/usr/bin/app` are different files.
-                    let key = (mo.file.clone(), mo.offset);
-                    if !self.cache.contains_key(&key) {
-                        wanted.entry(mo.file).or_default().push(mo.offset);
-                    }
-                }
+        for mo in located.iter().flatten().flatten() {
+            // Keyed by the file read, not the name shown: two containers'
+            // `/usr/bin/app` are different files.
+            let key = (mo.file.clone(), mo.offset);
+            if !self.cache.contains_key(&key) {
+                wanted.entry(mo.file.clone()).or_default().push(mo.offset);
             }
         }
         for (path, mut offsets) in wanted {
@@ -258,26 +266,20 @@ impl<S: Symbolize> StackSymbolizer<S> {
         }
         stacks
             .iter()
-            .map(|(pid, addrs)| {
+            .zip(located)
+            .map(|((_, addrs), located)| {
                 let mut out = Vec::with_capacity(addrs.len());
-                for (i, &addr) in addrs.iter().enumerate() {
-                    self.push_frames(maps, *pid, i, addr, &mut out);
+                for (&addr, mo) in addrs.iter().zip(located) {
+                    self.push_frames(addr, mo, &mut out);
                 }
                 out
             })
             .collect()
     }
 
-    fn push_frames(
-        &mut self,
-        maps: &MapsHistory,
-        pid: u32,
-        i: usize,
-        addr: u64,
-        out: &mut Vec<Frame>,
-    ) {
+    fn push_frames(&mut self, addr: u64, mo: Option<ModuleOffset>, out: &mut Vec<Frame>) {
         let address = format!("{addr:#x}");
-        let Some(mo) = maps.resolve(pid, lookup_addr(i, addr)) else {
+        let Some(mo) = mo else {
             self.unresolved += 1;
             out.push(Frame {
                 address,

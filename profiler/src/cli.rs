@@ -53,6 +53,7 @@ the threads involved) and ranks them by total wait time.",
     after_help = "Examples:\n  \
 sudo lockprof record -p 4242 --duration 10s        attach to a running process\n  \
 sudo lockprof record -o run.json -- ./server --flag launch a command under the profiler\n  \
+sudo lockprof record --name server -d 10s          every process named 'server' (or --cgroup PATH)\n  \
 lockprof report run.json                           render a saved report (no root needed)\n  \
 lockprof diff base.json new.json                   what changed between two runs\n  \
 lockprof check run.json --budget lockprof.toml     fail (exit 1) when over budget\n  \

@@ -386,6 +386,49 @@ fn stripped_binaries_use_split_debug_files_and_never_drop_frames() {
 
 #[test]
 #[ignore = "needs root + BPF: cargo xtask test"]
+fn a_binary_replaced_on_disk_while_running_is_symbolized_from_the_running_copy() {
+    require_root();
+    // A deploy or a rebuild renames a new file over the running binary: the process
+    // keeps mapping the old inode, and the path now names another program.
+    let dir = tempdir();
+    let app = dir.join("app");
+    std::fs::copy(demo_bin("lockprof-fixture"), &app).unwrap();
+    let child = Command::new(&app)
+        .args([
+            "--start-delay-ms",
+            "900",
+            "--threads",
+            "3",
+            "--iters",
+            "100",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut procs = Procs(vec![child]);
+    wait_for_exec(pid, "app");
+    let replacer = std::thread::spawn({
+        let app = app.clone();
+        let dir = dir.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(400));
+            let new = dir.join("app.new");
+            std::fs::copy("/bin/sh", &new).unwrap();
+            std::fs::rename(&new, &app).unwrap();
+        }
+    });
+    let r = record(&["-p", &pid.to_string()]);
+    replacer.join().unwrap();
+    assert!(procs.0[0].wait().unwrap().success());
+    procs.0.clear();
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    let site = hot_site(&r.report);
+    assert_eq!(site.module.as_deref(), app.to_str());
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
 fn a_target_that_execs_is_symbolized_from_its_new_image() {
     require_root();
     let fixture = demo_bin("lockprof-fixture");

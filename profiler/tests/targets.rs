@@ -4,7 +4,8 @@
 //!
 //! Each test is `#[ignore]`d so `cargo test` stays unprivileged; `cargo xtask test`
 //! runs them as root with one test thread, and `require_root` turns a missing privilege
-//! into a failure.
+//! into a failure. One test needs no root, only the demo binaries, which that step
+//! builds.
 
 mod common;
 
@@ -106,6 +107,8 @@ fn a_process_in_its_own_mount_and_pid_namespace_is_symbolized_and_shows_both_pid
     let r = record(&["-p", &pid.to_string()]);
     assert!(procs.0[0].wait().unwrap().success());
     procs.0.clear();
+    // The mount point (made on the shared filesystem); its tmpfs went with the namespace.
+    let _ = std::fs::remove_dir(dir);
     assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
 
     // Symbolized after the namespace (and its tmpfs) is gone: from the held file.
@@ -314,6 +317,72 @@ fn record_fixture(exe: &Path, extra: &[&str]) -> common::Recorded {
     let r = record(&args);
     assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
     r
+}
+
+/// File offset of a byte inside the fixture's `hot_section`, from its symbol table.
+fn hot_section_offset(fixture: &Path) -> u64 {
+    use blazesym::inspect::{Inspector, source};
+    use std::ops::ControlFlow;
+    let src = source::Source::Elf(source::Elf::new(fixture));
+    let mut offset = None;
+    Inspector::new()
+        .for_each(&src, |sym| {
+            if sym.name.contains("hot_section") && sym.size.unwrap_or(0) > 4 {
+                offset = sym.file_offset;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .expect("read the fixture's symbols");
+    offset.expect("hot_section in the fixture's .symtab") + 4
+}
+
+#[test]
+#[ignore = "needs the demo binaries (no root): cargo xtask test"]
+fn symbolizer_reads_debug_files_then_symtab_and_leaves_the_rest_unnamed() {
+    use profiler::symbolize::{BlazeSymbolizer, Symbolize};
+    let fixture = demo_bin("lockprof-fixture");
+    let offset = hot_section_offset(&fixture);
+    let dir = tempdir();
+    let id = build_id(&fixture);
+    let debug_dir = dir.join("debug");
+    let by_id = debug_dir.join(".build-id").join(&id[..2]);
+    std::fs::create_dir_all(&by_id).unwrap();
+    objcopy(&[
+        "--only-keep-debug".as_ref(),
+        &fixture,
+        &by_id.join(format!("{}.debug", &id[2..])),
+    ]);
+    let bare = dir.join("bare");
+    objcopy(&["--strip-all".as_ref(), &fixture, &bare]);
+    let symtab_only = dir.join("symtab-only");
+    objcopy(&["--strip-debug".as_ref(), &fixture, &symtab_only]);
+    let hot = |frames: &[profiler::symbolize::ResolvedFrame]| {
+        frames
+            .iter()
+            .find(|f| f.function.ends_with("hot_section"))
+            .cloned()
+    };
+
+    // Build id → debug file: function and line.
+    let with_debug = BlazeSymbolizer::with_debug_dirs(std::slice::from_ref(&debug_dir))
+        .symbolize(&bare, &[offset]);
+    let f = hot(&with_debug[0]).unwrap_or_else(|| panic!("{with_debug:?}"));
+    assert!(
+        f.file
+            .as_deref()
+            .is_some_and(|p| p.ends_with("lockprof-fixture.rs"))
+            && f.line.is_some(),
+        "{f:?}"
+    );
+    // No debug information, .symtab kept: the function, no line.
+    let from_symtab = BlazeSymbolizer::default().symbolize(&symtab_only, &[offset]);
+    let f = hot(&from_symtab[0]).unwrap_or_else(|| panic!("{from_symtab:?}"));
+    assert_eq!((f.file.as_deref(), f.line), (None, None), "{f:?}");
+    // Nothing at all: unnamed (the stack keeps it as module+offset).
+    let nothing = BlazeSymbolizer::default().symbolize(&bare, &[offset]);
+    assert!(hot(&nothing[0]).is_none(), "{nothing:?}");
 }
 
 #[test]

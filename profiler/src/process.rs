@@ -1,7 +1,8 @@
 //! The processes lockprof traces: checking them, reading their names, launching a
 //! command that only starts once the probes are attached, and reaping it.
 //!
-//! Owns: `/proc` reads about targets, the privilege check, fork/exec/wait, and signal
+//! Owns: `/proc` reads about targets (finding them by name or cgroup, their
+//! namespaced pid and cgroup), the privilege check, fork/exec/wait, and signal
 //! forwarding. Must not: touch BPF (`collect`) or decide when recording stops
 //! (`record`).
 

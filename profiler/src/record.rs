@@ -131,7 +131,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     if opts.verbose {
         eprintln!(
             "lockprof: recording {}; Ctrl-C to stop",
-            describe(&targets, opts.duration)
+            describe(&targets, &cgroups, opts.duration)
         );
     }
 
@@ -296,8 +296,12 @@ fn target(pid: u32, origin: TargetOrigin, in_cgroup: bool) -> Target {
     }
 }
 
-fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> String {
-    let names: Vec<String> = targets
+fn describe(
+    targets: &BTreeMap<u32, Target>,
+    cgroups: &[PathBuf],
+    duration: Option<Duration>,
+) -> String {
+    let mut names: Vec<String> = targets
         .values()
         .map(|t| {
             format!(
@@ -307,6 +311,12 @@ fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> Stri
             )
         })
         .collect();
+    // A cgroup may be empty at the start: say what is watched.
+    names.extend(
+        cgroups
+            .iter()
+            .map(|c| format!("processes joining cgroup {}", c.display())),
+    );
     match duration {
         Some(d) => format!("{} for {:.1}s", names.join(", "), d.as_secs_f64()),
         None => names.join(", "),

@@ -105,6 +105,10 @@ pub struct MapsHistory {
     by_pid: BTreeMap<u32, Vec<Vec<Mapping>>>,
     /// (dev, inode) → the open file and its `/proc/self/fd/N` path.
     files: HashMap<(u64, u64), (File, PathBuf)>,
+    /// Root directories of targets in other mount namespaces (containers), by
+    /// namespace id, held open: their debug files stay reachable after the container
+    /// is gone.
+    roots: BTreeMap<u64, File>,
 }
 
 impl MapsHistory {
@@ -132,6 +136,7 @@ impl MapsHistory {
                 let new = self.observe(pid, &text);
                 if new {
                     self.hold_files(pid, |m| open_mapped_file(pid, m));
+                    self.hold_root(pid);
                 }
                 new
             }
@@ -155,6 +160,36 @@ impl MapsHistory {
                 self.files.insert(key, (file, path));
             }
         }
+    }
+
+    /// Keep `pid`'s root directory open if it is in another mount namespace (a
+    /// container's: the same root directory can have other mounts below it, so the
+    /// namespace, not the directory, is what differs).
+    fn hold_root(&mut self, pid: u32) {
+        // The inode of a namespace file is the namespace's id.
+        let ns = |p: &str| std::fs::metadata(p).map(|m| m.ino());
+        let (Ok(ours), Ok(theirs)) = (ns("/proc/self/ns/mnt"), ns(&format!("/proc/{pid}/ns/mnt")))
+        else {
+            return;
+        };
+        if ours == theirs || self.roots.contains_key(&theirs) || self.roots.len() >= MAX_OPEN_FILES
+        {
+            return;
+        }
+        if let Ok(root) = File::open(format!("/proc/{pid}/root")) {
+            self.roots.insert(theirs, root);
+        }
+    }
+
+    /// The debug directories inside the containers seen (`/usr/lib/debug` below each
+    /// foreign root held open), for debug files installed in the image.
+    pub fn container_debug_dirs(&self) -> Vec<PathBuf> {
+        self.roots
+            .values()
+            .map(|root| {
+                PathBuf::from(format!("/proc/self/fd/{}", root.as_raw_fd())).join("usr/lib/debug")
+            })
+            .collect()
     }
 
     /// Where lockprof reads the file of mapping `m`: the held copy, else its path.

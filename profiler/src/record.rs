@@ -188,7 +188,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             snapshot.stacks.len()
         );
     }
-    let (stacks, unsymbolized) = symbolize_with(&snapshot, &maps, &opts.debug_dirs);
+    // The user's debug directories, then the containers' own, then the host's.
+    let debug_dirs = [opts.debug_dirs.clone(), maps.container_debug_dirs()].concat();
+    let (stacks, unsymbolized) = symbolize_with(&snapshot, &maps, &debug_dirs);
     let report = build_report(
         &snapshot,
         &stacks,

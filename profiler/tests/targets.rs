@@ -133,6 +133,82 @@ fn a_process_in_its_own_mount_and_pid_namespace_is_symbolized_and_shows_both_pid
     );
 }
 
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn a_stripped_binary_in_a_container_uses_the_debug_files_of_its_image() {
+    require_root();
+    // A minimal image: the stripped fixture, its libraries, and its debug file under
+    // the image's own /usr/lib/debug, run chrooted in new mount and PID namespaces.
+    let fixture = demo_bin("lockprof-fixture");
+    let rootfs = tempdir().join("rootfs");
+    let id = build_id(&fixture);
+    let by_id = rootfs.join("usr/lib/debug/.build-id").join(&id[..2]);
+    std::fs::create_dir_all(&by_id).unwrap();
+    std::fs::create_dir_all(rootfs.join("app")).unwrap();
+    objcopy(&[
+        "--only-keep-debug".as_ref(),
+        &fixture,
+        &by_id.join(format!("{}.debug", &id[2..])),
+    ]);
+    objcopy(&["--strip-all".as_ref(), &fixture, &rootfs.join("app/app")]);
+    let ldd = Command::new("ldd").arg(&fixture).output().expect("run ldd");
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let dest = rootfs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &dest).unwrap();
+    }
+    let container = Command::new("unshare")
+        .args(["--mount", "--pid", "--fork"])
+        .arg(format!("--root={}", rootfs.display()))
+        .args([
+            "/app/app",
+            "--start-delay-ms",
+            "800",
+            "--threads",
+            "2",
+            "--iters",
+            "100",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run unshare (util-linux)");
+    let unshare_pid = container.id();
+    let mut procs = Procs(vec![container]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: u32 = loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
+                .unwrap_or_default();
+        if let Some(pid) = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "unshare started no child");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    wait_for_exec(pid, "app");
+    let r = record(&["-p", &pid.to_string()]);
+    assert!(procs.0[0].wait().unwrap().success());
+    procs.0.clear();
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    // Named from the image's debug file, read after the container exited.
+    let site = hot_site(&r.report);
+    assert!(
+        site.module
+            .as_deref()
+            .is_some_and(|m| m.ends_with("/app/app")),
+        "{:?}",
+        site.module
+    );
+    assert_eq!(r.report.targets[0].ns_pid, Some(1));
+}
+
 /// A cgroup v2 directory made for one test, removed (after killing what is left in
 /// it) when dropped.
 struct TestCgroup {

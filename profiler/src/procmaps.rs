@@ -12,7 +12,9 @@
 //! version). So each mapped file is opened while the process is alive, through
 //! `/proc/PID/map_files/` (the very inode that is mapped) or else
 //! `/proc/PID/root/<path>`, and kept open: symbolization reads it later through
-//! `/proc/self/fd/N`, even after the process or its container is gone.
+//! `/proc/self/fd/N`, even after the process or its container is gone. The root
+//! directory of a process in another mount namespace is held the same way, for the
+//! debug files of its image.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -462,5 +464,22 @@ mod tests {
         // Unknown process or address: None, never dropped.
         assert_eq!(h.resolve_stack(9, &[0x1900]), vec![None]);
         assert_eq!(h.resolve_stack(3, &[0x8100, 0xf000])[1], None);
+    }
+
+    #[test]
+    fn a_process_in_our_mount_namespace_adds_no_container_debug_dir() {
+        let mut h = MapsHistory::default();
+        assert!(h.refresh(std::process::id()));
+        assert!(h.container_debug_dirs().is_empty());
+        // Our own executable is held open (a live process, readable by us).
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let start = parse_maps(&maps)
+            .into_iter()
+            .find(|m| m.path == exe)
+            .unwrap()
+            .start;
+        let mo = h.resolve(std::process::id(), start).unwrap();
+        assert!(mo.file.starts_with("/proc/self/fd/"), "{mo:?}");
     }
 }

@@ -72,7 +72,7 @@ fn a_process_in_its_own_mount_and_pid_namespace_is_symbolized_and_shows_both_pid
     let dir = "/mnt/lockprof-ns-test";
     let script = format!(
         "mkdir -p {dir} && mount -t tmpfs lockprof-ns {dir} && cp {} {dir}/lockprof-fixture \
-         && exec {dir}/lockprof-fixture --start-delay-ms 800 --threads 3 --iters 120",
+         && exec {dir}/lockprof-fixture --start-delay-ms 1500 --threads 3 --iters 120",
         fixture.display()
     );
     let unshare = Command::new("unshare")
@@ -166,7 +166,7 @@ fn a_stripped_binary_in_a_container_uses_the_debug_files_of_its_image() {
         .args([
             "/app/app",
             "--start-delay-ms",
-            "800",
+            "1500",
             "--threads",
             "2",
             "--iters",
@@ -255,7 +255,7 @@ impl Drop for TestCgroup {
 fn cgroup_attaches_to_its_processes_and_to_those_that_join_while_recording() {
     require_root();
     let cg = TestCgroup::new();
-    let first = cg.spawn_fixture_in("--start-delay-ms 800 --threads 2 --iters 100");
+    let first = cg.spawn_fixture_in("--start-delay-ms 1500 --threads 2 --iters 100");
     let first_pid = first.id();
     let mut procs = Procs(vec![first]);
     wait_for_exec(first_pid, "lockprof-fixture");
@@ -266,7 +266,7 @@ fn cgroup_attaches_to_its_processes_and_to_those_that_join_while_recording() {
             "record",
             "-q",
             "--duration",
-            "2500ms",
+            "3s",
             "--cgroup",
             &cg.name,
             "-o",
@@ -278,7 +278,7 @@ fn cgroup_attaches_to_its_processes_and_to_those_that_join_while_recording() {
         .unwrap();
     // Joins after the recording started: found by polling cgroup.procs.
     std::thread::sleep(Duration::from_millis(400));
-    let second = cg.spawn_fixture_in("--start-delay-ms 400 --threads 2 --iters 100");
+    let second = cg.spawn_fixture_in("--start-delay-ms 800 --threads 2 --iters 100");
     let second_pid = second.id();
     procs.0.push(second);
     let out = lockprof.wait_with_output().unwrap();
@@ -330,7 +330,7 @@ fn name_attaches_to_every_matching_process() {
         Command::new(&exe)
             .args([
                 "--start-delay-ms",
-                "800",
+                "1500",
                 "--threads",
                 "2",
                 "--iters",
@@ -541,7 +541,7 @@ fn a_binary_replaced_on_disk_while_running_is_symbolized_from_the_running_copy()
     let child = Command::new(&app)
         .args([
             "--start-delay-ms",
-            "900",
+            "1500",
             "--threads",
             "3",
             "--iters",
@@ -590,7 +590,7 @@ fn a_target_that_execs_is_symbolized_from_its_new_image() {
     assert!(launched.comm.starts_with("lockprof-fixtur"), "{launched:?}");
 
     // Attached: the same exec in a process that was a shell when lockprof attached.
-    let script = format!("sleep 0.5; exec {} {fixture_args}", fixture.display());
+    let script = format!("sleep 1.2; exec {} {fixture_args}", fixture.display());
     let shell = Command::new("/bin/sh")
         .args(["-c", &script])
         .stdout(Stdio::null())

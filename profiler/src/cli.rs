@@ -53,6 +53,7 @@ the threads involved) and ranks them by total wait time.",
     after_help = "Examples:\n  \
 sudo lockprof record -p 4242 --duration 10s        attach to a running process\n  \
 sudo lockprof record -o run.json -- ./server --flag launch a command under the profiler\n  \
+sudo lockprof record --name server -d 10s          every process named 'server' (or --cgroup PATH)\n  \
 lockprof report run.json                           render a saved report (no root needed)\n  \
 lockprof diff base.json new.json                   what changed between two runs\n  \
 lockprof check run.json --budget lockprof.toml     fail (exit 1) when over budget\n  \
@@ -69,9 +70,14 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
 sudo lockprof record -p 4242 --duration 10s\n  \
 sudo lockprof record -p 4242 -p 4243 -o run.json\n  \
-sudo lockprof record -o run.json -- ./server --flag\n\n\
-Recording stops at --duration, at Ctrl-C/SIGTERM, or when the targets exit; the report is \
-written in every case. In launch mode lockprof exits with the command's exit code.")]
+sudo lockprof record -o run.json -- ./server --flag\n  \
+sudo lockprof record --name server --duration 10s         every process named 'server'\n  \
+sudo lockprof record --cgroup system.slice/app.service    a service, or a container's cgroup\n  \
+sudo lockprof record -p 4242 --debug-dir ./debug          split debug files of a stripped build\n\n\
+Recording stops at --duration, at Ctrl-C/SIGTERM, or when the targets exit (with --cgroup: \
+when the cgroup is removed); the report is written in every case. In launch mode lockprof \
+exits with the command's exit code. Processes in containers (other mount and PID namespaces) \
+are attached by their host pid and symbolized through /proc/PID/root.")]
     Record(RecordArgs),
     /// Render a saved JSON report.
     #[command(
@@ -136,6 +142,19 @@ pub struct RecordArgs {
     /// The command to launch (after `--`); it starts only once the probes are attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+    /// Attach to every process whose name (comm, or executable file name) is COMM.
+    /// Repeatable; combines with -p and --cgroup.
+    #[arg(long = "name", value_name = "COMM", conflicts_with = "command")]
+    pub names: Vec<String>,
+    /// Attach to every process in this cgroup (its directory, or a path relative to the
+    /// cgroup v2 mount, e.g. system.slice/app.service), and to processes that join it
+    /// while recording. Repeatable.
+    #[arg(long = "cgroup", value_name = "PATH", conflicts_with = "command")]
+    pub cgroups: Vec<String>,
+    /// Also look for split debug files (found by build id or debug link) in DIR, before
+    /// /usr/lib/debug. Repeatable.
+    #[arg(long = "debug-dir", value_name = "DIR")]
+    pub debug_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -257,9 +276,14 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn run_record(args: &RecordArgs) -> Result<i32> {
-    if args.pids.is_empty() && args.command.is_empty() {
+    if args.pids.is_empty()
+        && args.command.is_empty()
+        && args.names.is_empty()
+        && args.cgroups.is_empty()
+    {
         bail!(
-            "nothing to record: give -p PID or a command after '--' (see 'lockprof record --help')"
+            "nothing to record: give -p PID, --name COMM, --cgroup PATH or a command after '--' \
+             (see 'lockprof record --help')"
         );
     }
     // Read the budget first: a typo in it must not cost a whole benchmark run.
@@ -273,6 +297,9 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         duration: args.duration,
         verbose: !args.quiet,
         holders: !args.no_holders,
+        names: args.names.clone(),
+        cgroups: args.cgroups.clone(),
+        debug_dirs: args.debug_dirs.clone(),
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.
@@ -536,6 +563,37 @@ mod tests {
             [OsString::from("./server"), OsString::from("--flag")]
         );
         assert!(Cli::try_parse_from(["lockprof", "record", "-p", "1", "--", "ls"]).is_err());
+    }
+
+    #[test]
+    fn record_takes_names_cgroups_and_debug_dirs_with_pids() {
+        let cli = Cli::try_parse_from([
+            "lockprof",
+            "record",
+            "-p",
+            "1",
+            "--name",
+            "server",
+            "--cgroup",
+            "app.slice",
+            "--debug-dir",
+            "/opt/debug",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.pids, [1]);
+        assert_eq!(args.names, ["server"]);
+        assert_eq!(args.cgroups, ["app.slice"]);
+        assert_eq!(args.debug_dirs, [PathBuf::from("/opt/debug")]);
+        // They pick running processes: not with a command to launch.
+        assert!(Cli::try_parse_from(["lockprof", "record", "--name", "x", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["lockprof", "record", "--cgroup", "x", "--", "ls"]).is_err());
+        // --debug-dir works with a launched command too.
+        assert!(
+            Cli::try_parse_from(["lockprof", "record", "--debug-dir", "d", "--", "ls"]).is_ok()
+        );
     }
 
     #[test]

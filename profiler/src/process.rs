@@ -1,7 +1,8 @@
 //! The processes lockprof traces: checking them, reading their names, launching a
 //! command that only starts once the probes are attached, and reaping it.
 //!
-//! Owns: `/proc` reads about targets, the privilege check, fork/exec/wait, and signal
+//! Owns: `/proc` reads about targets (finding them by name or cgroup, their
+//! namespaced pid and cgroup), the privilege check, fork/exec/wait, and signal
 //! forwarding. Must not: touch BPF (`collect`) or decide when recording stops
 //! (`record`).
 
@@ -92,6 +93,144 @@ pub fn cmdline(pid: u32) -> String {
                 .join(" ")
         })
         .unwrap_or_default()
+}
+
+/// A process's pid in each PID namespace it belongs to, as the `NSpid:` line of
+/// `/proc/PID/status` lists them: host pid first, innermost namespace's last.
+pub fn parse_nspid(status: &str) -> Vec<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The pid `pid` has inside its own PID namespace, when that is not ours (a
+/// container); `None` in the host namespace or when gone.
+pub fn ns_pid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let pids = parse_nspid(&status);
+    match pids.as_slice() {
+        [_, .., inner] => Some(*inner),
+        _ => None,
+    }
+}
+
+/// The cgroup v2 path from the text of `/proc/PID/cgroup` (the `0::` line).
+pub fn parse_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim_end().to_owned())
+}
+
+/// The cgroup v2 path of a process (e.g. `/system.slice/app.service`), when known.
+pub fn cgroup_of(pid: u32) -> Option<String> {
+    parse_cgroup(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+}
+
+/// Where cgroups usually live (cgroup v2 on a unified system).
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The mount point of cgroup v2 in the text of `/proc/self/mountinfo`:
+/// `/sys/fs/cgroup` on a unified system, `/sys/fs/cgroup/unified` on a hybrid one.
+pub fn parse_cgroup2_mount(mountinfo: &str) -> Option<std::path::PathBuf> {
+    mountinfo.lines().find_map(|l| {
+        // id parent dev root MOUNTPOINT options [optional…] - FSTYPE source superopts
+        let (before, after) = l.split_once(" - ")?;
+        let fstype = after.split_whitespace().next()?;
+        let mount_point = before.split_whitespace().nth(4)?;
+        (fstype == "cgroup2").then(|| std::path::PathBuf::from(mount_point))
+    })
+}
+
+/// Where relative `--cgroup` paths are looked up: the cgroup v2 mount point.
+pub fn cgroup2_root() -> std::path::PathBuf {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|m| parse_cgroup2_mount(&m))
+        .unwrap_or_else(|| std::path::PathBuf::from(CGROUP_ROOT))
+}
+
+/// The directory of a cgroup given as `--cgroup`: an absolute path to an existing
+/// cgroup directory as is (v1 or v2), anything else relative to `root`, the cgroup
+/// v2 mount (so both `/sys/fs/cgroup/app.slice` and `/app.slice`, as
+/// `/proc/PID/cgroup` shows it, work), then to /sys/fs/cgroup (a v1 `memory/app`).
+pub fn cgroup_dir(root: &std::path::Path, arg: &str) -> Result<std::path::PathBuf> {
+    let given = std::path::Path::new(arg);
+    let relative = arg.trim_start_matches('/');
+    let candidates = [
+        given.is_absolute().then(|| given.to_path_buf()),
+        Some(root.join(relative)),
+        Some(std::path::Path::new(CGROUP_ROOT).join(relative)),
+    ];
+    for dir in candidates.into_iter().flatten() {
+        if dir.join("cgroup.procs").is_file() {
+            return Ok(dir);
+        }
+    }
+    bail!(
+        "no cgroup '{arg}': '{}' has no cgroup.procs (cgroup v2 is expected under {})",
+        root.join(arg.trim_start_matches('/')).display(),
+        root.display()
+    )
+}
+
+/// The pids listed in a `cgroup.procs` file, one per line.
+pub fn parse_cgroup_procs(text: &str) -> Vec<u32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// The processes in the cgroup directory `dir` now (empty if it is gone).
+pub fn cgroup_procs(dir: &std::path::Path) -> Vec<u32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| parse_cgroup_procs(&t))
+        .unwrap_or_default()
+}
+
+/// Does a process with this `comm` and executable basename answer to `name`? The
+/// kernel cuts `comm` to 15 bytes, so a longer name matches a `comm` that is its
+/// first 15 bytes.
+pub fn name_matches(name: &str, comm: &str, exe_basename: Option<&str>) -> bool {
+    const COMM_LEN: usize = 15;
+    if name.is_empty() {
+        return false;
+    }
+    let cut = name
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .take_while(|&end| end <= COMM_LEN)
+        .last()
+        .unwrap_or(0);
+    comm == name || (name.len() > COMM_LEN && comm == &name[..cut]) || exe_basename == Some(name)
+}
+
+/// Every live user-space process (not a kernel thread, not lockprof itself) whose
+/// comm or executable name is `name`, in pid order.
+pub fn pids_named(name: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            // Kernel threads have no executable: nothing to profile in user space.
+            let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+                return false;
+            };
+            let exe = exe.to_string_lossy();
+            let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+            let base = exe.rsplit('/').next();
+            name_matches(name, &comm(pid), base) && is_alive(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// A forked child held before `exec` until [`Launched::start`], so that the probes
@@ -327,6 +466,95 @@ mod tests {
         assert_eq!(child.try_wait(), None, "must be parked before start");
         child.start().unwrap();
         assert_eq!(child.wait_blocking(), 7);
+    }
+
+    #[test]
+    fn nspid_gives_host_pid_first_and_innermost_last() {
+        let status = "Name:\tapp\nTgid:\t4242\nNSpid:\t4242\t17\t1\nPPid:\t1\n";
+        assert_eq!(parse_nspid(status), [4242, 17, 1]);
+        assert_eq!(parse_nspid("Name:\tapp\n"), Vec::<u32>::new());
+        // Our own process is in the host namespace here: no namespaced pid.
+        let me = std::process::id();
+        let own = parse_nspid(&std::fs::read_to_string("/proc/self/status").unwrap());
+        assert_eq!(own.first(), Some(&me));
+    }
+
+    #[test]
+    fn cgroup_v2_line_is_the_path() {
+        let text = "12:cpu:/old\n0::/system.slice/app.service\n";
+        assert_eq!(
+            parse_cgroup(text).as_deref(),
+            Some("/system.slice/app.service")
+        );
+        assert_eq!(parse_cgroup("3:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn cgroup2_mount_point_is_found_on_unified_and_hybrid_systems() {
+        let hybrid = "31 25 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755\n\
+                      35 31 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            parse_cgroup2_mount(hybrid),
+            Some(std::path::PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified = "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            parse_cgroup2_mount(unified),
+            Some(std::path::PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            parse_cgroup2_mount("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn cgroup_procs_are_one_pid_per_line() {
+        assert_eq!(parse_cgroup_procs("12\n7\n\n  9 \nzz\n"), [12, 7, 9]);
+        assert!(parse_cgroup_procs("").is_empty());
+    }
+
+    #[test]
+    fn cgroup_dir_accepts_absolute_and_relative_paths() {
+        let root = std::env::temp_dir().join(format!("lockprof-cg-{}", std::process::id()));
+        let app = root.join("app.slice");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("cgroup.procs"), "1\n").unwrap();
+        assert_eq!(cgroup_dir(&root, "app.slice").unwrap(), app);
+        assert_eq!(cgroup_dir(&root, "/app.slice").unwrap(), app);
+        assert_eq!(cgroup_dir(&root, app.to_str().unwrap()).unwrap(), app);
+        let err = cgroup_dir(&root, "nope").unwrap_err().to_string();
+        assert!(err.starts_with("no cgroup 'nope': '"), "{err}");
+        assert!(err.contains("has no cgroup.procs"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn names_match_comm_cut_comm_or_exe() {
+        assert!(name_matches("server", "server", None));
+        assert!(!name_matches("serv", "server", Some("server")));
+        // comm is cut to 15 bytes by the kernel.
+        assert!(name_matches("lockprof-fixture", "lockprof-fixtur", None));
+        assert!(!name_matches("lockprof-fixtur", "lockprof-fixt", None));
+        assert!(!name_matches("lockprof-fixtureX", "lockprof-fixtur2", None));
+        // A thread-renamed main thread still matches by executable.
+        assert!(name_matches("server", "worker-0", Some("server")));
+        assert!(!name_matches("", "", Some("")));
+    }
+
+    #[test]
+    fn pids_named_finds_a_child_and_never_lockprof_itself() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let found = pids_named("sleep");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found.contains(&child.id()), "{found:?}");
+        let me = comm(std::process::id());
+        assert!(!pids_named(&me).contains(&std::process::id()));
     }
 
     #[test]

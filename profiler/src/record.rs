@@ -3,14 +3,16 @@
 //! Owns: the order of operations — check, load probes, attach or launch, poll until a
 //! stop condition (duration, Ctrl-C/SIGTERM, target exit), detach, read the kernel's
 //! aggregates, symbolize while the maps we captured are fresh, and build the report.
-//! Must not: format output (the caller renders the returned report) or know aya
-//! (`collect` does).
+//! Also which processes are targets: `-p`, `--name` and `--cgroup` at the start, and
+//! processes that join a `--cgroup` while recording. Must not: format output (the
+//! caller renders the returned report) or know aya (`collect` does).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
 use crate::collect::Probes;
@@ -34,6 +36,13 @@ pub struct RecordOptions {
     pub verbose: bool,
     /// Trace context switches for "held across blocking" and wake-to-run latency.
     pub holders: bool,
+    /// Attach to every process whose comm or executable name is one of these.
+    pub names: Vec<String>,
+    /// cgroup v2 directories (absolute, or relative to /sys/fs/cgroup): attach to
+    /// their processes, including ones that join while recording.
+    pub cgroups: Vec<String>,
+    /// Split debug directories searched before /usr/lib/debug.
+    pub debug_dirs: Vec<PathBuf>,
 }
 
 /// Why the recording stopped.
@@ -77,6 +86,21 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     for &pid in &opts.pids {
         process::check_pid(pid)?;
     }
+    let cgroups: Vec<PathBuf> = opts
+        .cgroups
+        .iter()
+        .map(|c| process::cgroup_dir(&process::cgroup2_root(), c))
+        .collect::<Result<_>>()?;
+    let mut named: Vec<u32> = Vec::new();
+    for name in &opts.names {
+        let pids = process::pids_named(name);
+        if pids.is_empty() {
+            bail!(
+                "no process named '{name}' (compared with each process's comm and executable name)"
+            );
+        }
+        named.extend(pids);
+    }
     process::check_privileges()?;
     signals::install();
 
@@ -84,15 +108,18 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
     let mut launched: Option<Launched> = None;
     if opts.command.is_empty() {
-        for &pid in &opts.pids {
-            probes.add_target(pid, false)?;
-            targets.insert(pid, target(pid, TargetOrigin::Attach));
+        for &pid in opts.pids.iter().chain(&named) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = targets.entry(pid) {
+                probes.add_target(pid, false)?;
+                slot.insert(target(pid, TargetOrigin::Attach, false));
+            }
         }
+        join_cgroups(&mut probes, &cgroups, &mut targets)?;
     } else {
         let mut child = process::launch(&opts.command)?;
         probes.add_target(child.pid, true)?;
         child.start()?;
-        targets.insert(child.pid, target(child.pid, TargetOrigin::Launch));
+        targets.insert(child.pid, target(child.pid, TargetOrigin::Launch, false));
         launched = Some(child);
     }
     let started = Instant::now();
@@ -106,7 +133,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     if opts.verbose {
         eprintln!(
             "lockprof: recording {}; Ctrl-C to stop",
-            describe(&targets, opts.duration)
+            describe(&targets, &cgroups, opts.duration)
         );
     }
 
@@ -119,7 +146,11 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         }
         let all_gone = match launched.as_mut() {
             Some(child) => child.try_wait().is_some(),
-            None => targets.keys().all(|&pid| !process::is_alive(pid)),
+            // A cgroup may get new processes until it is removed.
+            None => {
+                targets.keys().all(|&pid| !process::is_alive(pid))
+                    && cgroups.iter().all(|d| !d.exists())
+            }
         };
         if all_gone {
             break StopReason::TargetsExited;
@@ -127,6 +158,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         let full = last_full_poll.elapsed() >= MAPS_EVERY;
         if full {
             last_full_poll = Instant::now();
+            join_cgroups(&mut probes, &cgroups, &mut targets)?;
         }
         poll_targets(&probes, &mut targets, &mut maps, &mut first_seen, full);
         std::thread::sleep(TICK);
@@ -158,7 +190,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             snapshot.stacks.len()
         );
     }
-    let (stacks, unsymbolized) = symbolize(&snapshot, &maps);
+    // The user's debug directories, then the containers' own, then the host's.
+    let debug_dirs = [opts.debug_dirs.clone(), maps.container_debug_dirs()].concat();
+    let (stacks, unsymbolized) = symbolize_with(&snapshot, &maps, &debug_dirs);
     let report = build_report(
         &snapshot,
         &stacks,
@@ -194,7 +228,7 @@ fn poll_targets(
         for pid in traced {
             targets
                 .entry(pid)
-                .or_insert_with(|| target(pid, TargetOrigin::Child));
+                .or_insert_with(|| target(pid, TargetOrigin::Child, false));
         }
     }
     for (pid, t) in targets.iter_mut() {
@@ -206,7 +240,13 @@ fn poll_targets(
         if !(full || young) {
             continue;
         }
-        if maps.refresh(*pid) || t.comm.is_empty() {
+        let new_layout = maps.refresh(*pid);
+        if new_layout && !young {
+            // An exec (or dlopen): watch closely again while the loader maps the new
+            // image's libraries, as for a new process.
+            first_seen.insert(*pid, Instant::now());
+        }
+        if new_layout || t.comm.is_empty() {
             // New layout after exec: the name may have changed too.
             let comm = process::comm(*pid);
             if !comm.is_empty() {
@@ -217,7 +257,32 @@ fn poll_targets(
     }
 }
 
-fn target(pid: u32, origin: TargetOrigin) -> Target {
+/// Attach to the processes in `cgroups` that are not targets yet (all of them at the
+/// start, then the ones that joined since the last call).
+fn join_cgroups(
+    probes: &mut Probes,
+    cgroups: &[PathBuf],
+    targets: &mut BTreeMap<u32, Target>,
+) -> Result<()> {
+    for dir in cgroups {
+        for pid in process::cgroup_procs(dir) {
+            // Gone again already, or a thread id listed by a threaded cgroup.
+            if targets.contains_key(&pid) || process::check_pid(pid).is_err() {
+                continue;
+            }
+            // Its children are followed in the kernel: one that forks, execs and
+            // exits between two polls of cgroup.procs is still traced.
+            probes.add_target(pid, true)?;
+            targets.insert(pid, target(pid, TargetOrigin::Attach, true));
+        }
+    }
+    Ok(())
+}
+
+/// A new target, read from `/proc` now; `in_cgroup` when it was found through
+/// `--cgroup` (its cgroup is then always recorded).
+fn target(pid: u32, origin: TargetOrigin, in_cgroup: bool) -> Target {
+    let ns_pid = process::ns_pid(pid);
     Target {
         pid,
         comm: process::comm(pid),
@@ -225,11 +290,22 @@ fn target(pid: u32, origin: TargetOrigin) -> Target {
         origin,
         exited: false,
         exit_code: None,
+        ns_pid,
+        // A container's cgroup says which one it is; the root cgroup says nothing.
+        cgroup: if in_cgroup || ns_pid.is_some() {
+            process::cgroup_of(pid).filter(|c| in_cgroup || c != "/")
+        } else {
+            None
+        },
     }
 }
 
-fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> String {
-    let names: Vec<String> = targets
+fn describe(
+    targets: &BTreeMap<u32, Target>,
+    cgroups: &[PathBuf],
+    duration: Option<Duration>,
+) -> String {
+    let mut names: Vec<String> = targets
         .values()
         .map(|t| {
             format!(
@@ -239,6 +315,12 @@ fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> Stri
             )
         })
         .collect();
+    // A cgroup may be empty at the start: say what is watched.
+    names.extend(
+        cgroups
+            .iter()
+            .map(|c| format!("processes joining cgroup {}", c.display())),
+    );
     match duration {
         Some(d) => format!("{} for {:.1}s", names.join(", "), d.as_secs_f64()),
         None => names.join(", "),
@@ -248,6 +330,16 @@ fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> Stri
 /// Symbolize every distinct stack the snapshot's rows reference, from the maps
 /// captured while the processes were alive, with the skipped leaf caller restored.
 pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, u64) {
+    symbolize_with(snapshot, maps, &[])
+}
+
+/// [`symbolize`], looking for split debug files in `debug_dirs` before the default
+/// directories.
+pub fn symbolize_with(
+    snapshot: &Snapshot,
+    maps: &MapsHistory,
+    debug_dirs: &[PathBuf],
+) -> (SymbolizedStacks, u64) {
     let keys: BTreeSet<StackKey> = snapshot
         .waits
         .iter()
@@ -281,7 +373,7 @@ pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, 
         .iter()
         .map(|((pid, _, _), s)| (*pid, s.as_slice()))
         .collect();
-    let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::default());
+    let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(debug_dirs));
     let frames = symbolizer.symbolize_stacks(maps, &inputs);
     let stacks = raw.into_iter().map(|(k, _)| k).zip(frames).collect();
     (stacks, symbolizer.unresolved)

@@ -7,13 +7,19 @@
 //!
 //! Unresolved frames are data, not errors: they keep their module and offset (or just
 //! the address) and are counted, never dropped.
+//!
+//! Stripped binaries: blazesym follows a module's `.gnu_debuglink` into the debug
+//! directories (build-id path first, then by name) and otherwise reads `.symtab` or
+//! `.dynsym`; [`BlazeSymbolizer`] adds the case blazesym does not cover, a debug file
+//! found only by build id (`DIR/.build-id/xx/rest.debug`) for a module that has no
+//! debug link.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use blazesym::symbolize::{self, Symbolized, Symbolizer};
 
-use crate::procmaps::MapsHistory;
+use crate::procmaps::{MapsHistory, ModuleOffset};
 use crate::report::Frame;
 
 /// One resolved frame (a function, or a function inlined into the next frame).
@@ -32,33 +38,47 @@ pub trait Symbolize {
     fn symbolize(&mut self, module: &Path, offsets: &[u64]) -> Vec<Vec<ResolvedFrame>>;
 }
 
+/// Where split debug information is looked for when no `--debug-dir` is given.
+pub const DEFAULT_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
+
 /// blazesym over the module's ELF file: symbol tables plus DWARF for lines and
-/// inlined functions, with Rust and C++ names demangled.
+/// inlined functions, with Rust and C++ names demangled, and split debug files from
+/// the debug directories.
 pub struct BlazeSymbolizer {
     inner: Symbolizer,
+    debug_dirs: Vec<PathBuf>,
 }
 
 impl Default for BlazeSymbolizer {
     fn default() -> Self {
+        Self::with_debug_dirs(&[])
+    }
+}
+
+impl BlazeSymbolizer {
+    /// Look for split debug files in `extra` first, then in [`DEFAULT_DEBUG_DIRS`].
+    pub fn with_debug_dirs(extra: &[PathBuf]) -> Self {
+        let debug_dirs = debug_dirs(extra);
         Self {
             inner: Symbolizer::builder()
                 .enable_code_info(true)
                 .enable_inlined_fns(true)
                 .enable_demangling(true)
+                .set_debug_dirs(Some(&debug_dirs))
                 .build(),
+            debug_dirs,
         }
     }
-}
 
-impl Symbolize for BlazeSymbolizer {
-    fn symbolize(&mut self, module: &Path, offsets: &[u64]) -> Vec<Vec<ResolvedFrame>> {
-        let src = symbolize::source::Source::Elf(symbolize::source::Elf::new(module));
-        let Ok(results) = self
-            .inner
-            .symbolize(&src, symbolize::Input::FileOffset(offsets))
-        else {
+    fn symbolize_source(
+        &self,
+        src: &symbolize::source::Source<'_>,
+        input: symbolize::Input<&[u64]>,
+        n: usize,
+    ) -> Vec<Vec<ResolvedFrame>> {
+        let Ok(results) = self.inner.symbolize(src, input) else {
             // Unreadable module (deleted, no permission): every frame stays unresolved.
-            return vec![Vec::new(); offsets.len()];
+            return vec![Vec::new(); n];
         };
         results
             .into_iter()
@@ -68,6 +88,95 @@ impl Symbolize for BlazeSymbolizer {
             })
             .collect()
     }
+
+    /// Frames from the debug file named by `module`'s build id, for `offsets` (file
+    /// offsets in `module`, which the debug file does not share: they go through
+    /// the module's virtual addresses). `None` when there is no such file.
+    fn symbolize_build_id_file(
+        &self,
+        module: &Path,
+        offsets: &[u64],
+    ) -> Option<Vec<Vec<ResolvedFrame>>> {
+        use blazesym::symbolize::TranslateFileOffset;
+        let build_id = blazesym::helper::read_elf_build_id(module).ok()??;
+        let debug_file = build_id_paths(&self.debug_dirs, &build_id)
+            .into_iter()
+            .find(|p| p.is_file())?;
+        let elf = blazesym::helper::ElfResolver::open(module).ok()?;
+        let virt: Vec<Option<u64>> = offsets
+            .iter()
+            .map(|&o| elf.file_offset_to_virt_offset(o).ok().flatten())
+            .collect();
+        let known: Vec<u64> = virt.iter().flatten().copied().collect();
+        let src = symbolize::source::Source::Elf(symbolize::source::Elf::new(debug_file));
+        let mut resolved = self
+            .symbolize_source(&src, symbolize::Input::VirtOffset(&known), known.len())
+            .into_iter();
+        Some(
+            virt.iter()
+                .map(|v| match v {
+                    Some(_) => resolved.next().unwrap_or_default(),
+                    None => Vec::new(),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Symbolize for BlazeSymbolizer {
+    fn symbolize(&mut self, module: &Path, offsets: &[u64]) -> Vec<Vec<ResolvedFrame>> {
+        let src = symbolize::source::Source::Elf(symbolize::source::Elf::new(module));
+        let frames =
+            self.symbolize_source(&src, symbolize::Input::FileOffset(offsets), offsets.len());
+        // No line information at all: a stripped module whose debug file blazesym
+        // did not find (no debug link). Try its build id.
+        let has_lines = frames.iter().flatten().any(|f| f.line.is_some());
+        if has_lines || offsets.is_empty() {
+            return frames;
+        }
+        match self.symbolize_build_id_file(module, offsets) {
+            Some(debug) => frames
+                .into_iter()
+                .zip(debug)
+                .map(|(plain, debug)| if debug.is_empty() { plain } else { debug })
+                .collect(),
+            None => frames,
+        }
+    }
+}
+
+/// `extra` then the defaults, without duplicates.
+pub fn debug_dirs(extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for d in extra
+        .iter()
+        .cloned()
+        .chain(DEFAULT_DEBUG_DIRS.iter().map(PathBuf::from))
+    {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// `DIR/.build-id/xx/rest.debug` for each debug directory (the GDB convention).
+pub fn build_id_paths(dirs: &[PathBuf], build_id: &[u8]) -> Vec<PathBuf> {
+    let Some((first, rest)) = build_id.split_first() else {
+        return Vec::new();
+    };
+    let rest = rest.iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    dirs.iter()
+        .map(|d| {
+            d.join(".build-id")
+                .join(format!("{first:02x}"))
+                .join(format!("{rest}.debug"))
+        })
+        .collect()
 }
 
 /// blazesym reports the outer function with its inlined callees ordered outer → inner,
@@ -125,16 +234,26 @@ impl<S: Symbolize> StackSymbolizer<S> {
         maps: &MapsHistory,
         stacks: &[(u32, &[u64])],
     ) -> Vec<Vec<Frame>> {
+        // Each stack against one layout of its process: the one it was taken in.
+        let located: Vec<Vec<Option<ModuleOffset>>> = stacks
+            .iter()
+            .map(|(pid, addrs)| {
+                let lookups: Vec<u64> = addrs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &a)| lookup_addr(i, a))
+                    .collect();
+                maps.resolve_stack(*pid, &lookups)
+            })
+            .collect();
         // Batch every uncached (module, offset) per module.
         let mut wanted: HashMap<PathBuf, Vec<u64>> = HashMap::new();
-        for (pid, addrs) in stacks {
-            for (i, &addr) in addrs.iter().enumerate() {
-                if let Some(mo) = maps.resolve(*pid, lookup_addr(i, addr)) {
-                    let key = (mo.path.clone(), mo.offset);
-                    if !self.cache.contains_key(&key) {
-                        wanted.entry(mo.path).or_default().push(mo.offset);
-                    }
-                }
+        for mo in located.iter().flatten().flatten() {
+            // Keyed by the file read, not the name shown: two containers'
+            // `/usr/bin/app` are different files.
+            let key = (mo.file.clone(), mo.offset);
+            if !self.cache.contains_key(&key) {
+                wanted.entry(mo.file.clone()).or_default().push(mo.offset);
             }
         }
         for (path, mut offsets) in wanted {
@@ -147,26 +266,20 @@ impl<S: Symbolize> StackSymbolizer<S> {
         }
         stacks
             .iter()
-            .map(|(pid, addrs)| {
+            .zip(located)
+            .map(|((_, addrs), located)| {
                 let mut out = Vec::with_capacity(addrs.len());
-                for (i, &addr) in addrs.iter().enumerate() {
-                    self.push_frames(maps, *pid, i, addr, &mut out);
+                for (&addr, mo) in addrs.iter().zip(located) {
+                    self.push_frames(addr, mo, &mut out);
                 }
                 out
             })
             .collect()
     }
 
-    fn push_frames(
-        &mut self,
-        maps: &MapsHistory,
-        pid: u32,
-        i: usize,
-        addr: u64,
-        out: &mut Vec<Frame>,
-    ) {
+    fn push_frames(&mut self, addr: u64, mo: Option<ModuleOffset>, out: &mut Vec<Frame>) {
         let address = format!("{addr:#x}");
-        let Some(mo) = maps.resolve(pid, lookup_addr(i, addr)) else {
+        let Some(mo) = mo else {
             self.unresolved += 1;
             out.push(Frame {
                 address,
@@ -178,7 +291,7 @@ impl<S: Symbolize> StackSymbolizer<S> {
         let module_offset = Some(format!("{:#x}", mo.offset));
         let resolved = self
             .cache
-            .get(&(mo.path, mo.offset))
+            .get(&(mo.file, mo.offset))
             .map_or(&[][..], Vec::as_slice);
         if resolved.is_empty() {
             self.unresolved += 1;
@@ -303,5 +416,50 @@ mod tests {
             s.symbolizer.calls, 1,
             "one batch for /bin/app, then cache hits"
         );
+    }
+
+    #[test]
+    fn build_id_paths_follow_the_gdb_layout() {
+        let dirs = debug_dirs(&[PathBuf::from("/opt/dbg")]);
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/opt/dbg"),
+                PathBuf::from("/usr/lib/debug"),
+                PathBuf::from("/lib/debug")
+            ]
+        );
+        assert_eq!(debug_dirs(&[PathBuf::from("/usr/lib/debug")]).len(), 2);
+        let paths = build_id_paths(&dirs[..1], &[0x93, 0xac, 0x61, 0x0e]);
+        assert_eq!(paths, [PathBuf::from("/opt/dbg/.build-id/93/ac610e.debug")]);
+        assert!(build_id_paths(&dirs, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_same_path_in_two_containers_is_two_modules() {
+        // Two processes map "/usr/bin/app", but they are different files: held
+        // open as different descriptors, looked up separately.
+        let dir = std::env::temp_dir().join(format!("lockprof-two-apps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a"), b"a").unwrap();
+        std::fs::write(dir.join("b"), b"b").unwrap();
+        let mut m = MapsHistory::default();
+        m.observe(1, "1000-2000 r-xp 00000000 00:01 11 /usr/bin/app\n");
+        m.observe(2, "1000-2000 r-xp 00000000 00:02 11 /usr/bin/app\n");
+        m.hold_files(1, |_| std::fs::File::open(dir.join("a")).ok());
+        m.hold_files(2, |_| std::fs::File::open(dir.join("b")).ok());
+        let fa = m.resolve(1, 0x1100).unwrap().file;
+        let fb = m.resolve(2, 0x1100).unwrap().file;
+        assert_ne!(fa, fb);
+        let mut fake = FakeSymbolizer::default();
+        fake.table.insert((fa, 0x100), vec![rf("in_a", 1, false)]);
+        fake.table.insert((fb, 0x100), vec![rf("in_b", 2, false)]);
+        let mut s = StackSymbolizer::new(fake);
+        let stack = [0x1100u64];
+        let out = s.symbolize_stacks(&m, &[(1, &stack), (2, &stack)]);
+        assert_eq!(out[0][0].function.as_deref(), Some("in_a"));
+        assert_eq!(out[1][0].function.as_deref(), Some("in_b"));
+        assert_eq!(out[1][0].module.as_deref(), Some("/usr/bin/app"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -87,9 +87,32 @@ fn record_needs_a_target() {
     let (code, _, err) = run(&["record"]);
     assert_eq!(code, Some(1));
     assert!(
-        err.contains("nothing to record: give -p PID or a command after '--'"),
+        err.contains("nothing to record: give -p PID, --name COMM, --cgroup PATH or a command"),
         "{err}"
     );
+}
+
+#[test]
+fn record_by_name_or_cgroup_fails_clearly_when_nothing_is_there() {
+    // Both are checked before the privilege check: no root needed to get them wrong.
+    let (code, _, err) = run(&["record", "--name", "lockprof-no-such-process"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        "lockprof: error: no process named 'lockprof-no-such-process' (compared with each \
+         process's comm and executable name)"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, err) = run(&["record", "--cgroup", "lockprof/no/such/cgroup"]);
+    assert_eq!(code, Some(1));
+    // Relative to the cgroup v2 mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+    // hybrid system.
+    assert!(
+        err.starts_with("lockprof: error: no cgroup 'lockprof/no/such/cgroup': '/sys/fs/cgroup/")
+            && err.contains("/lockprof/no/such/cgroup' has no cgroup.procs"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 #[test]

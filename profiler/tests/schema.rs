@@ -94,6 +94,8 @@ fn full_report() -> Report {
             origin: TargetOrigin::Launch,
             exited: true,
             exit_code: Some(-1),
+            ns_pid: Some(1),
+            cgroup: Some("/lockprof-test/app".to_owned()),
         }],
         started_unix_ms: 1_767_225_600_000,
         duration_ns: 1_000_000_000,

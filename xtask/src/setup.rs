@@ -3,7 +3,7 @@
 //! Owns: the recipe of `/work/shared/toolchain.md` as code — nightly + `rust-src` (the
 //! eBPF target is tier 3 and needs `-Z build-std=core`), `rustfmt`/`clippy` for the
 //! userspace toolchain and `clippy` for nightly (the eBPF lint step), cargo-fuzz (the
-//! fuzz step), and `bpf-linker`
+//! fuzz step), the Debian packages the root tests use (binutils, libc6-dbg), and `bpf-linker`
 //! built against Debian's LLVM 22 (bpf-linker 0.13 defaults to LLVM 23 and fails with
 //! `unable to find library -lLLVM`; LLVM 22 matches nightly's). Every item is checked
 //! first and only what is missing is installed, so running it twice does nothing the
@@ -42,6 +42,7 @@ pub fn setup() -> Result<()> {
     ensure_components(&active, &["rustfmt", "clippy"])?;
     ensure_bpf_linker()?;
     crate::fuzz::ensure_cargo_fuzz()?;
+    ensure_test_packages()?;
     report_kernel();
     say("setup: done");
     Ok(())
@@ -162,6 +163,34 @@ fn ensure_llvm_packages() -> Result<()> {
         say(&format!("setup: {}: present", LLVM_PACKAGES.join(", ")));
         return Ok(());
     }
+    apt_install(&missing)
+}
+
+/// Debian packages the root tests use: `objcopy` (binutils) splits debug info off
+/// the fixture in `tests/targets.rs`, and `libc6-dbg` gives glibc frames `file:line`
+/// (through its build-id debug files). Skipped quietly off Debian.
+const TEST_PACKAGES: [&str; 2] = ["binutils", "libc6-dbg"];
+
+/// Installs the [`TEST_PACKAGES`] that are not installed yet.
+fn ensure_test_packages() -> Result<()> {
+    if !on_path("apt-get") || !on_path("dpkg-query") {
+        say("setup: not a Debian-like system: install objcopy (binutils) for the root tests");
+        return Ok(());
+    }
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !deb_installed(p))
+        .collect();
+    if missing.is_empty() {
+        say(&format!("setup: {}: present", TEST_PACKAGES.join(", ")));
+        return Ok(());
+    }
+    apt_install(&missing)
+}
+
+/// `apt-get update && apt-get install -y <missing>`.
+fn apt_install(missing: &[&str]) -> Result<()> {
     say(&format!(
         "setup: {}: missing, installing",
         missing.join(", ")
@@ -188,7 +217,7 @@ fn ensure_llvm_packages() -> Result<()> {
     };
     apt(&["update"])?;
     let mut install = vec!["install", "-y"];
-    install.extend(&missing);
+    install.extend(missing);
     apt(&install)
 }
 

@@ -283,6 +283,7 @@ mod tests {
                 origin: TargetOrigin::Launch,
                 exited: true,
                 exit_code: Some(0),
+                ..Target::default()
             }],
             sites: vec![Site {
                 id: "other|||".to_owned(),

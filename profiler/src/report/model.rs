@@ -84,6 +84,14 @@ pub struct Target {
     /// Exit code of a launched command (128 + signal number if killed by a signal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// The process's pid inside its own PID namespace (a container), when that is not
+    /// lockprof's; `pid` is always the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<u32>,
+    /// Its cgroup v2 path (as in `/proc/PID/cgroup`), for a process in another PID
+    /// namespace or one recorded through `--cgroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -303,7 +303,18 @@ fn describe_target(t: &Target) -> String {
     } else {
         format!(" ({})", cut_end(&clean(&t.comm), 40))
     };
-    format!("pid {}{comm} {how}{state}", t.pid)
+    // Where it lives, for a containerized process: the pid its own tools show, and
+    // its cgroup.
+    let ns_pid = t
+        .ns_pid
+        .map(|p| format!(" [ns pid {p}]"))
+        .unwrap_or_default();
+    let cgroup = t
+        .cgroup
+        .as_deref()
+        .map(|c| format!(" in cgroup {}", cut_start(&clean(c), 60)))
+        .unwrap_or_default();
+    format!("pid {}{ns_pid}{comm} {how}{cgroup}{state}", t.pid)
 }
 
 /// One line per non-zero loss counter, saying what it cost.
@@ -1931,6 +1942,7 @@ pub(crate) mod tests {
                 origin: TargetOrigin::Launch,
                 exited: true,
                 exit_code: Some(0),
+                ..Target::default()
             }],
             started_unix_ms: 1_767_225_600_000,
             duration_ns: 3_118_402_557,
@@ -2086,6 +2098,7 @@ pub(crate) mod tests {
                 origin: TargetOrigin::Attach,
                 exited: false,
                 exit_code: None,
+                ..Target::default()
             }],
             duration_ns: 10_000_000_000,
             ..Report::default()
@@ -2634,5 +2647,28 @@ pub(crate) mod tests {
         assert_eq!(cut_middle("abcdefgh", 5), "ab…gh");
         assert_eq!(cut_end("abc", 0), "…");
         assert_eq!(clean("a\u{1b}[31mb\n"), "a?[31mb?");
+    }
+
+    #[test]
+    fn header_shows_namespaced_pid_and_cgroup() {
+        let t = Target {
+            pid: 4242,
+            comm: "server".to_owned(),
+            origin: TargetOrigin::Attach,
+            ns_pid: Some(1),
+            cgroup: Some("/lockprof-test".to_owned()),
+            ..Target::default()
+        };
+        assert_eq!(
+            targets_summary(&[t]),
+            "pid 4242 [ns pid 1] (server) attached in cgroup /lockprof-test"
+        );
+        let plain = Target {
+            pid: 7,
+            comm: "app".to_owned(),
+            exited: true,
+            ..Target::default()
+        };
+        assert_eq!(targets_summary(&[plain]), "pid 7 (app) attached, exited");
     }
 }

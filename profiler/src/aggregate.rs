@@ -42,6 +42,8 @@ pub struct ReportContext {
     /// Frames the symbolizer could not name.
     pub unsymbolized_frames: u64,
     pub probe_cost: crate::report::ProbeCost,
+    /// How each stack was unwound (absent: the kernel's frame-pointer walk).
+    pub unwind: HashMap<StackKey, crate::unwind::UnwindMethod>,
 }
 
 /// Build the report. Sites are ranked by total blocked wait (descending), ties broken
@@ -145,7 +147,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     let mut sites: Vec<Site> = sites
         .into_values()
-        .map(|a| a.finish(stacks, &waker_locations))
+        .map(|a| a.finish(stacks, &ctx.unwind, &waker_locations))
         .collect();
     sites.sort_by(|a, b| {
         b.total_wait_ns
@@ -184,6 +186,12 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         user_read_errors: k.get(profiler_common::Loss::UserReadError),
         edge_map_full: k.get(profiler_common::Loss::EdgeMapFull),
         unsymbolized_frames: ctx.unsymbolized_frames,
+        user_stack_copy_errors: k.get(profiler_common::Loss::UserStackCopy),
+        truncated_stacks: ctx
+            .unwind
+            .values()
+            .filter(|&&m| m == crate::unwind::UnwindMethod::DwarfTruncated)
+            .count() as u64,
     };
 
     Report {
@@ -199,6 +207,20 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         wakers,
         probe_cost: ctx.probe_cost,
     }
+}
+
+/// The frames with `lock_impl` set on those between the syscall and the site frame:
+/// the lock implementation the text report folds.
+fn mark_lock_impl(frames: &[Frame]) -> Vec<Frame> {
+    let site = attribute(frames, WaitKind::Other).site;
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Frame {
+            lock_impl: i < site,
+            ..f.clone()
+        })
+        .collect()
 }
 
 fn frames_of(stacks: &SymbolizedStacks, key: StackKey) -> &[Frame] {
@@ -356,7 +378,12 @@ impl SiteAcc {
             .add(row.blocked, row.total_ns, row.max_ns);
     }
 
-    fn finish(self, stacks: &SymbolizedStacks, waker_locations: &WakerLocations) -> Site {
+    fn finish(
+        self,
+        stacks: &SymbolizedStacks,
+        unwind: &HashMap<StackKey, crate::unwind::UnwindMethod>,
+        waker_locations: &WakerLocations,
+    ) -> Site {
         let min = if self.waits > 0 { self.min_ns } else { 0 };
         let mut threads: Vec<ThreadShare> = self
             .threads
@@ -392,7 +419,8 @@ impl SiteAcc {
             .take(MAX_STACKS_PER_SITE)
             .map(|(key, wait)| StackShare {
                 wait,
-                frames: frames_of(stacks, key).to_vec(),
+                frames: mark_lock_impl(frames_of(stacks, key)),
+                unwind: unwind.get(&key).map(|m| m.as_str().to_owned()),
             })
             .collect();
 
@@ -620,6 +648,7 @@ mod tests {
             module: Some(module.into()),
             module_offset: Some("0x10".into()),
             inlined: false,
+            lock_impl: false,
         }
     }
 

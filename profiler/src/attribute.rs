@@ -261,6 +261,7 @@ mod tests {
             module: Some(module.into()),
             module_offset: Some("0x1".into()),
             inlined: false,
+            lock_impl: false,
         }
     }
 

@@ -154,6 +154,10 @@ pub struct RenderArgs {
     /// Leave out the hottest stack of each site in the text report.
     #[arg(long)]
     pub no_stacks: bool,
+    /// Show every lock-implementation frame (glibc, Rust std, parking lot) in the
+    /// text report's stacks instead of folding them into one line.
+    #[arg(long)]
+    pub expand_lock_frames: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -437,6 +441,7 @@ fn print_report(report: &Report, render: &RenderArgs) -> Result<()> {
             &TextOptions {
                 max_sites: render.top,
                 stacks: !render.no_stacks,
+                expand_lock_frames: render.expand_lock_frames,
                 ..TextOptions::default()
             },
         ),

@@ -6,7 +6,7 @@
 //! Must not: format output (the caller renders the returned report) or know aya
 //! (`collect` does).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +20,7 @@ use crate::report::{Report, Target, TargetOrigin};
 use crate::snapshot::Snapshot;
 use crate::stack_repair;
 use crate::symbolize::{BlazeSymbolizer, StackSymbolizer};
+use crate::unwind::{StackUnwinder, UnwindMethod, Unwound};
 
 /// What to record.
 #[derive(Clone, Debug, Default)]
@@ -156,7 +157,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             snapshot.stacks.len()
         );
     }
-    let (stacks, unsymbolized) = symbolize(&snapshot, &maps);
+    let (stacks, unsymbolized, unwind) = symbolize_unwound(&snapshot, &maps);
     let report = build_report(
         &snapshot,
         &stacks,
@@ -169,6 +170,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
                 bpf_run_ns: run_time.as_nanos() as u64,
                 bpf_runs: runs,
             },
+            unwind,
         },
     );
 
@@ -246,6 +248,17 @@ fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> Stri
 /// Symbolize every distinct stack the snapshot's rows reference, from the maps
 /// captured while the processes were alive, with the skipped leaf caller restored.
 pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, u64) {
+    let (stacks, unresolved, _) = symbolize_unwound(snapshot, maps);
+    (stacks, unresolved)
+}
+
+/// As [`symbolize`], and how each stack was unwound. A stack with a user-stack copy
+/// is unwound from the modules' CFI (`unwind`); the kernel's frame-pointer walk is
+/// kept instead when the CFI unwind stopped early and the walk went further.
+pub fn symbolize_unwound(
+    snapshot: &Snapshot,
+    maps: &MapsHistory,
+) -> (SymbolizedStacks, u64, HashMap<StackKey, UnwindMethod>) {
     let keys: BTreeSet<StackKey> = snapshot
         .waits
         .iter()
@@ -264,14 +277,28 @@ pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, 
         )
         .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
         .collect();
+    let mut unwinder = StackUnwinder::default();
+    let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
+    let mut methods = HashMap::new();
     let raw: Vec<(StackKey, Vec<u64>)> = keys
         .into_iter()
         .map(|key @ (pid, id, leaf)| {
             let kernel = &snapshot.stacks[&(pid, id)];
-            let stack = stack_repair::splice_leaf(kernel, leaf, |addr| {
+            let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
                 maps.bytes_before(pid, addr, 7)
                     .is_some_and(|b| stack_repair::follows_call(&b))
             });
+            let dwarf = snapshot.user_stacks.get(&(pid, id)).map(|copy| {
+                unwound.entry((pid, id)).or_insert_with(|| {
+                    let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
+                    unwinder.unwind(copy, layout)
+                })
+            });
+            let (method, stack) = match dwarf {
+                Some(u) if u.complete || u.addrs.len() >= fp.len() => (u.method(), u.addrs.clone()),
+                _ => (UnwindMethod::FramePointer, fp),
+            };
+            methods.insert(key, method);
             (key, stack)
         })
         .collect();
@@ -282,7 +309,7 @@ pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, 
     let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::default());
     let frames = symbolizer.symbolize_stacks(maps, &inputs);
     let stacks = raw.into_iter().map(|(k, _)| k).zip(frames).collect();
-    (stacks, symbolizer.unresolved)
+    (stacks, symbolizer.unresolved, methods)
 }
 
 /// After the report is written: make sure a launched command ends the way the user

@@ -57,6 +57,7 @@ fn frame(inlined: bool) -> Frame {
         module: Some("/opt/app/bin/app".to_owned()),
         module_offset: Some("0xa018".to_owned()),
         inlined,
+        lock_impl: inlined,
     }
 }
 
@@ -105,6 +106,7 @@ fn full_report() -> Report {
             stacks: vec![StackShare {
                 wait: wait.clone(),
                 frames: vec![frame(true), frame(false)],
+                unwind: Some("dwarf".to_owned()),
             }],
             more_stacks: 1,
             ..Site::default()

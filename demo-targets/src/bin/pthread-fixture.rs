@@ -119,9 +119,8 @@ fn sem_take(sem: &Shared<libc::sem_t>) {
 
 #[inline(never)]
 fn std_section() {
-    let mut g = STD_MUTEX
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner); // LOCK-SITE: pthread.std
+    let locked = STD_MUTEX.lock(); // LOCK-SITE: pthread.std
+    let mut g = locked.unwrap_or_else(std::sync::PoisonError::into_inner);
     *g += 1;
     thread::sleep(HOLD);
 }

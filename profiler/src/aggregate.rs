@@ -896,4 +896,50 @@ mod tests {
         assert!(r.sites.is_empty() && r.locks.is_empty() && r.wakers.is_empty());
         assert_eq!(r.totals, Totals::default());
     }
+
+    #[test]
+    fn stacks_mark_lock_frames_and_say_how_they_were_unwound() {
+        use crate::unwind::UnwindMethod;
+        let mut unwind = HashMap::new();
+        unwind.insert((1, 1, 0), UnwindMethod::Dwarf);
+        unwind.insert((1, 2, 0), UnwindMethod::DwarfTruncated);
+        let r = build_report(
+            &snapshot(),
+            &stacks(),
+            ReportContext {
+                unwind,
+                ..ReportContext::default()
+            },
+        );
+        let writer = r
+            .sites
+            .iter()
+            .find(|s| s.function.as_deref() == Some("demo::Store::writer"))
+            .unwrap();
+        let marks: Vec<bool> = writer.stacks[0]
+            .frames
+            .iter()
+            .map(|f| f.lock_impl)
+            .collect();
+        assert_eq!(
+            marks,
+            [true, true, false, false],
+            "syscall and lock_contended"
+        );
+        let mut how: Vec<Option<&str>> =
+            writer.stacks.iter().map(|s| s.unwind.as_deref()).collect();
+        how.sort_unstable();
+        assert_eq!(how, [Some("dwarf"), Some("dwarf-truncated")]);
+        assert_eq!(r.losses.truncated_stacks, 1);
+        // Stacks without an unwind record came from the frame-pointer walk of an
+        // older probe: no claim is made.
+        let plain = build_report(&snapshot(), &stacks(), ReportContext::default());
+        assert!(
+            plain
+                .sites
+                .iter()
+                .flat_map(|s| &s.stacks)
+                .all(|s| s.unwind.is_none())
+        );
+    }
 }

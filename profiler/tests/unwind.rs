@@ -16,7 +16,7 @@ fn pthread_fixture_report() -> Report {
     let r = record(&[
         "-q",
         "--",
-        fixture.to_str().unwrap(),
+        fixture.to_str().expect("UTF-8 path"),
         "--threads",
         "3",
         "--iters",

@@ -2483,4 +2483,36 @@ pub(crate) mod tests {
         assert_eq!(cut_end("abc", 0), "…");
         assert_eq!(clean("a\u{1b}[31mb\n"), "a?[31mb?");
     }
+
+    #[test]
+    fn lock_frames_fold_into_one_line_unless_expanded() {
+        let mut lock = vec![
+            libc("0x7f0000001000", Some("futex_wait"), "0x1000"),
+            libc("0x7f0000001000", Some("__GI___lll_lock_wait"), "0x1000"),
+            libc("0x7f0000002000", Some("___pthread_mutex_lock"), "0x2000"),
+        ];
+        for f in &mut lock {
+            f.lock_impl = true;
+        }
+        let mut frames = lock;
+        frames.push(func("0x5500", "app::worker", "src/app.rs", 12, false));
+        frames.push(func("0x5600", "app::main", "src/app.rs", 40, false));
+        let stack = StackShare {
+            frames,
+            unwind: Some("dwarf".to_owned()),
+            ..StackShare::default()
+        };
+        insta::assert_snapshot!(frame_lines(&stack, 2, false).join("\n"), @r"
+        ___pthread_mutex_lock  libc.so.6  [lock impl, 3 frames]
+        app::worker            src/app.rs:12
+        … 1 more frame
+        ");
+        let expanded = frame_lines(&stack, 100, true).join("\n");
+        assert!(expanded.contains("__GI___lll_lock_wait"), "{expanded}");
+        assert!(!expanded.contains("[lock impl"), "{expanded}");
+        assert_eq!(
+            unwind_note("dwarf-truncated"),
+            "by DWARF CFI, truncated: the outermost frames are missing"
+        );
+    }
 }

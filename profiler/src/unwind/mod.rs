@@ -379,6 +379,30 @@ mod tests {
     }
 
     #[test]
+    fn bias_uses_the_segment_whose_page_starts_the_mapping() {
+        // The layout of a Rust PIE: the code segment's file offset is not page
+        // aligned, and the read-only segment before it also covers offset 0x16000.
+        let elf = ElfUnwindInfo {
+            loads: vec![(0, 0x16d58, 0), (0x16d60, 0x45450, 0x17d60)],
+            text_svma: None,
+            got_svma: None,
+            eh_frame: None,
+            eh_frame_hdr: None,
+            debug_frame: None,
+        };
+        let m = Mapping {
+            start: 0x5555_5556_a000,
+            end: 0x5555_555b_0000,
+            offset: 0x16000,
+            path: PathBuf::from("/bin/app"),
+        };
+        // Offset 0x16000 is mapped at virtual address 0x17000.
+        assert_eq!(elf.bias(&m), Some(0x5555_5556_a000 - 0x17000));
+        let first = Mapping { offset: 0, ..m };
+        assert_eq!(elf.bias(&first), Some(0x5555_5556_a000));
+    }
+
+    #[test]
     fn no_modules_means_one_frame_and_truncated() {
         // No CFI anywhere: framehop falls back to the frame pointer, which points
         // outside the copy, so the walk stops there.

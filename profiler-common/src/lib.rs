@@ -44,6 +44,9 @@ pub const DWARF_STACK_ID_BASE: i32 = 1 << 30;
 pub const USER_STACK_PAGES: usize = 4;
 /// Bytes of [`RawUserStack::data`].
 pub const USER_STACK_BYTES: usize = USER_STACK_PAGES * 4096;
+/// Global `u32` in the probes: 1 (default) copies user stacks for DWARF unwinding, 0
+/// keeps frame-pointer stacks only.
+pub const GLOBAL_COPY_USER_STACKS: &str = "COPY_USER_STACKS";
 /// Capacity of [`MAP_USER_STACKS`] (allocated on demand, not preallocated).
 pub const MAX_USER_STACKS: u32 = 4_096;
 

@@ -88,6 +88,11 @@ static USER_STACKS: HashMap<i32, RawUserStack> =
 #[map]
 static USER_STACK_SCRATCH: PerCpuArray<RawUserStack> = PerCpuArray::with_max_entries(1, 0);
 
+/// 1: copy user stacks for DWARF unwinding; 0: frame-pointer stacks only. Set by
+/// userspace at load time (`lockprof record --unwind fp`).
+#[unsafe(no_mangle)]
+static COPY_USER_STACKS: u32 = 1;
+
 /// Per-CPU sequence numbers for `USER_STACKS` ids.
 #[map]
 static USER_STACK_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
@@ -480,6 +485,11 @@ fn user_stack_id(ctx: &RawTracePointContext) -> i32 {
 /// when the first page is unreadable or the map is full.
 #[inline(always)]
 fn copy_user_stack(regs: *const u8, fp_stack_id: i32) -> Option<i32> {
+    // SAFETY: a plain read of a global the loader may have rewritten; volatile so the
+    // compiler does not fold in the initializer.
+    if unsafe { core::ptr::read_volatile(&raw const COPY_USER_STACKS) } == 0 {
+        return None;
+    }
     let copy = USER_STACK_SCRATCH.get_ptr_mut(0)?;
     let seq = USER_STACK_SEQ.get_ptr_mut(0)?;
     let sp = reg(regs, REG_SP).ok()?;

@@ -129,6 +129,11 @@ pub struct RecordArgs {
     /// Print nothing on stderr but errors (and budget breaches).
     #[arg(short, long)]
     pub quiet: bool,
+    /// How user stacks are unwound: `dwarf` copies each new call position's stack and
+    /// unwinds it with the binaries' CFI (full stacks through glibc and Rust std);
+    /// `fp` only walks frame pointers (cheaper, truncated in code built without them).
+    #[arg(long, value_enum, default_value_t = Unwind::Dwarf, value_name = "HOW")]
+    pub unwind: Unwind,
     /// The command to launch (after `--`); it starts only once the probes are attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -158,6 +163,12 @@ pub struct RenderArgs {
     /// text report's stacks instead of folding them into one line.
     #[arg(long)]
     pub expand_lock_frames: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Unwind {
+    Dwarf,
+    Fp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -272,6 +283,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         command: args.command.clone(),
         duration: args.duration,
         verbose: !args.quiet,
+        frame_pointers_only: args.unwind == Unwind::Fp,
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.

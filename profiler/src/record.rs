@@ -33,6 +33,9 @@ pub struct RecordOptions {
     pub duration: Option<Duration>,
     /// Print progress on stderr.
     pub verbose: bool,
+    /// Frame-pointer stacks only: no user-stack copies, no DWARF unwinding
+    /// (`--unwind fp`).
+    pub frame_pointers_only: bool,
 }
 
 /// Why the recording stopped.
@@ -79,7 +82,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     process::check_privileges()?;
     signals::install();
 
-    let mut probes = Probes::load()?;
+    let mut probes = Probes::load_with(!opts.frame_pointers_only)?;
     let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
     let mut launched: Option<Launched> = None;
     if opts.command.is_empty() {
@@ -157,7 +160,23 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             snapshot.stacks.len()
         );
     }
-    let (stacks, unsymbolized, unwind) = symbolize_unwound(&snapshot, &maps);
+    let Symbolized {
+        stacks,
+        unresolved: unsymbolized,
+        unwind,
+        deepest_stack,
+    } = symbolize_unwound(&snapshot, &maps);
+    if opts.verbose && !snapshot.user_stacks.is_empty() {
+        let truncated = unwind
+            .values()
+            .filter(|&&m| m == UnwindMethod::DwarfTruncated)
+            .count();
+        eprintln!(
+            "lockprof: {} stack copies unwound by CFI ({truncated} truncated); the deepest used {:.1} KiB of its copy",
+            snapshot.user_stacks.len(),
+            deepest_stack as f64 / 1024.0
+        );
+    }
     let report = build_report(
         &snapshot,
         &stacks,
@@ -248,17 +267,26 @@ fn describe(targets: &BTreeMap<u32, Target>, duration: Option<Duration>) -> Stri
 /// Symbolize every distinct stack the snapshot's rows reference, from the maps
 /// captured while the processes were alive, with the skipped leaf caller restored.
 pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, u64) {
-    let (stacks, unresolved, _) = symbolize_unwound(snapshot, maps);
-    (stacks, unresolved)
+    let s = symbolize_unwound(snapshot, maps);
+    (s.stacks, s.unresolved)
+}
+
+/// Symbolized stacks and how they were obtained.
+pub struct Symbolized {
+    pub stacks: SymbolizedStacks,
+    /// Frames the symbolizer could not name.
+    pub unresolved: u64,
+    /// How each stack was unwound.
+    pub unwind: HashMap<StackKey, UnwindMethod>,
+    /// The most stack any CFI unwinding read above its stack pointer, in bytes: how
+    /// much of the probe's copy real stacks need.
+    pub deepest_stack: u64,
 }
 
 /// As [`symbolize`], and how each stack was unwound. A stack with a user-stack copy
 /// is unwound from the modules' CFI (`unwind`); the kernel's frame-pointer walk is
 /// kept instead when the CFI unwind stopped early and the walk went further.
-pub fn symbolize_unwound(
-    snapshot: &Snapshot,
-    maps: &MapsHistory,
-) -> (SymbolizedStacks, u64, HashMap<StackKey, UnwindMethod>) {
+pub fn symbolize_unwound(snapshot: &Snapshot, maps: &MapsHistory) -> Symbolized {
     let keys: BTreeSet<StackKey> = snapshot
         .waits
         .iter()
@@ -309,7 +337,12 @@ pub fn symbolize_unwound(
     let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::default());
     let frames = symbolizer.symbolize_stacks(maps, &inputs);
     let stacks = raw.into_iter().map(|(k, _)| k).zip(frames).collect();
-    (stacks, symbolizer.unresolved, methods)
+    Symbolized {
+        stacks,
+        unresolved: symbolizer.unresolved,
+        unwind: methods,
+        deepest_stack: unwound.values().map(|u| u.stack_used).max().unwrap_or(0),
+    }
 }
 
 /// After the report is written: make sure a launched command ends the way the user

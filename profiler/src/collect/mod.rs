@@ -13,7 +13,9 @@ use aya::Ebpf;
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::RawTracePoint;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
-use profiler_common::{DWARF_STACK_ID_BASE, MAP_USER_STACKS, RawUserStack};
+use profiler_common::{
+    DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, MAP_USER_STACKS, RawUserStack,
+};
 use profiler_common::{
     Loss, MAP_EDGES, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_WAITS,
     MAP_WAKES, PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats, RawInFlight, RawWaitKey,
@@ -64,12 +66,22 @@ impl Probes {
     /// Load the eBPF object and attach both programs. Nothing is traced until
     /// [`Probes::add_target`] is called.
     pub fn load() -> Result<Self, CollectError> {
+        Self::load_with(true)
+    }
+
+    /// As [`Probes::load`]; `copy_user_stacks: false` keeps the kernel's
+    /// frame-pointer stacks only (no stack copies, no DWARF unwinding).
+    pub fn load_with(copy_user_stacks: bool) -> Result<Self, CollectError> {
         if PROBES_OBJECT.is_empty() {
             return Err(CollectError::NoProbes);
         }
         raise_memlock_limit();
-        let mut ebpf =
-            Ebpf::load(PROBES_OBJECT).map_err(|e| CollectError::Load(format!("{e:#}")))?;
+        let copy = u32::from(copy_user_stacks);
+        let mut ebpf = aya::EbpfLoader::new()
+            .btf(aya::Btf::from_sys_fs().ok().as_ref())
+            .set_global(GLOBAL_COPY_USER_STACKS, &copy, true)
+            .load(PROBES_OBJECT)
+            .map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut links = Vec::new();
         for name in [PROG_SYS_ENTER, PROG_SYS_EXIT] {

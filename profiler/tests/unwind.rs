@@ -180,3 +180,39 @@ fn text_report_folds_lock_frames_unless_expanded() {
         r.stdout
     );
 }
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn frame_pointers_only_stop_inside_glibc() {
+    require_root();
+    // The contrast that makes the copies worth it: with `--unwind fp` the same
+    // rwlock waits never reach the fixture's line, because glibc has no frame
+    // pointers.
+    let fixture = demo_bin("pthread-fixture");
+    let r = record(&[
+        "-q",
+        "--unwind",
+        "fp",
+        "--",
+        fixture.to_str().expect("UTF-8 path"),
+        "--iters",
+        "20",
+    ]);
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    let line = tag_line(FIXTURE_SRC, "pthread.wrlock");
+    assert!(
+        !r.report
+            .sites
+            .iter()
+            .any(|s| s.kind == WaitKind::RwlockWrite && s.line == Some(line)),
+        "{}",
+        top_sites(&r.report, 12)
+    );
+    assert!(
+        r.report
+            .sites
+            .iter()
+            .flat_map(|s| &s.stacks)
+            .all(|s| s.unwind.as_deref() == Some("fp"))
+    );
+}

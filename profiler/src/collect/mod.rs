@@ -79,7 +79,7 @@ impl Probes {
         let copy = u32::from(copy_user_stacks);
         let mut ebpf = aya::EbpfLoader::new()
             .btf(aya::Btf::from_sys_fs().ok().as_ref())
-            .set_global(GLOBAL_COPY_USER_STACKS, &copy, true)
+            .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
             .load(PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();

@@ -31,6 +31,25 @@ pub const MAP_LOSSES: &str = "LOSSES";
 /// stack, and the wait time it ended.
 pub const MAP_EDGES: &str = "EDGES";
 
+/// Hash map `stack id → RawUserStack`: registers and a copy of the user stack, taken
+/// once per new call position, for DWARF (`.eh_frame`) unwinding in userspace. Its
+/// ids start at [`DWARF_STACK_ID_BASE`] and are used in place of the frame-pointer
+/// stack id in the wait/wake/edge keys, so call paths a frame-pointer walk cannot tell
+/// apart (everything blocked inside glibc looks alike) stay apart.
+pub const MAP_USER_STACKS: &str = "USER_STACKS";
+/// First id of a [`MAP_USER_STACKS`] entry; ids are `BASE | cpu << 20 | n`.
+pub const DWARF_STACK_ID_BASE: i32 = 1 << 30;
+/// Pages of user stack copied per capture, starting at the page holding the stack
+/// pointer: at least `(USER_STACK_PAGES - 1) * 4 KiB` above the stack pointer.
+pub const USER_STACK_PAGES: usize = 4;
+/// Bytes of [`RawUserStack::data`].
+pub const USER_STACK_BYTES: usize = USER_STACK_PAGES * 4096;
+/// Global `u32` in the probes: 1 (default) copies user stacks for DWARF unwinding, 0
+/// keeps frame-pointer stacks only.
+pub const GLOBAL_COPY_USER_STACKS: &str = "COPY_USER_STACKS";
+/// Capacity of [`MAP_USER_STACKS`] (allocated on demand, not preallocated).
+pub const MAX_USER_STACKS: u32 = 4_096;
+
 /// Program attached to the `sys_enter` raw tracepoint.
 pub const PROG_SYS_ENTER: &str = "sys_enter";
 /// Program attached to the `sys_exit` raw tracepoint.
@@ -228,10 +247,14 @@ pub enum Loss {
     UserReadError = 6,
     /// [`MAP_EDGES`] was full: a wake → wait pairing was not recorded (the wait was).
     EdgeMapFull = 7,
+    /// A user-stack copy for DWARF unwinding could not be stored ([`MAP_USER_STACKS`]
+    /// full) or its first page could not be read: that stack falls back to the
+    /// frame-pointer walk.
+    UserStackCopy = 8,
 }
 
 /// Number of [`Loss`] counters.
-pub const LOSS_KINDS: u32 = 8;
+pub const LOSS_KINDS: u32 = 9;
 
 impl Loss {
     /// All loss kinds, in index order.
@@ -244,6 +267,7 @@ impl Loss {
         Loss::TargetMapFull,
         Loss::UserReadError,
         Loss::EdgeMapFull,
+        Loss::UserStackCopy,
     ];
 }
 
@@ -472,6 +496,27 @@ pub struct RawAddrKey {
     pub uaddr: u64,
 }
 
+/// The user registers at a futex syscall and a copy of the user stack, for unwinding
+/// in userspace with the modules' CFI. The copy starts at the page holding `sp`
+/// (`base = sp & !4095`) and holds `len` bytes (whole pages, up to the first page that
+/// could not be read).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawUserStack {
+    pub tgid: u32,
+    /// The frame-pointer stack id of the same capture, or a negative errno: the
+    /// fallback when this copy cannot be unwound.
+    pub fp_stack_id: i32,
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// Bytes of `data` that were read, counted from `sp & !4095`.
+    pub len: u32,
+    pub pad: u32,
+    pub data: [u8; USER_STACK_BYTES],
+}
+
+const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BYTES);
 const _: () = assert!(core::mem::size_of::<RawInFlight>() == 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
@@ -506,6 +551,8 @@ mod pod {
     unsafe impl aya::Pod for RawEdgeKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for RawEdgeStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RawUserStack {}
 }
 
 #[cfg(test)]

@@ -18,15 +18,17 @@
 )]
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_F_USER_STACK, BPF_NOEXIST},
+    bindings::{BPF_ANY, BPF_F_NO_PREALLOC, BPF_F_USER_STACK, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
+        bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+        bpf_task_pt_regs, generated as raw_helpers,
     },
     macros::{map, raw_tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
     programs::{RawTracePointContext, tracing::StackIdContext as _},
 };
+use profiler_common::{DWARF_STACK_ID_BASE, MAX_USER_STACKS, RawUserStack, USER_STACK_PAGES};
 use profiler_common::{
     HIST_BUCKETS, INFLIGHT_REWAIT, LOSS_KINDS, Loss, MAX_EDGES, MAX_INFLIGHT, MAX_LAST_WAKES,
     MAX_LAST_WOKEN, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2, MAX_TARGETS, MAX_THREADS,
@@ -91,6 +93,26 @@ static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// its start (the waiter is made runnable inside the syscall, before its exit).
 #[map]
 static WAKE_ENTER: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Registers and user-stack copies for DWARF unwinding (see `RawUserStack`). Entries
+/// are 16 KiB, so they are allocated on insert rather than preallocated.
+#[map]
+static USER_STACKS: HashMap<i32, RawUserStack> =
+    HashMap::with_max_entries(MAX_USER_STACKS, BPF_F_NO_PREALLOC);
+
+/// Where a `RawUserStack` is assembled before it is inserted: far too large for the
+/// 512-byte BPF stack.
+#[map]
+static USER_STACK_SCRATCH: PerCpuArray<RawUserStack> = PerCpuArray::with_max_entries(1, 0);
+
+/// 1: copy user stacks for DWARF unwinding; 0: frame-pointer stacks only. Set by
+/// userspace at load time (`lockprof record --unwind fp`).
+#[unsafe(no_mangle)]
+static COPY_USER_STACKS: u32 = 1;
+
+/// Per-CPU sequence numbers for `USER_STACKS` ids.
+#[map]
+static USER_STACK_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 // Never-written per-CPU slots: a zeroed value to insert new rows from. The stats are
 // too large to build on the 512-byte BPF stack.
@@ -652,7 +674,10 @@ fn cached_user_stack_id(ctx: &RawTracePointContext, regs: *const u8) -> i32 {
             return id;
         }
     }
-    let id = user_stack_id(ctx);
+    let fp_id = user_stack_id(ctx);
+    // A new call position: copy the stack once, so userspace can unwind it with the
+    // modules' CFI; repeats reuse the id through the cache and cost no copy.
+    let id = copy_user_stack(regs, fp_id).unwrap_or(fp_id);
     if id >= 0
         && let Some(key) = &key
     {
@@ -662,26 +687,45 @@ fn cached_user_stack_id(ctx: &RawTracePointContext, regs: *const u8) -> i32 {
 }
 
 /// Where the thread is: registers plus the first two frame records' return
-/// addresses. `None` when the frame chain cannot be read (no cache then).
+/// addresses. `None` when the registers cannot be read (no cache then).
+///
+/// Code without frame pointers (Debian's glibc) uses `rbp` as a general register,
+/// and the value it holds at the syscall can change on every call (a counter, a
+/// pointer): keying on it, or on words read through it, would miss the cache every
+/// time — and with DWARF unwinding every miss copies 16 KiB of stack. So `rbp` and the
+/// frame records only count when `rbp` points a little above `sp`, as a frame
+/// pointer does.
 #[inline(always)]
 fn stack_cache_key(regs: *const u8) -> Option<RawStackCacheKey> {
-    let bp = reg(regs, REG_BP).ok()?;
-    // A frame record is [saved bp, return address].
-    // SAFETY: bpf_probe_read_user validates the user pointer.
-    let frame1: [u64; 2] = unsafe { bpf_probe_read_user(bp as *const [u64; 2]) }.ok()?;
-    // SAFETY: as above.
-    let frame2: [u64; 2] =
-        unsafe { bpf_probe_read_user(frame1[0] as *const [u64; 2]) }.unwrap_or([0, 0]);
+    let sp = reg(regs, REG_SP).ok()?;
+    let mut bp = reg(regs, REG_BP).ok()?;
+    let mut ret1 = 0;
+    let mut ret2 = 0;
+    if bp >= sp && bp - sp < MAX_FRAME_DISTANCE {
+        // A frame record is [saved bp, return address].
+        // SAFETY: bpf_probe_read_user validates the user pointer.
+        let frame1: [u64; 2] = unsafe { bpf_probe_read_user(bp as *const [u64; 2]) }.ok()?;
+        // SAFETY: as above.
+        let frame2: [u64; 2] =
+            unsafe { bpf_probe_read_user(frame1[0] as *const [u64; 2]) }.unwrap_or([0, 0]);
+        ret1 = frame1[1];
+        ret2 = frame2[1];
+    } else {
+        bp = 0;
+    }
     Some(RawStackCacheKey {
         tid: bpf_get_current_pid_tgid() as u32,
         pad: 0,
         ip: reg(regs, REG_IP).ok()?,
-        sp: reg(regs, REG_SP).ok()?,
+        sp,
         bp,
-        ret1: frame1[1],
-        ret2: frame2[1],
+        ret1,
+        ret2,
     })
 }
+
+/// How far above the stack pointer a frame pointer may be (see `stack_cache_key`).
+const MAX_FRAME_DISTANCE: u64 = 256 * 1024;
 
 /// A fresh stack walk: the id in `STACKS`, or in `STACKS2` (offset by
 /// `STACK_ID_OVERFLOW`) when the first map's bucket holds another stack; a negative
@@ -704,6 +748,64 @@ fn user_stack_id(ctx: &RawTracePointContext) -> i32 {
         Loss::StackError
     });
     e
+}
+
+/// Copy the user registers and up to `USER_STACK_PAGES` pages of user stack (from the
+/// page holding `sp`) into `USER_STACKS` under a fresh id. `None` (counted as a loss)
+/// when the first page is unreadable or the map is full.
+#[inline(always)]
+fn copy_user_stack(regs: *const u8, fp_stack_id: i32) -> Option<i32> {
+    // SAFETY: a plain read of a global the loader may have rewritten; volatile so the
+    // compiler does not fold in the initializer.
+    if unsafe { core::ptr::read_volatile(&raw const COPY_USER_STACKS) } == 0 {
+        return None;
+    }
+    let copy = USER_STACK_SCRATCH.get_ptr_mut(0)?;
+    let seq = USER_STACK_SEQ.get_ptr_mut(0)?;
+    let sp = reg(regs, REG_SP).ok()?;
+    // SAFETY: `copy` and `seq` are this CPU's slots of per-CPU arrays; BPF programs
+    // run with migration disabled, so nothing else writes them meanwhile.
+    let (copy, seq) = unsafe { (&mut *copy, &mut *seq) };
+    copy.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    copy.fp_stack_id = fp_stack_id;
+    copy.ip = reg(regs, REG_IP).ok()?;
+    copy.sp = sp;
+    copy.bp = reg(regs, REG_BP).ok()?;
+    copy.pad = 0;
+    let base = sp & !4095;
+    let mut len = 0u32;
+    // Whole pages at constant offsets keep the verifier's bounds simple; a stack's
+    // end (the mapping above it) stops the copy at the first unreadable page.
+    for page in 0..USER_STACK_PAGES {
+        let off = page * 4096;
+        // SAFETY: the destination is `data[off..off + 4096]`, inside the map value;
+        // the helper validates the user source address.
+        let r = unsafe {
+            raw_helpers::bpf_probe_read_user(
+                copy.data.as_mut_ptr().add(off).cast(),
+                4096,
+                (base + off as u64) as *const core::ffi::c_void,
+            )
+        };
+        if r != 0 {
+            break;
+        }
+        len += 4096;
+    }
+    if len == 0 {
+        count_loss(Loss::UserStackCopy);
+        return None;
+    }
+    copy.len = len;
+    // SAFETY: bpf_get_smp_processor_id has no preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let id = DWARF_STACK_ID_BASE | ((cpu & 0x3ff) << 20) as i32 | (*seq & 0xf_ffff) as i32;
+    *seq = seq.wrapping_add(1);
+    if USER_STACKS.insert(&id, &*copy, u64::from(BPF_ANY)).is_err() {
+        count_loss(Loss::UserStackCopy);
+        return None;
+    }
+    Some(id)
 }
 
 /// This CPU's stats slot for `key`, created (zeroed, thread name set) on first use.

@@ -43,6 +43,8 @@ pub struct ReportContext {
     /// Frames the symbolizer could not name.
     pub unsymbolized_frames: u64,
     pub probe_cost: crate::report::ProbeCost,
+    /// How each stack was unwound (absent: the kernel's frame-pointer walk).
+    pub unwind: HashMap<StackKey, crate::unwind::UnwindMethod>,
 }
 
 /// Build the report. Sites are ranked by total blocked wait (descending), ties broken
@@ -156,7 +158,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     let mut sites: Vec<Site> = sites
         .into_values()
-        .map(|a| a.finish(stacks, &waker_locations))
+        .map(|a| a.finish(stacks, &ctx.unwind, &waker_locations))
         .collect();
     sites.sort_by(|a, b| {
         b.total_wait_ns
@@ -195,6 +197,12 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         user_read_errors: k.get(profiler_common::Loss::UserReadError),
         edge_map_full: k.get(profiler_common::Loss::EdgeMapFull),
         unsymbolized_frames: ctx.unsymbolized_frames,
+        user_stack_copy_errors: k.get(profiler_common::Loss::UserStackCopy),
+        truncated_stacks: ctx
+            .unwind
+            .values()
+            .filter(|&&m| m == crate::unwind::UnwindMethod::DwarfTruncated)
+            .count() as u64,
     };
 
     Report {
@@ -210,6 +218,20 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         wakers,
         probe_cost: ctx.probe_cost,
     }
+}
+
+/// The frames with `lock_impl` set on those between the syscall and the site frame:
+/// the lock implementation the text report folds.
+fn mark_lock_impl(frames: &[Frame]) -> Vec<Frame> {
+    let site = attribute(frames, WaitKind::Other).site;
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Frame {
+            lock_impl: i < site,
+            ..f.clone()
+        })
+        .collect()
 }
 
 fn frames_of(stacks: &SymbolizedStacks, key: StackKey) -> &[Frame] {
@@ -369,7 +391,12 @@ impl SiteAcc {
             .add(row.blocked, row.total_ns, row.max_ns);
     }
 
-    fn finish(self, stacks: &SymbolizedStacks, waker_locations: &WakerLocations) -> Site {
+    fn finish(
+        self,
+        stacks: &SymbolizedStacks,
+        unwind: &HashMap<StackKey, crate::unwind::UnwindMethod>,
+        waker_locations: &WakerLocations,
+    ) -> Site {
         let min = if self.waits > 0 { self.min_ns } else { 0 };
         let mut threads: Vec<ThreadShare> = self
             .threads
@@ -405,7 +432,8 @@ impl SiteAcc {
             .take(MAX_STACKS_PER_SITE)
             .map(|(key, wait)| StackShare {
                 wait,
-                frames: frames_of(stacks, key).to_vec(),
+                frames: mark_lock_impl(frames_of(stacks, key)),
+                unwind: unwind.get(&key).map(|m| m.as_str().to_owned()),
             })
             .collect();
 
@@ -687,6 +715,7 @@ mod tests {
             module: Some(module.into()),
             module_offset: Some("0x10".into()),
             inlined: false,
+            lock_impl: false,
         }
     }
 
@@ -985,5 +1014,51 @@ mod tests {
         );
         assert!(r.sites.is_empty() && r.locks.is_empty() && r.wakers.is_empty());
         assert_eq!(r.totals, Totals::default());
+    }
+
+    #[test]
+    fn stacks_mark_lock_frames_and_say_how_they_were_unwound() {
+        use crate::unwind::UnwindMethod;
+        let mut unwind = HashMap::new();
+        unwind.insert((1, 1, 0), UnwindMethod::Dwarf);
+        unwind.insert((1, 2, 0), UnwindMethod::DwarfTruncated);
+        let r = build_report(
+            &snapshot(),
+            &stacks(),
+            ReportContext {
+                unwind,
+                ..ReportContext::default()
+            },
+        );
+        let writer = r
+            .sites
+            .iter()
+            .find(|s| s.function.as_deref() == Some("demo::Store::writer"))
+            .unwrap();
+        let marks: Vec<bool> = writer.stacks[0]
+            .frames
+            .iter()
+            .map(|f| f.lock_impl)
+            .collect();
+        assert_eq!(
+            marks,
+            [true, true, false, false],
+            "syscall and lock_contended"
+        );
+        let mut how: Vec<Option<&str>> =
+            writer.stacks.iter().map(|s| s.unwind.as_deref()).collect();
+        how.sort_unstable();
+        assert_eq!(how, [Some("dwarf"), Some("dwarf-truncated")]);
+        assert_eq!(r.losses.truncated_stacks, 1);
+        // Stacks without an unwind record came from the frame-pointer walk of an
+        // older probe: no claim is made.
+        let plain = build_report(&snapshot(), &stacks(), ReportContext::default());
+        assert!(
+            plain
+                .sites
+                .iter()
+                .flat_map(|s| &s.stacks)
+                .all(|s| s.unwind.is_none())
+        );
     }
 }

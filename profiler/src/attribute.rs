@@ -199,7 +199,9 @@ pub fn classify_function(name: &str) -> Option<WaitKind> {
             WaitKind::Rwlock
         });
     }
-    if has("sem_") || has("Semaphore") {
+    // glibc `sem_wait`/`__new_sem_wait_slow64`, Rust `Semaphore`s, C++20
+    // `std::counting_semaphore` (`std::__atomic_semaphore::_M_acquire`).
+    if has("sem_") || has("Semaphore") || has("semaphore") {
         return Some(WaitKind::Semaphore);
     }
     if has("Mutex") || has("mutex") || has("lll_lock") || has("lll_unlock") {
@@ -261,6 +263,7 @@ mod tests {
             module: Some(module.into()),
             module_offset: Some("0x1".into()),
             inlined: false,
+            lock_impl: false,
         }
     }
 
@@ -499,5 +502,232 @@ mod tests {
             ..Frame::default()
         });
         assert_eq!(attribute(&s, WaitKind::Other).site, 1);
+    }
+
+    /// Stacks as CFI unwinding delivers them (Debian glibc with libc6-dbg, Rust
+    /// std): every implementation frame present, inlined ones included.
+    #[test]
+    fn full_glibc_stacks_name_the_caller_and_the_precise_kind() {
+        let cases: &[(&[&str], WaitKind)] = &[
+            (
+                &[
+                    "futex_wait",
+                    "__GI___lll_lock_wait",
+                    "lll_mutex_lock_optimized",
+                    "___pthread_mutex_lock",
+                ],
+                WaitKind::Mutex,
+            ),
+            (
+                &[
+                    "__futex_abstimed_wait_common",
+                    "__futex_lock_pi64",
+                    "__pthread_mutex_lock_full",
+                    "___pthread_mutex_lock",
+                ],
+                WaitKind::Mutex,
+            ),
+            (
+                &[
+                    "__futex_abstimed_wait_common",
+                    "__pthread_rwlock_rdlock_full64",
+                    "___pthread_rwlock_rdlock",
+                ],
+                WaitKind::RwlockRead,
+            ),
+            (
+                &[
+                    "__futex_abstimed_wait_common",
+                    "__pthread_rwlock_wrlock_full64",
+                    "___pthread_rwlock_clockwrlock64",
+                ],
+                WaitKind::RwlockWrite,
+            ),
+            (
+                &[
+                    "__futex_abstimed_wait_common",
+                    "__pthread_cond_wait_common",
+                    "___pthread_cond_timedwait64",
+                ],
+                WaitKind::Condvar,
+            ),
+            (
+                &[
+                    "__futex_abstimed_wait_common",
+                    "do_futex_wait",
+                    "__new_sem_wait_slow64",
+                    "__new_sem_clockwait",
+                ],
+                WaitKind::Semaphore,
+            ),
+        ];
+        for (lock_frames, kind) in cases {
+            let mut s: Vec<Frame> = lock_frames.iter().map(|f| frame(f, LIBC)).collect();
+            let site = s.len();
+            s.extend(stack(&[("app::worker", APP), ("start_thread", LIBC)]));
+            let a = attribute(&s, WaitKind::Other);
+            assert_eq!(
+                (a.site, a.kind, a.lock_impl),
+                (site, *kind, "glibc"),
+                "{lock_frames:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn glibc_without_debug_symbols_still_tells_the_kind() {
+        // Only .dynsym: internal functions are module+offset, the exported entry
+        // point has its name.
+        let mut unnamed = frame("x", LIBC);
+        unnamed.function = None;
+        let s = vec![
+            unnamed.clone(),
+            unnamed,
+            frame("pthread_rwlock_wrlock", LIBC),
+            frame("app::store::put", APP),
+        ];
+        let a = attribute(&s, WaitKind::Other);
+        assert_eq!((a.site, a.kind), (3, WaitKind::RwlockWrite));
+    }
+
+    #[test]
+    fn condvar_mutex_reacquire_in_glibc_is_mutex_contention() {
+        let s = stack(&[
+            ("futex_wait", LIBC),
+            ("__GI___lll_lock_wait", LIBC),
+            ("__pthread_mutex_cond_lock", LIBC),
+            ("__pthread_cond_wait_common", LIBC),
+            ("___pthread_cond_wait", LIBC),
+            ("app::consumer", APP),
+        ]);
+        let a = attribute(&s, WaitKind::Other);
+        assert_eq!((a.site, a.kind), (5, WaitKind::Mutex));
+    }
+
+    #[test]
+    fn full_rust_std_stacks() {
+        let std_frames: &[(&[&str], WaitKind)] = &[
+            (
+                &[
+                    "std::sys::pal::unix::futex::futex_wait",
+                    "std::sys::sync::rwlock::futex::RwLock::read_contended",
+                    "std::sys::sync::rwlock::futex::RwLock::read",
+                    "std::sync::poison::rwlock::RwLock<T>::read",
+                ],
+                WaitKind::RwlockRead,
+            ),
+            (
+                &[
+                    "std::sys::pal::unix::futex::futex_wait",
+                    "std::sys::sync::rwlock::futex::RwLock::write_contended",
+                    "std::sync::poison::rwlock::RwLock<T>::write",
+                ],
+                WaitKind::RwlockWrite,
+            ),
+            (
+                &[
+                    "std::sys::pal::unix::futex::futex_wait",
+                    "std::sys::sync::condvar::futex::Condvar::wait_optional_timeout",
+                    "std::sys::sync::condvar::futex::Condvar::wait",
+                    "std::sync::poison::condvar::Condvar::wait",
+                ],
+                WaitKind::Condvar,
+            ),
+            (
+                &[
+                    "std::sys::pal::unix::futex::futex_wait",
+                    "std::sys::sync::mutex::futex::Mutex::lock_contended",
+                    "std::sys::sync::mutex::futex::Mutex::lock",
+                    "std::sync::poison::mutex::Mutex<T>::lock",
+                ],
+                WaitKind::Mutex,
+            ),
+        ];
+        for (lock_frames, kind) in std_frames {
+            let mut s = vec![frame("syscall", LIBC)];
+            s.extend(lock_frames.iter().map(|f| frame(f, APP)));
+            let site = s.len();
+            s.extend(stack(&[("app::handler", APP), ("app::main", APP)]));
+            let a = attribute(&s, WaitKind::Other);
+            assert_eq!(
+                (a.site, a.kind, a.lock_impl),
+                (site, *kind, "rust-std"),
+                "{lock_frames:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn full_parking_lot_stacks() {
+        let cases: &[(&str, WaitKind)] = &[
+            (
+                "parking_lot::raw_mutex::RawMutex::lock_slow",
+                WaitKind::Mutex,
+            ),
+            (
+                "parking_lot::raw_rwlock::RawRwLock::lock_shared_slow",
+                WaitKind::RwlockRead,
+            ),
+            (
+                "parking_lot::raw_rwlock::RawRwLock::lock_exclusive_slow",
+                WaitKind::RwlockWrite,
+            ),
+            (
+                "parking_lot::raw_rwlock::RawRwLock::lock_upgradable_slow",
+                WaitKind::RwlockRead,
+            ),
+            (
+                "parking_lot::condvar::Condvar::wait_until_internal",
+                WaitKind::Condvar,
+            ),
+        ];
+        for (slow, kind) in cases {
+            let s = stack(&[
+                ("syscall", LIBC),
+                (
+                    "parking_lot_core::thread_parker::imp::ThreadParker::futex_wait",
+                    APP,
+                ),
+                (
+                    "parking_lot_core::thread_parker::imp::ThreadParker::park",
+                    APP,
+                ),
+                ("parking_lot_core::parking_lot::park::{{closure}}", APP),
+                ("parking_lot_core::parking_lot::park", APP),
+                (slow, APP),
+                ("lock_api::mutex::Mutex<R,T>::lock", APP),
+                ("app::cache::get", APP),
+            ]);
+            let a = attribute(&s, WaitKind::Other);
+            assert_eq!(
+                (a.site, a.kind, a.lock_impl),
+                (7, *kind, "parking_lot"),
+                "{slow}"
+            );
+        }
+    }
+
+    #[test]
+    fn cpp_semaphore_and_shared_mutex() {
+        const STDCXX: &str = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6";
+        let sem = stack(&[
+            ("syscall", LIBC),
+            ("std::__detail::__platform_wait<int>", APP),
+            ("std::__atomic_semaphore::_M_acquire", APP),
+            ("pool::take", APP),
+        ]);
+        let a = attribute(&sem, WaitKind::Other);
+        assert_eq!((a.site, a.kind), (3, WaitKind::Semaphore));
+        let shared = stack(&[
+            ("__futex_abstimed_wait_common", LIBC),
+            ("___pthread_rwlock_rdlock", LIBC),
+            ("std::shared_mutex::lock_shared", STDCXX),
+            ("db::read", APP),
+        ]);
+        let a = attribute(&shared, WaitKind::Other);
+        assert_eq!(
+            (a.site, a.kind, a.lock_impl),
+            (3, WaitKind::RwlockRead, "glibc")
+        );
     }
 }

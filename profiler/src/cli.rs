@@ -139,6 +139,11 @@ pub struct RecordArgs {
     /// latency, and no probe run on every context switch of the machine.
     #[arg(long)]
     pub no_holders: bool,
+    /// How user stacks are unwound: `dwarf` copies each new call position's stack and
+    /// unwinds it with the binaries' CFI (full stacks through glibc and Rust std);
+    /// `fp` only walks frame pointers (cheaper, truncated in code built without them).
+    #[arg(long, value_enum, default_value_t = Unwind::Dwarf, value_name = "HOW")]
+    pub unwind: Unwind,
     /// The command to launch (after `--`); it starts only once the probes are attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -177,6 +182,16 @@ pub struct RenderArgs {
     /// Leave out the hottest stack of each site in the text report.
     #[arg(long)]
     pub no_stacks: bool,
+    /// Show every lock-implementation frame (glibc, Rust std, parking lot) in the
+    /// text report's stacks instead of folding them into one line.
+    #[arg(long)]
+    pub expand_lock_frames: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Unwind {
+    Dwarf,
+    Fp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -300,6 +315,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         names: args.names.clone(),
         cgroups: args.cgroups.clone(),
         debug_dirs: args.debug_dirs.clone(),
+        frame_pointers_only: args.unwind == Unwind::Fp,
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.
@@ -469,6 +485,7 @@ fn print_report(report: &Report, render: &RenderArgs) -> Result<()> {
             &TextOptions {
                 max_sites: render.top,
                 stacks: !render.no_stacks,
+                expand_lock_frames: render.expand_lock_frames,
                 ..TextOptions::default()
             },
         ),

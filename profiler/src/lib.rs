@@ -2,6 +2,7 @@
 //!
 //! The pipeline runs one way:
 //! `collect` (eBPF probes, the only module touching aya) → [`snapshot::Snapshot`] →
+//! `unwind` (copied user stacks → return addresses, from the modules' CFI) →
 //! `symbolize` (raw stacks → frames, from maps captured by `procmaps`) → `attribute`
 //! (frame → lock site and kind) → `aggregate` (pure fold into a [`report::Report`]) →
 //! `report::text` / `report::json`. `record` sequences a live session; `process` owns
@@ -27,3 +28,4 @@ pub mod snapshot;
 pub mod stack_repair;
 pub mod symbolize;
 pub mod syscalls;
+pub mod unwind;

@@ -23,7 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// One file-backed executable mapping.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Mapping {
     pub start: u64,
     pub end: u64,
@@ -195,7 +195,7 @@ impl MapsHistory {
     }
 
     /// Where lockprof reads the file of mapping `m`: the held copy, else its path.
-    fn readable(&self, m: &Mapping) -> PathBuf {
+    pub fn readable(&self, m: &Mapping) -> PathBuf {
         self.files
             .get(&(m.dev, m.inode))
             .map_or_else(|| m.path.clone(), |(_, p)| p.clone())
@@ -251,6 +251,17 @@ impl MapsHistory {
 }
 
 impl MapsHistory {
+    /// The newest layout of `pid` in which `addr` is mapped (for unwinding a stack
+    /// captured at that address with the modules of its time).
+    pub fn layout_for(&self, pid: u32, addr: u64) -> Option<&[Mapping]> {
+        self.by_pid
+            .get(&pid)?
+            .iter()
+            .rev()
+            .find(|maps| maps.iter().any(|m| (m.start..m.end).contains(&addr)))
+            .map(Vec::as_slice)
+    }
+
     /// The `n` bytes of the mapped file just before `addr` (to check for a call
     /// instruction), read from the file on disk. `None` if unmapped or unreadable.
     pub fn bytes_before(&self, pid: u32, addr: u64, n: usize) -> Option<Vec<u8>> {

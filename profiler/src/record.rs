@@ -7,7 +7,7 @@
 //! processes that join a `--cgroup` while recording. Must not: format output (the
 //! caller renders the returned report) or know aya (`collect` does).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,6 +22,7 @@ use crate::report::{Report, Target, TargetOrigin};
 use crate::snapshot::Snapshot;
 use crate::stack_repair;
 use crate::symbolize::{BlazeSymbolizer, StackSymbolizer};
+use crate::unwind::{StackUnwinder, UnwindMethod, Unwound};
 
 /// What to record.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +44,9 @@ pub struct RecordOptions {
     pub cgroups: Vec<String>,
     /// Split debug directories searched before /usr/lib/debug.
     pub debug_dirs: Vec<PathBuf>,
+    /// Frame-pointer stacks only: no user-stack copies, no DWARF unwinding
+    /// (`--unwind fp`).
+    pub frame_pointers_only: bool,
 }
 
 /// Why the recording stopped.
@@ -104,7 +108,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     process::check_privileges()?;
     signals::install();
 
-    let mut probes = Probes::load(opts.holders)?;
+    let mut probes = Probes::load(opts.holders, !opts.frame_pointers_only)?;
     let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
     let mut launched: Option<Launched> = None;
     if opts.command.is_empty() {
@@ -192,7 +196,23 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     }
     // The user's debug directories, then the containers' own, then the host's.
     let debug_dirs = [opts.debug_dirs.clone(), maps.container_debug_dirs()].concat();
-    let (stacks, unsymbolized) = symbolize_with(&snapshot, &maps, &debug_dirs);
+    let Symbolized {
+        stacks,
+        unresolved: unsymbolized,
+        unwind,
+        deepest_stack,
+    } = symbolize_unwound(&snapshot, &maps, &debug_dirs);
+    if opts.verbose && !snapshot.user_stacks.is_empty() {
+        let truncated = unwind
+            .values()
+            .filter(|&&m| m == UnwindMethod::DwarfTruncated)
+            .count();
+        eprintln!(
+            "lockprof: {} stack copies unwound by CFI ({truncated} truncated); the deepest used {:.1} KiB of its copy",
+            snapshot.user_stacks.len(),
+            deepest_stack as f64 / 1024.0
+        );
+    }
     let report = build_report(
         &snapshot,
         &stacks,
@@ -205,6 +225,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
                 bpf_run_ns: run_time.as_nanos() as u64,
                 bpf_runs: runs,
             },
+            unwind,
         },
     );
 
@@ -330,16 +351,31 @@ fn describe(
 /// Symbolize every distinct stack the snapshot's rows reference, from the maps
 /// captured while the processes were alive, with the skipped leaf caller restored.
 pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, u64) {
-    symbolize_with(snapshot, maps, &[])
+    let s = symbolize_unwound(snapshot, maps, &[]);
+    (s.stacks, s.unresolved)
 }
 
-/// [`symbolize`], looking for split debug files in `debug_dirs` before the default
-/// directories.
-pub fn symbolize_with(
+/// Symbolized stacks and how they were obtained.
+pub struct Symbolized {
+    pub stacks: SymbolizedStacks,
+    /// Frames the symbolizer could not name.
+    pub unresolved: u64,
+    /// How each stack was unwound.
+    pub unwind: HashMap<StackKey, UnwindMethod>,
+    /// The most stack any CFI unwinding read above its stack pointer, in bytes: how
+    /// much of the probe's copy real stacks need.
+    pub deepest_stack: u64,
+}
+
+/// As [`symbolize`], and how each stack was unwound, looking for split debug files in
+/// `debug_dirs` before the default directories. A stack with a user-stack copy is
+/// unwound from the modules' CFI (`unwind`); the kernel's frame-pointer walk is kept
+/// instead when the CFI unwind stopped early and the walk went further.
+pub fn symbolize_unwound(
     snapshot: &Snapshot,
     maps: &MapsHistory,
     debug_dirs: &[PathBuf],
-) -> (SymbolizedStacks, u64) {
+) -> Symbolized {
     let keys: BTreeSet<StackKey> = snapshot
         .waits
         .iter()
@@ -358,14 +394,28 @@ pub fn symbolize_with(
         )
         .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
         .collect();
+    let mut unwinder = StackUnwinder::default();
+    let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
+    let mut methods = HashMap::new();
     let raw: Vec<(StackKey, Vec<u64>)> = keys
         .into_iter()
         .map(|key @ (pid, id, leaf)| {
             let kernel = &snapshot.stacks[&(pid, id)];
-            let stack = stack_repair::splice_leaf(kernel, leaf, |addr| {
+            let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
                 maps.bytes_before(pid, addr, 7)
                     .is_some_and(|b| stack_repair::follows_call(&b))
             });
+            let dwarf = snapshot.user_stacks.get(&(pid, id)).map(|copy| {
+                unwound.entry((pid, id)).or_insert_with(|| {
+                    let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
+                    unwinder.unwind_reading(copy, layout, |m| maps.readable(m))
+                })
+            });
+            let (method, stack) = match dwarf {
+                Some(u) if u.complete || u.addrs.len() >= fp.len() => (u.method(), u.addrs.clone()),
+                _ => (UnwindMethod::FramePointer, fp),
+            };
+            methods.insert(key, method);
             (key, stack)
         })
         .collect();
@@ -376,7 +426,12 @@ pub fn symbolize_with(
     let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(debug_dirs));
     let frames = symbolizer.symbolize_stacks(maps, &inputs);
     let stacks = raw.into_iter().map(|(k, _)| k).zip(frames).collect();
-    (stacks, symbolizer.unresolved)
+    Symbolized {
+        stacks,
+        unresolved: symbolizer.unresolved,
+        unwind: methods,
+        deepest_stack: unwound.values().map(|u| u.stack_used).max().unwrap_or(0),
+    }
 }
 
 /// After the report is written: make sure a launched command ends the way the user

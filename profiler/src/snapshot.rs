@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use profiler_common::{
-    Loss, RawEdgeKey, RawEdgeStats, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    Loss, RawEdgeKey, RawEdgeStats, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey,
+    RawWakeStats,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,35 @@ pub struct Snapshot {
     pub losses: KernelLosses,
     /// Threads blocked in a futex wait at the moment of the snapshot.
     pub unfinished_waits: u64,
+    /// User-stack copies by `(tgid, stack id)`, for the ids at or above
+    /// `DWARF_STACK_ID_BASE`; `stacks` holds their frame-pointer fallback.
+    #[serde(default)]
+    pub user_stacks: BTreeMap<(u32, i32), UserStackCopy>,
+}
+
+/// The registers at a futex syscall and the user stack bytes copied from the page
+/// holding `sp` (see `RawUserStack`), ready for `unwind`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserStackCopy {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// User address of `bytes[0]`.
+    pub base: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl UserStackCopy {
+    pub fn from_raw(raw: &RawUserStack) -> Self {
+        let len = (raw.len as usize).min(raw.data.len());
+        UserStackCopy {
+            ip: raw.ip,
+            sp: raw.sp,
+            bp: raw.bp,
+            base: raw.sp & !4095,
+            bytes: raw.data[..len].to_vec(),
+        }
+    }
 }
 
 /// One (thread, futex address, stack, op) wait row, summed over CPUs.
@@ -274,6 +304,7 @@ pub fn loss_name(loss: Loss) -> &'static str {
         Loss::TargetMapFull => "target_map_full",
         Loss::UserReadError => "user_read_errors",
         Loss::EdgeMapFull => "edge_map_full",
+        Loss::UserStackCopy => "user_stack_copy_errors",
     }
 }
 

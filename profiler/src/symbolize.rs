@@ -312,6 +312,7 @@ impl<S: Symbolize> StackSymbolizer<S> {
                 module: module.clone(),
                 module_offset: module_offset.clone(),
                 inlined: rf.inlined,
+                lock_impl: false,
             });
         }
     }

@@ -58,6 +58,7 @@ fn frame(inlined: bool) -> Frame {
         module: Some("/opt/app/bin/app".to_owned()),
         module_offset: Some("0xa018".to_owned()),
         inlined,
+        lock_impl: inlined,
     }
 }
 
@@ -125,6 +126,7 @@ fn full_report() -> Report {
             stacks: vec![StackShare {
                 wait: wait.clone(),
                 frames: vec![frame(true), frame(false)],
+                unwind: Some("dwarf".to_owned()),
             }],
             more_stacks: 1,
             woken_by: vec![WokenBy {

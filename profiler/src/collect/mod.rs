@@ -14,6 +14,9 @@ use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::RawTracePoint;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
 use profiler_common::{
+    DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, MAP_USER_STACKS, RawUserStack,
+};
+use profiler_common::{
     Loss, MAP_EDGES, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_WAITS,
     MAP_WAKES, PROG_SCHED_SWITCH, PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats,
     RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
@@ -21,7 +24,7 @@ use profiler_common::{
 };
 use thiserror::Error;
 
-use crate::snapshot::{EdgeRow, Snapshot, WaitRow, WakeRow};
+use crate::snapshot::{EdgeRow, Snapshot, UserStackCopy, WaitRow, WakeRow};
 
 /// The probes, built by `profiler/build.rs` from `profiler-ebpf`.
 static PROBES_OBJECT: &[u8] =
@@ -64,15 +67,21 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Load the eBPF object and attach the programs (the context-switch one only
-    /// with `holders`). Nothing is traced until [`Probes::add_target`] is called.
-    pub fn load(holders: bool) -> Result<Self, CollectError> {
+    /// Load the eBPF object and attach the programs: the context-switch one only with
+    /// `holders`; `copy_user_stacks: false` keeps the kernel's frame-pointer stacks
+    /// only (no stack copies, no DWARF unwinding). Nothing is traced until
+    /// [`Probes::add_target`] is called.
+    pub fn load(holders: bool, copy_user_stacks: bool) -> Result<Self, CollectError> {
         if PROBES_OBJECT.is_empty() {
             return Err(CollectError::NoProbes);
         }
         raise_memlock_limit();
-        let mut ebpf =
-            Ebpf::load(PROBES_OBJECT).map_err(|e| CollectError::Load(format!("{e:#}")))?;
+        let copy = u32::from(copy_user_stacks);
+        let mut ebpf = aya::EbpfLoader::new()
+            .btf(aya::Btf::from_sys_fs().ok().as_ref())
+            .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
+            .load(PROBES_OBJECT)
+            .map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut links = Vec::new();
         for name in PROGRAMS {
@@ -195,7 +204,9 @@ impl Probes {
             .chain(snap.edges.iter().map(|e| (e.tgid, e.waker_stack_id)))
             .filter(|&(_, id)| id >= 0)
             .collect();
-        snap.stacks = self.read_stacks(&wanted)?;
+        let (stacks, user_stacks) = self.read_stacks(&wanted)?;
+        snap.stacks = stacks;
+        snap.user_stacks = user_stacks;
 
         let losses: PerCpuArray<&MapData, u64> = map_ref(&self.ebpf, MAP_LOSSES)?;
         for loss in Loss::ALL {
@@ -209,14 +220,40 @@ impl Probes {
         Ok(snap)
     }
 
+    /// The frame-pointer stacks by id and, for ids of user-stack copies, the copy
+    /// (its frame-pointer stack is stored under the copy's id, as the fallback).
+    #[allow(
+        clippy::type_complexity,
+        reason = "two plain maps by (tgid, stack id); a named type would only hide them"
+    )]
     fn read_stacks(
         &self,
         wanted: &BTreeSet<(u32, i32)>,
-    ) -> Result<BTreeMap<(u32, i32), Vec<u64>>, CollectError> {
+    ) -> Result<
+        (
+            BTreeMap<(u32, i32), Vec<u64>>,
+            BTreeMap<(u32, i32), UserStackCopy>,
+        ),
+        CollectError,
+    > {
         let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS)?;
         let overflow: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS2)?;
+        let copies: HashMap<&MapData, i32, RawUserStack> = map_ref(&self.ebpf, MAP_USER_STACKS)?;
         let mut out = BTreeMap::new();
-        for &(tgid, id) in wanted {
+        let mut user = BTreeMap::new();
+        for &(tgid, wanted_id) in wanted {
+            let mut id = wanted_id;
+            if id >= DWARF_STACK_ID_BASE {
+                let Ok(copy) = copies.get(&id, 0) else {
+                    continue;
+                };
+                user.insert((tgid, id), UserStackCopy::from_raw(&copy));
+                if copy.fp_stack_id < 0 {
+                    out.insert((tgid, id), Vec::new());
+                    continue;
+                }
+                id = copy.fp_stack_id;
+            }
             let trace = if id >= STACK_ID_OVERFLOW {
                 overflow.get(&((id - STACK_ID_OVERFLOW) as u32), 0)
             } else {
@@ -225,10 +262,15 @@ impl Probes {
             // A missing id means the slot was reused; the row then has no stack (it
             // cannot happen without BPF_F_REUSE_STACKID, but must not abort a report).
             if let Ok(trace) = trace {
-                out.insert((tgid, id), trace.frames().iter().map(|f| f.ip).collect());
+                out.insert(
+                    (tgid, wanted_id),
+                    trace.frames().iter().map(|f| f.ip).collect(),
+                );
+            } else if wanted_id != id {
+                out.insert((tgid, wanted_id), Vec::new());
             }
         }
-        Ok(out)
+        Ok((out, user))
     }
 }
 

@@ -100,6 +100,7 @@ mod tests {
                         max_wait_ns: 400,
                     },
                     frames: vec![frame("futex_wait"), frame("app::put"), frame("main")],
+                    unwind: None,
                 }],
                 more_stacks: 2,
                 ..Site::default()

@@ -354,7 +354,9 @@ mod tests {
             "target_map_full": 0,
             "user_read_errors": 0,
             "unsymbolized_frames": 0,
-            "edge_map_full": 0
+            "edge_map_full": 0,
+            "user_stack_copy_errors": 0,
+            "truncated_stacks": 0
           },
           "sites": [
             {
@@ -449,7 +451,7 @@ mod tests {
     fn error_truncated() {
         let text = to_string(&minimal());
         let cut = &text[..text.find("\"sites\"").expect("has sites")];
-        insta::assert_snapshot!(err(cut), @"'x.json' is not a lockprof report: truncated JSON at line 41 column 2 (EOF while parsing a value)");
+        insta::assert_snapshot!(err(cut), @"'x.json' is not a lockprof report: truncated JSON at line 43 column 2 (EOF while parsing a value)");
         insta::assert_snapshot!(err(""), @"'x.json' is not a lockprof report: truncated JSON at line 1 column 0 (EOF while parsing a value)");
     }
 
@@ -477,7 +479,7 @@ mod tests {
         insta::assert_snapshot!(err(&wrong_type), @r#"'x.json': invalid report: invalid type: string "many", expected u64 at line 17 column 19"#);
         let bad_kind = text.replacen("\"kind\": \"other\"", "\"kind\": \"spin\"", 1);
         assert_ne!(bad_kind, text);
-        insta::assert_snapshot!(err(&bad_kind), @"'x.json': invalid report: unknown variant 'spin', expected one of 'mutex', 'rwlock-read', 'rwlock-write', 'rwlock', 'condvar', 'semaphore', 'other' at line 44 column 20");
+        insta::assert_snapshot!(err(&bad_kind), @"'x.json': invalid report: unknown variant 'spin', expected one of 'mutex', 'rwlock-read', 'rwlock-write', 'rwlock', 'condvar', 'semaphore', 'other' at line 46 column 20");
     }
 
     #[test]

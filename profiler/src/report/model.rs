@@ -155,6 +155,15 @@ pub struct Losses {
     /// waits themselves are kept; only "woken by" detail is missing).
     #[serde(default)]
     pub edge_map_full: u64,
+    /// User-stack copies the probe could not take or store (map full, unreadable
+    /// stack): those stacks fell back to the frame-pointer walk.
+    #[serde(default)]
+    pub user_stack_copy_errors: u64,
+    /// Distinct stacks whose CFI unwinding stopped before the thread's root (stack
+    /// deeper than the copy, or code without unwind information): their outermost
+    /// frames are missing.
+    #[serde(default)]
+    pub truncated_stacks: u64,
 }
 
 impl Losses {
@@ -168,6 +177,7 @@ impl Losses {
             + self.target_map_full
             + self.user_read_errors
             + self.edge_map_full
+            + self.user_stack_copy_errors
     }
 }
 
@@ -232,6 +242,10 @@ pub struct Frame {
     pub module_offset: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inlined: bool,
+    /// The frame belongs to the lock implementation (glibc pthread, Rust std's
+    /// sync, `parking_lot`, libstdc++): the text view folds these into one line.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lock_impl: bool,
 }
 
 /// Wait statistics shared by sites, threads, addresses and stacks.
@@ -436,6 +450,12 @@ pub struct StackShare {
     pub wait: WaitSummary,
     /// Innermost first.
     pub frames: Vec<Frame>,
+    /// How the stack was unwound: `fp` (the kernel's frame-pointer walk), `dwarf`
+    /// (CFI unwinding of a copy of the user stack, complete) or `dwarf-truncated`
+    /// (CFI unwinding that stopped before the thread's root). Absent in reports of
+    /// older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unwind: Option<String>,
 }
 
 /// A futex address (a lock, or a per-thread parking word) and who waited on it.

@@ -51,6 +51,9 @@ pub struct TextOptions {
     pub max_frames: usize,
     /// Threads listed per site.
     pub threads: usize,
+    /// Show every lock-implementation frame (`Frame::lock_impl`) instead of folding
+    /// each run of them into one line.
+    pub expand_lock_frames: bool,
 }
 
 impl Default for TextOptions {
@@ -60,6 +63,7 @@ impl Default for TextOptions {
             stacks: true,
             max_frames: 12,
             threads: 4,
+            expand_lock_frames: false,
         }
     }
 }
@@ -319,7 +323,7 @@ fn describe_target(t: &Target) -> String {
 
 /// One line per non-zero loss counter, saying what it cost.
 fn loss_lines(l: &Losses) -> Vec<String> {
-    let all: [(u64, &str, &str, &str); 8] = [
+    let all: [(u64, &str, &str, &str); 10] = [
         (
             l.stack_collisions,
             "stack collision",
@@ -367,6 +371,18 @@ fn loss_lines(l: &Losses) -> Vec<String> {
             "unsymbolized frame",
             "unsymbolized frames",
             "(shown as module+offset or address)",
+        ),
+        (
+            l.user_stack_copy_errors,
+            "user-stack copy",
+            "user-stack copies",
+            "not taken (frame-pointer stack used instead)",
+        ),
+        (
+            l.truncated_stacks,
+            "stack",
+            "stacks",
+            "truncated: CFI unwinding stopped before the thread's root",
         ),
     ];
     all.iter()
@@ -621,7 +637,7 @@ fn site_detail(out: &mut Out, report: &Report, rank: usize, site: &Site, opts: &
     woken_by_block(out, site);
     addresses_block(out, site, report.targets.len() != 1);
     if opts.stacks {
-        stack_block(out, site, opts.max_frames);
+        stack_block(out, site, opts.max_frames, opts.expand_lock_frames);
     }
 }
 
@@ -796,7 +812,7 @@ fn address_row(a: &AddressShare, site_ns: u64, show_pid: bool) -> Vec<String> {
     ]
 }
 
-fn stack_block(out: &mut Out, site: &Site, max_frames: usize) {
+fn stack_block(out: &mut Out, site: &Site, max_frames: usize, expand_lock_frames: bool) {
     let Some(stack) = site.stacks.first() else {
         out.kv("stack", "none recorded");
         return;
@@ -815,41 +831,73 @@ fn stack_block(out: &mut Out, site: &Site, max_frames: usize) {
             plural(stack.wait.waits, "wait", "waits"),
         ),
     );
-    for line in frame_lines(stack, max_frames) {
+    if let Some(how) = &stack.unwind
+        && how != "dwarf"
+    {
+        out.kv("unwound", unwind_note(how));
+    }
+    for line in frame_lines(stack, max_frames, expand_lock_frames) {
         out.line(format!("{DETAIL_INDENT}  {line}"));
     }
 }
 
-/// `function  file:line  [inlined]`, the function column aligned.
-fn frame_lines(stack: &StackShare, max_frames: usize) -> Vec<String> {
-    // Budget: indent (6) + function + 2 + location + inlined marker (11).
+/// What a stack's unwinding method means for the reader (complete DWARF stacks need
+/// no note).
+fn unwind_note(how: &str) -> String {
+    match how {
+        "fp" => "by frame pointers (no stack copy): frames of code without them may be missing"
+            .to_owned(),
+        "dwarf-truncated" => "by DWARF CFI, truncated: the outermost frames are missing".to_owned(),
+        other => clean(other).into_owned(),
+    }
+}
+
+/// `function  file:line  [inlined]`, the function column aligned. Unless
+/// `expand_lock_frames`, each run of lock-implementation frames is one line: the
+/// outermost of them (the lock call, e.g. `pthread_mutex_lock`) and how many it stands
+/// for.
+fn frame_lines(stack: &StackShare, max_frames: usize, expand_lock_frames: bool) -> Vec<String> {
+    // Budget: indent (6) + function + 2 + location + marker (11).
     const FUNC_MAX: usize = 64;
     const LOC_MAX: usize = WIDTH - 6 - FUNC_MAX - 2 - 11;
-    let shown: Vec<(String, String, bool)> = stack
-        .frames
+    // (frame shown, frames it stands for)
+    let mut rows: Vec<(&Frame, usize)> = Vec::new();
+    let mut i = 0;
+    while i < stack.frames.len() {
+        let f = &stack.frames[i];
+        let run = if expand_lock_frames || !f.lock_impl {
+            1
+        } else {
+            stack.frames[i..].iter().take_while(|f| f.lock_impl).count()
+        };
+        rows.push((&stack.frames[i + run - 1], run));
+        i += run;
+    }
+    let shown: Vec<(String, String, String)> = rows
         .iter()
         .take(max_frames)
-        .map(|f| {
+        .map(|&(f, run)| {
             let (func, loc) = frame_text(f);
-            (
-                cut_start(&func, FUNC_MAX),
-                cut_start(&loc, LOC_MAX),
-                f.inlined,
-            )
+            let marker = if run > 1 {
+                format!("  [lock impl, {run} frames]")
+            } else if f.inlined {
+                "  [inlined]".to_owned()
+            } else {
+                String::new()
+            };
+            (cut_start(&func, FUNC_MAX), cut_start(&loc, LOC_MAX), marker)
         })
         .collect();
     let width = shown.iter().map(|(f, ..)| chars(f)).max().unwrap_or(0);
     let mut lines: Vec<String> = shown
         .into_iter()
-        .map(|(func, loc, inlined)| {
-            let mut line = format!("{func:<width$}  {loc}");
-            if inlined {
-                line.push_str("  [inlined]");
-            }
-            line.trim_end().to_owned()
+        .map(|(func, loc, marker)| {
+            format!("{func:<width$}  {loc}{marker}")
+                .trim_end()
+                .to_owned()
         })
         .collect();
-    let hidden = stack.frames.len().saturating_sub(max_frames);
+    let hidden: usize = rows.iter().skip(max_frames).map(|&(_, run)| run).sum();
     if hidden > 0 {
         lines.push(more(hidden as u64, "frame", "frames"));
     }
@@ -1324,6 +1372,7 @@ pub(crate) mod tests {
             module: Some(EXE.to_owned()),
             module_offset: None,
             inlined,
+            lock_impl: false,
         }
     }
 
@@ -1336,6 +1385,7 @@ pub(crate) mod tests {
             module: Some(LIBC.to_owned()),
             module_offset: Some(offset.to_owned()),
             inlined: false,
+            lock_impl: false,
         }
     }
 
@@ -1555,6 +1605,7 @@ pub(crate) mod tests {
                 StackShare {
                     wait: sum(13_120, 3_422_871_004, 41_872_650),
                     frames,
+                    unwind: None,
                 },
                 StackShare {
                     wait: sum(5_000, 1_380_000_000, 33_500_120),
@@ -1565,6 +1616,7 @@ pub(crate) mod tests {
                         179,
                         false,
                     )],
+                    unwind: None,
                 },
             ],
             more_stacks: 1,
@@ -1668,6 +1720,7 @@ pub(crate) mod tests {
             stacks: vec![StackShare {
                 wait: sum(2_944, 2_710_440_118, 1_288_004_211),
                 frames,
+                unwind: None,
             }],
             more_stacks: 0,
         }
@@ -1766,6 +1819,7 @@ pub(crate) mod tests {
                 StackShare {
                     wait: sum(402, 29_004_112, 1_204_331),
                     frames,
+                    unwind: None,
                 },
                 StackShare {
                     wait: sum(209, 9_197_662, 702_118),
@@ -1776,6 +1830,7 @@ pub(crate) mod tests {
                         157,
                         false,
                     )],
+                    unwind: None,
                 },
             ],
             more_stacks: 0,
@@ -2024,6 +2079,7 @@ pub(crate) mod tests {
                         module: None,
                         module_offset: None,
                         inlined: true,
+                        lock_impl: false,
                     },
                     Frame {
                         address: "0x7f0000005678".to_owned(),
@@ -2035,6 +2091,7 @@ pub(crate) mod tests {
                         ..Frame::default()
                     },
                 ],
+                unwind: None,
             }],
             ..Site::default()
         };
@@ -2314,6 +2371,7 @@ pub(crate) mod tests {
             stacks: true,
             max_frames: 3,
             threads: 1,
+            expand_lock_frames: false,
         };
         insta::assert_snapshot!(render(&sample_report(), &opts), @r"
         lockprof: pid 4242 (demo-targets) launched, exited with code 0
@@ -2365,7 +2423,7 @@ pub(crate) mod tests {
     #[test]
     fn whole_stack_shows_inlined_and_unresolved_frames() {
         let site = site_contains();
-        insta::assert_snapshot!(frame_lines(&site.stacks[0], 100).join("\n"), @r"
+        insta::assert_snapshot!(frame_lines(&site.stacks[0], 100, false).join("\n"), @r"
         syscall                                       libc.so.6
         unix::futex::futex_wait                       pal/unix/futex.rs:72  [inlined]
         futex::RwLock::read_contended                 sync/rwlock/futex.rs:172
@@ -2467,6 +2525,7 @@ pub(crate) mod tests {
             stacks: true,
             max_frames: 0,
             threads: 0,
+            expand_lock_frames: false,
         };
         let text = render(&report, &zero);
         assert!(text.contains("… 4 more sites"), "{text}");
@@ -2670,5 +2729,37 @@ pub(crate) mod tests {
             ..Target::default()
         };
         assert_eq!(targets_summary(&[plain]), "pid 7 (app) attached, exited");
+    }
+
+    #[test]
+    fn lock_frames_fold_into_one_line_unless_expanded() {
+        let mut lock = vec![
+            libc("0x7f0000001000", Some("futex_wait"), "0x1000"),
+            libc("0x7f0000001000", Some("__GI___lll_lock_wait"), "0x1000"),
+            libc("0x7f0000002000", Some("___pthread_mutex_lock"), "0x2000"),
+        ];
+        for f in &mut lock {
+            f.lock_impl = true;
+        }
+        let mut frames = lock;
+        frames.push(func("0x5500", "app::worker", "src/app.rs", 12, false));
+        frames.push(func("0x5600", "app::main", "src/app.rs", 40, false));
+        let stack = StackShare {
+            frames,
+            unwind: Some("dwarf".to_owned()),
+            ..StackShare::default()
+        };
+        insta::assert_snapshot!(frame_lines(&stack, 2, false).join("\n"), @r"
+        ___pthread_mutex_lock  libc.so.6  [lock impl, 3 frames]
+        app::worker            src/app.rs:12
+        … 1 more frame
+        ");
+        let expanded = frame_lines(&stack, 100, true).join("\n");
+        assert!(expanded.contains("__GI___lll_lock_wait"), "{expanded}");
+        assert!(!expanded.contains("[lock impl"), "{expanded}");
+        assert_eq!(
+            unwind_note("dwarf-truncated"),
+            "by DWARF CFI, truncated: the outermost frames are missing"
+        );
     }
 }

@@ -1,0 +1,218 @@
+//! Root-only tests of full-stack unwinding: the probe's user-stack copies unwound with
+//! the modules' CFI, through glibc (no frame pointers on Debian) and Rust's
+//! precompiled std, and the lock kinds told from those frames.
+//!
+//! `#[ignore]`d like `bpf.rs`; `cargo xtask test` runs them as root, one at a time.
+
+mod common;
+
+use common::{demo_bin, record, require_root, tag_line, top_sites};
+use profiler::report::{Report, Site, WaitKind};
+
+const FIXTURE_SRC: &str = "demo-targets/src/bin/pthread-fixture.rs";
+
+fn pthread_fixture_report() -> Report {
+    let fixture = demo_bin("pthread-fixture");
+    let r = record(&[
+        "-q",
+        "--",
+        fixture.to_str().expect("UTF-8 path"),
+        "--threads",
+        "3",
+        "--iters",
+        "40",
+    ]);
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    r.report
+}
+
+/// The site at the fixture's `LOCK-SITE: <tag>` line, in `function`.
+fn site<'r>(report: &'r Report, function: &str, tag: &str, kind: WaitKind) -> &'r Site {
+    let line = tag_line(FIXTURE_SRC, tag);
+    report
+        .sites
+        .iter()
+        .find(|s| {
+            s.kind == kind
+                && s.function.as_deref().is_some_and(|f| f.ends_with(function))
+                && s.file
+                    .as_deref()
+                    .is_some_and(|f| f.ends_with("pthread-fixture.rs"))
+                && s.line == Some(line)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} site at {function} line {line}:\n{}",
+                kind.as_str(),
+                top_sites(report, 12)
+            )
+        })
+}
+
+/// The hottest stack of `site` was unwound by CFI down to the thread's root, and
+/// holds lock-implementation frames from libc (marked `lock_impl`) before the site
+/// frame, then the fixture's own frames out to the thread start.
+fn assert_full_stack(site: &Site, lock_call: &str) {
+    let stack = &site.stacks[0];
+    assert_eq!(stack.unwind.as_deref(), Some("dwarf"), "{stack:#?}");
+    let names: Vec<&str> = stack
+        .frames
+        .iter()
+        .map(|f| f.function.as_deref().unwrap_or("?"))
+        .collect();
+    let at = stack
+        .frames
+        .iter()
+        .position(|f| f.function == site.function && f.line == site.line)
+        .unwrap_or_else(|| panic!("site frame missing: {names:#?}"));
+    assert!(at >= 1, "lock frames before the site: {names:#?}");
+    let lock = &stack.frames[..at];
+    assert!(lock.iter().all(|f| f.lock_impl), "{lock:#?}");
+    assert!(
+        lock.iter()
+            .any(|f| f.module.as_deref().is_some_and(|m| m.contains("libc.so"))),
+        "glibc frames are present: {names:#?}"
+    );
+    assert!(
+        names[..at].iter().any(|n| n.contains(lock_call)),
+        "'{lock_call}' among the lock frames: {names:#?}"
+    );
+    assert!(!stack.frames[at].lock_impl);
+    // Out to the thread's start: std's thread main and glibc's start_thread/clone3.
+    assert!(
+        names[at..]
+            .iter()
+            .any(|n| n.contains("start_thread") || n.contains("clone")),
+        "the stack reaches the thread's root: {names:#?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn glibc_lock_stacks_reach_the_tagged_lines_with_precise_kinds() {
+    require_root();
+    let report = pthread_fixture_report();
+
+    let mutex = site(&report, "mutex_section", "pthread.mutex", WaitKind::Mutex);
+    assert_eq!(mutex.lock_impl, "glibc");
+    assert_full_stack(mutex, "pthread_mutex_lock");
+
+    let rd = site(
+        &report,
+        "read_section",
+        "pthread.rdlock",
+        WaitKind::RwlockRead,
+    );
+    assert_full_stack(rd, "rwlock_rdlock");
+    let wr = site(
+        &report,
+        "write_section",
+        "pthread.wrlock",
+        WaitKind::RwlockWrite,
+    );
+    assert_full_stack(wr, "rwlock_wrlock");
+    let cond = site(&report, "cond_wait", "pthread.cond", WaitKind::Condvar);
+    assert!(!cond.contention, "a condvar wait is an event wait");
+    assert_full_stack(cond, "pthread_cond_wait");
+    let sem = site(&report, "sem_take", "pthread.sem", WaitKind::Semaphore);
+    assert_full_stack(sem, "sem_wait");
+
+    assert_eq!(report.losses.kernel_total(), 0, "{:?}", report.losses);
+    assert_eq!(report.losses.truncated_stacks, 0, "{:?}", report.losses);
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn rust_std_mutex_stacks_include_std_lock_frames() {
+    require_root();
+    let report = pthread_fixture_report();
+    let std_site = site(&report, "std_section", "pthread.std", WaitKind::Mutex);
+    assert_eq!(std_site.lock_impl, "rust-std");
+    let stack = &std_site.stacks[0];
+    assert_eq!(stack.unwind.as_deref(), Some("dwarf"));
+    let lock_frames: Vec<&str> = stack
+        .frames
+        .iter()
+        .take_while(|f| f.lock_impl)
+        .filter_map(|f| f.function.as_deref())
+        .collect();
+    // std is precompiled without frame pointers: `lock_contended` (which calls the
+    // frameless `syscall()`) and the futex wait inlined into it come from CFI.
+    assert!(
+        lock_frames.iter().any(|f| f.contains("lock_contended")),
+        "{lock_frames:#?}"
+    );
+    assert!(
+        lock_frames.iter().any(|f| f.contains("futex_wait")),
+        "{lock_frames:#?}"
+    );
+    assert_eq!(lock_frames.first().copied(), Some("syscall"));
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn text_report_folds_lock_frames_unless_expanded() {
+    require_root();
+    let fixture = demo_bin("pthread-fixture");
+    let r = record(&["--", fixture.to_str().unwrap(), "--iters", "20"]);
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    assert!(r.stdout.contains("[lock impl, "), "{}", r.stdout);
+    assert!(!r.stdout.contains("__lll_lock_wait"), "{}", r.stdout);
+
+    let dir = common::tempdir();
+    let json = dir.join("r.json");
+    profiler::report::json::write(&r.report, &json).expect("write report");
+    let expanded = std::process::Command::new(common::lockprof())
+        .args(["report", "--expand-lock-frames", "--top", "20"])
+        .arg(&json)
+        .output()
+        .expect("run lockprof report");
+    let text = String::from_utf8_lossy(&expanded.stdout);
+    assert!(expanded.status.success());
+    assert!(!text.contains("[lock impl, "), "{text}");
+    assert!(text.contains("lll_lock_wait"), "{text}");
+    // Folded, the run of glibc frames is one line naming the lock call itself.
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.contains("pthread_mutex_lock") && l.contains("[lock impl, ")),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn frame_pointers_only_stop_inside_glibc() {
+    require_root();
+    // The contrast that makes the copies worth it: with `--unwind fp` the same
+    // rwlock waits never reach the fixture's line, because glibc has no frame
+    // pointers.
+    let fixture = demo_bin("pthread-fixture");
+    let r = record(&[
+        "-q",
+        "--unwind",
+        "fp",
+        "--",
+        fixture.to_str().expect("UTF-8 path"),
+        "--iters",
+        "20",
+    ]);
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    let line = tag_line(FIXTURE_SRC, "pthread.wrlock");
+    assert!(
+        !r.report
+            .sites
+            .iter()
+            .any(|s| s.kind == WaitKind::RwlockWrite && s.line == Some(line)),
+        "{}",
+        top_sites(&r.report, 12)
+    );
+    assert!(
+        r.report
+            .sites
+            .iter()
+            .flat_map(|s| &s.stacks)
+            .all(|s| s.unwind.as_deref() == Some("fp"))
+    );
+}

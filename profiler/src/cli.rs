@@ -129,6 +129,9 @@ pub struct RecordArgs {
     /// Print nothing on stderr but errors (and budget breaches).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Length of one interval of the report's timeline (wait per interval, per site).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "1s")]
+    pub interval: Duration,
     /// The command to launch (after `--`); it starts only once the probes are attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -268,6 +271,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         command: args.command.clone(),
         duration: args.duration,
         verbose: !args.quiet,
+        interval: Some(args.interval),
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.

@@ -26,3 +26,4 @@ pub mod report;
 pub mod snapshot;
 pub mod stack_repair;
 pub mod symbolize;
+pub mod timeline;

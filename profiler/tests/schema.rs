@@ -8,8 +8,9 @@ mod common;
 
 use common::repo_root;
 use profiler::report::{
-    AddressShare, Frame, LockAddress, Report, Site, SiteShare, StackShare, Target, TargetOrigin,
-    ThreadShare, WaitKind, WaitSummary, WakerShare, WakerSite, WakerThread, json,
+    AddressShare, Frame, Interval, IntervalCount, LockAddress, Report, Site, SiteShare, StackShare,
+    Target, TargetOrigin, ThreadShare, Timeline, WaitKind, WaitSummary, WakerShare, WakerSite,
+    WakerThread, json,
 };
 use serde_json::Value;
 
@@ -107,6 +108,10 @@ fn full_report() -> Report {
                 frames: vec![frame(true), frame(false)],
             }],
             more_stacks: 1,
+            series: vec![IntervalCount {
+                waits: 3,
+                wait_ns: 900,
+            }],
             ..Site::default()
         }],
         locks: vec![LockAddress {
@@ -143,6 +148,17 @@ fn full_report() -> Report {
             stack: vec![frame(false)],
             ..WakerSite::default()
         }],
+        timeline: Some(Timeline {
+            interval_ns: 1_000_000_000,
+            intervals: vec![Interval {
+                start_ns: 0,
+                duration_ns: 1_000_000_000,
+                waits: 3,
+                wait_ns: 900,
+                contention_waits: 3,
+                contention_wait_ns: 900,
+            }],
+        }),
         ..Report::default()
     }
 }

@@ -1442,6 +1442,7 @@ pub(crate) mod tests {
                 },
             ],
             more_stacks: 1,
+            series: Vec::new(),
         }
     }
 
@@ -1543,6 +1544,7 @@ pub(crate) mod tests {
                 frames,
             }],
             more_stacks: 0,
+            series: Vec::new(),
         }
     }
 
@@ -1651,6 +1653,7 @@ pub(crate) mod tests {
                 },
             ],
             more_stacks: 0,
+            series: Vec::new(),
         }
     }
 
@@ -1830,6 +1833,7 @@ pub(crate) mod tests {
                 bpf_run_ns: 41_200_000,
                 bpf_runs: 1_530_000,
             },
+            timeline: None,
         }
     }
 

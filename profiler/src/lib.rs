@@ -27,3 +27,4 @@ pub mod snapshot;
 pub mod stack_repair;
 pub mod symbolize;
 pub mod timeline;
+pub mod tui;

@@ -101,10 +101,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         if session.elapsed() >= next_tick {
             // A failed interval read only costs that interval's detail: the final
             // report reads the maps again, so the recording is not lost.
-            if let Err(e) = session.report_now() {
-                if opts.verbose {
-                    eprintln!("lockprof: warning: interval skipped: {e:#}");
-                }
+            if let Err(e) = session.report_now()
+                && opts.verbose
+            {
+                eprintln!("lockprof: warning: interval skipped: {e:#}");
             }
             while next_tick <= session.elapsed() {
                 next_tick += interval;

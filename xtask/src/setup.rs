@@ -42,6 +42,7 @@ pub fn setup() -> Result<()> {
     ensure_components(&active, &["rustfmt", "clippy"])?;
     ensure_bpf_linker()?;
     crate::fuzz::ensure_cargo_fuzz()?;
+    ensure_tmux()?;
     report_kernel();
     say("setup: done");
     Ok(())
@@ -166,8 +167,13 @@ fn ensure_llvm_packages() -> Result<()> {
         "setup: {}: missing, installing",
         missing.join(", ")
     ));
-    // apt needs root; use sudo when we are not root and it exists. Noninteractive, so
-    // a debconf question cannot hang a CI job (sudo takes VAR=value arguments).
+    apt_install(&missing)
+}
+
+/// `apt-get update` then `apt-get install -y` of `packages`. apt needs root; use sudo
+/// when we are not root and it exists. Noninteractive, so a debconf question cannot
+/// hang a CI job (sudo takes VAR=value arguments).
+fn apt_install(packages: &[&str]) -> Result<()> {
     let apt = |args: &[&str]| -> Result<()> {
         if is_root() {
             Cmd::new("apt-get")
@@ -182,14 +188,29 @@ fn ensure_llvm_packages() -> Result<()> {
         } else {
             bail!(
                 "installing {} needs root: run 'cargo xtask setup' as root (sudo is not installed)",
-                missing.join(" ")
+                packages.join(" ")
             )
         }
     };
     apt(&["update"])?;
     let mut install = vec!["install", "-y"];
-    install.extend(&missing);
+    install.extend(packages);
     apt(&install)
+}
+
+/// tmux runs `lockprof top` in a real terminal for `profiler/tests/top.rs`.
+fn ensure_tmux() -> Result<()> {
+    if on_path("tmux") {
+        say("setup: tmux: present");
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        bail!(
+            "tmux is missing (profiler/tests/top.rs needs it) and apt-get is not available: install tmux"
+        );
+    }
+    say("setup: tmux: missing, installing");
+    apt_install(&["tmux"])
 }
 
 fn deb_installed(package: &str) -> bool {

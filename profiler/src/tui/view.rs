@@ -211,7 +211,16 @@ fn render_table(app: &App, area: Rect, buf: &mut Buffer) {
             format!(" no site matches '{}' ", app.filter)
         }
     } else {
-        format!(" sites {} of {} ", app.visible.len(), app.rows.len())
+        let matching = if app.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" matching '{}'", app.filter)
+        };
+        format!(
+            " sites {} of {}{matching} ",
+            app.visible.len(),
+            app.rows.len()
+        )
     };
     let [title_area, table_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
@@ -399,15 +408,16 @@ fn footer_line(app: &App) -> Line<'static> {
         Source::Live => "  p pause  r reset",
         Source::Replay => "",
     };
-    let filter = if app.filter.is_empty() {
-        String::new()
-    } else {
-        format!("  [filter '{}']", app.filter)
-    };
-    // The status first: it is what the user just asked for (e.g. where a save went).
+    // Status and filter first: they are what the user just did (e.g. where a save
+    // went), and the key list is the part that may be cut on a narrow terminal.
     let status = app
         .status
         .as_ref()
         .map_or_else(String::new, |s| format!("{s}  |  "));
-    Line::from(format!("{status}{keys}{live}  s save  q quit{filter}"))
+    let filter = if app.filter.is_empty() {
+        String::new()
+    } else {
+        format!("[filter '{}']  ", app.filter)
+    };
+    Line::from(format!("{status}{filter}{keys}{live}  s save  q quit"))
 }

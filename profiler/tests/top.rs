@@ -1,0 +1,194 @@
+//! `lockprof top` end to end, in a real terminal: tmux runs it at a fixed size (160x45)
+//! against the contended fixture, the test drives it with `send-keys` (sort, filter,
+//! detail, save, quit) and reads the screen with `capture-pane`, then checks the
+//! saved report and that the terminal was given back. `#[ignore]`d like the other
+//! root tests; `cargo xtask test` runs them as root (and `cargo xtask setup` installs
+//! tmux). Waiting for text on screen uses a generous deadline: it bounds a hang, it
+//! does not assert on timing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{demo_bin, find_site, lockprof, repo_root, require_root, tag_line, tempdir};
+
+/// A tmux session, killed on drop so a failing test leaves nothing running.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    /// Start `shell_cmd` in a detached 160x45 session.
+    fn start(shell_cmd: &str) -> Self {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "tmux is not installed: run `cargo xtask setup`"
+        );
+        let name = format!("lockprof-top-test-{}", std::process::id());
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &name])
+            .output();
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "160",
+                "-y",
+                "45",
+                shell_cmd,
+            ])
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        Self { name }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Whether the pane is showing the alternate screen (a TUI is up).
+    fn alternate_screen(&self) -> bool {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.name, "#{alternate_on}"])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    /// Wait until every needle is on screen; panic with the screen after 60 s.
+    fn wait_for(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if needles.iter().all(|n| screen.contains(n)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {needles:?} on screen; last screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+fn quoted(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+#[test]
+#[ignore = "needs root + BPF + tmux: cargo xtask test"]
+fn top_shows_the_fixture_site_and_sorts_filters_details_saves_and_quits() {
+    require_root();
+    let dir = tempdir();
+    let saved = dir.join("saved.json");
+    // The shell reports lockprof's exit code and whether the terminal is back in
+    // canonical mode, then stays open so the pane can still be read.
+    let cmd = format!(
+        "{} top --interval 300ms -o {} -- {} --iters 40000; \
+         echo LOCKPROF-EXIT=$?; stty -a | grep -q -- ' icanon' && echo TERMINAL-RESTORED; sleep 600",
+        quoted(&lockprof()),
+        quoted(&saved),
+        quoted(&demo_bin("lockprof-fixture")),
+    );
+    let tmux = Tmux::start(&cmd);
+
+    let screen = tmux.wait_for(&["lockprof top", "hot_section", "mutex", "alive"]);
+    assert!(
+        tmux.alternate_screen(),
+        "top is not on the alternate screen:\n{screen}"
+    );
+    // Sort by waits, then by max: the marker moves to that column.
+    tmux.keys(&["w"]);
+    tmux.wait_for(&["waits/i▼"]);
+    tmux.keys(&["m"]);
+    tmux.wait_for(&["max/i▼"]);
+    // Filter: the cold site goes, the hot one stays.
+    tmux.keys(&["/", "h", "o", "t", "_", "s", "e", "c", "Enter"]);
+    tmux.wait_for(&["[filter 'hot_sec']", "matching 'hot_sec'", "hot_section"]);
+    // Detail of the hot site, then back.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&[
+        "histogram of wait times",
+        "threads (",
+        "woken by",
+        "lock addresses",
+    ]);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for(&["sites 1 of"]);
+    tmux.keys(&["s"]);
+    tmux.wait_for(&["saved to"]);
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for(&["LOCKPROF-EXIT=0"]);
+    assert!(
+        screen.contains("TERMINAL-RESTORED"),
+        "raw mode left on:\n{screen}"
+    );
+    assert!(
+        !screen.contains("sites 1 of"),
+        "the UI stayed on screen:\n{screen}"
+    );
+    assert!(!tmux.alternate_screen(), "alternate screen not left");
+
+    let report = profiler::report::json::read(&saved).expect("the saved report reads back");
+    let line = tag_line("demo-targets/src/bin/lockprof-fixture.rs", "fixture.hot");
+    let (_, site) = find_site(&report, "hot_section", "lockprof-fixture.rs", line)
+        .unwrap_or_else(|| panic!("no hot_section site at line {line}: {:#?}", report.sites));
+    assert!(site.waits > 0);
+    let timeline = report
+        .timeline
+        .as_ref()
+        .expect("a saved top report has a timeline");
+    assert!(!timeline.intervals.is_empty());
+    assert_eq!(timeline.interval_ns, 300_000_000);
+    assert_eq!(site.series.len(), timeline.intervals.len());
+    assert_eq!(
+        site.series.iter().map(|c| c.waits).sum::<u64>(),
+        site.waits,
+        "the series adds up to the cumulative count"
+    );
+}
+
+#[test]
+#[ignore = "needs tmux: cargo xtask test"]
+fn top_replays_a_saved_report_without_root() {
+    let sample = repo_root().join("profiler/tests/fixtures/report-sample.json");
+    let cmd = format!(
+        "{} top --replay {}; echo LOCKPROF-EXIT=$?; sleep 600",
+        quoted(&lockprof()),
+        quoted(&sample)
+    );
+    let tmux = Tmux::start(&cmd);
+    tmux.wait_for(&["[replay]", "Before::contains", "sites 3 of 3"]);
+    tmux.keys(&["Down", "Enter"]);
+    tmux.wait_for(&["wait_for_change", "histogram of wait times"]);
+    tmux.keys(&["q"]);
+    tmux.wait_for(&["LOCKPROF-EXIT=0"]);
+}

@@ -76,7 +76,7 @@ impl Tmux {
 
     /// Wait until every needle is on screen; panic with the screen after 60 s.
     fn wait_for(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         loop {
             let screen = self.screen();
             if needles.iter().all(|n| screen.contains(n)) {
@@ -113,7 +113,9 @@ fn top_shows_the_fixture_site_and_sorts_filters_details_saves_and_quits() {
     // canonical mode, then stays open so the pane can still be read.
     let cmd = format!(
         "{} top --interval 300ms -o {} -- {} --iters 40000; \
-         echo LOCKPROF-EXIT=$?; stty -a | grep -q -- ' icanon' && echo TERMINAL-RESTORED; sleep 600",
+         echo LOCKPROF-EXIT=$?; \
+         if stty -a | grep -q -- ' icanon'; then echo TERMINAL=cooked; else echo TERMINAL=raw; fi; \
+         sleep 600",
         quoted(&lockprof()),
         quoted(&saved),
         quoted(&demo_bin("lockprof-fixture")),
@@ -146,9 +148,9 @@ fn top_shows_the_fixture_site_and_sorts_filters_details_saves_and_quits() {
     tmux.keys(&["s"]);
     tmux.wait_for(&["saved to"]);
     tmux.keys(&["q"]);
-    let screen = tmux.wait_for(&["LOCKPROF-EXIT=0"]);
+    let screen = tmux.wait_for(&["LOCKPROF-EXIT=0", "TERMINAL="]);
     assert!(
-        screen.contains("TERMINAL-RESTORED"),
+        screen.contains("TERMINAL=cooked"),
         "raw mode left on:\n{screen}"
     );
     assert!(
@@ -191,4 +193,71 @@ fn top_replays_a_saved_report_without_root() {
     tmux.wait_for(&["wait_for_change", "histogram of wait times"]);
     tmux.keys(&["q"]);
     tmux.wait_for(&["LOCKPROF-EXIT=0"]);
+}
+
+#[test]
+#[ignore = "needs root + BPF + tmux: cargo xtask test"]
+fn top_keeps_the_last_data_on_screen_when_the_target_exits() {
+    require_root();
+    let cmd = format!(
+        "{} top -- {}; echo LOCKPROF-EXIT=$?; sleep 600",
+        quoted(&lockprof()),
+        quoted(&demo_bin("lockprof-fixture")),
+    );
+    let tmux = Tmux::start(&cmd);
+    // The fixture runs for well under a second; the screen then says so, and keeps
+    // its site, without a key being pressed.
+    tmux.wait_for(&["[target exited: final data]", "exited)", "hot_section"]);
+    tmux.keys(&["q"]);
+    tmux.wait_for(&["LOCKPROF-EXIT=0"]);
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn record_interval_writes_a_timeline_that_adds_up() {
+    require_root();
+    let fixture = demo_bin("lockprof-fixture");
+    let rec = common::record(&[
+        "-q",
+        "--interval",
+        "100ms",
+        "--",
+        &fixture.display().to_string(),
+        "--iters",
+        "1500",
+    ]);
+    let report = &rec.report;
+    let timeline = report.timeline.as_ref().expect("record writes a timeline");
+    assert_eq!(timeline.interval_ns, 100_000_000);
+    assert!(timeline.intervals.len() >= 2, "{timeline:?}");
+    // Consecutive, starting at 0, ending when the recording did.
+    let mut at = 0;
+    for i in &timeline.intervals {
+        assert_eq!(i.start_ns, at);
+        at += i.duration_ns;
+    }
+    assert_eq!(at, report.duration_ns);
+    let sum =
+        |f: fn(&profiler::report::Interval) -> u64| timeline.intervals.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|i| i.waits), report.totals.waits);
+    assert_eq!(sum(|i| i.wait_ns), report.totals.wait_ns);
+    assert_eq!(
+        sum(|i| i.contention_wait_ns),
+        report.totals.contention_wait_ns
+    );
+    for site in &report.sites {
+        assert_eq!(site.series.len(), timeline.intervals.len(), "{}", site.id);
+        assert_eq!(
+            site.series.iter().map(|c| c.waits).sum::<u64>(),
+            site.waits,
+            "{}",
+            site.id
+        );
+        assert_eq!(
+            site.series.iter().map(|c| c.wait_ns).sum::<u64>(),
+            site.total_wait_ns,
+            "{}",
+            site.id
+        );
+    }
 }

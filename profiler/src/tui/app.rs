@@ -101,6 +101,8 @@ pub struct LiveInfo {
     pub self_cpu_ns: u64,
     /// The session stopped because every target exited; the data is final.
     pub finished: bool,
+    /// How long reading the kernel's maps and building this report took, ns.
+    pub report_ns: Option<u64>,
 }
 
 /// One interval's or the cumulative numbers of a site. `None` when not known (a

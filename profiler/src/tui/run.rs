@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ratatui::DefaultTerminal;
@@ -122,9 +122,12 @@ impl Live {
             if let Some(session) = self.session.as_mut() {
                 if session.poll() {
                     self.finish(app)?;
+                    draw(terminal, app)?;
                 } else if session.elapsed() >= self.next_report {
+                    let begun = Instant::now();
                     let report = session.report_now()?;
-                    let info = live_info(session, false);
+                    let mut info = live_info(session, false);
+                    info.report_ns = Some(begun.elapsed().as_nanos() as u64);
                     app.on_report(report, info);
                     while self.next_report <= session.elapsed() {
                         self.next_report += opts.interval;
@@ -155,6 +158,7 @@ impl Live {
                     threads,
                     self_cpu_ns: self_cpu_ns(),
                     finished: true,
+                    report_ns: None,
                 },
             );
             self.recording = Some(rec);
@@ -168,6 +172,7 @@ fn live_info(session: &Session, finished: bool) -> LiveInfo {
         threads: session.thread_counts(),
         self_cpu_ns: self_cpu_ns(),
         finished,
+        report_ns: None,
     }
 }
 

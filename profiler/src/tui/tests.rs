@@ -51,6 +51,7 @@ fn live_app(report: &Report) -> App {
                 threads: r_threads(report),
                 self_cpu_ns: step * 5_000_000,
                 finished: false,
+                report_ns: Some(1_500_000),
             },
         );
     }

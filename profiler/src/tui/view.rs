@@ -95,9 +95,13 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
     let losses = r.losses.kernel_total();
     let cost = match rates.user_ns_per_sec {
         Some(user) => format!(
-            "lockprof cost: BPF {}, userspace CPU {}",
+            "lockprof cost: BPF {}, userspace CPU {}{}",
             per_sec(rates.bpf_ns_per_sec),
-            per_sec(user)
+            per_sec(user),
+            app.live.report_ns.map_or_else(String::new, |ns| format!(
+                " (last refresh took {})",
+                fmt_duration_ns(ns)
+            ))
         ),
         None => format!(
             "lockprof cost: BPF {} (average)",

@@ -14,9 +14,16 @@ use std::time::{Duration, Instant};
 
 use common::{demo_bin, find_site, lockprof, repo_root, require_root, tag_line, tempdir};
 
-/// A tmux session, killed on drop so a failing test leaves nothing running.
+/// A tmux server of our own (`-L`, its own socket, so other tmux users on the machine
+/// are never touched), killed on drop so a failing test leaves nothing running.
 struct Tmux {
     name: String,
+}
+
+fn tmux(name: &str) -> Command {
+    let mut cmd = Command::new("tmux");
+    cmd.args(["-L", name]);
+    cmd
 }
 
 impl Tmux {
@@ -27,10 +34,8 @@ impl Tmux {
             "tmux is not installed: run `cargo xtask setup`"
         );
         let name = format!("lockprof-top-test-{}", std::process::id());
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &name])
-            .output();
-        let status = Command::new("tmux")
+        let _ = tmux(&name).arg("kill-server").output();
+        let status = tmux(&name)
             .args([
                 "new-session",
                 "-d",
@@ -49,7 +54,7 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux")
+        let out = tmux(&self.name)
             .args(["capture-pane", "-p", "-t", &self.name])
             .output()
             .expect("tmux capture-pane");
@@ -58,7 +63,7 @@ impl Tmux {
 
     /// Whether the pane is showing the alternate screen (a TUI is up).
     fn alternate_screen(&self) -> bool {
-        let out = Command::new("tmux")
+        let out = tmux(&self.name)
             .args(["display-message", "-p", "-t", &self.name, "#{alternate_on}"])
             .output()
             .expect("tmux display-message");
@@ -66,7 +71,7 @@ impl Tmux {
     }
 
     fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
+        let status = tmux(&self.name)
             .args(["send-keys", "-t", &self.name])
             .args(keys)
             .status()
@@ -93,9 +98,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .output();
+        let _ = tmux(&self.name).arg("kill-server").output();
     }
 }
 

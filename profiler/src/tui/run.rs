@@ -71,6 +71,7 @@ pub fn live(opts: &TopOptions) -> Result<i32> {
     })?;
     let mut state = Live {
         session: Some(session),
+        cpu_at_start: self_cpu_ns(),
         recording: None,
         next_report: Duration::ZERO,
     };
@@ -104,6 +105,9 @@ fn redirected(argv: &[OsString], out: &Path) -> Vec<OsString> {
 
 struct Live {
     session: Option<Session>,
+    /// lockprof's CPU time before the session started (loading the probes is not a
+    /// per-second cost).
+    cpu_at_start: u64,
     recording: Option<Recording>,
     next_report: Duration,
 }
@@ -126,7 +130,7 @@ impl Live {
                 } else if session.elapsed() >= self.next_report {
                     let begun = Instant::now();
                     let report = session.report_now()?;
-                    let mut info = live_info(session, false);
+                    let mut info = live_info(session, self.cpu_at_start, false);
                     info.report_ns = Some(begun.elapsed().as_nanos() as u64);
                     app.on_report(report, info);
                     while self.next_report <= session.elapsed() {
@@ -156,7 +160,7 @@ impl Live {
                 rec.report.clone(),
                 LiveInfo {
                     threads,
-                    self_cpu_ns: self_cpu_ns(),
+                    self_cpu_ns: self_cpu_ns().saturating_sub(self.cpu_at_start),
                     finished: true,
                     report_ns: None,
                 },
@@ -167,10 +171,10 @@ impl Live {
     }
 }
 
-fn live_info(session: &Session, finished: bool) -> LiveInfo {
+fn live_info(session: &Session, cpu_at_start: u64, finished: bool) -> LiveInfo {
     LiveInfo {
         threads: session.thread_counts(),
-        self_cpu_ns: self_cpu_ns(),
+        self_cpu_ns: self_cpu_ns().saturating_sub(cpu_at_start),
         finished,
         report_ns: None,
     }

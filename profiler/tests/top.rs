@@ -148,6 +148,14 @@ fn top_shows_the_fixture_site_and_sorts_filters_details_saves_and_quits() {
     ]);
     tmux.keys(&["Escape"]);
     tmux.wait_for(&["sites 1 of"]);
+    // Pause and resume, reset the counters.
+    tmux.keys(&["p"]);
+    tmux.wait_for(&["[PAUSED]"]);
+    tmux.keys(&["p"]);
+    tmux.keys(&["r"]);
+    tmux.wait_for(&["counters reset"]);
+    let screen = tmux.screen();
+    assert!(!screen.contains("[PAUSED]"), "still paused:\n{screen}");
     tmux.keys(&["s"]);
     tmux.wait_for(&["saved to"]);
     tmux.keys(&["q"]);

@@ -155,7 +155,12 @@ pub struct Rates {
     pub bpf_ns_per_sec: f64,
     /// lockprof's own CPU per second (ns/s); `None` when replayed.
     pub user_ns_per_sec: Option<f64>,
+    /// The costs were measured over long enough to mean something.
+    pub cost_known: bool,
 }
+
+/// Shortest span the cost rates are shown for.
+const MIN_RATE_SPAN_NS: u64 = 100_000_000;
 
 /// Everything `lockprof top` shows.
 #[derive(Clone, Debug)]
@@ -451,7 +456,7 @@ impl App {
             .and_then(|t| t.intervals.last())
             .cloned()
             .unwrap_or_default();
-        let (bpf, user) = match &self.prev {
+        let (bpf, user, span) = match &self.prev {
             Some((prev, prev_live)) if self.source == Source::Live => {
                 let span = self.report.duration_ns.saturating_sub(prev.duration_ns);
                 (
@@ -466,12 +471,14 @@ impl App {
                         self.live.self_cpu_ns.saturating_sub(prev_live.self_cpu_ns),
                         span,
                     )),
+                    span,
                 )
             }
             _ => (
                 per_sec(self.report.probe_cost.bpf_run_ns, self.report.duration_ns),
                 (self.source == Source::Live)
                     .then(|| per_sec(self.live.self_cpu_ns, self.report.duration_ns)),
+                self.report.duration_ns,
             ),
         };
         Rates {
@@ -480,6 +487,9 @@ impl App {
             wait_ns_per_sec: per_sec(last.wait_ns, last.duration_ns),
             bpf_ns_per_sec: bpf,
             user_ns_per_sec: user,
+            // A rate over the first few milliseconds (the screen drawn right after
+            // attaching) is noise: the programs' warm-up, not a per-second cost.
+            cost_known: span >= MIN_RATE_SPAN_NS,
         }
     }
 
@@ -922,5 +932,10 @@ mod tests {
         assert!((app.rates.wait_ns_per_sec - 500_000_000.0).abs() < 1e-3);
         assert!((app.rates.bpf_ns_per_sec - 20_000_000.0).abs() < 1e-3);
         assert_eq!(app.rates.user_ns_per_sec, Some(5_000_000.0));
+        assert!(app.rates.cost_known);
+        // Right after attaching, there is no rate to show yet.
+        let mut early = App::new(Source::Live);
+        early.on_report(report(5_000_000, vec![]), LiveInfo::default());
+        assert!(!early.rates.cost_known);
     }
 }

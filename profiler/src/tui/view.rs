@@ -94,6 +94,7 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
     ));
     let losses = r.losses.kernel_total();
     let cost = match rates.user_ns_per_sec {
+        _ if !rates.cost_known => "lockprof cost: measuring…".to_owned(),
         Some(user) => format!(
             "lockprof cost: BPF {}, userspace CPU {}{}",
             per_sec(rates.bpf_ns_per_sec),

@@ -57,7 +57,8 @@ sudo lockprof record -o run.json -- ./server --flag launch a command under the p
 lockprof report run.json                           render a saved report (no root needed)\n  \
 lockprof diff base.json new.json                   what changed between two runs\n  \
 lockprof check run.json --budget lockprof.toml     fail (exit 1) when over budget\n  \
-lockprof flamegraph run.json -o waits.svg          flame graph of the waiting stacks"
+lockprof flamegraph run.json -o waits.svg          flame graph of the waiting stacks\n  \
+sudo lockprof top -p 4242                          live view, like top (--replay run.json: no root)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -309,9 +310,6 @@ fn run_top(args: TopArgs) -> Result<i32> {
         bail!(
             "nothing to watch: give -p PID, a command after '--', or --replay FILE (see 'lockprof top --help')"
         );
-    }
-    if !std::io::stdout().is_terminal() {
-        bail!("lockprof top needs a terminal; use 'lockprof record' to write a report instead");
     }
     tui::run::live(&tui::run::TopOptions {
         pids: args.pids,

@@ -129,6 +129,13 @@ fn top_errors_are_one_line_before_the_terminal_is_touched() {
         err.contains("cannot read") && err.lines().count() == 1,
         "{err}"
     );
+    // Checked before root and the terminal are needed.
+    let (code, _, err) = run(&["top", "--", "/nonexistent/lockprof-test-program"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot run '/nonexistent/lockprof-test-program'"),
+        "{err}"
+    );
     let (code, _, err) = run(&["top", "--replay", &sample(), "-p", "1"]);
     assert_eq!(code, Some(2), "{err}");
 }

@@ -8,6 +8,7 @@
 //! or how anything looks (`app`, `view`).
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ pub struct TopOptions {
 /// Browse a saved report.
 pub fn replay(path: &Path, save_to: &Path) -> Result<i32> {
     let report = report::json::read(path)?;
+    need_terminal()?;
     let mut app = App::replay(report);
     with_terminal(|terminal| {
         draw(terminal, &mut app)?;
@@ -58,8 +60,12 @@ pub fn live(opts: &TopOptions) -> Result<i32> {
     let command = if opts.command.is_empty() {
         Vec::new()
     } else {
+        // The shell that redirects the output would report a missing program into
+        // the output file; say it here instead, as `record` does.
+        check_runnable(&opts.command[0])?;
         redirected(&opts.command, &opts.command_output)
     };
+    need_terminal()?;
     // Started before the terminal is taken, so a bad PID or missing privilege is a
     // plain one-line error.
     let session = Session::start(&RecordOptions {
@@ -88,6 +94,39 @@ pub fn live(opts: &TopOptions) -> Result<i32> {
         rec.finish(false);
     }
     result.map(|()| 0)
+}
+
+fn need_terminal() -> Result<()> {
+    if std::io::stdout().is_terminal() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "lockprof top needs a terminal; use 'lockprof record -o FILE' or 'lockprof report FILE' instead"
+        )
+    }
+}
+
+/// `program` names an executable file, directly or through `PATH`.
+fn check_runnable(program: &OsString) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let path = Path::new(program);
+    let found = if path.components().count() > 1 {
+        runnable(path)
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| runnable(&d.join(path))))
+    };
+    if found {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "cannot run '{}': no such executable file",
+            program.to_string_lossy()
+        )
+    }
 }
 
 /// Run `argv` through `sh` so that its output goes to `out`, not over the UI. `exec`
@@ -129,10 +168,15 @@ impl Live {
                     draw(terminal, app)?;
                 } else if session.elapsed() >= self.next_report {
                     let begun = Instant::now();
-                    let report = session.report_now()?;
-                    let mut info = live_info(session, self.cpu_at_start, false);
-                    info.report_ns = Some(begun.elapsed().as_nanos() as u64);
-                    app.on_report(report, info);
+                    match session.report_now() {
+                        Ok(report) => {
+                            let mut info = live_info(session, self.cpu_at_start, false);
+                            info.report_ns = Some(begun.elapsed().as_nanos() as u64);
+                            app.on_report(report, info);
+                        }
+                        // One failed read loses one refresh, not the session.
+                        Err(e) => app.set_status(format!("refresh failed: {e:#}")),
+                    }
                     while self.next_report <= session.elapsed() {
                         self.next_report += opts.interval;
                     }

@@ -217,6 +217,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         locks,
         wakers,
         probe_cost: ctx.probe_cost,
+        timeline: None,
     }
 }
 
@@ -494,6 +495,7 @@ impl SiteAcc {
             addresses,
             stacks: stacks_out,
             more_stacks,
+            series: Vec::new(),
         }
     }
 }

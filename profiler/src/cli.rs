@@ -1,8 +1,8 @@
 //! The command line: argument definitions and what each subcommand does with them.
 //!
 //! Owns: clap definitions, `--help` text with examples, parsing durations, and
-//! dispatching to `record`, report rendering, `compare` (diff), `budget` (check) and
-//! `export` (flamegraph). Must not: contain profiling, matching, budget or format logic.
+//! dispatching to `record`, report rendering, `compare` (diff), `budget` (check),
+//! `export` (flamegraph) and `tui` (top). Must not: contain profiling, matching, budget or format logic.
 //!
 //! Exit codes: 0 success; 1 an error, or a budget breach (`check`, `record --check`);
 //! 2 a usage error, and for `check` and `record --check` also an unreadable or invalid
@@ -21,6 +21,7 @@ use crate::compare::diff::{self as diffing, DiffOptions, RenderOptions};
 use crate::export::{flamegraph, folded, pprof};
 use crate::record::{self, RecordOptions};
 use crate::report::{self, Report, text::TextOptions};
+use crate::tui;
 
 /// A bad input (file or flag combination) that `check` and `record --check` report
 /// with exit status 2, like clap's usage errors, so CI can tell "over budget" (1)
@@ -57,7 +58,8 @@ sudo lockprof record --name server -d 10s          every process named 'server' 
 lockprof report run.json                           render a saved report (no root needed)\n  \
 lockprof diff base.json new.json                   what changed between two runs\n  \
 lockprof check run.json --budget lockprof.toml     fail (exit 1) when over budget\n  \
-lockprof flamegraph run.json -o waits.svg          flame graph of the waiting stacks"
+lockprof flamegraph run.json -o waits.svg          flame graph of the waiting stacks\n  \
+sudo lockprof top -p 4242                          live view, like top (--replay run.json: no root)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -108,6 +110,18 @@ lockprof flamegraph run.json --format pprof -o waits.pb.gz && go tool pprof -top
 Waiting stacks are weighted by wait time; the report keeps the 5 hottest stacks of each \
 site, and the rest of a site's wait is drawn under '[other stacks]'.")]
     Flamegraph(FlamegraphArgs),
+    /// Live view of lock contention, like top: sites, rates, sparklines, detail.
+    #[command(after_help = "Examples:\n  \
+sudo lockprof top -p 4242\n  \
+sudo lockprof top -p 4242 -p 4243 --interval 500ms -o snapshot.json\n  \
+sudo lockprof top -- ./server --flag\n  \
+lockprof top --replay run.json                 browse a saved report (no root needed)\n\n\
+Keys: arrows/PgUp/PgDn/Home/End move, Enter opens the site's detail (Esc back), / filters, \
+w t a 9 m h sort by waits, total, avg, p99, max, threads (again: reverse), i switches the \
+sort between the last interval and the cumulative columns, p pauses, r resets the counters, \
+s saves the report as JSON (-o), q or Ctrl-C quits. A launched command's output goes to \
+--command-output; quitting sends it SIGTERM.")]
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +158,9 @@ pub struct RecordArgs {
     /// `fp` only walks frame pointers (cheaper, truncated in code built without them).
     #[arg(long, value_enum, default_value_t = Unwind::Dwarf, value_name = "HOW")]
     pub unwind: Unwind,
+    /// Length of one interval of the report's timeline (wait per interval, per site).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "1s")]
+    pub interval: Duration,
     /// The command to launch (after `--`); it starts only once the probes are attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -268,6 +285,38 @@ pub struct FlamegraphArgs {
     pub title: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Watch this process (all its threads). Repeatable.
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_name = "PID",
+        conflicts_with_all = ["command", "replay"]
+    )]
+    pub pids: Vec<u32>,
+    /// Refresh (and time-series) interval, e.g. 500ms, 1s, 2s.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "1s")]
+    pub interval: Duration,
+    /// Where 's' saves the report (JSON, the same schema as `record -o`).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "lockprof-top.json"
+    )]
+    pub output: PathBuf,
+    /// Browse a saved report in the same UI instead of recording.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    pub replay: Option<PathBuf>,
+    /// Where a launched command's stdout and stderr go (appended).
+    #[arg(long, value_name = "FILE", default_value = "/dev/null")]
+    pub command_output: PathBuf,
+    /// The command to launch (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
     Svg,
@@ -287,7 +336,26 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Diff(args) => run_diff(&args),
         Command::Check(args) => run_check(&args),
         Command::Flamegraph(args) => run_flamegraph(&args),
+        Command::Top(args) => run_top(args),
     }
+}
+
+fn run_top(args: TopArgs) -> Result<i32> {
+    if let Some(path) = &args.replay {
+        return tui::run::replay(path, &args.output);
+    }
+    if args.pids.is_empty() && args.command.is_empty() {
+        bail!(
+            "nothing to watch: give -p PID, a command after '--', or --replay FILE (see 'lockprof top --help')"
+        );
+    }
+    tui::run::live(&tui::run::TopOptions {
+        pids: args.pids,
+        command: args.command,
+        interval: args.interval,
+        save_to: args.output,
+        command_output: args.command_output,
+    })
 }
 
 fn run_record(args: &RecordArgs) -> Result<i32> {
@@ -316,6 +384,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         cgroups: args.cgroups.clone(),
         debug_dirs: args.debug_dirs.clone(),
         frame_pointers_only: args.unwind == Unwind::Fp,
+        interval: Some(args.interval),
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.
@@ -625,6 +694,8 @@ mod tests {
             "lockprof_record_help",
             record.render_long_help().to_string()
         );
+        let top = cmd.find_subcommand_mut("top").expect("top subcommand");
+        insta::assert_snapshot!("lockprof_top_help", top.render_long_help().to_string());
     }
 
     #[test]

@@ -28,4 +28,6 @@ pub mod snapshot;
 pub mod stack_repair;
 pub mod symbolize;
 pub mod syscalls;
+pub mod timeline;
+pub mod tui;
 pub mod unwind;

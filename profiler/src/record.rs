@@ -3,6 +3,9 @@
 //! Owns: the order of operations — check, load probes, attach or launch, poll until a
 //! stop condition (duration, Ctrl-C/SIGTERM, target exit), detach, read the kernel's
 //! aggregates, symbolize while the maps we captured are fresh, and build the report.
+//! [`Session`] is the live API (`start`, `poll`, `report_now`, `stop`) shared by
+//! `record` (a loop until a stop condition) and `top` (a terminal UI); it caches
+//! symbolized stacks and keeps the per-interval timeline.
 //! Also which processes are targets: `-p`, `--name` and `--cgroup` at the start, and
 //! processes that join a `--cgroup` while recording. Must not: format output (the
 //! caller renders the returned report) or know aya (`collect` does).
@@ -22,6 +25,7 @@ use crate::report::{Report, Target, TargetOrigin};
 use crate::snapshot::Snapshot;
 use crate::stack_repair;
 use crate::symbolize::{BlazeSymbolizer, StackSymbolizer};
+use crate::timeline::TimelineBuilder;
 use crate::unwind::{StackUnwinder, UnwindMethod, Unwound};
 
 /// What to record.
@@ -35,6 +39,8 @@ pub struct RecordOptions {
     pub duration: Option<Duration>,
     /// Print progress on stderr.
     pub verbose: bool,
+    /// Length of one timeline interval (default [`DEFAULT_INTERVAL`]).
+    pub interval: Option<Duration>,
     /// Trace context switches for "held across blocking" and wake-to-run latency.
     pub holders: bool,
     /// Attach to every process whose comm or executable name is one of these.
@@ -85,166 +91,290 @@ const MAPS_EVERY: Duration = Duration::from_millis(100);
 /// slow poll, leaving its libraries unsymbolized.
 const YOUNG: Duration = Duration::from_secs(1);
 
-/// Record until a stop condition, then build the report.
+/// Record until a stop condition, then build the report: a loop over a [`Session`]
+/// that closes one timeline interval every `opts.interval`.
 pub fn record(opts: &RecordOptions) -> Result<Recording> {
-    for &pid in &opts.pids {
-        process::check_pid(pid)?;
-    }
-    let cgroups: Vec<PathBuf> = opts
-        .cgroups
-        .iter()
-        .map(|c| process::cgroup_dir(&process::cgroup2_root(), c))
-        .collect::<Result<_>>()?;
-    let mut named: Vec<u32> = Vec::new();
-    for name in &opts.names {
-        let pids = process::pids_named(name);
-        if pids.is_empty() {
-            bail!(
-                "no process named '{name}' (compared with each process's comm and executable name)"
-            );
-        }
-        named.extend(pids);
-    }
-    process::check_privileges()?;
-    signals::install();
-
-    let mut probes = Probes::load(opts.holders, !opts.frame_pointers_only)?;
-    let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
-    let mut launched: Option<Launched> = None;
-    if opts.command.is_empty() {
-        for &pid in opts.pids.iter().chain(&named) {
-            if let std::collections::btree_map::Entry::Vacant(slot) = targets.entry(pid) {
-                probes.add_target(pid, false)?;
-                slot.insert(target(pid, TargetOrigin::Attach, false));
-            }
-        }
-        join_cgroups(&mut probes, &cgroups, &mut targets)?;
-    } else {
-        let mut child = process::launch(&opts.command)?;
-        probes.add_target(child.pid, true)?;
-        child.start()?;
-        targets.insert(child.pid, target(child.pid, TargetOrigin::Launch, false));
-        launched = Some(child);
-    }
-    let started = Instant::now();
-    let started_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut maps = MapsHistory::default();
-    let mut first_seen: BTreeMap<u32, Instant> = BTreeMap::new();
-    let mut last_full_poll = Instant::now();
-    poll_targets(&probes, &mut targets, &mut maps, &mut first_seen, true);
+    let mut session = Session::start(opts)?;
     if opts.verbose {
         eprintln!(
             "lockprof: recording {}; Ctrl-C to stop",
-            describe(&targets, &cgroups, opts.duration)
+            describe(&session.targets, &session.cgroups, opts.duration)
         );
     }
-
+    let interval = opts.interval.unwrap_or(DEFAULT_INTERVAL);
+    let mut next_tick = interval;
     let stopped = loop {
         if let Some(sig) = signals::received() {
             break StopReason::Signal(sig);
         }
-        if opts.duration.is_some_and(|d| started.elapsed() >= d) {
+        if opts.duration.is_some_and(|d| session.elapsed() >= d) {
             break StopReason::Duration;
         }
-        let all_gone = match launched.as_mut() {
+        if session.poll()? {
+            break StopReason::TargetsExited;
+        }
+        if session.elapsed() >= next_tick {
+            // A failed interval read only costs that interval's detail: the final
+            // report reads the maps again, so the recording is not lost.
+            if let Err(e) = session.report_now()
+                && opts.verbose
+            {
+                eprintln!("lockprof: warning: interval skipped: {e:#}");
+            }
+            while next_tick <= session.elapsed() {
+                next_tick += interval;
+            }
+        }
+        std::thread::sleep(TICK);
+    };
+    session.stop(stopped, opts.verbose)
+}
+
+/// The default length of a timeline interval (`--interval`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A live recording: probes attached to the targets, read on demand.
+///
+/// [`Session::start`] checks the targets, loads and attaches the probes and launches
+/// the command; the caller then calls [`Session::poll`] every few milliseconds (to
+/// follow children and capture memory maps while processes live), [`Session::report_now`]
+/// whenever it wants the cumulative report so far (each call closes one interval of
+/// the timeline), and [`Session::stop`] at the end. `record` and `top` both drive one.
+pub struct Session {
+    probes: Probes,
+    targets: BTreeMap<u32, Target>,
+    launched: Option<Launched>,
+    maps: MapsHistory,
+    first_seen: BTreeMap<u32, Instant>,
+    last_full_poll: Instant,
+    started: Instant,
+    started_unix_ms: u64,
+    stacks: StackCache,
+    timeline: TimelineBuilder,
+    /// `--cgroup` directories, polled for processes that join.
+    cgroups: Vec<PathBuf>,
+}
+
+impl Session {
+    /// Check the targets and privileges, install the signal handlers, load and attach
+    /// the probes, then attach to `opts.pids`, `--name` and `--cgroup` processes, or
+    /// launch `opts.command`.
+    pub fn start(opts: &RecordOptions) -> Result<Self> {
+        for &pid in &opts.pids {
+            process::check_pid(pid)?;
+        }
+        let cgroups: Vec<PathBuf> = opts
+            .cgroups
+            .iter()
+            .map(|c| process::cgroup_dir(&process::cgroup2_root(), c))
+            .collect::<Result<_>>()?;
+        let mut named: Vec<u32> = Vec::new();
+        for name in &opts.names {
+            let pids = process::pids_named(name);
+            if pids.is_empty() {
+                bail!(
+                    "no process named '{name}' (compared with each process's comm and executable name)"
+                );
+            }
+            named.extend(pids);
+        }
+        process::check_privileges()?;
+        signals::install();
+
+        let mut probes = Probes::load(opts.holders, !opts.frame_pointers_only)?;
+        let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
+        let mut launched: Option<Launched> = None;
+        if opts.command.is_empty() {
+            for &pid in opts.pids.iter().chain(&named) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = targets.entry(pid) {
+                    probes.add_target(pid, false)?;
+                    slot.insert(target(pid, TargetOrigin::Attach, false));
+                }
+            }
+            join_cgroups(&mut probes, &cgroups, &mut targets)?;
+        } else {
+            let mut child = process::launch(&opts.command)?;
+            probes.add_target(child.pid, true)?;
+            child.start()?;
+            targets.insert(child.pid, target(child.pid, TargetOrigin::Launch, false));
+            launched = Some(child);
+        }
+        let started_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut session = Self {
+            probes,
+            targets,
+            launched,
+            maps: MapsHistory::default(),
+            first_seen: BTreeMap::new(),
+            last_full_poll: Instant::now(),
+            started: Instant::now(),
+            started_unix_ms,
+            stacks: StackCache::new(&opts.debug_dirs),
+            timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
+            cgroups,
+        };
+        session.poll_targets(true);
+        Ok(session)
+    }
+
+    /// Time since the probes were attached.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The targets so far (children appear as the kernel follows them).
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets.values()
+    }
+
+    /// One tick: follow new children, attach to processes that joined a `--cgroup`
+    /// and capture memory maps (every tick for young processes, every 100 ms
+    /// otherwise). Returns `true` once every target is gone (and every `--cgroup`
+    /// removed); an error only if a joining process could not be attached.
+    pub fn poll(&mut self) -> Result<bool> {
+        let all_gone = match self.launched.as_mut() {
             Some(child) => child.try_wait().is_some(),
             // A cgroup may get new processes until it is removed.
             None => {
-                targets.keys().all(|&pid| !process::is_alive(pid))
-                    && cgroups.iter().all(|d| !d.exists())
+                self.targets.keys().all(|&pid| !process::is_alive(pid))
+                    && self.cgroups.iter().all(|d| !d.exists())
             }
         };
-        if all_gone {
-            break StopReason::TargetsExited;
-        }
-        let full = last_full_poll.elapsed() >= MAPS_EVERY;
+        let full = self.last_full_poll.elapsed() >= MAPS_EVERY;
         if full {
-            last_full_poll = Instant::now();
-            join_cgroups(&mut probes, &cgroups, &mut targets)?;
+            self.last_full_poll = Instant::now();
+            join_cgroups(&mut self.probes, &self.cgroups, &mut self.targets)?;
         }
-        poll_targets(&probes, &mut targets, &mut maps, &mut first_seen, full);
-        std::thread::sleep(TICK);
-    };
-    probes.detach();
-    let duration_ns = started.elapsed().as_nanos() as u64;
-    let (run_time, runs) = probes.run_stats();
+        self.poll_targets(full);
+        Ok(all_gone)
+    }
 
-    let snapshot = probes.snapshot().context("read the probes' aggregates")?;
-    poll_targets(&probes, &mut targets, &mut maps, &mut first_seen, true);
-    drop(probes);
+    /// Threads of each live target, from `/proc/PID/task` (exited targets are left out).
+    pub fn thread_counts(&self) -> BTreeMap<u32, usize> {
+        self.targets
+            .keys()
+            .filter_map(|&pid| {
+                std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .ok()
+                    .map(|dir| (pid, dir.count()))
+            })
+            .collect()
+    }
 
-    let exit_code = launched.as_mut().and_then(Launched::try_wait);
-    for t in targets.values_mut() {
-        t.exited = !process::is_alive(t.pid);
-        if t.origin == TargetOrigin::Launch {
-            t.exit_code = exit_code;
+    /// The cumulative report so far, read from the kernel's maps while the probes stay
+    /// attached. Closes one interval of the timeline (the time since the previous
+    /// call) and carries the timeline so far. Stacks are symbolized once per session.
+    pub fn report_now(&mut self) -> Result<Report> {
+        let duration_ns = self.started.elapsed().as_nanos() as u64;
+        let snapshot = self
+            .probes
+            .snapshot()
+            .context("read the probes' aggregates")?;
+        let mut report = self.build(&snapshot, duration_ns);
+        self.timeline.push(&report);
+        self.timeline.apply(&mut report);
+        Ok(report)
+    }
+
+    /// Detach the probes, read their final aggregates and build the report (closing
+    /// the last interval of the timeline).
+    pub fn stop(mut self, stopped: StopReason, verbose: bool) -> Result<Recording> {
+        self.probes.detach();
+        let duration_ns = self.started.elapsed().as_nanos() as u64;
+        let snapshot = self
+            .probes
+            .snapshot()
+            .context("read the probes' aggregates")?;
+        self.poll_targets(true);
+        if verbose {
+            eprintln!(
+                "lockprof: stopped ({}) after {:.1}s; symbolizing {} stacks…",
+                match stopped {
+                    StopReason::Duration => "duration reached".to_owned(),
+                    StopReason::Signal(s) => format!("signal {s}"),
+                    StopReason::TargetsExited => "target exited".to_owned(),
+                },
+                duration_ns as f64 / 1e9,
+                snapshot.stacks.len()
+            );
         }
+        let mut report = self.build(&snapshot, duration_ns);
+        if verbose && !snapshot.user_stacks.is_empty() {
+            let truncated = self
+                .stacks
+                .methods
+                .values()
+                .filter(|&&m| m == UnwindMethod::DwarfTruncated)
+                .count();
+            eprintln!(
+                "lockprof: {} stack copies unwound by CFI ({truncated} truncated); the deepest used {:.1} KiB of its copy",
+                snapshot.user_stacks.len(),
+                self.stacks.deepest_stack as f64 / 1024.0
+            );
+        }
+        self.timeline.push(&report);
+        self.timeline.apply(&mut report);
+        Ok(Recording {
+            report,
+            launched: self.launched.take(),
+            stopped,
+        })
     }
-    if opts.verbose {
-        eprintln!(
-            "lockprof: stopped ({}) after {:.1}s; symbolizing {} stacks…",
-            match stopped {
-                StopReason::Duration => "duration reached".to_owned(),
-                StopReason::Signal(s) => format!("signal {s}"),
-                StopReason::TargetsExited => "target exited".to_owned(),
-            },
-            duration_ns as f64 / 1e9,
-            snapshot.stacks.len()
-        );
-    }
-    // The user's debug directories, then the containers' own, then the host's.
-    let debug_dirs = [opts.debug_dirs.clone(), maps.container_debug_dirs()].concat();
-    let Symbolized {
-        stacks,
-        unresolved: unsymbolized,
-        unwind,
-        deepest_stack,
-    } = symbolize_unwound(&snapshot, &maps, &debug_dirs);
-    if opts.verbose && !snapshot.user_stacks.is_empty() {
-        let truncated = unwind
-            .values()
-            .filter(|&&m| m == UnwindMethod::DwarfTruncated)
-            .count();
-        eprintln!(
-            "lockprof: {} stack copies unwound by CFI ({truncated} truncated); the deepest used {:.1} KiB of its copy",
-            snapshot.user_stacks.len(),
-            deepest_stack as f64 / 1024.0
-        );
-    }
-    let report = build_report(
-        &snapshot,
-        &stacks,
-        ReportContext {
-            targets: targets.into_values().collect(),
-            started_unix_ms,
-            duration_ns,
-            unsymbolized_frames: unsymbolized,
-            probe_cost: crate::report::ProbeCost {
-                bpf_run_ns: run_time.as_nanos() as u64,
-                bpf_runs: runs,
-            },
-            unwind,
-        },
-    );
 
-    Ok(Recording {
-        report,
-        launched,
-        stopped,
-    })
+    fn build(&mut self, snapshot: &Snapshot, duration_ns: u64) -> Report {
+        let (run_time, runs) = self.probes.run_stats();
+        let exit_code = self.launched.as_mut().and_then(Launched::try_wait);
+        let mut targets: Vec<Target> = self.targets.values().cloned().collect();
+        for t in &mut targets {
+            t.exited = !process::is_alive(t.pid);
+            if t.origin == TargetOrigin::Launch {
+                t.exit_code = exit_code;
+            }
+        }
+        let unsymbolized = self.stacks.symbolize(snapshot, &self.maps);
+        build_report(
+            snapshot,
+            &self.stacks.frames,
+            ReportContext {
+                targets,
+                started_unix_ms: self.started_unix_ms,
+                duration_ns,
+                unsymbolized_frames: unsymbolized,
+                probe_cost: crate::report::ProbeCost {
+                    bpf_run_ns: run_time.as_nanos() as u64,
+                    bpf_runs: runs,
+                },
+                unwind: self.stacks.methods.clone(),
+            },
+        )
+    }
+
+    fn poll_targets(&mut self, full: bool) {
+        let relaid = poll_targets(
+            &self.probes,
+            &mut self.targets,
+            &mut self.maps,
+            &mut self.first_seen,
+            full,
+        );
+        // After an exec the same stack id can stand for other code: symbolize anew.
+        self.stacks.forget(&relaid);
+    }
 }
 
 /// Discover followed children and capture targets' memory maps: every target when
-/// `full`, otherwise only the ones seen for less than [`YOUNG`].
+/// `full`, otherwise only the ones seen for less than [`YOUNG`]. Returns the targets
+/// whose layout changed after they were first seen (an exec, or a dlopen).
 fn poll_targets(
     probes: &Probes,
     targets: &mut BTreeMap<u32, Target>,
     maps: &mut MapsHistory,
     first_seen: &mut BTreeMap<u32, Instant>,
     full: bool,
-) {
+) -> BTreeSet<u32> {
+    let mut relaid = BTreeSet::new();
     if let Ok(traced) = probes.targets() {
         for pid in traced {
             targets
@@ -267,6 +397,9 @@ fn poll_targets(
             // image's libraries, as for a new process.
             first_seen.insert(*pid, Instant::now());
         }
+        if new_layout {
+            relaid.insert(*pid);
+        }
         if new_layout || t.comm.is_empty() {
             // New layout after exec: the name may have changed too.
             let comm = process::comm(*pid);
@@ -276,6 +409,7 @@ fn poll_targets(
             }
         }
     }
+    relaid
 }
 
 /// Attach to the processes in `cgroups` that are not targets yet (all of them at the
@@ -348,89 +482,120 @@ fn describe(
     }
 }
 
-/// Symbolize every distinct stack the snapshot's rows reference, from the maps
-/// captured while the processes were alive, with the skipped leaf caller restored.
-pub fn symbolize(snapshot: &Snapshot, maps: &MapsHistory) -> (SymbolizedStacks, u64) {
-    let s = symbolize_unwound(snapshot, maps, &[]);
-    (s.stacks, s.unresolved)
-}
-
-/// Symbolized stacks and how they were obtained.
-pub struct Symbolized {
-    pub stacks: SymbolizedStacks,
-    /// Frames the symbolizer could not name.
-    pub unresolved: u64,
-    /// How each stack was unwound.
-    pub unwind: HashMap<StackKey, UnwindMethod>,
+/// Symbolized stacks of one session. A stack key is stable while the probes' maps
+/// live (stack ids are never reused without `BPF_F_REUSE_STACKID`) and the process
+/// keeps its layout, so each stack is symbolized once, when it first appears, and kept
+/// for every later report; a process's stacks are forgotten when it execs.
+struct StackCache {
+    frames: SymbolizedStacks,
+    /// How each cached stack was unwound.
+    methods: HashMap<StackKey, UnwindMethod>,
+    symbolizer: Option<StackSymbolizer<BlazeSymbolizer>>,
+    /// Split debug directories the user gave, searched first.
+    debug_dirs: Vec<PathBuf>,
+    unwinder: StackUnwinder,
     /// The most stack any CFI unwinding read above its stack pointer, in bytes: how
     /// much of the probe's copy real stacks need.
-    pub deepest_stack: u64,
+    deepest_stack: u64,
 }
 
-/// As [`symbolize`], and how each stack was unwound, looking for split debug files in
-/// `debug_dirs` before the default directories. A stack with a user-stack copy is
-/// unwound from the modules' CFI (`unwind`); the kernel's frame-pointer walk is kept
-/// instead when the CFI unwind stopped early and the walk went further.
-pub fn symbolize_unwound(
-    snapshot: &Snapshot,
-    maps: &MapsHistory,
-    debug_dirs: &[PathBuf],
-) -> Symbolized {
-    let keys: BTreeSet<StackKey> = snapshot
-        .waits
-        .iter()
-        .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
-        .chain(
-            snapshot
-                .wakes
+impl StackCache {
+    fn new(debug_dirs: &[PathBuf]) -> Self {
+        Self {
+            frames: SymbolizedStacks::default(),
+            methods: HashMap::new(),
+            symbolizer: None,
+            debug_dirs: debug_dirs.to_vec(),
+            unwinder: StackUnwinder::default(),
+            deepest_stack: 0,
+        }
+    }
+
+    /// Drop the cached stacks of `pids` (their layout changed).
+    fn forget(&mut self, pids: &BTreeSet<u32>) {
+        if pids.is_empty() {
+            return;
+        }
+        self.frames.retain(|(pid, _, _), _| !pids.contains(pid));
+        self.methods.retain(|(pid, _, _), _| !pids.contains(pid));
+    }
+
+    /// Symbolize the stacks the snapshot references that are not cached yet, from the
+    /// maps captured while the processes were alive. A stack with a user-stack copy
+    /// is unwound from the modules' CFI; the kernel's frame-pointer walk (with the
+    /// skipped leaf caller restored) is kept instead when the CFI unwind stopped early
+    /// and the walk went further. Returns the unsymbolized frames among all
+    /// referenced stacks.
+    fn symbolize(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> u64 {
+        let keys: BTreeSet<StackKey> = snapshot
+            .waits
+            .iter()
+            .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
+            .chain(
+                snapshot
+                    .wakes
+                    .iter()
+                    .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
+            )
+            .chain(
+                snapshot
+                    .edges
+                    .iter()
+                    .map(|e| (e.tgid, e.waker_stack_id, e.waker_leaf_ret)),
+            )
+            .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
+            .collect();
+        let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
+        let raw: Vec<(StackKey, Vec<u64>)> = keys
+            .iter()
+            .filter(|k| !self.frames.contains_key(k))
+            .map(|&key @ (pid, id, leaf)| {
+                let kernel = &snapshot.stacks[&(pid, id)];
+                let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
+                    maps.bytes_before(pid, addr, 7)
+                        .is_some_and(|b| stack_repair::follows_call(&b))
+                });
+                let dwarf = snapshot.user_stacks.get(&(pid, id)).map(|copy| {
+                    unwound.entry((pid, id)).or_insert_with(|| {
+                        let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
+                        self.unwinder
+                            .unwind_reading(copy, layout, |m| maps.readable(m))
+                    })
+                });
+                let (method, stack) = match dwarf {
+                    Some(u) if u.complete || u.addrs.len() >= fp.len() => {
+                        (u.method(), u.addrs.clone())
+                    }
+                    _ => (UnwindMethod::FramePointer, fp),
+                };
+                self.methods.insert(key, method);
+                (key, stack)
+            })
+            .collect();
+        self.deepest_stack = unwound
+            .values()
+            .map(|u| u.stack_used)
+            .fold(self.deepest_stack, u64::max);
+        if !raw.is_empty() {
+            let inputs: Vec<(u32, &[u64])> = raw
                 .iter()
-                .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
-        )
-        .chain(
-            snapshot
-                .edges
-                .iter()
-                .map(|e| (e.tgid, e.waker_stack_id, e.waker_leaf_ret)),
-        )
-        .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
-        .collect();
-    let mut unwinder = StackUnwinder::default();
-    let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
-    let mut methods = HashMap::new();
-    let raw: Vec<(StackKey, Vec<u64>)> = keys
-        .into_iter()
-        .map(|key @ (pid, id, leaf)| {
-            let kernel = &snapshot.stacks[&(pid, id)];
-            let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
-                maps.bytes_before(pid, addr, 7)
-                    .is_some_and(|b| stack_repair::follows_call(&b))
+                .map(|((pid, _, _), s)| (*pid, s.as_slice()))
+                .collect();
+            // The user's debug directories, then the containers' own, then the host's.
+            let debug_dirs = [self.debug_dirs.clone(), maps.container_debug_dirs()].concat();
+            let symbolizer = self.symbolizer.get_or_insert_with(|| {
+                StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(&debug_dirs))
             });
-            let dwarf = snapshot.user_stacks.get(&(pid, id)).map(|copy| {
-                unwound.entry((pid, id)).or_insert_with(|| {
-                    let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
-                    unwinder.unwind_reading(copy, layout, |m| maps.readable(m))
-                })
-            });
-            let (method, stack) = match dwarf {
-                Some(u) if u.complete || u.addrs.len() >= fp.len() => (u.method(), u.addrs.clone()),
-                _ => (UnwindMethod::FramePointer, fp),
-            };
-            methods.insert(key, method);
-            (key, stack)
-        })
-        .collect();
-    let inputs: Vec<(u32, &[u64])> = raw
-        .iter()
-        .map(|((pid, _, _), s)| (*pid, s.as_slice()))
-        .collect();
-    let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(debug_dirs));
-    let frames = symbolizer.symbolize_stacks(maps, &inputs);
-    let stacks = raw.into_iter().map(|(k, _)| k).zip(frames).collect();
-    Symbolized {
-        stacks,
-        unresolved: symbolizer.unresolved,
-        unwind: methods,
-        deepest_stack: unwound.values().map(|u| u.stack_used).max().unwrap_or(0),
+            let frames = symbolizer.symbolize_stacks(maps, &inputs);
+            self.frames
+                .extend(raw.into_iter().map(|(k, _)| k).zip(frames));
+        }
+        // Unresolved frames are the ones left without a function name.
+        keys.iter()
+            .filter_map(|k| self.frames.get(k))
+            .flatten()
+            .filter(|f| f.function.is_none())
+            .count() as u64
     }
 }
 

@@ -134,3 +134,31 @@ fn record_rejects_a_missing_pid_before_anything_else() {
         "lockprof: error: no process with PID '999999999'"
     );
 }
+
+#[test]
+fn top_errors_are_one_line_before_the_terminal_is_touched() {
+    let (code, _, err) = run(&["top"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nothing to watch"), "{err}");
+    // stdout is a pipe here, not a terminal.
+    let (code, _, err) = run(&["top", "-p", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("needs a terminal"), "{err}");
+    let dir = tempdir();
+    let missing = dir.join("missing.json");
+    let (code, _, err) = run(&["top", "--replay", &missing.display().to_string()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot read") && err.lines().count() == 1,
+        "{err}"
+    );
+    // Checked before root and the terminal are needed.
+    let (code, _, err) = run(&["top", "--", "/nonexistent/lockprof-test-program"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot run '/nonexistent/lockprof-test-program'"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["top", "--replay", &sample(), "-p", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -8,9 +8,9 @@ mod common;
 
 use common::repo_root;
 use profiler::report::{
-    AddressShare, Frame, HeldAcross, LockAddress, OffCpuIn, Report, Site, SiteShare, StackShare,
-    SyscallFailure, Target, TargetOrigin, ThreadShare, WaitKind, WaitSummary, WakeLatency,
-    WakerShare, WakerSite, WakerThread, WokenBy, json,
+    AddressShare, Frame, HeldAcross, Interval, IntervalCount, LockAddress, OffCpuIn, Report, Site,
+    SiteShare, StackShare, SyscallFailure, Target, TargetOrigin, ThreadShare, Timeline, WaitKind,
+    WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread, WokenBy, json,
 };
 use serde_json::Value;
 
@@ -148,6 +148,10 @@ fn full_report() -> Report {
                 avg_ns: 20,
                 max_ns: 40,
             },
+            series: vec![IntervalCount {
+                waits: 3,
+                wait_ns: 900,
+            }],
             ..Site::default()
         }],
         locks: vec![LockAddress {
@@ -189,6 +193,17 @@ fn full_report() -> Report {
             held: held(),
             ..WakerSite::default()
         }],
+        timeline: Some(Timeline {
+            interval_ns: 1_000_000_000,
+            intervals: vec![Interval {
+                start_ns: 0,
+                duration_ns: 1_000_000_000,
+                waits: 3,
+                wait_ns: 900,
+                contention_waits: 3,
+                contention_wait_ns: 900,
+            }],
+        }),
         ..Report::default()
     }
 }

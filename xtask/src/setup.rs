@@ -43,6 +43,7 @@ pub fn setup() -> Result<()> {
     ensure_bpf_linker()?;
     crate::fuzz::ensure_cargo_fuzz()?;
     ensure_test_packages()?;
+    ensure_tmux()?;
     report_kernel();
     say("setup: done");
     Ok(())
@@ -163,6 +164,10 @@ fn ensure_llvm_packages() -> Result<()> {
         say(&format!("setup: {}: present", LLVM_PACKAGES.join(", ")));
         return Ok(());
     }
+    say(&format!(
+        "setup: {}: missing, installing",
+        missing.join(", ")
+    ));
     apt_install(&missing)
 }
 
@@ -186,17 +191,17 @@ fn ensure_test_packages() -> Result<()> {
         say(&format!("setup: {}: present", TEST_PACKAGES.join(", ")));
         return Ok(());
     }
-    apt_install(&missing)
-}
-
-/// `apt-get update && apt-get install -y <missing>`.
-fn apt_install(missing: &[&str]) -> Result<()> {
     say(&format!(
         "setup: {}: missing, installing",
         missing.join(", ")
     ));
-    // apt needs root; use sudo when we are not root and it exists. Noninteractive, so
-    // a debconf question cannot hang a CI job (sudo takes VAR=value arguments).
+    apt_install(&missing)
+}
+
+/// `apt-get update` then `apt-get install -y` of `packages`. apt needs root; use sudo
+/// when we are not root and it exists. Noninteractive, so a debconf question cannot
+/// hang a CI job (sudo takes VAR=value arguments).
+fn apt_install(packages: &[&str]) -> Result<()> {
     let apt = |args: &[&str]| -> Result<()> {
         if is_root() {
             Cmd::new("apt-get")
@@ -211,14 +216,29 @@ fn apt_install(missing: &[&str]) -> Result<()> {
         } else {
             bail!(
                 "installing {} needs root: run 'cargo xtask setup' as root (sudo is not installed)",
-                missing.join(" ")
+                packages.join(" ")
             )
         }
     };
     apt(&["update"])?;
     let mut install = vec!["install", "-y"];
-    install.extend(missing);
+    install.extend(packages);
     apt(&install)
+}
+
+/// tmux runs `lockprof top` in a real terminal for `profiler/tests/top.rs`.
+fn ensure_tmux() -> Result<()> {
+    if on_path("tmux") {
+        say("setup: tmux: present");
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        bail!(
+            "tmux is missing (profiler/tests/top.rs needs it) and apt-get is not available: install tmux"
+        );
+    }
+    say("setup: tmux: missing, installing");
+    apt_install(&["tmux"])
 }
 
 fn deb_installed(package: &str) -> bool {

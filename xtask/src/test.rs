@@ -8,7 +8,7 @@
 //! with `--release` so that clippy, tests and the demo binaries share one artifact set
 //! on a 2-core machine (a debug build would double the compile time).
 //!
-//! The BPF tests (`profiler/tests/{bpf,demos,ci}.rs`, `#[ignore]`d so that `cargo test`
+//! The BPF tests (`profiler/tests/{bpf,demos,ci,top}.rs`, `#[ignore]`d so that `cargo test`
 //! passes as a normal user, style guide §4) need root. They are never skipped silently:
 //! as non-root with `CI` set the step fails; otherwise the test binaries are built as
 //! the user and run through `sudo -E` (so `target/` does not fill with root-owned files),
@@ -201,7 +201,7 @@ fn unit_tests() -> Result<()> {
 /// until its file lands).
 fn bpf_test_targets() -> Vec<&'static str> {
     let dir = workspace_root().join("profiler").join("tests");
-    ["bpf", "demos", "ci", "targets", "unwind"]
+    ["bpf", "demos", "ci", "targets", "unwind", "top"]
         .into_iter()
         .filter(|t| dir.join(format!("{t}.rs")).is_file())
         .collect()

@@ -41,6 +41,11 @@ pub struct Report {
     /// What the probes cost the machine while recording.
     #[serde(default)]
     pub probe_cost: ProbeCost,
+    /// Wait per interval of the recording (`record --interval`, `top`): the interval
+    /// boundaries and the totals of each interval. Absent in reports recorded before
+    /// it existed; each site's `series` follows these intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
 }
 
 impl Default for Report {
@@ -57,6 +62,7 @@ impl Default for Report {
             locks: Vec::new(),
             wakers: Vec::new(),
             probe_cost: ProbeCost::default(),
+            timeline: None,
         }
     }
 }
@@ -325,6 +331,10 @@ pub struct Site {
     /// Stacks beyond those listed.
     #[serde(default)]
     pub more_stacks: u64,
+    /// Blocked waits and wait time of this site in each interval of
+    /// [`Report::timeline`] (same length and order); empty without a timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<IntervalCount>,
 }
 
 /// One "blocked by" edge: a wake site and the waits of this site it ended.
@@ -550,4 +560,34 @@ pub struct WakerThread {
     pub name: String,
     pub calls: u64,
     pub woken: u64,
+}
+
+/// The recording cut into consecutive intervals, computed from the difference of
+/// cumulative snapshots taken every `interval_ns`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The requested interval length; the last interval (and any tick that ran late)
+    /// can differ, so each interval carries its own length.
+    pub interval_ns: u64,
+    pub intervals: Vec<Interval>,
+}
+
+/// One interval of the timeline: all blocked waits that ended in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Start, from the start of the recording.
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub waits: u64,
+    pub wait_ns: u64,
+    /// The part of `waits`/`wait_ns` at lock sites (mutex, rwlock, semaphore).
+    pub contention_waits: u64,
+    pub contention_wait_ns: u64,
+}
+
+/// A site's blocked waits and wait time in one interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalCount {
+    pub waits: u64,
+    pub wait_ns: u64,
 }

@@ -1620,6 +1620,7 @@ pub(crate) mod tests {
                 },
             ],
             more_stacks: 1,
+            series: Vec::new(),
         }
     }
 
@@ -1723,6 +1724,7 @@ pub(crate) mod tests {
                 unwind: None,
             }],
             more_stacks: 0,
+            series: Vec::new(),
         }
     }
 
@@ -1834,6 +1836,7 @@ pub(crate) mod tests {
                 },
             ],
             more_stacks: 0,
+            series: Vec::new(),
         }
     }
 
@@ -2027,6 +2030,7 @@ pub(crate) mod tests {
                 bpf_run_ns: 41_200_000,
                 bpf_runs: 1_530_000,
             },
+            timeline: None,
         }
     }
 

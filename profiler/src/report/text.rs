@@ -709,7 +709,7 @@ fn woken_by_block(out: &mut Out, site: &Site) {
 /// it (clock_nanosleep 96%, runnable 1%)` and, if any, `holder: 1,204 syscalls
 /// failed, last sendmsg → ENOBUFS`. Empty when there is too little to say (under
 /// 1 ms held and no failures).
-fn held_lines(h: &HeldAcross) -> Vec<String> {
+pub fn held_lines(h: &HeldAcross) -> Vec<String> {
     let mut lines = Vec::new();
     if h.window_ns >= 1_000_000 {
         // A truncated window lost off-CPU periods: the share is a lower bound.

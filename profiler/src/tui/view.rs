@@ -11,7 +11,9 @@ use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row as TableRow, Sparkline, Table, Widget, Wrap};
 
-use crate::report::text::{fmt_count, fmt_duration_ns, fmt_pct, short_function, short_path};
+use crate::report::text::{
+    fmt_count, fmt_duration_ns, fmt_pct, held_lines, short_function, short_path,
+};
 use crate::report::{Frame, Site, WokenBy};
 use crate::tui::app::{App, Scope, Screen, SortKey, Source, Stats};
 
@@ -345,6 +347,21 @@ pub fn detail_lines(site: &Site) -> Vec<Line<'static>> {
     }
     for w in &site.woken_by {
         out.push(Line::from(woken_by_line(w, site.total_wait_ns)));
+        // What that waker (the holder) did meanwhile: held across blocking.
+        out.extend(
+            held_lines(&w.held)
+                .into_iter()
+                .map(|l| Line::from(format!("      {l}"))),
+        );
+    }
+    let w = &site.wake_to_run;
+    if w.count > 0 {
+        out.push(Line::from(format!(
+            "  wake→run avg {}  max {}  over {} woken waits",
+            fmt_duration_ns(w.avg_ns),
+            fmt_duration_ns(w.max_ns),
+            fmt_count(w.count)
+        )));
     }
 
     out.push(bold(format!("lock addresses ({})", site.addresses.len())));

@@ -9,7 +9,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{demo_bin, find_site, record, require_root, tag_line, top_sites};
+use common::{
+    assert_held_across_sleep, demo_bin, find_site, record, require_root, tag_line, top_sites,
+};
 use profiler::report::{TargetOrigin, WaitKind};
 
 const FIXTURE_SRC: &str = "demo-targets/src/bin/lockprof-fixture.rs";
@@ -492,18 +494,7 @@ fn holder_blocking_under_the_lock_is_reported_with_its_syscalls() {
     // The holder sleeps between retries with the lock held: off CPU for most of the
     // window, in a sleep, and its failed sends are counted with their errno.
     let held = &waker.held;
-    assert!(
-        held.off_cpu_ns * 2 > held.window_ns,
-        "off CPU {} of {} ns",
-        held.off_cpu_ns,
-        held.window_ns
-    );
-    let top = held.off_cpu_in.first().map_or("", |o| o.syscall.as_str());
-    assert!(
-        top == "clock_nanosleep" || top == "nanosleep",
-        "off CPU in {:?}",
-        held.off_cpu_in
-    );
+    assert_held_across_sleep(held);
     assert!(
         held.failed_syscalls >= site.waits && held.failed_syscalls <= rounds * retries,
         "{} failed syscalls in {} windows",

@@ -19,7 +19,9 @@
 
 mod common;
 
-use common::{demo_bin, find_site, record, require_root, tag_line, top_sites};
+use common::{
+    assert_held_across_sleep, demo_bin, find_site, record, require_root, tag_line, top_sites,
+};
 use profiler::report::{Report, Site, TargetOrigin, WaitKind};
 
 /// Extra time each demo stays alive after its workload, so its memory maps are still
@@ -394,19 +396,7 @@ fn kmutex_db_lock_held_across_sleep(d: &Demo, before: &Report) {
         "woken by {:?}",
         waker.function
     );
-    let held = &waker.held;
-    assert!(
-        held.off_cpu_ns * 2 > held.window_ns,
-        "holder off CPU {} of {} ns",
-        held.off_cpu_ns,
-        held.window_ns
-    );
-    let top = held.off_cpu_in.first().map_or("", |o| o.syscall.as_str());
-    assert!(
-        top == "clock_nanosleep" || top == "nanosleep",
-        "holder off CPU in {:?}",
-        held.off_cpu_in
-    );
+    assert_held_across_sleep(&waker.held);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use profiler::report::{Report, Site};
+use profiler::report::{HeldAcross, Report, Site};
 
 /// `target/<profile>`, derived from this test binary's own path
 /// (`target/<profile>/deps/<test>-<hash>`).
@@ -159,4 +159,21 @@ pub fn top_sites(report: &Report, n: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A waker that held the lock across a sleep: off CPU for most of its waiters'
+/// windows, with a sleep syscall on top of where it was.
+pub fn assert_held_across_sleep(held: &HeldAcross) {
+    assert!(
+        held.off_cpu_ns * 2 > held.window_ns,
+        "holder off CPU {} of {} ns",
+        held.off_cpu_ns,
+        held.window_ns
+    );
+    let top = held.off_cpu_in.first().map_or("", |o| o.syscall.as_str());
+    assert!(
+        top == "clock_nanosleep" || top == "nanosleep",
+        "holder off CPU in {:?}",
+        held.off_cpu_in
+    );
 }

@@ -201,6 +201,9 @@ fn site_line(site: &SiteRow) -> String {
         // Under the function name: the caller prints "    N. " before the line.
         let _ = write!(line, "\n{:55}waited: {}", "", site.threads);
     }
+    if !site.woken_by.is_empty() && site.contention {
+        let _ = write!(line, "\n{:55}woken by: {}", "", site.woken_by);
+    }
     line
 }
 
@@ -277,6 +280,7 @@ mod tests {
             waits: 228,
             total_wait_ns: 8_000_000_000,
             threads: "pull-* ×20".into(),
+            woken_by: String::new(),
         };
         let line = site_line(&row);
         assert!(line.contains("event wait"), "{line}");

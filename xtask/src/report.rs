@@ -8,6 +8,7 @@
 //! rather than failing, so an older or newer report still summarizes. Must not: run
 //! anything.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
@@ -29,6 +30,10 @@ pub struct SiteRow {
     /// Who waited: thread names grouped by their stem (`tx-stream-* ×8, rx-vm0`),
     /// heaviest first.
     pub threads: String,
+    /// Who ended the waits: the top waker site, and what its thread did meanwhile
+    /// (`Store::writer kmutex.rs:210; holder off CPU 100%, in clock_nanosleep`); empty
+    /// when no waker was recorded.
+    pub woken_by: String,
 }
 
 impl LockReport {
@@ -142,7 +147,37 @@ fn site_row(site: &Value) -> SiteRow {
                 .and_then(Value::as_array)
                 .map_or(&[], Vec::as_slice),
         ),
+        woken_by: site
+            .pointer("/woken_by/0")
+            .map_or_else(String::new, top_waker),
     }
+}
+
+/// `function file:line`, then the holder's off-CPU share and where, if measured.
+fn top_waker(w: &Value) -> String {
+    let function = w
+        .get("function")
+        .and_then(Value::as_str)
+        .map_or_else(|| "[unknown function]".to_owned(), short_function);
+    let mut out = match (
+        w.get("file").and_then(Value::as_str),
+        w.get("line").and_then(Value::as_u64),
+    ) {
+        (Some(file), Some(line)) => format!("{function} {}:{line}", base_name(file)),
+        _ => function,
+    };
+    let u64_at = |p: &str| w.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let off = u64_at("/held/off_cpu_ns");
+    if let Some(pct) = (off * 100).checked_div(u64_at("/held/window_ns")) {
+        let _ = write!(out, "; holder off CPU {pct}%");
+        if let Some(top) = w
+            .pointer("/held/off_cpu_in/0/syscall")
+            .and_then(Value::as_str)
+        {
+            let _ = write!(out, ", mostly {}", top.split(" (").next().unwrap_or(top));
+        }
+    }
+    out
 }
 
 /// Groups thread names that differ only in their numbers (`fetch-1-0`, `fetch-2-1` →
@@ -276,6 +311,26 @@ pub fn human_count(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_waker_names_the_site_and_what_its_holder_did() {
+        let w = serde_json::json!({
+            "waker": "mutex|demo-targets|demo_targets::kmutex::Store::writer|/w/kmutex.rs:210",
+            "function": "demo_targets::kmutex::Store::writer",
+            "file": "/w/demo-targets/src/kmutex.rs", "line": 210,
+            "waits": 180, "wait_ns": 132_000_000_000_u64,
+            "held": {
+                "window_ns": 2_490_000_000_u64, "off_cpu_ns": 2_480_000_000_u64,
+                "off_cpu_in": [{"syscall": "clock_nanosleep", "ns": 2_480_000_000_u64}]
+            }
+        });
+        assert_eq!(
+            top_waker(&w),
+            "Store::writer kmutex.rs:210; holder off CPU 99%, mostly clock_nanosleep"
+        );
+        let bare = serde_json::json!({"waker": "x", "waits": 1, "wait_ns": 5});
+        assert_eq!(top_waker(&bare), "[unknown function]");
+    }
 
     #[test]
     fn durations_read_naturally() {

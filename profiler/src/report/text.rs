@@ -931,7 +931,7 @@ fn frame_text(f: &Frame) -> (String, String) {
 fn wakers_table(out: &mut Out, wakers: &[WakerSite]) {
     let shown = wakers.len().min(MAX_WAKERS);
     out.line(format!(
-        "wakers by threads woken ({shown} of {}):",
+        "wakers by threads woken ({shown} of {}; WAIT ENDED = the wait time of the waits they ended):",
         wakers.len()
     ));
     let mut table = Table::new(&[
@@ -941,6 +941,7 @@ fn wakers_table(out: &mut Out, wakers: &[WakerSite]) {
         ("WOKEN", Align::Right),
         ("WOKE-NONE", Align::Right),
         ("BROADCASTS", Align::Right),
+        ("WAIT ENDED", Align::Right),
         ("SITE", Align::Left),
     ]);
     for (rank, w) in wakers.iter().take(shown).enumerate() {
@@ -951,6 +952,7 @@ fn wakers_table(out: &mut Out, wakers: &[WakerSite]) {
             fmt_count(w.woken),
             fmt_count(w.woke_none),
             fmt_count(w.woke_many),
+            fmt_duration_ns(w.caused_wait_ns),
         ]);
     }
     let places: Vec<Place<'_>> = wakers[..shown].iter().map(Place::of_waker).collect();
@@ -2360,11 +2362,11 @@ pub(crate) mod tests {
               Builder::spawn_unchecked_::{{closure}}        src/thread/mod.rs:557
               … 4 more frames
 
-        wakers by threads woken (3 of 3):
-        #  KIND     CALLS  WOKEN  WOKE-NONE  BROADCASTS  SITE
-        1  condvar   2410   183k         12        2301  forwarder::Before::broadcast_locked (src/forwarder.rs:159)
-        2  rwlock    1152  21.9k         40        1020  forwarder::Before::watcher_broadcast (src/forwarder.rs:169)
-        3  mutex     2410    640       1770           0  forwarder::Before::broadcast_locked (src/forwarder.rs:161)
+        wakers by threads woken (3 of 3; WAIT ENDED = the wait time of the waits they ended):
+        #  KIND     CALLS  WOKEN  WOKE-NONE  BROADCASTS  WAIT ENDED  SITE
+        1  condvar   2410   183k         12        2301       1.83s  forwarder::Before::broadcast_locked (src/forwarder.rs:159)
+        2  rwlock    1152  21.9k         40        1020       219ms  forwarder::Before::watcher_broadcast (src/forwarder.rs:169)
+        3  mutex     2410    640       1770           0      6.40ms  forwarder::Before::broadcast_locked (src/forwarder.rs:161)
         ");
     }
 
@@ -2416,11 +2418,11 @@ pub(crate) mod tests {
               futex::RwLock::read_contended  sync/rwlock/futex.rs:172
               … 14 more frames
 
-        wakers by threads woken (3 of 3):
-        #  KIND     CALLS  WOKEN  WOKE-NONE  BROADCASTS  SITE
-        1  condvar   2410   183k         12        2301  forwarder::Before::broadcast_locked (src/forwarder.rs:159)
-        2  rwlock    1152  21.9k         40        1020  forwarder::Before::watcher_broadcast (src/forwarder.rs:169)
-        3  mutex     2410    640       1770           0  forwarder::Before::broadcast_locked (src/forwarder.rs:161)
+        wakers by threads woken (3 of 3; WAIT ENDED = the wait time of the waits they ended):
+        #  KIND     CALLS  WOKEN  WOKE-NONE  BROADCASTS  WAIT ENDED  SITE
+        1  condvar   2410   183k         12        2301       1.83s  forwarder::Before::broadcast_locked (src/forwarder.rs:159)
+        2  rwlock    1152  21.9k         40        1020       219ms  forwarder::Before::watcher_broadcast (src/forwarder.rs:169)
+        3  mutex     2410    640       1770           0      6.40ms  forwarder::Before::broadcast_locked (src/forwarder.rs:161)
         ");
     }
 

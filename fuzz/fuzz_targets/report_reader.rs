@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use profiler::budget;
-use profiler::compare::diff::{self, DiffOptions, RenderOptions};
+use profiler::ci::budget;
+use profiler::ci::diff::{self, DiffOptions, RenderOptions};
 use profiler::export::{folded, pprof};
 use profiler::report::json;
 

@@ -16,11 +16,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::budget::{self, Baseline, Budget, Evaluation};
-use crate::compare::diff::{self as diffing, DiffOptions, RenderOptions};
+use crate::ci::budget::{self, Baseline, Budget, Evaluation};
+use crate::ci::diff::{self as diffing, DiffOptions, RenderOptions};
 use crate::export::{flamegraph, folded, pprof};
-use crate::record::{self, RecordOptions};
-use crate::report::{self, Report, text::TextOptions};
+use crate::render::text::{self, TextOptions};
+use crate::report::{self, Report};
+use crate::session::record::{self, RecordOptions};
 use crate::tui;
 
 /// A bad input (file or flag combination) that `check` and `record --check` report
@@ -549,7 +550,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 fn print_report(report: &Report, render: &RenderArgs) -> Result<()> {
     let out = match render.format {
-        Format::Text => report::text::render(
+        Format::Text => text::render(
             report,
             &TextOptions {
                 max_sites: render.top,

@@ -1,33 +1,23 @@
 //! lockprof: a lock-contention profiler for Linux.
 //!
-//! The pipeline runs one way:
-//! `collect` (eBPF probes, the only module touching aya) → [`snapshot::Snapshot`] →
-//! `unwind` (copied user stacks → return addresses, from the modules' CFI) →
-//! `symbolize` (raw stacks → frames, from maps captured by `procmaps`) → `attribute`
-//! (frame → lock site and kind) → `aggregate` (pure fold into a [`report::Report`]) →
-//! `report::text` / `report::json`. `record` sequences a live session; `process` owns
-//! the targets (attach, launch, signals); `cli` is the command line.
+//! The pipeline runs one way, one folder per stage (see ARCHITECTURE.md):
+//! `collect` (eBPF probes, the only module touching aya; yields a
+//! [`collect::snapshot::Snapshot`]) → `resolve` (stack repair, unwinding, symbolization)
+//! → `analyze` (lock site and kind of each wait, the pure fold into a
+//! [`report::Report`]) → `report` (the model and its JSON) → `render` (text for
+//! people). `session` drives a live recording (targets, memory maps, the `Session`);
+//! `cli` is the command line, `tui` the live view.
 //!
-//! For CI, on saved reports: `compare` matches sites across runs and diffs two
-//! reports, `budget` checks a report against a budget file, `export` writes folded
-//! stacks, flame graphs and pprof.
+//! On saved reports: `ci` matches sites across runs, diffs two reports and checks
+//! budgets; `export` writes folded stacks, flame graphs and pprof.
 
-pub mod aggregate;
-pub mod attribute;
-pub mod budget;
+pub mod analyze;
+pub mod ci;
 pub mod cli;
 pub mod collect;
-pub mod compare;
 pub mod export;
-pub mod histogram;
-pub mod process;
-pub mod procmaps;
-pub mod record;
+pub mod render;
 pub mod report;
-pub mod snapshot;
-pub mod stack_repair;
-pub mod symbolize;
-pub mod syscalls;
-pub mod timeline;
+pub mod resolve;
+pub mod session;
 pub mod tui;
-pub mod unwind;

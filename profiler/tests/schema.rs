@@ -111,7 +111,7 @@ fn full_report() -> Report {
             module: Some("/opt/app/bin/app".to_owned()),
             waits: 3,
             total_wait_ns: 900,
-            histogram: profiler::histogram::Log2Histogram::default(),
+            histogram: profiler::analyze::histogram::Log2Histogram::default(),
             threads: vec![ThreadShare {
                 pid: 7,
                 tid: 8,

@@ -219,7 +219,7 @@ struct TestCgroup {
 impl TestCgroup {
     fn new() -> Self {
         let name = format!("lockprof-test-{}", std::process::id());
-        let dir = profiler::process::cgroup2_root().join(&name);
+        let dir = profiler::session::process::cgroup2_root().join(&name);
         std::fs::create_dir(&dir)
             .unwrap_or_else(|e| panic!("create cgroup '{}': {e}", dir.display()));
         Self { dir, name }
@@ -417,7 +417,7 @@ fn hot_section_offset(fixture: &Path) -> u64 {
 #[test]
 #[ignore = "needs the demo binaries (no root): cargo xtask test"]
 fn symbolizer_reads_debug_files_then_symtab_and_leaves_the_rest_unnamed() {
-    use profiler::symbolize::{BlazeSymbolizer, Symbolize};
+    use profiler::resolve::symbolize::{BlazeSymbolizer, Symbolize};
     let fixture = demo_bin("lockprof-fixture");
     let offset = hot_section_offset(&fixture);
     let dir = tempdir();
@@ -434,7 +434,7 @@ fn symbolizer_reads_debug_files_then_symtab_and_leaves_the_rest_unnamed() {
     objcopy(&["--strip-all".as_ref(), &fixture, &bare]);
     let symtab_only = dir.join("symtab-only");
     objcopy(&["--strip-debug".as_ref(), &fixture, &symtab_only]);
-    let hot = |frames: &[profiler::symbolize::ResolvedFrame]| {
+    let hot = |frames: &[profiler::resolve::symbolize::ResolvedFrame]| {
         frames
             .iter()
             .find(|f| f.function.ends_with("hot_section"))

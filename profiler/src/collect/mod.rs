@@ -5,6 +5,8 @@
 //! into a [`Snapshot`]. This is the ONLY module that imports aya. Must not: attribute,
 //! symbolize or format (those stages get the `Snapshot`).
 
+pub mod snapshot;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use profiler_common::{
 };
 use thiserror::Error;
 
-use crate::snapshot::{EdgeRow, Snapshot, UserStackCopy, WaitRow, WakeRow};
+use crate::collect::snapshot::{EdgeRow, Snapshot, UserStackCopy, WaitRow, WakeRow};
 
 /// The probes, built by `profiler/build.rs` from `profiler-ebpf`.
 static PROBES_OBJECT: &[u8] =

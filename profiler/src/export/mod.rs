@@ -2,7 +2,7 @@
 //!
 //! Owns: turning a report's stacks into those formats. Must not: read or write files
 //! (the CLI does), or invent data the report does not hold — the report keeps the
-//! hottest [`MAX_STACKS_PER_SITE`](crate::aggregate::MAX_STACKS_PER_SITE) stacks per
+//! hottest [`MAX_STACKS_PER_SITE`](crate::analyze::aggregate::MAX_STACKS_PER_SITE) stacks per
 //! site, so each site's remaining wait is shown under an `[other stacks]` root rather
 //! than spread over guessed stacks.
 
@@ -10,8 +10,8 @@ pub mod flamegraph;
 pub mod folded;
 pub mod pprof;
 
+use crate::render::text::is_legacy_hash;
 use crate::report::model::Frame;
-use crate::report::text::is_legacy_hash;
 
 /// Root frame under which each site's wait outside its listed stacks is shown.
 pub const OTHER_STACKS: &str = "[other stacks]";

@@ -509,7 +509,7 @@ pub fn to_text(p: &Profile) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::text::tests::sample_report;
+    use crate::render::text::tests::sample_report;
 
     #[test]
     fn round_trips_through_gzip_and_protobuf() {

@@ -1,11 +1,10 @@
-//! Rendering and storing reports.
+//! The report: what a recording found, as complete data.
 //!
-//! Owns: the report model (`model`), the text rendering (`text`) and the JSON file
-//! format (`json`). Must not: touch the kernel or symbolize — a `Report` is complete
-//! data, so `lockprof report FILE` renders it anywhere without root.
+//! Owns: the report model (`model`) and its JSON file format (`json`). Must not: touch
+//! the kernel, symbolize or format for people — a `Report` is complete data, so
+//! `lockprof report FILE` renders it anywhere without root (rendering is `render`'s).
 
 pub mod json;
 pub mod model;
-pub mod text;
 
 pub use model::*;

@@ -2,7 +2,7 @@
 //!
 //! Owns: the serde types of the JSON report (documented field by field in
 //! `docs/report-schema.md`) and the schema version. Must not: compute anything —
-//! `aggregate` builds a `Report`, `report::text` and `report::json` render it.
+//! `aggregate` builds a `Report`, `render::text` and `report::json` render it.
 //!
 //! Times are integer nanoseconds (`*_ns`), addresses are `0x…` hex strings (JSON
 //! numbers lose precision above 2^53), and every list is sorted deterministically so
@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::Log2Histogram;
+use crate::analyze::histogram::Log2Histogram;
 
 /// Version of the JSON layout; bumped on any incompatible change. Readers refuse
 /// other versions with a clear error instead of guessing.

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::histogram::Log2Histogram;
-use crate::report::text::short_path;
+use crate::analyze::histogram::Log2Histogram;
+use crate::render::text::short_path;
 use crate::report::{Report, Site, WaitKind};
 
 /// Where the reports come from.

@@ -16,9 +16,9 @@ use anyhow::{Context, Result};
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
-use crate::process::signals;
-use crate::record::{RecordOptions, Recording, Session, StopReason};
 use crate::report::{self, Report};
+use crate::session::process::signals;
+use crate::session::record::{RecordOptions, Recording, Session, StopReason};
 use crate::tui::app::{Action, App, LiveInfo, Source};
 
 /// How often the session is polled (children, memory maps) and keys are read.

@@ -10,8 +10,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::widgets::Widget;
 
+use crate::analyze::timeline::TimelineBuilder;
 use crate::report::{Report, Site, json};
-use crate::timeline::TimelineBuilder;
 use crate::tui::app::{App, LiveInfo, Source};
 
 fn fixture() -> Report {

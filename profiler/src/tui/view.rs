@@ -11,7 +11,7 @@ use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row as TableRow, Sparkline, Table, Widget, Wrap};
 
-use crate::report::text::{
+use crate::render::text::{
     fmt_count, fmt_duration_ns, fmt_pct, held_lines, short_function, short_path,
 };
 use crate::report::{Frame, Site, WokenBy};

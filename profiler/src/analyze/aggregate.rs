@@ -9,15 +9,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::attribute::{Attribution, attribute, kind_from_op};
-use crate::histogram::Log2Histogram;
+use crate::analyze::attribute::{Attribution, attribute, kind_from_op};
+use crate::analyze::histogram::Log2Histogram;
+use crate::analyze::syscalls;
+use crate::collect::snapshot::{EdgeRow, HolderActivity, Snapshot, WaitRow, WakeRow, WakeToRun};
 use crate::report::{
     AddressShare, Fairness, Frame, HeldAcross, LockAddress, Losses, OffCpuIn, Report,
     SCHEMA_VERSION, Site, SiteShare, StackShare, SyscallFailure, Target, ThreadShare, Totals,
     WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread, WokenBy,
 };
-use crate::snapshot::{EdgeRow, HolderActivity, Snapshot, WaitRow, WakeRow, WakeToRun};
-use crate::syscalls;
 
 /// Distinct stacks listed per site; the rest are counted in `more_stacks`.
 pub const MAX_STACKS_PER_SITE: usize = 5;
@@ -44,7 +44,7 @@ pub struct ReportContext {
     pub unsymbolized_frames: u64,
     pub probe_cost: crate::report::ProbeCost,
     /// How each stack was unwound (absent: the kernel's frame-pointer walk).
-    pub unwind: HashMap<StackKey, crate::unwind::UnwindMethod>,
+    pub unwind: HashMap<StackKey, crate::resolve::unwind::UnwindMethod>,
 }
 
 /// Build the report. Sites are ranked by total blocked wait (descending), ties broken
@@ -201,7 +201,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         truncated_stacks: ctx
             .unwind
             .values()
-            .filter(|&&m| m == crate::unwind::UnwindMethod::DwarfTruncated)
+            .filter(|&&m| m == crate::resolve::unwind::UnwindMethod::DwarfTruncated)
             .count() as u64,
     };
 
@@ -395,7 +395,7 @@ impl SiteAcc {
     fn finish(
         self,
         stacks: &SymbolizedStacks,
-        unwind: &HashMap<StackKey, crate::unwind::UnwindMethod>,
+        unwind: &HashMap<StackKey, crate::resolve::unwind::UnwindMethod>,
         waker_locations: &WakerLocations,
     ) -> Site {
         let min = if self.waits > 0 { self.min_ns } else { 0 };
@@ -895,7 +895,7 @@ mod tests {
         let mut s = snapshot();
         s.waits[0].rewaits = 1;
         s.waits[2].unpaired = 1;
-        s.edges.push(crate::snapshot::EdgeRow {
+        s.edges.push(crate::collect::snapshot::EdgeRow {
             tgid: 1,
             waiter_stack_id: 1,
             waiter_leaf_ret: 0,
@@ -904,7 +904,7 @@ mod tests {
             waker_tid: 11,
             waits: 2,
             wait_ns: 4_000_000,
-            holder: crate::snapshot::HolderActivity {
+            holder: crate::collect::snapshot::HolderActivity {
                 window_ns: 3_000_000,
                 off_ns: BTreeMap::from([
                     (Some(230), 2_000_000),
@@ -915,7 +915,7 @@ mod tests {
                 failed_syscalls: 3,
                 last_failure: Some((46, 105)),
             },
-            wake_to_run: crate::snapshot::WakeToRun {
+            wake_to_run: crate::collect::snapshot::WakeToRun {
                 count: 2,
                 total_ns: 60_000,
                 max_ns: 50_000,
@@ -1020,7 +1020,7 @@ mod tests {
 
     #[test]
     fn stacks_mark_lock_frames_and_say_how_they_were_unwound() {
-        use crate::unwind::UnwindMethod;
+        use crate::resolve::unwind::UnwindMethod;
         let mut unwind = HashMap::new();
         unwind.insert((1, 1, 0), UnwindMethod::Dwarf);
         unwind.insert((1, 2, 0), UnwindMethod::DwarfTruncated);

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use blazesym::symbolize::{self, Symbolized, Symbolizer};
 
-use crate::procmaps::{MapsHistory, ModuleOffset};
 use crate::report::Frame;
+use crate::session::procmaps::{MapsHistory, ModuleOffset};
 
 /// One resolved frame (a function, or a function inlined into the next frame).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -16,8 +16,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::render::text::is_legacy_hash;
 use crate::report::model::{Site, WaitKind};
-use crate::report::text::is_legacy_hash;
 
 /// How far (in lines) a site may have moved and still be matched.
 pub const LINE_WINDOW: u32 = 10;

@@ -29,10 +29,10 @@ use std::path::Path;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::compare::diff::{NOISE_NS_PER_SEC, fmt_change, per_sec};
-use crate::compare::identity::match_sites;
+use crate::ci::diff::{NOISE_NS_PER_SEC, fmt_change, per_sec};
+use crate::ci::identity::match_sites;
+use crate::render::text::{fmt_duration_ns, fmt_pct, short_function, short_path};
 use crate::report::model::{Report, Site, WaitKind};
-use crate::report::text::{fmt_duration_ns, fmt_pct, short_function, short_path};
 
 /// Why a budget file could not be used. One line each, naming the file.
 #[derive(Debug, thiserror::Error)]

@@ -1344,7 +1344,7 @@ impl Table {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::histogram::Log2Histogram;
+    use crate::analyze::histogram::Log2Histogram;
     use crate::report::model::{
         Fairness, LockAddress, OffCpuIn, ProbeCost, SCHEMA_VERSION, SiteShare, SyscallFailure,
         Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerThread, WokenBy,

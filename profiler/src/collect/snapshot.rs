@@ -13,7 +13,7 @@ use profiler_common::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::Log2Histogram;
+use crate::analyze::histogram::Log2Histogram;
 
 /// Everything read from the kernel at one moment, plus the stacks it references.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -22,8 +22,8 @@ use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 use object::{Object, ObjectSection, ObjectSegment};
 use serde::{Deserialize, Serialize};
 
-use crate::procmaps::Mapping;
-use crate::snapshot::UserStackCopy;
+use crate::collect::snapshot::UserStackCopy;
+use crate::session::procmaps::Mapping;
 
 /// Frames beyond this are dropped (a corrupt stack could otherwise loop long).
 pub const MAX_FRAMES: usize = 256;
@@ -257,8 +257,8 @@ fn unwind_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procmaps::parse_maps;
-    use crate::symbolize::{BlazeSymbolizer, StackSymbolizer};
+    use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
+    use crate::session::procmaps::parse_maps;
 
     /// Registers and 16 KiB of this thread's stack, taken inside `capture`, which
     /// runs as a `qsort` comparator: the stack goes through glibc, which has no frame
@@ -352,7 +352,7 @@ mod tests {
         assert!(unwound.stack_used > 0 && unwound.stack_used <= copy.bytes.len() as u64);
 
         let pid = std::process::id();
-        let mut history = crate::procmaps::MapsHistory::default();
+        let mut history = crate::session::procmaps::MapsHistory::default();
         history.observe(pid, &maps_text);
         let mut symbolizer = StackSymbolizer::new(BlazeSymbolizer::default());
         let frames = symbolizer.symbolize_stacks(&history, &[(pid, &unwound.addrs)]);

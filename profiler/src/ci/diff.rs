@@ -17,9 +17,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::compare::identity::{MatchKind, match_sites};
+use crate::ci::identity::{MatchKind, match_sites};
+use crate::render::text::{fmt_count, fmt_duration_ns, short_function, short_path};
 use crate::report::model::{Report, Site, WaitKind};
-use crate::report::text::{fmt_count, fmt_duration_ns, short_function, short_path};
 
 /// Version of the `--format json` layout.
 pub const DIFF_VERSION: u32 = 1;
@@ -810,7 +810,7 @@ mod tests {
 
     #[test]
     fn identical_reports_are_unchanged() {
-        let report = crate::report::text::tests::sample_report();
+        let report = crate::render::text::tests::sample_report();
         let d = diff(&report, "a", &report, "a", DiffOptions::default());
         assert_eq!(d.sites.len(), report.sites.len());
         assert!(d.new_sites.is_empty() && d.vanished_sites.is_empty());

@@ -17,16 +17,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
-use crate::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
+use crate::analyze::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
+use crate::analyze::timeline::TimelineBuilder;
 use crate::collect::Probes;
-use crate::process::{self, Launched, signals};
-use crate::procmaps::MapsHistory;
+use crate::collect::snapshot::Snapshot;
 use crate::report::{Report, Target, TargetOrigin};
-use crate::snapshot::Snapshot;
-use crate::stack_repair;
-use crate::symbolize::{BlazeSymbolizer, StackSymbolizer};
-use crate::timeline::TimelineBuilder;
-use crate::unwind::{StackUnwinder, UnwindMethod, Unwound};
+use crate::resolve::stack_repair;
+use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
+use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
+use crate::session::process::{self, Launched, signals};
+use crate::session::procmaps::MapsHistory;
 
 /// What to record.
 #[derive(Clone, Debug, Default)]

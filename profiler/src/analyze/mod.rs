@@ -1,0 +1,13 @@
+//! Analysis: which lock site and kind each wait belongs to (`attribute`), and the pure
+//! fold of resolved rows into a `Report` (`aggregate`), with histograms, the per-interval
+//! timeline and the syscall names the report carries.
+//!
+//! Owns: every judgement about what the waits mean. Must not: read the clock, the
+//! filesystem or the kernel — it is a function of its input, so it is tested on
+//! synthetic rows without root.
+
+pub mod aggregate;
+pub mod attribute;
+pub mod histogram;
+pub mod syscalls;
+pub mod timeline;

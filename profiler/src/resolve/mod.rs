@@ -5,5 +5,6 @@
 //! for locking (that is `analyze`'s), or read the kernel maps (that is `collect`'s).
 
 pub mod stack_repair;
+pub mod gopclntab;
 pub mod symbolize;
 pub mod unwind;

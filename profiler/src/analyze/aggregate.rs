@@ -218,6 +218,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         wakers,
         probe_cost: ctx.probe_cost,
         timeline: None,
+        go_scheduler_idle: None,
     }
 }
 

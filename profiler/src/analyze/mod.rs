@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod attribute;
+pub mod go;
 pub mod histogram;
 pub mod syscalls;
 pub mod timeline;

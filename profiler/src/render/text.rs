@@ -2033,6 +2033,7 @@ pub(crate) mod tests {
                 bpf_runs: 1_530_000,
             },
             timeline: None,
+            go_scheduler_idle: None,
         }
     }
 

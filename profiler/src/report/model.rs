@@ -46,6 +46,10 @@ pub struct Report {
     /// it existed; each site's `series` follows these intervals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// Go targets only: futex waits of the Go runtime's idle threads, folded into one
+    /// line instead of ranked as sites (they say nothing about locks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_scheduler_idle: Option<WaitSummary>,
 }
 
 impl Default for Report {
@@ -63,6 +67,7 @@ impl Default for Report {
             wakers: Vec::new(),
             probe_cost: ProbeCost::default(),
             timeline: None,
+            go_scheduler_idle: None,
         }
     }
 }
@@ -202,6 +207,22 @@ pub enum WaitKind {
     Semaphore,
     #[default]
     Other,
+    // Goroutines parked by the Go scheduler (`analyze::go` tells them apart).
+    GoMutex,
+    GoRwmutexRead,
+    GoRwmutexWrite,
+    GoCond,
+    GoChanRecv,
+    GoChanSend,
+    GoWaitgroup,
+    GoSelect,
+    GoSleep,
+    /// Network or file poller wait.
+    GoIo,
+    /// The Go runtime's own background goroutines (GC workers, finalizers, timers).
+    GoRuntime,
+    /// A Go runtime thread with nothing to run (futex waits under `notesleep`).
+    GoIdle,
 }
 
 impl WaitKind {
@@ -210,7 +231,14 @@ impl WaitKind {
     pub fn is_contention(self) -> bool {
         matches!(
             self,
-            Self::Mutex | Self::RwlockRead | Self::RwlockWrite | Self::Rwlock | Self::Semaphore
+            Self::Mutex
+                | Self::RwlockRead
+                | Self::RwlockWrite
+                | Self::Rwlock
+                | Self::Semaphore
+                | Self::GoMutex
+                | Self::GoRwmutexRead
+                | Self::GoRwmutexWrite
         )
     }
 
@@ -223,6 +251,18 @@ impl WaitKind {
             Self::Condvar => "condvar",
             Self::Semaphore => "semaphore",
             Self::Other => "other",
+            Self::GoMutex => "go-mutex",
+            Self::GoRwmutexRead => "go-rwmutex-read",
+            Self::GoRwmutexWrite => "go-rwmutex-write",
+            Self::GoCond => "go-cond",
+            Self::GoChanRecv => "go-chan-recv",
+            Self::GoChanSend => "go-chan-send",
+            Self::GoWaitgroup => "go-waitgroup",
+            Self::GoSelect => "go-select",
+            Self::GoSleep => "go-sleep",
+            Self::GoIo => "go-io",
+            Self::GoRuntime => "go-runtime",
+            Self::GoIdle => "go-idle",
         }
     }
 }

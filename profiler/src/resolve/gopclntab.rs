@@ -31,7 +31,9 @@ pub enum GoTableError {
     #[error("'{0}' has no .gopclntab section (not a Go executable)")]
     NoPclntab(String),
     /// A Go version whose table layout we do not know (before 1.18).
-    #[error("'{path}': Go function table with magic {magic:#x} (only Go 1.18 and later are supported)")]
+    #[error(
+        "'{path}': Go function table with magic {magic:#x} (only Go 1.18 and later are supported)"
+    )]
     UnsupportedVersion { path: String, magic: u32 },
     /// The table is cut short or points outside itself.
     #[error("'{0}': truncated or corrupt .gopclntab")]
@@ -138,7 +140,12 @@ impl GoTables {
             .map_err(|_| GoTableError::Corrupt(name.into()))?
             .to_vec();
         let corrupt = || GoTableError::Corrupt(name.into());
-        let magic = u32::from_le_bytes(tab.get(..4).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?);
+        let magic = u32::from_le_bytes(
+            tab.get(..4)
+                .ok_or_else(corrupt)?
+                .try_into()
+                .map_err(|_| corrupt())?,
+        );
         // 1.18/1.19 and 1.20+ differ only in `_func` fields after the ones read here.
         if magic != 0xffff_fff0 && magic != 0xffff_fff1 {
             return Err(GoTableError::UnsupportedVersion {
@@ -448,7 +455,9 @@ func main() {
         match status {
             Ok(s) if s.success() => {}
             _ => {
-                eprintln!("skipping test - no Go toolchain (`cargo xtask setup` installs golang-go)");
+                eprintln!(
+                    "skipping test - no Go toolchain (`cargo xtask setup` installs golang-go)"
+                );
                 return None;
             }
         }
@@ -488,7 +497,10 @@ func main() {
     }
 
     fn go_toolchain_version() -> String {
-        let out = Command::new("go").arg("version").output().expect("go version");
+        let out = Command::new("go")
+            .arg("version")
+            .output()
+            .expect("go version");
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .nth(2)
@@ -503,11 +515,21 @@ func main() {
         };
         let full = GoTables::open(&bin).expect("tables");
         let bare = GoTables::open(&stripped).expect("tables of the stripped binary");
-        assert_eq!(full.version.as_deref(), Some(go_toolchain_version().as_str()));
+        assert_eq!(
+            full.version.as_deref(),
+            Some(go_toolchain_version().as_str())
+        );
         assert_eq!(bare.version, full.version);
         assert_eq!(bare.len(), full.len());
-        for name in ["runtime.gopark", "runtime.ready", "runtime.semacquire1", "main.criticalSection"] {
-            let entry = bare.function_entry(name).unwrap_or_else(|| panic!("{name} not found"));
+        for name in [
+            "runtime.gopark",
+            "runtime.ready",
+            "runtime.semacquire1",
+            "main.criticalSection",
+        ] {
+            let entry = bare
+                .function_entry(name)
+                .unwrap_or_else(|| panic!("{name} not found"));
             assert_eq!(full.function_entry(name), Some(entry));
             let pc = bare.lookup(entry).expect("lookup at entry");
             assert_eq!(pc.function, name);
@@ -518,7 +540,10 @@ func main() {
         let entry = bare.function_entry("main.criticalSection").expect("entry");
         let pc = bare.lookup(entry + 8).expect("lookup in body");
         assert_eq!(pc.function, "main.criticalSection");
-        assert!(pc.file.as_deref().is_some_and(|f| f.ends_with("/main.go")), "{pc:?}");
+        assert!(
+            pc.file.as_deref().is_some_and(|f| f.ends_with("/main.go")),
+            "{pc:?}"
+        );
         assert!(pc.line.is_some_and(|l| (11..=15).contains(&l)), "{pc:?}");
     }
 
@@ -546,7 +571,12 @@ func main() {
             if pc.function.contains("[...]") {
                 continue;
             }
-            assert_eq!(pc.function, name.trim_end_matches(".abi0"), "at {:#x}", sym.address());
+            assert_eq!(
+                pc.function,
+                name.trim_end_matches(".abi0"),
+                "at {:#x}",
+                sym.address()
+            );
             assert_eq!(pc.entry, sym.address());
             checked += 1;
         }
@@ -567,7 +597,10 @@ func main() {
     #[test]
     fn non_go_files_are_told_apart() {
         let me = std::env::current_exe().expect("exe");
-        assert!(matches!(GoTables::open(&me), Err(GoTableError::NoPclntab(_))));
+        assert!(matches!(
+            GoTables::open(&me),
+            Err(GoTableError::NoPclntab(_))
+        ));
         assert_eq!(go_version(&std::fs::read(&me).expect("read")), None);
         assert!(matches!(
             GoTables::parse(b"not an elf", "x"),
@@ -581,7 +614,9 @@ func main() {
             return;
         };
         let tables = GoTables::open(&stripped).expect("tables");
-        let entry = tables.function_entry("main.criticalSection").expect("entry");
+        let entry = tables
+            .function_entry("main.criticalSection")
+            .expect("entry");
         let off = tables.vaddr_to_offset(entry + 4).expect("offset");
         let mut sym = GoFallback::new(crate::resolve::symbolize::FakeSymbolizer::default());
         let frames = sym.symbolize(&stripped, &[off, 0]);

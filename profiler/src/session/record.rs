@@ -22,9 +22,11 @@ use crate::analyze::timeline::TimelineBuilder;
 use crate::collect::Probes;
 use crate::collect::snapshot::Snapshot;
 use crate::report::{Report, Target, TargetOrigin};
+use crate::resolve::gopclntab::GoFallback;
 use crate::resolve::stack_repair;
 use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
 use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
+use crate::session::go::GoTracer;
 use crate::session::process::{self, Launched, signals};
 use crate::session::procmaps::MapsHistory;
 
@@ -153,6 +155,8 @@ pub struct Session {
     timeline: TimelineBuilder,
     /// `--cgroup` directories, polled for processes that join.
     cgroups: Vec<PathBuf>,
+    /// Goroutine waits of Go targets.
+    go: GoTracer,
 }
 
 impl Session {
@@ -214,7 +218,9 @@ impl Session {
             stacks: StackCache::new(&opts.debug_dirs),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
+            go: GoTracer::default(),
         };
+        session.go.inspect(session.targets.keys())?;
         session.poll_targets(true);
         Ok(session)
     }
@@ -268,10 +274,11 @@ impl Session {
     /// call) and carries the timeline so far. Stacks are symbolized once per session.
     pub fn report_now(&mut self) -> Result<Report> {
         let duration_ns = self.started.elapsed().as_nanos() as u64;
-        let snapshot = self
+        let mut snapshot = self
             .probes
             .snapshot()
             .context("read the probes' aggregates")?;
+        self.go.merge_into(&mut snapshot)?;
         let mut report = self.build(&snapshot, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
@@ -282,11 +289,13 @@ impl Session {
     /// the last interval of the timeline).
     pub fn stop(mut self, stopped: StopReason, verbose: bool) -> Result<Recording> {
         self.probes.detach();
+        self.go.detach();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
-        let snapshot = self
+        let mut snapshot = self
             .probes
             .snapshot()
             .context("read the probes' aggregates")?;
+        self.go.merge_into(&mut snapshot)?;
         self.poll_targets(true);
         if verbose {
             eprintln!(
@@ -334,7 +343,7 @@ impl Session {
             }
         }
         let unsymbolized = self.stacks.symbolize(snapshot, &self.maps);
-        build_report(
+        let mut report = build_report(
             snapshot,
             &self.stacks.frames,
             ReportContext {
@@ -348,7 +357,9 @@ impl Session {
                 },
                 unwind: self.stacks.methods.clone(),
             },
-        )
+        );
+        crate::analyze::go::fold_scheduler_idle(&mut report);
+        report
     }
 
     fn poll_targets(&mut self, full: bool) {
@@ -361,6 +372,12 @@ impl Session {
         );
         // After an exec the same stack id can stand for other code: symbolize anew.
         self.stacks.forget(&relaid);
+        // A new target (or one that exec'd) may be a Go program: attach to it now.
+        if !relaid.is_empty()
+            && let Err(e) = self.go.inspect(relaid.iter())
+        {
+            eprintln!("lockprof: warning: {e:#}");
+        }
     }
 }
 
@@ -490,7 +507,7 @@ struct StackCache {
     frames: SymbolizedStacks,
     /// How each cached stack was unwound.
     methods: HashMap<StackKey, UnwindMethod>,
-    symbolizer: Option<StackSymbolizer<BlazeSymbolizer>>,
+    symbolizer: Option<StackSymbolizer<GoFallback<BlazeSymbolizer>>>,
     /// Split debug directories the user gave, searched first.
     debug_dirs: Vec<PathBuf>,
     unwinder: StackUnwinder,
@@ -584,7 +601,9 @@ impl StackCache {
             // The user's debug directories, then the containers' own, then the host's.
             let debug_dirs = [self.debug_dirs.clone(), maps.container_debug_dirs()].concat();
             let symbolizer = self.symbolizer.get_or_insert_with(|| {
-                StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(&debug_dirs))
+                StackSymbolizer::new(GoFallback::new(BlazeSymbolizer::with_debug_dirs(
+                    &debug_dirs,
+                )))
             });
             let frames = symbolizer.symbolize_stacks(maps, &inputs);
             self.frames

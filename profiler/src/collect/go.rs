@@ -7,7 +7,7 @@
 //! symbolize or classify waits (`analyze::go` does).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aya::Ebpf;
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
@@ -98,7 +98,8 @@ pub struct GoProbes {
     ebpf: Ebpf,
     /// Traced Go processes and their executables.
     pub targets: BTreeMap<u32, GoTarget>,
-    attached: BTreeSet<(PathBuf, u64)>,
+    /// `(pid, file offset)` of each uprobe attached.
+    attached: BTreeSet<(u32, u64)>,
     links: Vec<(&'static str, UProbeLinkId)>,
 }
 
@@ -129,9 +130,10 @@ impl GoProbes {
         })
     }
 
-    /// Trace the goroutines of Go process `pid`, whose executable is `target`.
-    pub fn attach(&mut self, pid: u32, target: GoTarget) -> Result<(), CollectError> {
-        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    /// Trace the goroutines of Go process `pid`, whose executable (`exe`, e.g.
+    /// `/proc/PID/exe`) is `target`.
+    pub fn attach(&mut self, pid: u32, exe: &Path, target: GoTarget) -> Result<(), CollectError> {
+        let exe = exe.to_path_buf();
         let mut procs: HashMap<&mut MapData, u32, RawGoProc> =
             map_mut(&mut self.ebpf, MAP_GO_PROCS)?;
         let proc_ = RawGoProc {
@@ -146,7 +148,7 @@ impl GoProbes {
         let scope = std::num::NonZeroU32::new(pid)
             .map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
         for ((name, function), offset) in ATTACH.into_iter().zip(target.offsets) {
-            if !self.attached.insert((exe.clone(), offset)) {
+            if !self.attached.insert((pid, offset)) {
                 continue;
             }
             let prog: &mut UProbe = self

@@ -5,7 +5,9 @@
 //! snapshot. Must not: classify waits (`analyze::go`) or touch aya (`collect::go`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -42,15 +44,44 @@ impl GoTracer {
                     continue;
                 }
             };
-            let probes = match &mut self.probes {
-                Some(p) => p,
-                slot @ None => slot.insert(GoProbes::load().context("load the Go probes")?),
-            };
-            probes.attach(pid, target).with_context(|| {
-                format!("trace the goroutines of pid {pid} ({})", exe.display())
-            })?;
+            let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
+            self.load()?
+                .attach(pid, &proc_exe, target)
+                .with_context(|| {
+                    format!("trace the goroutines of pid {pid} ({})", exe.display())
+                })?;
         }
         Ok(())
+    }
+
+    /// Before a launched command execs `program`: when it is a Go executable, attach
+    /// to its file for `pid` now, so that its first goroutine waits are seen (the
+    /// kernel arms a pid's uprobes when the exec maps the file).
+    pub fn prepare_launch(&mut self, pid: u32, program: &OsStr) -> Result<()> {
+        let Some(path) = find_program(program) else {
+            return Ok(());
+        };
+        let target = match go::inspect(&path) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                eprintln!("lockprof: warning: goroutine waits not traced: {e}");
+                return Ok(());
+            }
+        };
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        self.load()?
+            .attach(pid, &canonical, target)
+            .with_context(|| format!("trace the goroutines of '{}'", path.display()))?;
+        self.inspected.insert(pid, canonical);
+        Ok(())
+    }
+
+    fn load(&mut self) -> Result<&mut GoProbes> {
+        Ok(match &mut self.probes {
+            Some(p) => p,
+            slot @ None => slot.insert(GoProbes::load().context("load the Go probes")?),
+        })
     }
 
     /// The Go targets and their Go versions.
@@ -79,5 +110,35 @@ impl GoTracer {
         if let Some(p) = &mut self.probes {
             p.detach();
         }
+    }
+}
+
+/// Where `execvp` would find `program`: itself when it contains a `/`, else the first
+/// executable of that name in `$PATH`.
+fn find_program(program: &OsStr) -> Option<PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_like_execvp() {
+        assert_eq!(find_program(OsStr::new("./x")), Some(PathBuf::from("./x")));
+        let sh = find_program(OsStr::new("sh")).expect("sh on PATH");
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(find_program(OsStr::new("lockprof-no-such-program")), None);
     }
 }

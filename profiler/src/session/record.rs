@@ -186,6 +186,7 @@ impl Session {
         signals::install();
 
         let mut probes = Probes::load(opts.holders, !opts.frame_pointers_only)?;
+        let mut go = GoTracer::default();
         let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
         let mut launched: Option<Launched> = None;
         if opts.command.is_empty() {
@@ -199,6 +200,7 @@ impl Session {
         } else {
             let mut child = process::launch(&opts.command)?;
             probes.add_target(child.pid, true)?;
+            go.prepare_launch(child.pid, &opts.command[0])?;
             child.start()?;
             targets.insert(child.pid, target(child.pid, TargetOrigin::Launch, false));
             launched = Some(child);
@@ -218,7 +220,7 @@ impl Session {
             stacks: StackCache::new(&opts.debug_dirs),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
-            go: GoTracer::default(),
+            go,
         };
         session.go.inspect(session.targets.keys())?;
         session.poll_targets(true);

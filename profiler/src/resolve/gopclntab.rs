@@ -92,6 +92,8 @@ fn read_vaddr(file: &object::File<'_>, vaddr: u64, len: usize) -> Option<Vec<u8>
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoPc {
     pub function: String,
+    /// Inlined into the next frame out (see [`GoTables::frames`]).
+    pub inlined: bool,
     /// The function's entry address.
     pub entry: u64,
     pub file: Option<String>,
@@ -119,6 +121,12 @@ pub struct GoTables {
     pctab: usize,
     functab: usize,
     segments: Vec<Segment>,
+    /// `_func` layout: Go 1.20+ has `startLine` before `funcID`, moving the
+    /// `pcdata`/`funcdata` arrays by 4 bytes, and a shorter inline-tree entry.
+    go120: bool,
+    /// The bytes from `moduledata.gofunc` (the base of funcdata offsets) to the end of
+    /// its section: where inline trees live. Empty when it could not be found.
+    gofunc: Vec<u8>,
 }
 
 impl GoTables {
@@ -146,8 +154,8 @@ impl GoTables {
                 .try_into()
                 .map_err(|_| corrupt())?,
         );
-        // 1.18/1.19 and 1.20+ differ only in `_func` fields after the ones read here.
-        if magic != 0xffff_fff0 && magic != 0xffff_fff1 {
+        let go120 = magic == 0xffff_fff1;
+        if magic != 0xffff_fff0 && !go120 {
             return Err(GoTableError::UnsupportedVersion {
                 path: name.into(),
                 magic,
@@ -192,8 +200,10 @@ impl GoTables {
             filetab: as_off(word(5)?)?,
             pctab: as_off(word(6)?)?,
             functab: as_off(word(7)?)?,
+            gofunc: gofunc_bytes(&file, section.address(), go120).unwrap_or_default(),
             tab,
             segments,
+            go120,
         };
         // The function table and its sentinel must be inside the section.
         if tables.functab + (tables.nfunc + 1) * 8 > tables.tab.len() {
@@ -286,9 +296,114 @@ impl GoTables {
             .and_then(|l| u32::try_from(l).ok());
         Some(GoPc {
             function,
+            inlined: false,
             entry,
             file,
             line,
+        })
+    }
+
+    /// The frames at `pc`, innermost first: the functions inlined there (marked
+    /// `inlined`, from the function's inline tree), then the function itself, each
+    /// with the source position of the call into the next inner one.
+    pub fn frames(&self, pc: u64) -> Vec<GoPc> {
+        let Some(outer) = self.lookup(pc) else {
+            return Vec::new();
+        };
+        let Some(func) = self.func_at(outer.entry) else {
+            return vec![outer];
+        };
+        let mut out = Vec::new();
+        let mut at = pc;
+        // Each step goes one call outwards; an inline tree is a few levels deep, the
+        // bound only guards against a corrupt table looping.
+        for _ in 0..64 {
+            let Some(call) = self.inlined_call(func, outer.entry, at) else {
+                break;
+            };
+            let (file, line) = self.position(func, outer.entry, at);
+            out.push(GoPc {
+                function: call.name,
+                entry: outer.entry,
+                file,
+                line,
+                inlined: true,
+            });
+            at = outer.entry + u64::from(call.parent_pc);
+        }
+        let (file, line) = self.position(func, outer.entry, at);
+        out.push(GoPc {
+            file,
+            line,
+            ..outer
+        });
+        out
+    }
+
+    /// Offset in the table of the `_func` whose entry is `entry`.
+    fn func_at(&self, entry: u64) -> Option<usize> {
+        let rel = u32::try_from(entry.checked_sub(self.text_start)?).ok()?;
+        let (mut lo, mut hi) = (0, self.nfunc);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (e, f) = self.functab_entry(mid)?;
+            match e.cmp(&rel) {
+                std::cmp::Ordering::Equal => return Some(self.functab + f as usize),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
+    }
+
+    fn position(&self, func: usize, entry: u64, pc: u64) -> (Option<String>, Option<u32>) {
+        let file = self.u32_at(func + 20).and_then(|pcfile| {
+            let cu = self.u32_at(func + 32)?;
+            self.pcvalue(pcfile, entry, pc)
+                .and_then(|idx| self.file_name(cu, idx))
+        });
+        let line = self
+            .u32_at(func + 24)
+            .and_then(|pcln| self.pcvalue(pcln, entry, pc))
+            .and_then(|l| u32::try_from(l).ok());
+        (file, line)
+    }
+
+    /// The inlined call `pc` is in, from `PCDATA_InlTreeIndex` (2) and
+    /// `FUNCDATA_InlTree` (3): `None` when `pc` is in the function's own code.
+    fn inlined_call(&self, func: usize, entry: u64, pc: u64) -> Option<InlinedCall> {
+        const PCDATA_INL_TREE_INDEX: usize = 2;
+        const FUNCDATA_INL_TREE: usize = 3;
+        if self.gofunc.is_empty() {
+            return None;
+        }
+        let npcdata = self.u32_at(func + 28)? as usize;
+        let (nfuncdata_at, arrays) = if self.go120 { (43, 44) } else { (39, 40) };
+        let nfuncdata = usize::from(*self.tab.get(func + nfuncdata_at)?);
+        if npcdata <= PCDATA_INL_TREE_INDEX || nfuncdata <= FUNCDATA_INL_TREE {
+            return None;
+        }
+        let index_table = self.u32_at(func + arrays + 4 * PCDATA_INL_TREE_INDEX)?;
+        let tree = self.u32_at(func + arrays + 4 * npcdata + 4 * FUNCDATA_INL_TREE)?;
+        if tree == u32::MAX {
+            return None;
+        }
+        let index = usize::try_from(self.pcvalue(index_table, entry, pc)?).ok()?;
+        let read = |at: usize| -> Option<u32> {
+            self.gofunc
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        // Go 1.20+: {funcID u8, _ [3]u8, nameOff i32, parentPc i32, startLine i32};
+        // 1.18/1.19: {parent i16, funcID u8, _ u8, file i32, line i32, func_ i32,
+        // parentPc i32}.
+        let (size, name_at, parent_at) = if self.go120 { (16, 4, 8) } else { (20, 12, 16) };
+        let base = tree as usize + index * size;
+        let name_off = read(base + name_at)? as usize;
+        Some(InlinedCall {
+            name: self.cstr_at(self.funcname + name_off)?.to_owned(),
+            parent_pc: read(base + parent_at)?,
         })
     }
 
@@ -348,6 +463,39 @@ impl GoTables {
     }
 }
 
+/// One entry of a function's inline tree.
+struct InlinedCall {
+    name: String,
+    /// Offset from the function's entry of an instruction at the call site, in the
+    /// caller's code (its position is the call's).
+    parent_pc: u32,
+}
+
+/// The bytes at `moduledata.gofunc` to the end of their section. The runtime's
+/// `moduledata` (in `.noptrdata`, found by its first field, the address of the
+/// `.gopclntab` header) holds `gofunc` at offset 304 (1.18/1.19) or 320 (1.20+, after
+/// the coverage counters were added).
+fn gofunc_bytes(file: &object::File<'_>, pclntab: u64, go120: bool) -> Option<Vec<u8>> {
+    let noptrdata = file.section_by_name(".noptrdata")?;
+    let data = noptrdata.data().ok()?;
+    let at = data
+        .chunks_exact(8)
+        .position(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()) == pclntab)?
+        * 8;
+    let field = at + if go120 { 320 } else { 304 };
+    let gofunc = u64::from_le_bytes(data.get(field..field + 8)?.try_into().ok()?);
+    file.sections().find_map(|s| {
+        let start = s.address();
+        if gofunc < start || gofunc >= start + s.size() {
+            return None;
+        }
+        let bytes = s.data().ok()?;
+        bytes
+            .get(usize::try_from(gofunc - start).ok()?..)
+            .map(<[u8]>::to_vec)
+    })
+}
+
 /// Unsigned LEB128 as Go's `encoding/binary.Uvarint`: the value and bytes used.
 fn uvarint(p: &[u8]) -> Option<(u64, usize)> {
     let mut v: u64 = 0;
@@ -394,16 +542,13 @@ impl<S: Symbolize> Symbolize for GoFallback<S> {
             if !slot.is_empty() {
                 continue;
             }
-            if let Some(pc) = tables
-                .offset_to_vaddr(offset)
-                .and_then(|v| tables.lookup(v))
-            {
-                slot.push(ResolvedFrame {
+            if let Some(vaddr) = tables.offset_to_vaddr(offset) {
+                slot.extend(tables.frames(vaddr).into_iter().map(|pc| ResolvedFrame {
                     function: pc.function,
                     file: pc.file,
                     line: pc.line,
-                    inlined: false,
-                });
+                    inlined: pc.inlined,
+                }));
             }
         }
         frames
@@ -581,6 +726,40 @@ func main() {
             checked += 1;
         }
         assert!(checked > 500, "only {checked} functions compared");
+    }
+
+    #[test]
+    fn inlined_calls_unfold_from_the_inline_tree_in_a_stripped_binary() {
+        let Some((_dir, _, stripped)) = build_go() else {
+            return;
+        };
+        let tables = GoTables::open(&stripped).expect("tables");
+        let entry = tables
+            .function_entry("main.criticalSection")
+            .expect("entry");
+        // `mu.Lock()` (line 12) is inlined into criticalSection: some instruction of
+        // the function is in sync.(*Mutex).Lock, called from line 12.
+        let inlined = (entry..entry + 200)
+            .map(|pc| tables.frames(pc))
+            .find(|f| f.len() >= 2 && f[0].function == "sync.(*Mutex).Lock")
+            .expect("an instruction of the inlined Mutex.Lock");
+        assert!(inlined[0].inlined);
+        assert!(
+            inlined[0]
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("sync/mutex.go"))
+        );
+        let outer = inlined.last().expect("outer frame");
+        assert_eq!(outer.function, "main.criticalSection");
+        assert!(!outer.inlined);
+        assert_eq!(outer.line, Some(12), "{inlined:?}");
+        assert!(
+            outer
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("/main.go"))
+        );
     }
 
     #[test]

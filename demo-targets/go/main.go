@@ -228,18 +228,34 @@ func main() {
 		}(int64(p + 1))
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
+	sites := map[string]siteWait{
+		"km.before.db_lock": s.writerDB.result(),
+		"km.commit.db_lock": s.commitDB.result(),
+		"km.has.db_lock":    s.hasDB.result(),
+		"km.after.key_lock": km.wait.result(),
+	}
+	var dbWait int64
+	for _, tag := range []string{"km.before.db_lock", "km.commit.db_lock", "km.has.db_lock"} {
+		dbWait += sites[tag].WaitNs
+	}
+	// The demo-targets result shape (`cargo xtask demo` reads it), plus the wait
+	// measured at each lock site.
 	out := map[string]interface{}{
-		"demo":       "godemo",
-		"variant":    variant,
-		"pullers":    *pullers,
-		"layers":     *layers,
-		"elapsed_ns": time.Since(start).Nanoseconds(),
-		"sites": map[string]siteWait{
-			"km.before.db_lock": s.writerDB.result(),
-			"km.commit.db_lock": s.commitDB.result(),
-			"km.has.db_lock":    s.hasDB.result(),
-			"km.after.key_lock": km.wait.result(),
+		"demo":    "go-kmutex",
+		"variant": variant,
+		"params":  map[string]int{"pullers": *pullers, "layers": *layers, "unit_us": *unitUs, "retries": *retries},
+		"headline": map[string]interface{}{
+			"name": "pull_all_ms", "unit": "ms", "lower_is_better": true,
+			"value": float64(elapsed.Microseconds()) / 1000,
 		},
+		"metrics": map[string]float64{
+			"pull_all_ms":      float64(elapsed.Microseconds()) / 1000,
+			"db_lock_wait_ms":  float64(dbWait) / 1e6,
+			"key_lock_wait_ms": float64(sites["km.after.key_lock"].WaitNs) / 1e6,
+		},
+		"wall_s": elapsed.Seconds(),
+		"sites":  sites,
 	}
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(out); err != nil {

@@ -73,7 +73,7 @@ fn demo_wait(json: &serde_json::Value, tag: &str) -> u64 {
 fn demo_json(stdout: &str) -> serde_json::Value {
     let line = stdout
         .lines()
-        .find(|l| l.starts_with("{\"demo\":\"godemo\""))
+        .find(|l| l.starts_with("{\"demo\":\"go-kmutex\""))
         .unwrap_or_else(|| panic!("no JSON line from the demo in:\n{stdout}"));
     serde_json::from_str(line).expect("demo JSON")
 }

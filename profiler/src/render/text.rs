@@ -245,6 +245,13 @@ fn header(out: &mut Out, report: &Report) {
             plural(t.unfinished_waits, "wait", "waits"),
         ));
     }
+    if let Some(idle) = &report.go_scheduler_idle {
+        out.line(format!(
+            "Go scheduler idle: {} of idle runtime threads, {} (not lock sites)",
+            plural(idle.waits, "futex wait", "futex waits"),
+            fmt_duration_ns(idle.total_wait_ns),
+        ));
+    }
     let losses = loss_lines(&report.losses);
     if losses.is_empty() {
         out.line("losses: none");

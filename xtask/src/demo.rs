@@ -92,7 +92,7 @@ pub fn demo(name: Option<&str>) -> Result<()> {
          site, its threads, stacks and wakers):\n  {lockprof} report {}/{}-before.json",
         show(&out_dir),
         show(&out_dir),
-        selected.first().map_or("kmutex", |d| d.name),
+        selected.first().map_or(demo_go::INFO.name, |d| d.name),
     );
     Ok(())
 }

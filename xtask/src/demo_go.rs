@@ -30,7 +30,9 @@ pub const INFO: DemoInfo = DemoInfo {
 
 /// Build the Go demo into `target/go-demo/godemo` and return its path.
 pub fn build() -> Result<PathBuf> {
-    let out = target_dir().join("go-demo");
+    // Absolute: `go` runs in the demo's directory, and GOCACHE must be absolute.
+    let out =
+        std::path::absolute(target_dir().join("go-demo")).context("resolve the target dir")?;
     let bin = out.join("godemo");
     say("building the Go demo (go build demo-targets/go)");
     Cmd::new("go")

@@ -169,6 +169,17 @@ impl GoProbes {
         Ok(())
     }
 
+    /// Time the kernel spent running the Go programs, and how many runs (zero unless
+    /// the futex probes turned the kernel's BPF statistics on).
+    pub fn run_stats(&self) -> (std::time::Duration, u64) {
+        ATTACH
+            .iter()
+            .filter_map(|(name, _)| self.ebpf.program(name).and_then(|p| p.info().ok()))
+            .fold((std::time::Duration::ZERO, 0), |(t, n), info| {
+                (t + info.run_time(), n + info.run_count())
+            })
+    }
+
     /// Stop tracing goroutines: detach every uprobe. The maps stay readable.
     pub fn detach(&mut self) {
         for (name, link) in self.links.drain(..) {

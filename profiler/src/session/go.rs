@@ -105,6 +105,13 @@ impl GoTracer {
         Ok(())
     }
 
+    /// CPU time of the Go probes and their runs.
+    pub fn run_stats(&self) -> (std::time::Duration, u64) {
+        self.probes
+            .as_ref()
+            .map_or((std::time::Duration::ZERO, 0), GoProbes::run_stats)
+    }
+
     /// Stop tracing goroutines; the aggregates stay readable.
     pub fn detach(&mut self) {
         if let Some(p) = &mut self.probes {

@@ -336,6 +336,8 @@ impl Session {
 
     fn build(&mut self, snapshot: &Snapshot, duration_ns: u64) -> Report {
         let (run_time, runs) = self.probes.run_stats();
+        let (go_time, go_runs) = self.go.run_stats();
+        let (run_time, runs) = (run_time + go_time, runs + go_runs);
         let exit_code = self.launched.as_mut().and_then(Launched::try_wait);
         let mut targets: Vec<Target> = self.targets.values().cloned().collect();
         for t in &mut targets {

@@ -38,7 +38,7 @@ pub const MAX_GO_STACKS: u32 = 16_384;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawGoProc {
     pub goid_offset: u32,
-    pub _pad: u32,
+    pub pad: u32,
 }
 
 /// A goroutine: its `g` pointer, unique in its process while it lives.
@@ -46,7 +46,7 @@ pub struct RawGoProc {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RawGoKey {
     pub tgid: u32,
-    pub _pad: u32,
+    pub pad: u32,
     pub g: u64,
 }
 

@@ -95,7 +95,7 @@ fn try_go_gopark(ctx: &ProbeContext) -> Result<u32, u32> {
     // SAFETY: a uprobe's context is the trapped task's registers; reads are checked
     // by the verifier.
     let (g, reason, sp) = unsafe { ((*ctx.regs).r14, (*ctx.regs).rcx, (*ctx.regs).rsp) };
-    let key = RawGoKey { tgid, _pad: 0, g };
+    let key = RawGoKey { tgid, pad: 0, g };
     // SAFETY: copied out at once.
     let sema_addr = unsafe { GO_SEMA.get(&key) }.copied().unwrap_or(0);
     if sema_addr != 0 {
@@ -128,7 +128,7 @@ fn try_go_semacquire(ctx: &ProbeContext) -> Result<u32, u32> {
     }
     // SAFETY: the trapped task's registers.
     let (g, addr) = unsafe { ((*ctx.regs).r14, (*ctx.regs).rax) };
-    let key = RawGoKey { tgid, _pad: 0, g };
+    let key = RawGoKey { tgid, pad: 0, g };
     let _ = GO_SEMA.insert(&key, &addr, u64::from(BPF_ANY));
     Ok(0)
 }
@@ -140,7 +140,7 @@ fn try_go_ready(ctx: &ProbeContext) -> Result<u32, u32> {
     let gp = unsafe { (*ctx.regs).rax };
     let key = RawGoKey {
         tgid,
-        _pad: 0,
+        pad: 0,
         g: gp,
     };
     // SAFETY: copied out at once.

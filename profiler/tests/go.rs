@@ -2,7 +2,7 @@
 //! duplicate pulls re-created in Go), built here with the installed Go toolchain.
 //!
 //! - launched: the demo's lock sites (found by their `// LOCK-SITE:` tags) are named
-//!   with function and file:line, kind `go-mutex`, the #1 site is the one the demo
+//!   with function and `file:line`, kind `go-mutex`, the #1 site is the one the demo
 //!   measured the most wait at, each site's wait is within ±15 % of the demo's own
 //!   measurement (time inside `Lock()`), and each names the holder whose `Unlock`
 //!   ended its waits; the Go runtime's idle threads are folded, not ranked; *after*

@@ -44,14 +44,14 @@ pub fn classify(name: &str) -> Option<Option<WaitKind>> {
         return None;
     }
     let kind = match name {
-        "sync.(*RWMutex).RLock" => WaitKind::GoRwmutexRead,
-        "sync.(*RWMutex).Lock" => WaitKind::GoRwmutexWrite,
+        "sync.(*RWMutex).RLock" | "sync.(*RWMutex).RUnlock" | "sync.(*RWMutex).rUnlockSlow" => {
+            WaitKind::GoRwmutexRead
+        }
+        "sync.(*RWMutex).Lock" | "sync.(*RWMutex).Unlock" => WaitKind::GoRwmutexWrite,
         "sync.(*Mutex).Lock"
         | "sync.(*Mutex).lockSlow"
         | "sync.(*Mutex).Unlock"
         | "sync.(*Mutex).unlockSlow" => WaitKind::GoMutex,
-        "sync.(*RWMutex).RUnlock" | "sync.(*RWMutex).rUnlockSlow" => WaitKind::GoRwmutexRead,
-        "sync.(*RWMutex).Unlock" => WaitKind::GoRwmutexWrite,
         "sync.(*Cond).Wait" | "sync.(*Cond).Signal" | "sync.(*Cond).Broadcast" => WaitKind::GoCond,
         "sync.(*WaitGroup).Wait" | "sync.(*WaitGroup).Add" | "sync.(*WaitGroup).Done" => {
             WaitKind::GoWaitgroup

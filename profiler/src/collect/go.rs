@@ -138,7 +138,7 @@ impl GoProbes {
             map_mut(&mut self.ebpf, MAP_GO_PROCS)?;
         let proc_ = RawGoProc {
             goid_offset: target.goid_offset,
-            _pad: 0,
+            pad: 0,
         };
         procs
             .insert(pid, proc_, 0)

@@ -1,7 +1,7 @@
 //! Go executables: detection from `.go.buildinfo` and symbolization from `.gopclntab`.
 //!
 //! Owns: reading a Go binary's own tables — the toolchain version in its build info,
-//! the runtime's function table (names, entry points, file:line per pc) — and
+//! the runtime's function table (names, entry points, `file:line` per pc) — and
 //! [`GoFallback`], a [`Symbolize`] wrapper that names the frames of Go modules the
 //! wrapped symbolizer left unresolved. Both tables survive `strip` (the Go runtime needs
 //! them for its own tracebacks), so a stripped daemon is still named. Must not: decide
@@ -509,7 +509,7 @@ fn uvarint(p: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// A [`Symbolize`] that asks `inner` first and names what it left unresolved in Go
-/// executables from their `.gopclntab` (function, file:line). Non-Go modules and
+/// executables from their `.gopclntab` (function, `file:line`). Non-Go modules and
 /// unreadable ones pass through unchanged.
 pub struct GoFallback<S> {
     inner: S,

@@ -21,7 +21,7 @@ use profiler_common::go::{
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::histogram::Log2Histogram;
-use crate::collect::CollectError;
+use crate::collect::{CollectError, map_err, map_mut, map_ref};
 use crate::resolve::gopclntab::GoTables;
 
 /// The Go probes, built by `profiler/build.rs` from `profiler-ebpf/src/go_main.rs`.
@@ -295,35 +295,6 @@ impl GoWaitRow {
         }
         row.min_ns = if row.waits > 0 { min } else { 0 };
         row
-    }
-}
-
-fn map_ref<'a, T>(ebpf: &'a Ebpf, name: &'static str) -> Result<T, CollectError>
-where
-    T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf.map(name).ok_or(CollectError::Map {
-        map: name,
-        reason: "missing from the object".into(),
-    })?;
-    T::try_from(map).map_err(|e| map_err(name, &e))
-}
-
-fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, CollectError>
-where
-    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf.map_mut(name).ok_or(CollectError::Map {
-        map: name,
-        reason: "missing from the object".into(),
-    })?;
-    T::try_from(map).map_err(|e| map_err(name, &e))
-}
-
-fn map_err(map: &'static str, e: &dyn std::error::Error) -> CollectError {
-    CollectError::Map {
-        map,
-        reason: super::error_chain(e),
     }
 }
 

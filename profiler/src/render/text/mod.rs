@@ -1,12 +1,14 @@
 //! The terminal view of a [`Report`]: what `lockprof report` and the end of
 //! `lockprof record` print.
 //!
-//! Owns: the plain-text layout (header, ranked site table, per-site detail with the
-//! hottest stack, wakers), name/path shortening for display, and the human units
-//! [`fmt_duration_ns`] and [`fmt_count`] that other views reuse. Must not: do I/O,
-//! compute statistics (every number shown is read from the `Report`), or emit colour or
-//! any terminal control: text from the target (thread names, symbols) is printed with
-//! control characters replaced, so a hostile `comm` cannot drive the terminal.
+//! Owns: the plain-text layout, one file per section in the order they print —
+//! `header`, the ranked `sites` table (its labels from `place`), each site's `detail`
+//! (with `woken_by` and its hottest `stack`), then `wakers` and "held across
+//! blocking" — laid out by `table`. Must not: do I/O, compute statistics (every number
+//! shown is read from the `Report`), or emit colour or any terminal control: text from
+//! the target (thread names, symbols) is printed through `render::fit::clean`, so a
+//! hostile `comm` cannot drive the terminal. Units and names come from
+//! `render::{units, names}`, shared with every other output.
 //!
 //! Lines stay within [`WIDTH`] columns (counted in `char`s) except where a value is
 //! wider than any sensible column; long names are shortened for the tables and cut
@@ -27,8 +29,9 @@ mod tests;
 use crate::render::text::table::Out;
 use crate::report::model::Report;
 
-// Kept so that code written before the formatting helpers moved to `render::{units,
-// names, held}` still builds; new code imports them from there.
+// The helpers other views used from here before they moved to `render::{units, names,
+// held}`: kept as paths so that `tui/` and `ci/` (being changed in parallel) build
+// unchanged; new code imports them from their homes.
 pub use crate::render::held::held_lines;
 pub use crate::render::names::{short_function, short_path};
 pub use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct};

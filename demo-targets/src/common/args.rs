@@ -93,6 +93,14 @@ pub struct DemoSpec {
     pub short_args: &'static str,
 }
 
+/// `--duration-ms`, the run time of a timed demo (`DemoSpec::timed`).
+pub const DURATION_KNOB: Knob = Knob {
+    name: "duration-ms",
+    default: 2000,
+    min: 1,
+    help: "run time",
+};
+
 /// Knobs every demo accepts.
 pub const COMMON_KNOBS: [Knob; 2] = [
     Knob {

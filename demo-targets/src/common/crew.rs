@@ -6,7 +6,9 @@ use std::io::{self, PipeReader, PipeWriter, Read as _, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::common::{GateOpener, StopFlag};
 
 /// Errors that end a run after argument parsing succeeded.
 #[derive(Debug)]
@@ -186,6 +188,23 @@ impl<T: Send + 'static> Crew<T> {
             .into_iter()
             .map(|(name, handle)| handle.join().map_err(|_| RunError::Panicked { name }))
             .collect()
+    }
+
+    /// A timed demo's run: opens the start gate, lets the crew work for `duration`,
+    /// stops it and joins it. Returns the results in spawn order and the wall time from
+    /// the opening of the gate to the last join.
+    pub fn run_for(
+        self,
+        opener: GateOpener,
+        stop: &StopFlag,
+        duration: Duration,
+    ) -> Result<(Vec<T>, Duration), RunError> {
+        let start = Instant::now();
+        opener.open();
+        thread::sleep(duration);
+        stop.stop();
+        let results = self.join()?;
+        Ok((results, start.elapsed()))
     }
 }
 

@@ -1,8 +1,10 @@
 //! The one JSON line a run prints: its headline number, metrics and parameters.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
-use crate::common::{Demo, Params, Variant, round3};
+use crate::common::{Demo, Params, Variant, percentile, round3};
 
 /// The number a demo is judged by.
 #[derive(Debug, Serialize)]
@@ -42,6 +44,32 @@ impl Metrics {
 
     pub fn into_map(self) -> serde_json::Map<String, serde_json::Value> {
         self.0
+    }
+}
+
+/// The outcome of a demo judged by a latency: `headline` (`<what>_p99_ms`) is the
+/// p99 of `samples_ms`, lower is better, and `metrics` gain `<what>_p50_ms`,
+/// `<what>_max_ms` and `<what>_calls`.
+pub fn latency_outcome(
+    headline: &'static str,
+    samples_ms: &[f64],
+    mut metrics: Metrics,
+    wall: Duration,
+) -> Outcome {
+    let what = headline.strip_suffix("_p99_ms").unwrap_or(headline);
+    metrics
+        .num(&format!("{what}_p50_ms"), percentile(samples_ms, 50.0))
+        .num(&format!("{what}_max_ms"), percentile(samples_ms, 100.0))
+        .put(&format!("{what}_calls"), samples_ms.len());
+    Outcome {
+        headline: Headline {
+            name: headline,
+            value: percentile(samples_ms, 99.0),
+            unit: "ms",
+            lower_is_better: true,
+        },
+        metrics: metrics.into_map(),
+        wall_s: wall.as_secs_f64(),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::render::names::location;
 use crate::render::text::place::{Place, place_labels};
 use crate::render::text::sites::kind_label;
 use crate::render::text::stack::stack_block;
-use crate::render::text::table::{Align, DETAIL_INDENT, DETAIL_KEY, Out, Table};
+use crate::render::text::table::{DETAIL_INDENT, DETAIL_KEY, Out, Table};
 use crate::render::text::woken_by::woken_by_block;
 use crate::render::text::{TextOptions, WIDTH};
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, plural};
@@ -106,21 +106,15 @@ pub(super) fn site_detail(
 }
 
 fn threads_block(out: &mut Out, site: &Site, max: usize) {
-    if site.threads.is_empty() || max == 0 {
-        return;
-    }
-    let mut table = Table::new(&[
-        ("", Align::Left),
-        ("", Align::Right),
-        ("", Align::Right),
-        ("", Align::Right),
-    ]);
-    for t in site.threads.iter().take(max) {
-        table.row(thread_row(t, site.total_wait_ns));
-    }
-    let lines = table.lines(false);
-    let hidden = site.threads.len().saturating_sub(max);
-    out.kv_block("threads", lines, hidden, "thread", "threads");
+    let rows = site.threads.iter().take(max);
+    let rows = rows.map(|t| thread_row(t, site.total_wait_ns));
+    shares_block(
+        out,
+        "threads",
+        rows,
+        site.threads.len(),
+        ("thread", "threads"),
+    );
 }
 
 fn thread_row(t: &ThreadShare, site_ns: u64) -> Vec<String> {
@@ -138,21 +132,35 @@ fn thread_row(t: &ThreadShare, site_ns: u64) -> Vec<String> {
 }
 
 fn addresses_block(out: &mut Out, site: &Site, show_pid: bool) {
-    if site.addresses.is_empty() {
+    let rows = site.addresses.iter().take(MAX_ADDRESSES);
+    let rows = rows.map(|a| address_row(a, site.total_wait_ns, show_pid));
+    shares_block(
+        out,
+        "addresses",
+        rows,
+        site.addresses.len(),
+        ("address", "addresses"),
+    );
+}
+
+/// A detail key whose value is a table of shares of the site's wait, one row each,
+/// then `… N more` for the `total` rows not shown; nothing when there is no row.
+fn shares_block(
+    out: &mut Out,
+    key: &str,
+    rows: impl Iterator<Item = Vec<String>>,
+    total: usize,
+    (one, many): (&str, &str),
+) {
+    let mut table = Table::shares();
+    for row in rows {
+        table.row(row);
+    }
+    if table.rows.is_empty() {
         return;
     }
-    let mut table = Table::new(&[
-        ("", Align::Left),
-        ("", Align::Right),
-        ("", Align::Right),
-        ("", Align::Right),
-    ]);
-    for a in site.addresses.iter().take(MAX_ADDRESSES) {
-        table.row(address_row(a, site.total_wait_ns, show_pid));
-    }
-    let lines = table.lines(false);
-    let hidden = site.addresses.len().saturating_sub(MAX_ADDRESSES);
-    out.kv_block("addresses", lines, hidden, "address", "addresses");
+    let hidden = total.saturating_sub(table.rows.len());
+    out.kv_block(key, table.lines(false), hidden, one, many);
 }
 
 fn address_row(a: &AddressShare, site_ns: u64, show_pid: bool) -> Vec<String> {

@@ -80,6 +80,17 @@ impl Table {
         }
     }
 
+    /// The detail blocks' table, without headers: who or what (threads, addresses,
+    /// wakers), then its waits, wait time and share of the site's wait, right-aligned.
+    pub(super) fn shares() -> Self {
+        Self::new(&[
+            ("", Align::Left),
+            ("", Align::Right),
+            ("", Align::Right),
+            ("", Align::Right),
+        ])
+    }
+
     pub(super) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }

@@ -5,7 +5,7 @@
 use crate::render::fit::{clean, cut_end};
 use crate::render::held::held_lines;
 use crate::render::names::{location, short_function};
-use crate::render::text::table::{Align, Out, Table};
+use crate::render::text::table::{Out, Table};
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, plural};
 use crate::report::model::Site;
 
@@ -25,12 +25,7 @@ pub(super) fn woken_by_block(out: &mut Out, site: &Site) {
     if site.woken_by.is_empty() {
         return;
     }
-    let mut table = Table::new(&[
-        ("", Align::Left),
-        ("", Align::Right),
-        ("", Align::Right),
-        ("", Align::Right),
-    ]);
+    let mut table = Table::shares();
     for w in &site.woken_by {
         let name = match (&w.function, &w.file) {
             (Some(f), Some(file)) => {

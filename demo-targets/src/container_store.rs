@@ -243,7 +243,7 @@ pub fn run(variant: Variant, params: &Params) -> Result<Outcome, RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::Demo;
+    use crate::common::{Demo, assert_p99_waits_only_before};
 
     fn small() -> Params {
         let mut p = Params::defaults(Demo::ContainerStore.spec());
@@ -256,11 +256,7 @@ mod tests {
 
     #[test]
     fn ps_waits_for_slow_ops_before_and_not_after() {
-        let before = run(Variant::Before, &small()).expect("run before");
-        let after = run(Variant::After, &small()).expect("run after");
-        let (b, a) = (before.headline.value, after.headline.value);
-        assert!(b >= 20.0, "before p99 {b} ms should approach hold-ms (60)");
-        assert!(a < 10.0, "after p99 {a} ms should be tiny");
+        assert_p99_waits_only_before(run, &small(), "hold-ms");
     }
 
     #[test]

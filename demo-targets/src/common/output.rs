@@ -73,6 +73,26 @@ pub fn latency_outcome(
     }
 }
 
+/// The latency demos' acceptance check, for their unit tests: with `params` holding
+/// the lock for 60 ms (knob `hold_knob`), the headline p99 approaches the hold before
+/// the fix (≥ 20 ms) and is tiny after it (< 10 ms).
+#[cfg(test)]
+pub fn assert_p99_waits_only_before(
+    run: impl Fn(Variant, &Params) -> Result<Outcome, crate::common::RunError>,
+    params: &Params,
+    hold_knob: &str,
+) {
+    assert_eq!(params.get(hold_knob), 60, "the check assumes a 60 ms hold");
+    let before = run(Variant::Before, params).expect("run before");
+    let after = run(Variant::After, params).expect("run after");
+    let (b, a) = (before.headline.value, after.headline.value);
+    assert!(
+        b >= 20.0,
+        "before p99 {b} ms should approach {hold_knob} (60)"
+    );
+    assert!(a < 10.0, "after p99 {a} ms should be tiny");
+}
+
 /// The single JSON line printed on stdout, fields in the documented order.
 #[derive(Debug, Serialize)]
 pub struct Report {

@@ -6,7 +6,7 @@ use crate::render::units::{fmt_duration_ns, fmt_pct, plural};
 use crate::report::model::HeldAcross;
 
 /// What a waker did while its waiters waited: `holder: 2.49s held, off CPU 97% of
-/// it (clock_nanosleep 96%, runnable 1%)` and, if any, `holder: 1,204 syscalls
+/// it (clock_nanosleep 96%, runnable 1%)` and, if any, `holder: 1204 syscalls
 /// failed, last sendmsg → ENOBUFS`. Empty when there is too little to say (under
 /// 1 ms held and no failures).
 pub fn held_lines(h: &HeldAcross) -> Vec<String> {

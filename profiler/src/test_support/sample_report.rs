@@ -12,8 +12,8 @@ use crate::report::model::{
     Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread, WokenBy,
 };
 
-pub(crate) const EXE: &str = "/work/main/target/release/demo-targets";
-pub(crate) const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+const EXE: &str = "/work/main/target/release/demo-targets";
+const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
 const RUSTC: &str = "/rustc/17067e9ac6d7e98f18d4d5a6e8e2a0b8c9e7f3a1/library";
 const FWD: &str = "demo-targets/src/forwarder.rs";
 

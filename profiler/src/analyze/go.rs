@@ -144,6 +144,18 @@ pub fn merge_into(snap: &mut Snapshot, go: &GoSnapshot) {
     snap.unfinished_waits += go.parked_now;
 }
 
+/// The Go-specific finishing of a built report: [`fold_scheduler_idle`], and no
+/// "woken by" for sleeps and poller waits — their waker is whichever goroutine's
+/// thread happened to run the timer or the poller, not a cause.
+pub fn finish(report: &mut Report) {
+    fold_scheduler_idle(report);
+    for s in &mut report.sites {
+        if matches!(s.kind, WaitKind::GoSleep | WaitKind::GoIo) {
+            s.woken_by.clear();
+        }
+    }
+}
+
 /// Take the `go-idle` sites (futex waits of Go runtime threads with nothing to run)
 /// out of the ranking and sum them into [`Report::go_scheduler_idle`], out of the
 /// totals' contention (they never were) but kept in `waits`/`wait_ns`.
@@ -283,5 +295,28 @@ mod tests {
         let mut plain = Report::default();
         fold_scheduler_idle(&mut plain);
         assert_eq!(plain.go_scheduler_idle, None);
+    }
+
+    #[test]
+    fn sleeps_have_no_waker_but_mutexes_keep_their_holder() {
+        let woken = vec![crate::report::WokenBy {
+            waker: "w".into(),
+            waits: 1,
+            ..crate::report::WokenBy::default()
+        }];
+        let mut report = Report {
+            sites: [WaitKind::GoSleep, WaitKind::GoMutex]
+                .into_iter()
+                .map(|kind| Site {
+                    kind,
+                    woken_by: woken.clone(),
+                    ..Site::default()
+                })
+                .collect(),
+            ..Report::default()
+        };
+        finish(&mut report);
+        assert!(report.sites[0].woken_by.is_empty());
+        assert_eq!(report.sites[1].woken_by, woken);
     }
 }

@@ -362,7 +362,7 @@ impl Session {
                 unwind: self.stacks.methods.clone(),
             },
         );
-        crate::analyze::go::fold_scheduler_idle(&mut report);
+        crate::analyze::go::finish(&mut report);
         report
     }
 

@@ -528,7 +528,10 @@ impl<S> GoFallback<S> {
 impl<S: Symbolize> Symbolize for GoFallback<S> {
     fn symbolize(&mut self, module: &Path, offsets: &[u64]) -> Vec<Vec<ResolvedFrame>> {
         let mut frames = self.inner.symbolize(module, offsets);
-        if frames.iter().all(|f| !f.is_empty()) {
+        // A frame with a name but no line (a Go daemon stripped of DWARF keeps its
+        // symbol table) also gains from the function table's lines and inlined calls.
+        let wanting = |f: &Vec<ResolvedFrame>| f.iter().all(|r| r.line.is_none());
+        if !frames.iter().any(wanting) {
             return frames;
         }
         let tables = self
@@ -539,16 +542,23 @@ impl<S: Symbolize> Symbolize for GoFallback<S> {
             return frames;
         };
         for (slot, &offset) in frames.iter_mut().zip(offsets) {
-            if !slot.is_empty() {
+            if !wanting(slot) {
                 continue;
             }
-            if let Some(vaddr) = tables.offset_to_vaddr(offset) {
-                slot.extend(tables.frames(vaddr).into_iter().map(|pc| ResolvedFrame {
+            let go: Vec<ResolvedFrame> = tables
+                .offset_to_vaddr(offset)
+                .map(|vaddr| tables.frames(vaddr))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|pc| ResolvedFrame {
                     function: pc.function,
                     file: pc.file,
                     line: pc.line,
                     inlined: pc.inlined,
-                }));
+                })
+                .collect();
+            if !go.is_empty() {
+                *slot = go;
             }
         }
         frames
@@ -803,6 +813,26 @@ func main() {
         assert_eq!(frames[0][0].function, "main.criticalSection");
         // Offset 0 is the ELF header, outside any function: still unresolved.
         assert!(frames[1].is_empty());
+    }
+
+    #[test]
+    fn fallback_adds_lines_to_frames_named_without_them() {
+        let Some((_dir, _, stripped)) = build_go() else {
+            return;
+        };
+        let tables = GoTables::open(&stripped).expect("tables");
+        let entry = tables.function_entry("main.criticalSection").expect("entry");
+        let off = tables.vaddr_to_offset(entry + 4).expect("offset");
+        let mut fake = crate::resolve::symbolize::FakeSymbolizer::default();
+        let named = ResolvedFrame {
+            function: "main.criticalSection".into(),
+            ..ResolvedFrame::default()
+        };
+        fake.table.insert((stripped.clone(), off), vec![named]);
+        let frames = GoFallback::new(fake).symbolize(&stripped, &[off]);
+        let last = frames[0].last().expect("a frame");
+        assert_eq!(last.function, "main.criticalSection");
+        assert!(last.line.is_some() && last.file.is_some(), "{last:?}");
     }
 
     #[test]

@@ -797,16 +797,21 @@ func main() {
         ));
     }
 
+    /// File offset of an instruction just inside `main.criticalSection`.
+    fn critical_section_offset(binary: &Path) -> u64 {
+        let tables = GoTables::open(binary).expect("tables");
+        let entry = tables
+            .function_entry("main.criticalSection")
+            .expect("entry");
+        tables.vaddr_to_offset(entry + 4).expect("offset")
+    }
+
     #[test]
     fn fallback_names_frames_the_inner_symbolizer_left_unresolved() {
         let Some((_dir, _, stripped)) = build_go() else {
             return;
         };
-        let tables = GoTables::open(&stripped).expect("tables");
-        let entry = tables
-            .function_entry("main.criticalSection")
-            .expect("entry");
-        let off = tables.vaddr_to_offset(entry + 4).expect("offset");
+        let off = critical_section_offset(&stripped);
         let mut sym = GoFallback::new(crate::resolve::symbolize::FakeSymbolizer::default());
         let frames = sym.symbolize(&stripped, &[off, 0]);
         assert_eq!(frames[0].len(), 1);
@@ -820,9 +825,7 @@ func main() {
         let Some((_dir, _, stripped)) = build_go() else {
             return;
         };
-        let tables = GoTables::open(&stripped).expect("tables");
-        let entry = tables.function_entry("main.criticalSection").expect("entry");
-        let off = tables.vaddr_to_offset(entry + 4).expect("offset");
+        let off = critical_section_offset(&stripped);
         let mut fake = crate::resolve::symbolize::FakeSymbolizer::default();
         let named = ResolvedFrame {
             function: "main.criticalSection".into(),

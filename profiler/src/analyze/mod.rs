@@ -8,6 +8,10 @@
 
 pub mod aggregate;
 pub mod attribute;
+pub mod behavior;
 pub mod histogram;
+pub mod locks;
+pub mod sites;
 pub mod syscalls;
 pub mod timeline;
+pub mod wakers;

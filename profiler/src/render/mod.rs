@@ -4,4 +4,5 @@
 //! Owns: turning a `Report` into text. Must not: compute anything the report does not
 //! hold (analysis is `analyze`'s), read files or touch the terminal.
 
+pub mod kinds;
 pub mod text;

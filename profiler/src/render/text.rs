@@ -14,6 +14,8 @@
 
 use std::borrow::Cow;
 
+use crate::render::kinds::kind_label;
+
 use crate::report::model::{
     AddressShare, Frame, HeldAcross, Losses, Report, Site, StackShare, Target, TargetOrigin,
     ThreadShare, WakerSite,
@@ -226,6 +228,9 @@ fn header(out: &mut Out, report: &Report) {
         fmt_duration_ns(t.timeout_wait_ns),
         plural(t.interrupted, "wait interrupted", "waits interrupted"),
     ));
+    for line in crate::render::kinds::by_kind_lines(t) {
+        out.line(line);
+    }
     if t.other_errors > 0 {
         out.line(format!(
             "errors: {} failed (EFAULT/EINVAL…), not counted as blocks",
@@ -454,16 +459,6 @@ fn sites_table(out: &mut Out, report: &Report, opts: &TextOptions) {
     }
     if report.sites.iter().take(shown).any(|s| !s.contention) {
         out.line("* event wait (condvar/other): waiting for a signal, not lock contention");
-    }
-}
-
-/// `mutex`, or `condvar*` for an event wait.
-fn kind_label(site: &Site) -> String {
-    let kind = site.kind.as_str();
-    if site.contention {
-        kind.to_owned()
-    } else {
-        format!("{kind}*")
     }
 }
 
@@ -1346,8 +1341,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::analyze::histogram::Log2Histogram;
     use crate::report::model::{
-        Fairness, LockAddress, OffCpuIn, ProbeCost, SCHEMA_VERSION, SiteShare, SyscallFailure,
-        Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerThread, WokenBy,
+        Behavior, Fairness, LockAddress, OffCpuIn, ProbeCost, SCHEMA_VERSION, SiteShare,
+        SyscallFailure, Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerThread,
+        WokenBy,
     };
 
     // -- test data ----------------------------------------------------------------------
@@ -1512,6 +1508,7 @@ pub(crate) mod tests {
             ),
             kind: WaitKind::RwlockRead,
             contention: true,
+            behavior: Behavior::Unknown,
             lock_impl: "rust-std".to_owned(),
             function: Some("demo_targets::forwarder::Before::contains".to_owned()),
             file: Some(FWD.to_owned()),
@@ -1665,6 +1662,7 @@ pub(crate) mod tests {
             ),
             kind: WaitKind::Condvar,
             contention: false,
+            behavior: Behavior::Unknown,
             lock_impl: "rust-std".to_owned(),
             function: Some("demo_targets::forwarder::Before::wait_for_change".to_owned()),
             file: Some(FWD.to_owned()),
@@ -1769,6 +1767,7 @@ pub(crate) mod tests {
             ),
             kind: WaitKind::Mutex,
             contention: true,
+            behavior: Behavior::Unknown,
             lock_impl: "rust-std".to_owned(),
             function: Some("demo_targets::forwarder::Before::broadcast_locked".to_owned()),
             file: Some(FWD.to_owned()),
@@ -1938,6 +1937,8 @@ pub(crate) mod tests {
         ];
         let locks = vec![
             LockAddress {
+                behavior: Behavior::Unknown,
+                broadcast: false,
                 pid: 4242,
                 address: "0x55d4c3b41e10".to_owned(),
                 wait: sum(18_432, 4_823_117_842, 41_872_650),
@@ -1956,6 +1957,8 @@ pub(crate) mod tests {
                 }],
             },
             LockAddress {
+                behavior: Behavior::Unknown,
+                broadcast: false,
                 pid: 4242,
                 address: "0x55d4c3b41e40".to_owned(),
                 wait: sum(2_944, 2_710_440_118, 1_288_004_211),
@@ -1974,6 +1977,8 @@ pub(crate) mod tests {
                 }],
             },
             LockAddress {
+                behavior: Behavior::Unknown,
+                broadcast: false,
                 pid: 4242,
                 address: "0x55d4c3b41e38".to_owned(),
                 wait: sum(611, 38_201_774, 1_204_331),
@@ -2019,6 +2024,7 @@ pub(crate) mod tests {
                 wake_calls: 5_972,
                 threads_woken: 205_744,
                 unfinished_waits: 2,
+                by_kind: Vec::new(),
             },
             losses: Losses {
                 stack_collisions: 3,

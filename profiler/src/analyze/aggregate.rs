@@ -20,8 +20,7 @@ use crate::report::{
     WaitKind, WakerShare, WakerSite,
 };
 
-/// Distinct stacks listed per site; the rest are counted in `more_stacks`.
-pub const MAX_STACKS_PER_SITE: usize = 5;
+pub use crate::analyze::stacks::MAX_STACKS_PER_SITE;
 /// Addresses listed per site and sites listed per lock address.
 pub(crate) const MAX_ADDRESSES_PER_SITE: usize = 16;
 /// Lock addresses listed in the report.

@@ -12,6 +12,7 @@ pub mod behavior;
 pub mod histogram;
 pub mod locks;
 pub mod sites;
+pub mod stacks;
 pub mod syscalls;
 pub mod timeline;
 pub mod wakers;

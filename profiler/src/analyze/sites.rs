@@ -6,12 +6,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::analyze::aggregate::{
-    MAX_ADDRESSES_PER_SITE, MAX_STACKS_PER_SITE, StackKey, SymbolizedStacks, frames_of,
-};
+use crate::analyze::aggregate::{MAX_ADDRESSES_PER_SITE, StackKey, SymbolizedStacks, frames_of};
 use crate::analyze::attribute::{Attribution, attribute};
 use crate::analyze::behavior::{is_contention, site_behavior};
 use crate::analyze::histogram::Log2Histogram;
+use crate::analyze::stacks;
 use crate::analyze::wakers::{EdgeAcc, WakerLocations, held_across, wake_latency};
 use crate::collect::snapshot::{WaitRow, WakeToRun};
 use crate::report::{
@@ -222,16 +221,18 @@ impl SiteAcc {
         });
         addresses.truncate(MAX_ADDRESSES_PER_SITE);
 
-        let mut site_stacks: Vec<(StackKey, WaitSummary)> = self.stacks.into_iter().collect();
-        site_stacks.sort_by(|a, b| by_wait(&a.1, &b.1).then(a.0.cmp(&b.0)));
-        let more_stacks = site_stacks.len().saturating_sub(MAX_STACKS_PER_SITE) as u64;
-        let stacks_out = site_stacks
+        let merged = stacks::merge(stacks, self.stacks);
+        let keep = stacks::keep_count(&merged);
+        let more_stacks = (merged.len() - keep) as u64;
+        let stacks_out = merged
             .into_iter()
-            .take(MAX_STACKS_PER_SITE)
-            .map(|(key, wait)| StackShare {
-                wait,
-                frames: mark_lock_impl(frames_of(stacks, key)),
-                unwind: unwind.get(&key).map(|m| m.as_str().to_owned()),
+            .take(keep)
+            .map(|m| StackShare {
+                wait: m.wait,
+                frames: mark_lock_impl(frames_of(stacks, m.representative)),
+                unwind: unwind
+                    .get(&m.representative)
+                    .map(|how| how.as_str().to_owned()),
             })
             .collect();
 

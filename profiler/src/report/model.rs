@@ -380,8 +380,10 @@ pub struct Site {
     pub threads: Vec<ThreadShare>,
     /// Futex addresses waited on here, by total wait descending.
     pub addresses: Vec<AddressShare>,
-    /// Distinct full stacks that reached this site, by total wait descending (the
-    /// first is the hottest). At most `MAX_STACKS_PER_SITE`.
+    /// Distinct call paths that reached this site — stacks merged by their
+    /// symbolized frames across threads, processes and kernel stack ids — by total
+    /// wait descending (the first is the hottest). As many as cover 99 % of the
+    /// site's wait (at least 5, at most `MAX_STACKS_PER_SITE`).
     pub stacks: Vec<StackShare>,
     /// Stacks beyond those listed.
     #[serde(default)]

@@ -14,6 +14,7 @@ use crate::analyze::behavior::{self, Behaviors};
 use crate::analyze::locks::LockAcc;
 use crate::analyze::sites::{SiteAcc, site_identity};
 use crate::analyze::wakers::{WakerAcc, WakerLocations};
+use crate::analyze::wrappers::LockFns;
 use crate::collect::snapshot::Snapshot;
 use crate::report::{
     Behavior, Frame, KindShare, LockAddress, Losses, Report, SCHEMA_VERSION, Site, Target, Totals,
@@ -45,6 +46,9 @@ pub struct ReportContext {
     pub probe_cost: crate::report::ProbeCost,
     /// How each stack was unwound (absent: the kernel's frame-pointer walk).
     pub unwind: HashMap<StackKey, crate::resolve::unwind::UnwindMethod>,
+    /// `--lock-fn` patterns: the target's own lock wrappers, skipped like glibc's
+    /// frames so the site is their caller (see `wrappers`).
+    pub lock_fns: Vec<String>,
 }
 
 /// Build the report. Sites are ranked by total blocked wait (descending), ties broken
@@ -60,6 +64,27 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
     };
 
     let behaviors: Behaviors = behavior::classify(snapshot);
+    let mut lock_fns = LockFns::new(&ctx.lock_fns);
+    let row_keys = snapshot
+        .waits
+        .iter()
+        .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
+        .chain(
+            snapshot
+                .wakes
+                .iter()
+                .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
+        );
+    let distinct: std::collections::BTreeSet<StackKey> = row_keys.collect();
+    lock_fns.detect(distinct.iter().map(|&key| {
+        let frames = frames_of(stacks, key);
+        (frames, attribute(frames, WaitKind::Other).site)
+    }));
+    let attribute = |frames: &[Frame], fallback: WaitKind| {
+        let mut a = attribute(frames, fallback);
+        a.site = lock_fns.skip(frames, a.site);
+        a
+    };
 
     for row in &snapshot.waits {
         let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
@@ -163,7 +188,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     let mut sites: Vec<Site> = sites
         .into_values()
-        .map(|a| a.finish(stacks, &ctx.unwind, &waker_locations))
+        .map(|a| a.finish(stacks, &ctx.unwind, &waker_locations, &lock_fns))
         .collect();
     sites.sort_by(|a, b| {
         b.total_wait_ns
@@ -176,7 +201,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
     }
     totals.by_kind = by_kind(&sites);
 
-    let mut wakers: Vec<WakerSite> = wakers.into_values().map(WakerAcc::finish).collect();
+    let mut wakers: Vec<WakerSite> = wakers.into_values().map(|w| w.finish(&lock_fns)).collect();
     wakers.sort_by(|a, b| {
         b.woken
             .cmp(&a.woken)
@@ -711,5 +736,66 @@ mod tests {
         );
         let lock = r.locks.iter().find(|l| l.address == "0xc0").unwrap();
         assert_eq!((lock.behavior, lock.wasted_wakeups), (Behavior::Lock, 1));
+    }
+
+    /// `PostgreSQL`: every `LWLock` wait is `sem_wait ← PGSemaphoreLock ← LWLockAcquire`;
+    /// the sites must be `LWLockAcquire`'s callers, ranked.
+    #[test]
+    fn sites_are_the_callers_of_a_recognized_or_named_lock_wrapper() {
+        const PG: &str = "/usr/lib/postgresql/15/bin/postgres";
+        let pg = |caller: &str| {
+            vec![
+                frame("do_futex_wait", LIBC, 0),
+                frame("__new_sem_wait_slow64", LIBC, 0),
+                frame("PGSemaphoreLock", PG, 327),
+                frame("LWLockAcquire", PG, 1315),
+                frame(caller, PG, 10),
+                frame("PostgresMain", PG, 4000),
+            ]
+        };
+        let callers = [
+            "XLogInsertRecord",
+            "ReleaseBuffer",
+            "ProcArrayEndTransaction",
+        ];
+        let mut st = SymbolizedStacks::new();
+        let mut waits = Vec::new();
+        for (i, c) in callers.iter().enumerate() {
+            let id = i as i32 + 1;
+            st.insert((1, id, 0), pg(c));
+            waits.push(row(10 + id as u32, 0xe0, id, &[(3 - i as u64) * 1_000_000]));
+        }
+        let s = Snapshot {
+            waits,
+            ..Snapshot::default()
+        };
+        let r = build_report(&s, &st, ReportContext::default());
+        let names: Vec<_> = r
+            .sites
+            .iter()
+            .filter_map(|x| x.function.as_deref())
+            .collect();
+        assert_eq!(names, callers, "ranked callers below the wrapper");
+        assert_eq!(r.sites[0].kind, WaitKind::Semaphore, "the kind still tells");
+        let folded: Vec<bool> = r.sites[0].stacks[0]
+            .frames
+            .iter()
+            .map(|f| f.lock_impl)
+            .collect();
+        assert_eq!(folded, [true, true, true, true, false, false]);
+
+        // Two callers are not enough to recognize it; --lock-fn names it.
+        let two = Snapshot {
+            waits: s.waits[..2].to_vec(),
+            ..Snapshot::default()
+        };
+        let r = build_report(&two, &st, ReportContext::default());
+        assert_eq!(r.sites[0].function.as_deref(), Some("PGSemaphoreLock"));
+        let ctx = ReportContext {
+            lock_fns: vec!["PGSemaphore*".into(), "LWLockAcquire".into()],
+            ..ReportContext::default()
+        };
+        let r = build_report(&two, &st, ctx);
+        assert_eq!(r.sites[0].function.as_deref(), Some("XLogInsertRecord"));
     }
 }

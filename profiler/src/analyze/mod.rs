@@ -16,3 +16,4 @@ pub mod stacks;
 pub mod syscalls;
 pub mod timeline;
 pub mod wakers;
+pub mod wrappers;

@@ -12,6 +12,7 @@ use crate::analyze::behavior::{is_contention, site_behavior};
 use crate::analyze::histogram::Log2Histogram;
 use crate::analyze::stacks;
 use crate::analyze::wakers::{EdgeAcc, WakerLocations, held_across, wake_latency};
+use crate::analyze::wrappers::LockFns;
 use crate::collect::snapshot::{WaitRow, WakeToRun};
 use crate::report::{
     AddressShare, Behavior, Fairness, Frame, Site, StackShare, ThreadShare, WaitKind, WaitSummary,
@@ -20,8 +21,8 @@ use crate::report::{
 
 /// The frames with `lock_impl` set on those between the syscall and the site frame:
 /// the lock implementation the text report folds.
-pub(crate) fn mark_lock_impl(frames: &[Frame]) -> Vec<Frame> {
-    let site = attribute(frames, WaitKind::Other).site;
+pub(crate) fn mark_lock_impl(frames: &[Frame], lock_fns: &LockFns) -> Vec<Frame> {
+    let site = lock_fns.skip(frames, attribute(frames, WaitKind::Other).site);
     frames
         .iter()
         .enumerate()
@@ -193,6 +194,7 @@ impl SiteAcc {
         stacks: &SymbolizedStacks,
         unwind: &HashMap<StackKey, crate::resolve::unwind::UnwindMethod>,
         waker_locations: &WakerLocations,
+        lock_fns: &LockFns,
     ) -> Site {
         let min = if self.waits > 0 { self.min_ns } else { 0 };
         let mut threads: Vec<ThreadShare> = self
@@ -229,7 +231,7 @@ impl SiteAcc {
             .take(keep)
             .map(|m| StackShare {
                 wait: m.wait,
-                frames: mark_lock_impl(frames_of(stacks, m.representative)),
+                frames: mark_lock_impl(frames_of(stacks, m.representative), lock_fns),
                 unwind: unwind
                     .get(&m.representative)
                     .map(|how| how.as_str().to_owned()),

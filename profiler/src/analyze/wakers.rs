@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::analyze::sites::SiteIdentity;
+use crate::analyze::sites::{SiteIdentity, mark_lock_impl};
 use crate::analyze::syscalls;
+use crate::analyze::wrappers::LockFns;
 use crate::collect::snapshot::{EdgeRow, HolderActivity, WakeRow, WakeToRun};
 use crate::report::{
     Frame, HeldAcross, OffCpuIn, SyscallFailure, WakeLatency, WakerSite, WakerThread,
@@ -119,7 +120,7 @@ impl WakerAcc {
         }
     }
 
-    pub(crate) fn finish(self) -> WakerSite {
+    pub(crate) fn finish(self, lock_fns: &LockFns) -> WakerSite {
         let mut threads: Vec<WakerThread> = self.threads.into_values().collect();
         threads.sort_by(|a, b| {
             b.calls
@@ -142,7 +143,7 @@ impl WakerAcc {
             caused_waits: self.caused_waits,
             caused_wait_ns: self.caused_wait_ns,
             held: held_across(&self.held),
-            stack: self.stack.2,
+            stack: mark_lock_impl(&self.stack.2, lock_fns),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct RecordOptions {
     /// Frame-pointer stacks only: no user-stack copies, no DWARF unwinding
     /// (`--unwind fp`).
     pub frame_pointers_only: bool,
+    /// `--lock-fn` patterns: the target's own lock wrappers.
+    pub lock_fns: Vec<String>,
 }
 
 /// Why the recording stopped.
@@ -153,6 +155,8 @@ pub struct Session {
     timeline: TimelineBuilder,
     /// `--cgroup` directories, polled for processes that join.
     cgroups: Vec<PathBuf>,
+    /// `--lock-fn` patterns, for the report's attribution.
+    lock_fns: Vec<String>,
 }
 
 impl Session {
@@ -214,6 +218,7 @@ impl Session {
             stacks: StackCache::new(&opts.debug_dirs),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
+            lock_fns: opts.lock_fns.clone(),
         };
         session.poll_targets(true);
         Ok(session)
@@ -347,6 +352,7 @@ impl Session {
                     bpf_runs: runs,
                 },
                 unwind: self.stacks.methods.clone(),
+                lock_fns: self.lock_fns.clone(),
             },
         )
     }

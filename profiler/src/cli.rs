@@ -184,6 +184,11 @@ pub struct RecordArgs {
     /// from 3+ callers are recognized without it.
     #[arg(long = "lock-fn", value_name = "PATTERN")]
     pub lock_fns: Vec<String>,
+    /// Do not fetch debug files of stripped modules from the debuginfod servers in
+    /// `DEBUGINFOD_URLS` (by default they are fetched by build id and cached like
+    /// elfutils' client does).
+    #[arg(long)]
+    pub no_debuginfod: bool,
 }
 
 #[derive(Debug, Args)]
@@ -393,6 +398,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         frame_pointers_only: args.unwind == Unwind::Fp,
         interval: Some(args.interval),
         lock_fns: args.lock_fns.clone(),
+        no_debuginfod: args.no_debuginfod,
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.

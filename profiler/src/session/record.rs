@@ -22,6 +22,7 @@ use crate::analyze::timeline::TimelineBuilder;
 use crate::collect::Probes;
 use crate::collect::snapshot::Snapshot;
 use crate::report::{Report, Target, TargetOrigin};
+use crate::resolve::debuginfod::Debuginfod;
 use crate::resolve::stack_repair;
 use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
 use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
@@ -55,6 +56,8 @@ pub struct RecordOptions {
     pub frame_pointers_only: bool,
     /// `--lock-fn` patterns: the target's own lock wrappers.
     pub lock_fns: Vec<String>,
+    /// Do not fetch debug files from `DEBUGINFOD_URLS` (`--no-debuginfod`).
+    pub no_debuginfod: bool,
 }
 
 /// Why the recording stopped.
@@ -215,7 +218,7 @@ impl Session {
             last_full_poll: Instant::now(),
             started: Instant::now(),
             started_unix_ms,
-            stacks: StackCache::new(&opts.debug_dirs),
+            stacks: StackCache::new(&opts.debug_dirs, !opts.no_debuginfod, opts.verbose),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
             lock_fns: opts.lock_fns.clone(),
@@ -499,6 +502,9 @@ struct StackCache {
     symbolizer: Option<StackSymbolizer<BlazeSymbolizer>>,
     /// Split debug directories the user gave, searched first.
     debug_dirs: Vec<PathBuf>,
+    /// Fetch missing debug files from `DEBUGINFOD_URLS` (off with `--no-debuginfod`).
+    debuginfod: bool,
+    verbose: bool,
     unwinder: StackUnwinder,
     /// The most stack any CFI unwinding read above its stack pointer, in bytes: how
     /// much of the probe's copy real stacks need.
@@ -506,12 +512,14 @@ struct StackCache {
 }
 
 impl StackCache {
-    fn new(debug_dirs: &[PathBuf]) -> Self {
+    fn new(debug_dirs: &[PathBuf], debuginfod: bool, verbose: bool) -> Self {
         Self {
             frames: SymbolizedStacks::default(),
             methods: HashMap::new(),
             symbolizer: None,
             debug_dirs: debug_dirs.to_vec(),
+            debuginfod,
+            verbose,
             unwinder: StackUnwinder::default(),
             deepest_stack: 0,
         }
@@ -589,8 +597,14 @@ impl StackCache {
                 .collect();
             // The user's debug directories, then the containers' own, then the host's.
             let debug_dirs = [self.debug_dirs.clone(), maps.container_debug_dirs()].concat();
+            let debuginfod = self
+                .debuginfod
+                .then(|| Debuginfod::from_env(self.verbose))
+                .flatten();
             let symbolizer = self.symbolizer.get_or_insert_with(|| {
-                StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(&debug_dirs))
+                StackSymbolizer::new(
+                    BlazeSymbolizer::with_debug_dirs(&debug_dirs).with_debuginfod(debuginfod),
+                )
             });
             let frames = symbolizer.symbolize_stacks(maps, &inputs);
             self.frames

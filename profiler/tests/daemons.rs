@@ -1,5 +1,5 @@
 //! lockprof on real daemons from Debian, started by the tests on 127.0.0.1 (ports
-//! 23000–23999), loaded, recorded and stopped by PID: PostgreSQL under pgbench and
+//! 23000–23999), loaded, recorded and stopped by PID: `PostgreSQL` under pgbench and
 //! memcached under a hot-key load; and symbols for a stripped binary from a real
 //! local `debuginfod` server.
 //!
@@ -25,7 +25,7 @@ const DEBUGINFOD_PORT: u16 = 23_031;
 struct Daemon {
     child: Child,
     what: &'static str,
-    /// Signal that shuts it down cleanly (PostgreSQL: SIGINT, fast shutdown).
+    /// Signal that shuts it down cleanly (`PostgreSQL`: SIGINT, fast shutdown).
     stop_signal: i32,
 }
 
@@ -379,9 +379,11 @@ fn debuginfod_names_the_frames_of_a_stripped_binary() {
     for ((o, got), want) in offsets.iter().zip(&with).zip(&truth) {
         assert_eq!(got, want, "offset {o:#x}");
     }
-    let id: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
     assert!(
-        cache.join(id).join("debuginfo").is_file(),
+        cache
+            .join(profiler::resolve::symbolize::hex(&build_id))
+            .join("debuginfo")
+            .is_file(),
         "cached in the elfutils layout"
     );
 }

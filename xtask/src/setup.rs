@@ -173,7 +173,7 @@ fn ensure_llvm_packages() -> Result<()> {
 
 /// Debian packages the root tests use: `objcopy` (binutils) splits debug info off
 /// the fixture in `tests/targets.rs`, `libc6-dbg` gives glibc frames `file:line`
-/// (through its build-id debug files), and `tests/daemons.rs` runs real PostgreSQL
+/// (through its build-id debug files), and `tests/daemons.rs` runs real `PostgreSQL`
 /// (with pgbench), memcached and a local debuginfod server. Skipped quietly off Debian.
 const TEST_PACKAGES: [&str; 5] = [
     "binutils",

@@ -15,6 +15,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::resolve::symbolize::hex;
+
 /// How long to wait for a server to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a read may stall before the transfer is given up.
@@ -67,7 +69,7 @@ impl Debuginfod {
     /// The debug file of `build_id` for `module`: from the cache, else fetched from
     /// the first server that has it (and cached). `None` when no server has it.
     pub fn debuginfo(&mut self, build_id: &[u8], module: &Path) -> Option<PathBuf> {
-        let id: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = hex(build_id);
         let path = self.cache.join(&id).join("debuginfo");
         if path.is_file() {
             return Some(path);

@@ -176,16 +176,21 @@ pub fn debug_dirs(extra: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
+/// Lower-case hex of a build id, as debug directories and debuginfod name it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 /// `DIR/.build-id/xx/rest.debug` for each debug directory (the GDB convention).
 pub fn build_id_paths(dirs: &[PathBuf], build_id: &[u8]) -> Vec<PathBuf> {
     let Some((first, rest)) = build_id.split_first() else {
         return Vec::new();
     };
-    let rest = rest.iter().fold(String::new(), |mut s, b| {
-        use std::fmt::Write;
-        let _ = write!(s, "{b:02x}");
-        s
-    });
+    let rest = hex(rest);
     dirs.iter()
         .map(|d| {
             d.join(".build-id")

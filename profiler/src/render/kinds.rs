@@ -4,7 +4,7 @@
 //! Owns: those lines and the site kind label. Must not: compute shares the report
 //! does not hold beyond percentages of its totals.
 
-use crate::render::text::{fmt_duration_ns, fmt_pct};
+use crate::render::units::{fmt_duration_ns, fmt_pct};
 use crate::report::{Behavior, KindShare, Site, Totals, WaitKind};
 
 /// Share of the blocked time in condvar waits above which the header says so.

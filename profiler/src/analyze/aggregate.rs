@@ -65,17 +65,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     let behaviors: Behaviors = behavior::classify(snapshot);
     let mut lock_fns = LockFns::new(&ctx.lock_fns);
-    let row_keys = snapshot
-        .waits
-        .iter()
-        .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
-        .chain(
-            snapshot
-                .wakes
-                .iter()
-                .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
-        );
-    let distinct: std::collections::BTreeSet<StackKey> = row_keys.collect();
+    let distinct: std::collections::BTreeSet<StackKey> = row_stacks(snapshot).collect();
     lock_fns.detect(distinct.iter().map(|&key| {
         let frames = frames_of(stacks, key);
         (frames, attribute(frames, WaitKind::Other).site)
@@ -288,6 +278,19 @@ fn by_kind(sites: &[Site]) -> Vec<KindShare> {
             .then((a.kind, a.behavior).cmp(&(b.kind, b.behavior)))
     });
     out
+}
+
+/// The stacks of the snapshot's wait and wake rows (with repeats).
+pub fn row_stacks(snapshot: &Snapshot) -> impl Iterator<Item = StackKey> + '_ {
+    let waits = snapshot
+        .waits
+        .iter()
+        .map(|r| (r.tgid, r.stack_id, r.leaf_ret));
+    let wakes = snapshot
+        .wakes
+        .iter()
+        .map(|r| (r.tgid, r.stack_id, r.leaf_ret));
+    waits.chain(wakes)
 }
 
 pub(crate) fn frames_of(stacks: &SymbolizedStacks, key: StackKey) -> &[Frame] {

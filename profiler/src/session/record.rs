@@ -541,16 +541,7 @@ impl StackCache {
     /// and the walk went further. Returns the unsymbolized frames among all
     /// referenced stacks.
     fn symbolize(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> u64 {
-        let keys: BTreeSet<StackKey> = snapshot
-            .waits
-            .iter()
-            .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
-            .chain(
-                snapshot
-                    .wakes
-                    .iter()
-                    .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
-            )
+        let keys: BTreeSet<StackKey> = crate::analyze::aggregate::row_stacks(snapshot)
             .chain(
                 snapshot
                     .edges

@@ -176,7 +176,7 @@ fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
     let call = task.call;
     task.call = CALL_NONE;
     if call & CALL_WAIT != 0 {
-        wait::finish(ctx, task, ret);
+        wait::finish(ctx, task, call, ret);
     } else if call & CALL_WAKE != 0 {
         wake::finish(task, ret);
     }

@@ -61,6 +61,10 @@
     reason = "aya's program macros hand the context to the entry point by value"
 )]
 #![allow(
+    clippy::needless_borrows_for_generic_args,
+    reason = "passing map keys and values by reference keeps them off the 512-byte BPF stack"
+)]
+#![allow(
     clippy::cast_ptr_alignment,
     reason = "pt_regs fields are read with bpf_probe_read_kernel, which has no alignment requirement"
 )]

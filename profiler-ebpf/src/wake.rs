@@ -73,14 +73,14 @@ pub fn finish(task: &RawTask, ret: i64) {
     // SAFETY: fields of a live map value.
     unsafe {
         add(&raw mut (*stats).calls, 1);
-        if ret < 0 {
-            add(&raw mut (*stats).errors, 1);
-        } else if ret == 0 {
-            add(&raw mut (*stats).woke_none, 1);
-        } else {
-            add(&raw mut (*stats).woken, ret as u64);
-            if ret > 1 {
-                add(&raw mut (*stats).woke_many, 1);
+        match ret.cmp(&0) {
+            core::cmp::Ordering::Less => add(&raw mut (*stats).errors, 1),
+            core::cmp::Ordering::Equal => add(&raw mut (*stats).woke_none, 1),
+            core::cmp::Ordering::Greater => {
+                add(&raw mut (*stats).woken, ret as u64);
+                if ret > 1 {
+                    add(&raw mut (*stats).woke_many, 1);
+                }
             }
         }
     }

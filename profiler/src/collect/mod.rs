@@ -442,21 +442,7 @@ mod tests {
     use super::*;
 
     fn wait(blocked: u64, total_ns: u64) -> RawWaitStats {
-        RawWaitStats {
-            blocked,
-            total_ns,
-            min_ns: total_ns,
-            max_ns: total_ns,
-            eagain: 0,
-            timedout: 0,
-            timedout_ns: 0,
-            interrupted: 0,
-            other_err: 0,
-            rewaits: 0,
-            unpaired: 0,
-            hist: [0; profiler_common::HIST_BUCKETS],
-            comm: [0; 16],
-        }
+        crate::collect::snapshot::tests::stats(blocked, total_ns, total_ns, total_ns)
     }
 
     fn decode(k: &RawWaitKey, v: &RawWaitStats) -> WaitRow {

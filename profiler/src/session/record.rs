@@ -22,6 +22,7 @@ use crate::analyze::timeline::TimelineBuilder;
 use crate::collect::snapshot::Snapshot;
 use crate::collect::{AttachMethod, LoadOptions, Probes};
 use crate::report::{Report, Target, TargetOrigin};
+use crate::resolve::debuginfod::Debuginfod;
 use crate::resolve::stack_repair;
 use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
 use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
@@ -56,6 +57,10 @@ pub struct RecordOptions {
     /// Count the holders' failed syscalls (`--syscall-errors`): hooks every
     /// syscall exit of the machine, so off by default.
     pub syscall_errors: bool,
+    /// `--lock-fn` patterns: the target's own lock wrappers.
+    pub lock_fns: Vec<String>,
+    /// Do not fetch debug files from `DEBUGINFOD_URLS` (`--no-debuginfod`).
+    pub no_debuginfod: bool,
 }
 
 /// Why the recording stopped.
@@ -159,6 +164,8 @@ pub struct Session {
     /// How long each `report_now` took (wall), its kernel-map reading part (wall),
     /// and the CPU time it used (on a loaded machine, wall time is mostly waiting).
     refreshes: Vec<(Duration, Duration, Duration)>,
+    /// `--lock-fn` patterns, for the report's attribution.
+    lock_fns: Vec<String>,
 }
 
 impl Session {
@@ -232,10 +239,11 @@ impl Session {
             last_full_poll: Instant::now(),
             started: Instant::now(),
             started_unix_ms,
-            stacks: StackCache::new(&opts.debug_dirs),
+            stacks: StackCache::new(&opts.debug_dirs, !opts.no_debuginfod, opts.verbose),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
             refreshes: Vec::new(),
+            lock_fns: opts.lock_fns.clone(),
         };
         session.poll_targets(true);
         Ok(session)
@@ -383,6 +391,7 @@ impl Session {
                     kernel_memory_bytes: self.probes.kernel_memory_bytes(),
                 },
                 unwind: self.stacks.methods.clone(),
+                lock_fns: self.lock_fns.clone(),
             },
         )
     }
@@ -572,6 +581,9 @@ struct StackCache {
     symbolizer: Option<StackSymbolizer<BlazeSymbolizer>>,
     /// Split debug directories the user gave, searched first.
     debug_dirs: Vec<PathBuf>,
+    /// Fetch missing debug files from `DEBUGINFOD_URLS` (off with `--no-debuginfod`).
+    debuginfod: bool,
+    verbose: bool,
     unwinder: StackUnwinder,
     /// The most stack any CFI unwinding read above its stack pointer, in bytes: how
     /// much of the probe's copy real stacks need.
@@ -579,12 +591,14 @@ struct StackCache {
 }
 
 impl StackCache {
-    fn new(debug_dirs: &[PathBuf]) -> Self {
+    fn new(debug_dirs: &[PathBuf], debuginfod: bool, verbose: bool) -> Self {
         Self {
             frames: SymbolizedStacks::default(),
             methods: HashMap::new(),
             symbolizer: None,
             debug_dirs: debug_dirs.to_vec(),
+            debuginfod,
+            verbose,
             unwinder: StackUnwinder::default(),
             deepest_stack: 0,
         }
@@ -606,16 +620,7 @@ impl StackCache {
     /// and the walk went further. Returns the unsymbolized frames among all
     /// referenced stacks.
     fn symbolize(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> u64 {
-        let keys: BTreeSet<StackKey> = snapshot
-            .waits
-            .iter()
-            .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
-            .chain(
-                snapshot
-                    .wakes
-                    .iter()
-                    .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
-            )
+        let keys: BTreeSet<StackKey> = crate::analyze::aggregate::row_stacks(snapshot)
             .chain(
                 snapshot
                     .edges
@@ -662,8 +667,14 @@ impl StackCache {
                 .collect();
             // The user's debug directories, then the containers' own, then the host's.
             let debug_dirs = [self.debug_dirs.clone(), maps.container_debug_dirs()].concat();
+            let debuginfod = self
+                .debuginfod
+                .then(|| Debuginfod::from_env(self.verbose))
+                .flatten();
             let symbolizer = self.symbolizer.get_or_insert_with(|| {
-                StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(&debug_dirs))
+                StackSymbolizer::new(
+                    BlazeSymbolizer::with_debug_dirs(&debug_dirs).with_debuginfod(debuginfod),
+                )
             });
             let frames = symbolizer.symbolize_stacks(maps, &inputs);
             self.frames

@@ -51,6 +51,9 @@ pub(super) fn header(out: &mut Out, report: &Report) {
         fmt_duration_ns(t.timeout_wait_ns),
         plural(t.interrupted, "wait interrupted", "waits interrupted"),
     ));
+    for line in crate::render::kinds::by_kind_lines(t) {
+        out.line(line);
+    }
     if t.other_errors > 0 {
         out.line(format!(
             "errors: {} failed (EFAULT/EINVAL…), not counted as blocks",

@@ -100,28 +100,49 @@ impl WaitRow {
             leaf_ret: key.leaf_ret,
             ..WaitRow::default()
         };
-        let mut min = u64::MAX;
         for s in per_cpu {
-            if row.comm.is_empty() {
-                row.comm = comm_str(&s.comm);
-            }
-            if s.blocked > 0 {
-                min = min.min(s.min_ns);
-            }
-            row.blocked += s.blocked;
-            row.total_ns += s.total_ns;
-            row.max_ns = row.max_ns.max(s.max_ns);
-            row.eagain += s.eagain;
-            row.timedout += s.timedout;
-            row.timedout_ns += s.timedout_ns;
-            row.interrupted += s.interrupted;
-            row.other_err += s.other_err;
-            row.rewaits += s.rewaits;
-            row.unpaired += s.unpaired;
-            row.hist.add_buckets(&s.hist);
+            row.merge(&WaitRow {
+                comm: comm_str(&s.comm),
+                blocked: s.blocked,
+                total_ns: s.total_ns,
+                min_ns: s.min_ns,
+                max_ns: s.max_ns,
+                eagain: s.eagain,
+                timedout: s.timedout,
+                timedout_ns: s.timedout_ns,
+                interrupted: s.interrupted,
+                other_err: s.other_err,
+                rewaits: s.rewaits,
+                unpaired: s.unpaired,
+                hist: Log2Histogram::from_buckets(&s.hist),
+                ..WaitRow::default()
+            });
         }
-        row.min_ns = if row.blocked > 0 { min } else { 0 };
         row
+    }
+
+    /// Add a later part of the same key's counts (rows drained from the kernel,
+    /// then new counts for the same key).
+    pub fn merge(&mut self, other: &WaitRow) {
+        if self.comm.is_empty() {
+            self.comm.clone_from(&other.comm);
+        }
+        self.min_ns = match (self.blocked, other.blocked) {
+            (0, _) => other.min_ns,
+            (_, 0) => self.min_ns,
+            _ => self.min_ns.min(other.min_ns),
+        };
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.blocked += other.blocked;
+        self.total_ns += other.total_ns;
+        self.eagain += other.eagain;
+        self.timedout += other.timedout;
+        self.timedout_ns += other.timedout_ns;
+        self.interrupted += other.interrupted;
+        self.other_err += other.other_err;
+        self.rewaits += other.rewaits;
+        self.unpaired += other.unpaired;
+        self.hist.merge(&other.hist);
     }
 }
 
@@ -154,16 +175,29 @@ impl WakeRow {
             ..WakeRow::default()
         };
         for s in per_cpu {
-            if row.comm.is_empty() {
-                row.comm = comm_str(&s.comm);
-            }
-            row.calls += s.calls;
-            row.woken += s.woken;
-            row.woke_none += s.woke_none;
-            row.woke_many += s.woke_many;
-            row.errors += s.errors;
+            row.merge(&WakeRow {
+                comm: comm_str(&s.comm),
+                calls: s.calls,
+                woken: s.woken,
+                woke_none: s.woke_none,
+                woke_many: s.woke_many,
+                errors: s.errors,
+                ..WakeRow::default()
+            });
         }
         row
+    }
+
+    /// As [`WaitRow::merge`].
+    pub fn merge(&mut self, other: &WakeRow) {
+        if self.comm.is_empty() {
+            self.comm.clone_from(&other.comm);
+        }
+        self.calls += other.calls;
+        self.woken += other.woken;
+        self.woke_none += other.woke_none;
+        self.woke_many += other.woke_many;
+        self.errors += other.errors;
     }
 }
 
@@ -241,6 +275,14 @@ impl WakeToRun {
 }
 
 impl EdgeRow {
+    /// As [`WaitRow::merge`].
+    pub fn merge(&mut self, other: &EdgeRow) {
+        self.waits += other.waits;
+        self.wait_ns += other.wait_ns;
+        self.holder.merge(&other.holder);
+        self.wake_to_run.merge(&other.wake_to_run);
+    }
+
     pub fn from_raw(key: &RawEdgeKey, per_cpu: &[RawEdgeStats]) -> Self {
         let mut row = EdgeRow {
             tgid: key.tgid,
@@ -305,6 +347,8 @@ pub fn loss_name(loss: Loss) -> &'static str {
         Loss::UserReadError => "user_read_errors",
         Loss::EdgeMapFull => "edge_map_full",
         Loss::UserStackCopy => "user_stack_copy_errors",
+        Loss::LastWakeLost => "last_wake_lost",
+        Loss::HolderWindowLost => "holder_windows_lost",
     }
 }
 
@@ -315,11 +359,12 @@ fn comm_str(comm: &[u8; 16]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use profiler_common::HIST_BUCKETS;
 
-    fn stats(blocked: u64, total: u64, min: u64, max: u64) -> RawWaitStats {
+    /// A raw wait row: `blocked` waits totalling `total`, one `eagain`.
+    pub(crate) fn stats(blocked: u64, total: u64, min: u64, max: u64) -> RawWaitStats {
         RawWaitStats {
             blocked,
             total_ns: total,

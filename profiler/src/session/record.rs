@@ -19,8 +19,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::analyze::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
 use crate::analyze::timeline::TimelineBuilder;
-use crate::collect::Probes;
 use crate::collect::snapshot::Snapshot;
+use crate::collect::{AttachMethod, LoadOptions, Probes};
 use crate::report::{Report, Target, TargetOrigin};
 use crate::resolve::debuginfod::Debuginfod;
 use crate::resolve::gopclntab::GoFallback;
@@ -56,6 +56,9 @@ pub struct RecordOptions {
     /// Frame-pointer stacks only: no user-stack copies, no DWARF unwinding
     /// (`--unwind fp`).
     pub frame_pointers_only: bool,
+    /// Count the holders' failed syscalls (`--syscall-errors`): hooks every
+    /// syscall exit of the machine, so off by default.
+    pub syscall_errors: bool,
     /// `--lock-fn` patterns: the target's own lock wrappers.
     pub lock_fns: Vec<String>,
     /// Do not fetch debug files from `DEBUGINFOD_URLS` (`--no-debuginfod`).
@@ -162,6 +165,9 @@ pub struct Session {
     cgroups: Vec<PathBuf>,
     /// Goroutine waits of Go targets.
     go: GoTracer,
+    /// How long each `report_now` took (wall), its kernel-map reading part (wall),
+    /// and the CPU time it used (on a loaded machine, wall time is mostly waiting).
+    refreshes: Vec<(Duration, Duration, Duration)>,
     /// `--lock-fn` patterns, for the report's attribution.
     lock_fns: Vec<String>,
 }
@@ -192,7 +198,22 @@ impl Session {
         process::check_privileges()?;
         signals::install();
 
-        let mut probes = Probes::load(opts.holders, !opts.frame_pointers_only)?;
+        let mut probes = Probes::load(LoadOptions {
+            holders: opts.holders,
+            copy_user_stacks: !opts.frame_pointers_only,
+            syscall_errors: opts.syscall_errors,
+        })?;
+        if opts.verbose {
+            eprintln!(
+                "lockprof: futex calls hooked through {} ({})",
+                probes.attach_method().name(),
+                match probes.attach_method() {
+                    AttachMethod::SyscallTracepoints => "no cost for other syscalls",
+                    AttachMethod::RawSyscalls =>
+                        "tracefs unavailable: a short program runs on every syscall",
+                }
+            );
+        }
         let mut go = GoTracer::default();
         let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
         let mut launched: Option<Launched> = None;
@@ -228,6 +249,7 @@ impl Session {
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
             go,
+            refreshes: Vec::new(),
             lock_fns: opts.lock_fns.clone(),
         };
         session.go.inspect(session.targets.keys())?;
@@ -283,15 +305,20 @@ impl Session {
     /// attached. Closes one interval of the timeline (the time since the previous
     /// call) and carries the timeline so far. Stacks are symbolized once per session.
     pub fn report_now(&mut self) -> Result<Report> {
+        let t0 = Instant::now();
+        let cpu0 = thread_cpu();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
         let mut snapshot = self
             .probes
             .snapshot()
             .context("read the probes' aggregates")?;
         self.go.merge_into(&mut snapshot)?;
+        let read = t0.elapsed();
         let mut report = self.build(&snapshot, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
+        self.refreshes
+            .push((t0.elapsed(), read, thread_cpu().saturating_sub(cpu0)));
         Ok(report)
     }
 
@@ -320,6 +347,13 @@ impl Session {
             );
         }
         let mut report = self.build(&snapshot, duration_ns);
+        if verbose {
+            eprintln!(
+                "lockprof: probe maps use {:.1} MiB of kernel memory{}",
+                report.probe_cost.kernel_memory_bytes as f64 / 1_048_576.0,
+                refresh_summary(&mut self.refreshes)
+            );
+        }
         if verbose && !snapshot.user_stacks.is_empty() {
             let truncated = self
                 .stacks
@@ -366,6 +400,8 @@ impl Session {
                 probe_cost: crate::report::ProbeCost {
                     bpf_run_ns: run_time.as_nanos() as u64,
                     bpf_runs: runs,
+                    attach_method: self.probes.attach_method().name().to_owned(),
+                    kernel_memory_bytes: self.probes.kernel_memory_bytes(),
                 },
                 unwind: self.stacks.methods.clone(),
                 lock_fns: self.lock_fns.clone(),
@@ -377,7 +413,7 @@ impl Session {
 
     fn poll_targets(&mut self, full: bool) {
         let relaid = poll_targets(
-            &self.probes,
+            &mut self.probes,
             &mut self.targets,
             &mut self.maps,
             &mut self.first_seen,
@@ -394,11 +430,48 @@ impl Session {
     }
 }
 
+/// "; N refreshes took median … ms (max …)" for `--verbose`, or nothing.
+fn refresh_summary(times: &mut [(Duration, Duration, Duration)]) -> String {
+    if times.is_empty() {
+        return String::new();
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        (ms(v[v.len() / 2]), ms(v[0]), ms(v[v.len() - 1]))
+    };
+    let wall = median(&mut times.iter().map(|t| t.0).collect());
+    let read = median(&mut times.iter().map(|t| t.1).collect());
+    let cpu = median(&mut times.iter().map(|t| t.2).collect());
+    format!(
+        "; {} refreshes took median {:.1} ms wall ({:.1}..{:.1}), {:.1} ms CPU ({:.1}..{:.1}), of which reading maps {:.1} ms wall",
+        times.len(),
+        wall.0,
+        wall.1,
+        wall.2,
+        cpu.0,
+        cpu.1,
+        cpu.2,
+        read.0,
+    )
+}
+
+/// CPU time used by the calling thread so far.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Discover followed children and capture targets' memory maps: every target when
 /// `full`, otherwise only the ones seen for less than [`YOUNG`]. Returns the targets
 /// whose layout changed after they were first seen (an exec, or a dlopen).
 fn poll_targets(
-    probes: &Probes,
+    probes: &mut Probes,
     targets: &mut BTreeMap<u32, Target>,
     maps: &mut MapsHistory,
     first_seen: &mut BTreeMap<u32, Instant>,
@@ -410,6 +483,12 @@ fn poll_targets(
             targets
                 .entry(pid)
                 .or_insert_with(|| target(pid, TargetOrigin::Child, false));
+            // An exited process leaves the kernel's target set (its pid may be
+            // reused, and the set must not fill with the dead); it stays a target of
+            // the report.
+            if full && !process::is_alive(pid) {
+                probes.remove_target(pid);
+            }
         }
     }
     for (pid, t) in targets.iter_mut() {

@@ -702,6 +702,7 @@ pub(crate) fn sample_report() -> Report {
         probe_cost: ProbeCost {
             bpf_run_ns: 41_200_000,
             bpf_runs: 1_530_000,
+            ..ProbeCost::default()
         },
         timeline: None,
         go_scheduler_idle: None,

@@ -4,10 +4,26 @@
 use crate::render::fit::{clean, cut_end, cut_start};
 use crate::render::text::table::Out;
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, plural};
-use crate::report::model::{Losses, Report, Target, TargetOrigin};
+use crate::report::model::{Losses, ProbeCost, Report, Target, TargetOrigin};
 
 /// Non-child targets named in the header before "and N more".
 const MAX_HEADER_TARGETS: usize = 3;
+
+/// What the probe cost: BPF time, kernel memory, how futex calls were hooked. Only
+/// for live recordings (older reports lack the memory figure).
+fn cost_line(out: &mut Out, cost: &ProbeCost) {
+    if cost.kernel_memory_bytes == 0 {
+        return;
+    }
+    let per_run = cost.bpf_run_ns.checked_div(cost.bpf_runs).unwrap_or(0);
+    out.line(format!(
+        "probe cost: {} of BPF time in {} runs ({per_run} ns each), {:.1} MiB of kernel memory, futex calls hooked through {}",
+        fmt_duration_ns(cost.bpf_run_ns),
+        fmt_count(cost.bpf_runs),
+        cost.kernel_memory_bytes as f64 / 1_048_576.0,
+        cost.attach_method,
+    ));
+}
 
 pub(super) fn header(out: &mut Out, report: &Report) {
     out.line(format!("lockprof: {}", targets_summary(&report.targets)));
@@ -57,6 +73,7 @@ pub(super) fn header(out: &mut Out, report: &Report) {
             plural(t.unfinished_waits, "wait", "waits"),
         ));
     }
+    cost_line(out, &report.probe_cost);
     if let Some(idle) = &report.go_scheduler_idle {
         out.line(format!(
             "Go scheduler idle: {} of idle runtime threads, {} (not lock sites)",
@@ -142,7 +159,7 @@ fn describe_target(t: &Target) -> String {
 
 /// One line per non-zero loss counter, saying what it cost.
 fn loss_lines(l: &Losses) -> Vec<String> {
-    let all: [(u64, &str, &str, &str); 10] = [
+    let all: [(u64, &str, &str, &str); 13] = [
         (
             l.stack_collisions,
             "stack collision",
@@ -196,6 +213,24 @@ fn loss_lines(l: &Losses) -> Vec<String> {
             "user-stack copy",
             "user-stack copies",
             "not taken (frame-pointer stack used instead)",
+        ),
+        (
+            l.edge_map_full,
+            "wake → wait pairing",
+            "wake → wait pairings",
+            "not recorded: kernel edge map full (waits kept, their wakers missing)",
+        ),
+        (
+            l.last_wake_lost,
+            "wake",
+            "wakes",
+            "not remembered for pairing (their waiters count as unpaired)",
+        ),
+        (
+            l.holder_windows_lost,
+            "waker window",
+            "waker windows",
+            "without holder activity: the waker had exited",
         ),
         (
             l.truncated_stacks,

@@ -171,7 +171,7 @@ fn diff_of_a_report_with_itself_is_unchanged() {
 fn diff_verdict_and_check_exit_code_agree() {
     let rules: [&[&str]; 6] = [
         &[],
-        &["--min-share", "1%"],
+        &["--min-share", "1%", "--max-regression", "50%"],
         &["--include-event-waits", "--min-share", "0%"],
         &["--max-regression", "100%", "--min-share", "1%"],
         &["--min-wait-per-sec", "50ms", "--min-share", "0%"],
@@ -221,6 +221,8 @@ fn diff_verdict_and_check_exit_code_agree() {
             "report-new.json",
             "--min-share",
             "1%",
+            "--max-regression",
+            "50%",
         ],
         0,
     );

@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use crate::ci::diff::text::{arrow, change_cell, contention_change, per_sec_text, rules_line};
+use crate::ci::diff::text::{
+    change_cell, contention_change, count_arrow, ns_arrow, per_sec_text, rate_arrow, rules_line,
+};
 use crate::ci::diff::{Diff, RenderOptions, SiteRef, clean};
 use crate::render::text::{fmt_count, fmt_duration_ns, short_function, short_path};
 
@@ -43,15 +45,9 @@ pub fn to_markdown(diff: &Diff, opts: RenderOptions) -> String {
     let ratio_text = contention_change(diff);
     out.push(format!(
         "Lock contention per second of recording: **{}**{ratio_text}. Total {} over a recording of {}.",
-        arrow(
-            &per_sec_text(b.contention_wait_per_sec_ns),
-            &per_sec_text(n.contention_wait_per_sec_ns)
-        ),
-        arrow(
-            &fmt_duration_ns(b.contention_wait_ns),
-            &fmt_duration_ns(n.contention_wait_ns)
-        ),
-        arrow(&fmt_duration_ns(b.duration_ns), &fmt_duration_ns(n.duration_ns)),
+        rate_arrow(b.contention_wait_per_sec_ns, n.contention_wait_per_sec_ns),
+        ns_arrow(b.contention_wait_ns, n.contention_wait_ns),
+        ns_arrow(b.duration_ns, n.duration_ns),
     ));
     out.push(String::new());
     out.push(format!("Base `{}`, new `{}`.", md(&b.file), md(&n.file)));
@@ -67,24 +63,12 @@ pub fn to_markdown(diff: &Diff, opts: RenderOptions) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 md_site(&c.site, c.moved_from_line),
                 c.status.as_str(),
-                arrow(
-                    &per_sec_text(x.wait_per_sec_ns),
-                    &per_sec_text(y.wait_per_sec_ns)
-                ),
+                rate_arrow(x.wait_per_sec_ns, y.wait_per_sec_ns),
                 change_cell(c),
-                arrow(
-                    &fmt_duration_ns(x.total_wait_ns),
-                    &fmt_duration_ns(y.total_wait_ns)
-                ),
-                arrow(&fmt_count(x.waits), &fmt_count(y.waits)),
-                arrow(
-                    &fmt_duration_ns(x.p99_wait_ns),
-                    &fmt_duration_ns(y.p99_wait_ns)
-                ),
-                arrow(
-                    &fmt_duration_ns(x.max_wait_ns),
-                    &fmt_duration_ns(y.max_wait_ns)
-                ),
+                ns_arrow(x.total_wait_ns, y.total_wait_ns),
+                count_arrow(x.waits, y.waits),
+                ns_arrow(x.p99_wait_ns, y.p99_wait_ns),
+                ns_arrow(x.max_wait_ns, y.max_wait_ns),
             ));
         }
         md_more(&mut out, diff.sites.len(), opts.max_sites);

@@ -16,6 +16,21 @@ pub(super) fn arrow(before: &str, after: &str) -> String {
     format!("{before} → {after}")
 }
 
+/// `4.21s → 3.10ms`.
+pub(super) fn ns_arrow(before: u64, after: u64) -> String {
+    arrow(&fmt_duration_ns(before), &fmt_duration_ns(after))
+}
+
+/// `1.20s/s → 969µs/s`.
+pub(super) fn rate_arrow(before: Option<u64>, after: Option<u64>) -> String {
+    arrow(&per_sec_text(before), &per_sec_text(after))
+}
+
+/// `2400 → 40`.
+pub(super) fn count_arrow(before: u64, after: u64) -> String {
+    arrow(&fmt_count(before), &fmt_count(after))
+}
+
 /// Columns padded to their widest cell, two spaces apart, trailing spaces trimmed.
 fn aligned(rows: &[Vec<String>], indent: &str) -> Vec<String> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -101,27 +116,18 @@ pub fn to_text(diff: &Diff, opts: RenderOptions) -> String {
     ));
     out.push(format!(
         "  recording        {}",
-        arrow(
-            &fmt_duration_ns(b.duration_ns),
-            &fmt_duration_ns(n.duration_ns)
-        )
+        ns_arrow(b.duration_ns, n.duration_ns)
     ));
     let ratio_text = contention_change(diff);
     out.push(format!(
         "  lock contention  {} per second{ratio_text}; {} total",
-        arrow(
-            &per_sec_text(b.contention_wait_per_sec_ns),
-            &per_sec_text(n.contention_wait_per_sec_ns)
-        ),
-        arrow(
-            &fmt_duration_ns(b.contention_wait_ns),
-            &fmt_duration_ns(n.contention_wait_ns)
-        ),
+        rate_arrow(b.contention_wait_per_sec_ns, n.contention_wait_per_sec_ns),
+        ns_arrow(b.contention_wait_ns, n.contention_wait_ns),
     ));
     out.push(format!(
         "  all waits        {} total, {} waits",
-        arrow(&fmt_duration_ns(b.wait_ns), &fmt_duration_ns(n.wait_ns)),
-        arrow(&fmt_count(b.waits), &fmt_count(n.waits)),
+        ns_arrow(b.wait_ns, n.wait_ns),
+        count_arrow(b.waits, n.waits),
     ));
     out.push(format!("  judged           {}", rules_line(diff)));
 
@@ -153,24 +159,12 @@ pub fn to_text(diff: &Diff, opts: RenderOptions) -> String {
             rows.push(vec![
                 (i + 1).to_string(),
                 c.status.as_str().to_owned(),
-                arrow(
-                    &per_sec_text(x.wait_per_sec_ns),
-                    &per_sec_text(y.wait_per_sec_ns),
-                ),
+                rate_arrow(x.wait_per_sec_ns, y.wait_per_sec_ns),
                 change_cell(c),
-                arrow(
-                    &fmt_duration_ns(x.total_wait_ns),
-                    &fmt_duration_ns(y.total_wait_ns),
-                ),
-                arrow(&fmt_count(x.waits), &fmt_count(y.waits)),
-                arrow(
-                    &fmt_duration_ns(x.p99_wait_ns),
-                    &fmt_duration_ns(y.p99_wait_ns),
-                ),
-                arrow(
-                    &fmt_duration_ns(x.max_wait_ns),
-                    &fmt_duration_ns(y.max_wait_ns),
-                ),
+                ns_arrow(x.total_wait_ns, y.total_wait_ns),
+                count_arrow(x.waits, y.waits),
+                ns_arrow(x.p99_wait_ns, y.p99_wait_ns),
+                ns_arrow(x.max_wait_ns, y.max_wait_ns),
             ]);
             labels.push(format!("{}{}", c.site.label(), moved(c)));
         }

@@ -245,7 +245,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct GateArgs {
     /// Relative growth of wait per second that counts as a regression (and drop as an
-    /// improvement) [default: the budget's, else 200%, i.e. more than ×3]
+    /// improvement) [default: the budget's, else 400%, i.e. more than ×5]
     #[arg(long, visible_alias = "threshold", value_parser = parse_percent, value_name = "PCT")]
     pub max_regression: Option<f64>,
     /// A site's change counts only if at least this share of the run's lock contention

@@ -88,7 +88,7 @@ pub struct ForbidRule {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineRules {
-    /// Relative growth that counts (default 200%: more than ×3).
+    /// Relative growth that counts (default 400%: more than ×5).
     pub max_regression: Option<Percent>,
     /// Absolute per-site floor, in wait per second (default 2ms).
     pub min_wait_per_sec: Option<Duration>,

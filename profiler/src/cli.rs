@@ -249,7 +249,7 @@ pub struct GateArgs {
     #[arg(long, visible_alias = "threshold", value_parser = parse_percent, value_name = "PCT")]
     pub max_regression: Option<f64>,
     /// A site's change counts only if at least this share of the run's lock contention
-    /// per second [default: the budget's, else 5%]
+    /// per second [default: the budget's, else 20%]
     #[arg(long, value_parser = parse_percent, value_name = "PCT")]
     pub min_share: Option<f64>,
     /// …and at least this much wait per second, e.g. 2ms [default: the budget's, else 2ms]

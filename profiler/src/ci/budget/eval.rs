@@ -429,9 +429,10 @@ mod tests {
             eval.notes
         );
 
-        // Asked to judge event waits, both see the condvars grow.
+        // Asked to judge event waits (with a 5% share floor), both see the condvars grow.
         let with_events = Budget::default().gate_rules(GateOverrides {
             include_event_waits: true,
+            min_share: Some(0.05),
             ..GateOverrides::default()
         });
         let d = diff::diff(&base, "before.json", &new, "after.json", with_events);

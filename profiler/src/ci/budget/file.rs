@@ -92,7 +92,7 @@ pub struct BaselineRules {
     pub max_regression: Option<Percent>,
     /// Absolute per-site floor, in wait per second (default 2ms).
     pub min_wait_per_sec: Option<Duration>,
-    /// Per-site floor as a share of the run's lock contention per second (default 5%).
+    /// Per-site floor as a share of the run's lock contention per second (default 20%).
     pub min_share: Option<Percent>,
     /// Judge condvar and other event waits too (default false).
     pub include_event_waits: Option<bool>,

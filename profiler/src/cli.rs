@@ -179,6 +179,17 @@ pub struct RecordArgs {
     /// /usr/lib/debug. Repeatable.
     #[arg(long = "debug-dir", value_name = "DIR")]
     pub debug_dirs: Vec<PathBuf>,
+    /// A function of the target that wraps a lock (e.g. `LWLockAcquire`, or `mylock_*`):
+    /// skipped like glibc's frames, so sites are its callers. Matches the full name,
+    /// its last '::' segment, or a '*' glob. Repeatable. Lock-like functions that wait
+    /// from 3+ callers are recognized without it.
+    #[arg(long = "lock-fn", value_name = "PATTERN")]
+    pub lock_fns: Vec<String>,
+    /// Do not fetch debug files of stripped modules from the debuginfod servers in
+    /// `DEBUGINFOD_URLS` (by default they are fetched by build id and cached like
+    /// elfutils' client does).
+    #[arg(long)]
+    pub no_debuginfod: bool,
 }
 
 #[derive(Debug, Args)]
@@ -422,6 +433,8 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         debug_dirs: args.debug_dirs.clone(),
         frame_pointers_only: args.unwind == Unwind::Fp,
         interval: Some(args.interval),
+        lock_fns: args.lock_fns.clone(),
+        no_debuginfod: args.no_debuginfod,
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.

@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use profiler::ci::budget;
-use profiler::ci::diff::{self, DiffOptions, RenderOptions};
+use profiler::ci::diff::{self, RenderOptions};
 use profiler::export::{folded, pprof};
 use profiler::report::json;
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     // lockprof reads back what it writes of any report it accepted.
     json::from_str(&json::to_string(&report), "again.json").expect("reads its own output");
 
-    let d = diff::diff(&report, "a", &report, "b", DiffOptions::default());
+    let d = diff::diff(&report, "a", &report, "b", diff::GateRules::default());
     let _ = diff::to_text(&d, RenderOptions::default());
     let _ = diff::to_markdown(&d, RenderOptions::default());
     let _ = diff::to_json(&d);
@@ -49,8 +49,7 @@ fuzz_target!(|data: &[u8]| {
     let baseline = budget::Baseline {
         report: &report,
         name: "base",
-        max_regression: 0.0,
-        min_wait_per_sec_ns: 0,
+        rules: budget.gate_rules(diff::GateOverrides::default()),
     };
     let eval = budget::evaluate(&budget, &report, "r", Some("b"), Some(baseline));
     let _ = budget::render(&eval);

@@ -17,7 +17,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ci::budget::{self, Baseline, Budget, Evaluation};
-use crate::ci::diff::{self as diffing, DiffOptions, RenderOptions};
+use crate::ci::diff::{self as diffing, RenderOptions};
+use crate::ci::gate::GateOverrides;
 use crate::export::{flamegraph, folded, pprof};
 use crate::render::text::{self, TextOptions};
 use crate::report::{self, Report};
@@ -247,9 +248,46 @@ pub struct DiffArgs {
     /// Sites listed per section in text and markdown (JSON lists all).
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
-    /// Smallest change in wait per second that counts as improved or regressed.
-    #[arg(long, default_value = "10%", value_parser = parse_percent, value_name = "PCT")]
-    pub threshold: f64,
+    /// Read the judging rules from this budget file's [baseline] keys (as `check`).
+    #[arg(long, value_name = "FILE")]
+    pub budget: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+/// How `diff` and `check --baseline` judge a change: the same rules, flags and
+/// defaults for both (docs/ci.md, "One judgement").
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Relative growth of wait per second that counts as a regression (and drop as an
+    /// improvement) [default: the budget's, else 400%, i.e. more than ×5]
+    #[arg(long, visible_alias = "threshold", value_parser = parse_percent, value_name = "PCT")]
+    pub max_regression: Option<f64>,
+    /// A site's change counts only if at least this share of the run's lock contention
+    /// per second [default: the budget's, else 20%]
+    #[arg(long, value_parser = parse_percent, value_name = "PCT")]
+    pub min_share: Option<f64>,
+    /// …and at least this much wait per second, e.g. 2ms [default: the budget's, else 2ms]
+    #[arg(long, value_parser = budget::parse_duration_ns, value_name = "DURATION")]
+    pub min_wait_per_sec: Option<u64>,
+    /// Judge condvar and other event waits too (by default only lock contention)
+    #[arg(long)]
+    pub include_event_waits: bool,
+}
+
+impl GateArgs {
+    fn overrides(&self) -> GateOverrides {
+        GateOverrides {
+            max_regression: self.max_regression,
+            min_share: self.min_share,
+            min_wait_per_sec_ns: self.min_wait_per_sec,
+            include_event_waits: self.include_event_waits,
+        }
+    }
+
+    fn given(&self) -> bool {
+        self.overrides() != GateOverrides::default()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -267,14 +305,12 @@ pub struct CheckArgs {
     /// The budget file (TOML, see docs/ci.md).
     #[arg(long, value_name = "FILE")]
     pub budget: Option<PathBuf>,
-    /// A report to check regressions against (with the budget's [baseline] limits or
-    /// --max-regression).
+    /// A report to check regressions against: fails exactly when `lockprof diff
+    /// BASE REPORT` says "regressed" with the same rules.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// Largest allowed growth of lock contention and of each site's wait per second
-    /// versus --baseline, e.g. 20% (overrides the budget's).
-    #[arg(long, value_parser = parse_percent, value_name = "PCT", requires = "baseline")]
-    pub max_regression: Option<f64>,
+    #[command(flatten)]
+    pub gate: GateArgs,
     /// Output format on stdout.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -439,6 +475,10 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
 }
 
 fn run_diff(args: &DiffArgs) -> Result<i32> {
+    let rules = match &args.budget {
+        Some(path) => budget::load(path)?.gate_rules(args.gate.overrides()),
+        None => Budget::default().gate_rules(args.gate.overrides()),
+    };
     let base = report::json::read(&args.base)?;
     let new = report::json::read(&args.new)?;
     let diff = diffing::diff(
@@ -446,9 +486,7 @@ fn run_diff(args: &DiffArgs) -> Result<i32> {
         &args.base.display().to_string(),
         &new,
         &args.new.display().to_string(),
-        DiffOptions {
-            threshold: args.threshold,
-        },
+        rules,
     );
     let render = RenderOptions {
         max_sites: args.top,
@@ -463,16 +501,17 @@ fn run_diff(args: &DiffArgs) -> Result<i32> {
 }
 
 fn run_check(args: &CheckArgs) -> Result<i32> {
+    if args.baseline.is_none() && args.gate.given() {
+        return Err(input_error(anyhow::anyhow!(
+            "--max-regression, --min-share, --min-wait-per-sec and --include-event-waits \
+             judge a change: give --baseline FILE"
+        )));
+    }
     let (budget, budget_name) = match &args.budget {
         Some(path) => (
             budget::load(path).map_err(input_error)?,
             Some(path.display().to_string()),
         ),
-        None if args.baseline.is_some() && args.max_regression.is_none() => {
-            return Err(input_error(anyhow::anyhow!(
-                "--baseline without --budget needs a limit: add --max-regression PCT (e.g. 20%)"
-            )));
-        }
         None if args.baseline.is_some() => (Budget::default(), None),
         None => {
             return Err(input_error(anyhow::anyhow!(
@@ -492,17 +531,11 @@ fn run_check(args: &CheckArgs) -> Result<i32> {
         .map(Path::display)
         .map(|d| d.to_string());
     let baseline = match (&base, &base_name) {
-        (Some(report), Some(name)) => {
-            let (max_regression, floor) = budget
-                .regression_limits(args.max_regression, budget_name.as_deref().unwrap_or("-"))
-                .map_err(input_error)?;
-            Some(Baseline {
-                report,
-                name,
-                max_regression,
-                min_wait_per_sec_ns: floor,
-            })
-        }
+        (Some(report), Some(name)) => Some(Baseline {
+            report,
+            name,
+            rules: budget.gate_rules(args.gate.overrides()),
+        }),
         _ => None,
     };
     let eval: Evaluation = budget::evaluate(

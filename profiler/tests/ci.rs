@@ -5,7 +5,8 @@
 //! Runs `lockprof record --check fixtures/kmutex-budget.toml` on both variants (the
 //! one-step form CI uses), then `lockprof check` and `lockprof diff` on the saved
 //! reports. `#[ignore]`d like the other root tests; `cargo xtask test` runs it as root.
-//! About 6 s (before takes ~4.5 s).
+//! About 6 s (before takes ~4.5 s). Also runs the worked GitHub Actions example's gate
+//! script (`ci/lockprof-gate.sh`, shown in `docs/github-actions-example.yml`), ~10 s.
 
 mod common;
 
@@ -175,4 +176,111 @@ fn kmutex_before_fails_the_budget_after_passes_and_diff_shows_why() {
         "{}",
         text.stdout
     );
+}
+
+/// Runs `ci/lockprof-gate.sh OUT --base … --head …` with `LOCKPROF` set to this build.
+fn gate_script(out: &Path, base: &[&str], head: &[&str]) -> Run {
+    let script = repo_root().join("ci/lockprof-gate.sh");
+    let demo = demo_bin("demo-targets");
+    let demo = demo.to_str().expect("utf-8 path");
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script)
+        .arg(out)
+        .arg("--base")
+        .arg(demo)
+        .args(base)
+        .arg("--head")
+        .arg(demo)
+        .args(head)
+        .env("LOCKPROF", lockprof())
+        .env_remove("LOCKPROF_BUDGET")
+        .stdin(Stdio::null());
+    let o = cmd.output().expect("run ci/lockprof-gate.sh");
+    Run {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// The worked GitHub Actions example (docs/github-actions-example.yml), run for real:
+/// its gate script records the base (the fixed kmutex) and a head, writes the PR
+/// comment and checks. A head that brings the db-lock convoy back fails the gate; a
+/// head that keeps the fix passes; the markdown comment is written either way.
+/// About 10 s.
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn the_github_actions_example_fails_a_regression_and_passes_the_fix() {
+    require_root();
+    let dir = tempdir();
+    let after = ["kmutex", "after", "--linger-ms", LINGER_MS];
+    let before = ["kmutex", "before", "--linger-ms", LINGER_MS];
+
+    let regressed = dir.join("regressed");
+    let run = gate_script(&regressed, &after, &before);
+    let comment = std::fs::read_to_string(regressed.join("diff.md")).expect("diff.md");
+    let check = std::fs::read_to_string(regressed.join("check.txt")).expect("check.txt");
+    assert_eq!(
+        run.code,
+        Some(1),
+        "the regressed head must fail the gate:\n{}\n{}\n{comment}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        comment.starts_with("### lockprof diff: regressed\n"),
+        "{comment}"
+    );
+    assert!(comment.contains("kmutex::Store::writer"), "{comment}");
+    assert!(
+        check.contains("is over budget") && check.contains("[baseline max_regression]"),
+        "{check}"
+    );
+    assert_eq!(run.stdout, check, "the script prints the verdict");
+    for report in ["base.json", "head.json"] {
+        profiler::report::json::read(&regressed.join(report)).expect("a valid report");
+    }
+
+    let fixed = dir.join("fixed");
+    let run = gate_script(&fixed, &after, &after);
+    let comment = std::fs::read_to_string(fixed.join("diff.md")).expect("diff.md");
+    assert_eq!(
+        run.code,
+        Some(0),
+        "a head that keeps the fix must pass the gate:\n{}\n{}\n{comment}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(comment.starts_with("### lockprof diff: "), "{comment}");
+    assert!(
+        !comment.starts_with("### lockprof diff: regressed"),
+        "{comment}"
+    );
+    assert!(run.stdout.contains("is within budget"), "{}", run.stdout);
+}
+
+/// The workflow runs the script that the test above runs, with the outputs it reads.
+#[test]
+fn the_github_actions_example_runs_the_tested_script() {
+    let workflow = std::fs::read_to_string(repo_root().join("docs/github-actions-example.yml"))
+        .expect("docs/github-actions-example.yml");
+    for needle in [
+        "on:\n  pull_request:",
+        "lockprof/ci/lockprof-gate.sh lockprof-out",
+        "--base base/target/release/my-bench",
+        "--head head/target/release/my-bench",
+        "--body-file lockprof-out/diff.md",
+        "if: steps.gate.outcome == 'failure'",
+    ] {
+        assert!(workflow.contains(needle), "the workflow lacks '{needle}'");
+    }
+    let script = std::fs::read_to_string(repo_root().join("ci/lockprof-gate.sh"))
+        .expect("ci/lockprof-gate.sh");
+    for needle in [
+        "record -q -o \"$out/base.json\"",
+        "--format markdown",
+        "check \"$out/head.json\" --baseline \"$out/base.json\"",
+    ] {
+        assert!(script.contains(needle), "the script lacks '{needle}'");
+    }
 }

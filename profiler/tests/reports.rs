@@ -100,7 +100,8 @@ fn diff_json() {
     );
     golden("diff.json", &out);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    assert_eq!(v["diff_version"], 1);
+    assert_eq!(v["diff_version"], 2);
+    assert_eq!(v["gate"]["floor_ns"], 254_000_000);
 }
 
 #[test]
@@ -134,9 +135,10 @@ fn diff_matches_sites_by_identity() {
             })
     };
     assert_eq!(status("Store::writer"), Some(("improved".to_owned(), None)));
+    // +58%, but +29.9 ms/s is below the floor (20% of 1.27 s/s of contention).
     assert_eq!(
         status("Store::commit"),
-        Some(("regressed".to_owned(), None))
+        Some(("unchanged".to_owned(), None))
     );
     assert_eq!(
         status("Cache::get"),
@@ -157,7 +159,94 @@ fn diff_matches_sites_by_identity() {
 fn diff_of_a_report_with_itself_is_unchanged() {
     let out = stdout_of(&["diff", "report-sample.json", "report-sample.json"], 0);
     assert!(out.contains("verdict: unchanged: "), "{out}");
-    assert!(out.contains("0 new, 0 vanished"), "{out}");
+    assert!(
+        out.contains("0 new (0 over the floor), 0 vanished"),
+        "{out}"
+    );
+}
+
+/// The verdict line of `diff` and the exit code of `check --baseline` agree on the
+/// recorded fixture pair, both ways round, under the defaults and other rules.
+#[test]
+fn diff_verdict_and_check_exit_code_agree() {
+    let rules: [&[&str]; 6] = [
+        &[],
+        &["--min-share", "1%", "--max-regression", "50%"],
+        &["--include-event-waits", "--min-share", "0%"],
+        &["--max-regression", "100%", "--min-share", "1%"],
+        &["--min-wait-per-sec", "50ms", "--min-share", "0%"],
+        &[
+            "--threshold",
+            "5%",
+            "--min-share",
+            "0%",
+            "--min-wait-per-sec",
+            "1ms",
+        ],
+    ];
+    let mut seen = Vec::new();
+    for (base, new) in [
+        ("report-base.json", "report-new.json"),
+        ("report-new.json", "report-base.json"),
+        ("report-sample.json", "report-sample.json"),
+    ] {
+        for flags in rules {
+            let mut diff_args = vec!["diff", base, new];
+            diff_args.extend_from_slice(flags);
+            let text = stdout_of(&diff_args, 0);
+            let verdict = text
+                .lines()
+                .find_map(|l| l.strip_prefix("verdict: "))
+                .expect("a verdict line");
+            let mut check_args = vec!["check", new, "--baseline", base];
+            check_args.extend_from_slice(flags);
+            let (code, out, err) = run(&check_args);
+            let out = String::from_utf8_lossy(&out);
+            let regressed = verdict.starts_with("regressed:");
+            assert_eq!(
+                code,
+                Some(i32::from(regressed)),
+                "{base} → {new} {flags:?}\ndiff: {verdict}\ncheck: {out}{err}"
+            );
+            seen.push(regressed);
+        }
+    }
+    // Both outcomes are exercised: the commit site regresses once the floor is
+    // lowered, the new condvar counts with event waits, the reversed pair regresses.
+    assert!(seen.contains(&true) && seen.contains(&false), "{seen:?}");
+    let out = stdout_of(
+        &[
+            "diff",
+            "report-base.json",
+            "report-new.json",
+            "--min-share",
+            "1%",
+            "--max-regression",
+            "50%",
+        ],
+        0,
+    );
+    assert!(out.contains("verdict: regressed: "), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  2  regressed  51.4ms/s → 81.3ms/s")),
+        "{out}"
+    );
+    let (code, out, _) = run(&[
+        "check",
+        "report-new.json",
+        "--baseline",
+        "report-base.json",
+        "--include-event-waits",
+        "--min-share",
+        "0%",
+    ]);
+    assert_eq!(code, Some(1));
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.contains("condvar kmutex::KeyMutex::lock at demo-targets/src/kmutex.rs:300: new site (not in the baseline) waits 29.7ms/s, at or above the floor"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -242,11 +331,14 @@ fn check_passes_within_budget() {
         "report-base.json",
         "--max-regression",
         "500%",
+        "--include-event-waits",
+        "--min-share",
+        "0%",
     ]);
     assert_eq!(
         code,
         Some(1),
-        "the new KeyMutex site is a regression at any limit"
+        "the new KeyMutex site is a regression at any limit, once event waits count above the absolute floor"
     );
     assert!(String::from_utf8_lossy(&out).contains("new site (not in the baseline)"));
 }
@@ -424,34 +516,32 @@ fn check_input_errors_exit_2() {
         2,
         "nothing to check against",
     );
+    // The gate's flags judge a change: without a baseline they are a usage error.
     one_line_error(
-        &[
-            "check",
-            "report-base.json",
-            "--baseline",
-            "report-base.json",
-        ],
+        &["check", "report-base.json", "--max-regression", "20%"],
         2,
-        "--baseline without --budget needs a limit",
+        "give --baseline FILE",
     );
-    let dir = tempdir();
-    let no_limit = dir.join("no-limit.toml");
-    std::fs::write(&no_limit, "[total]\nmax_wait_per_sec = \"1s\"\n").expect("write");
     one_line_error(
         &[
             "check",
             "report-base.json",
             "--budget",
-            no_limit.to_str().expect("utf-8"),
-            "--baseline",
-            "report-base.json",
+            "budget-sample.toml",
+            "--include-event-waits",
         ],
         2,
-        "no regression limit",
+        "give --baseline FILE",
     );
+    // A baseline alone is judged with the defaults (as `diff` is).
+    let (code, out, _) = run(&[
+        "check",
+        "report-base.json",
+        "--baseline",
+        "report-base.json",
+    ]);
+    assert_eq!(code, Some(0), "{}", String::from_utf8_lossy(&out));
     // clap's own usage errors are 2 as well.
-    let (code, _, _) = run(&["check", "report-base.json", "--max-regression", "20%"]);
-    assert_eq!(code, Some(2), "--max-regression needs --baseline");
     let (code, _, _) = run(&[
         "check",
         "report-base.json",

@@ -139,13 +139,14 @@ fn top_shows_the_fixture_site_and_sorts_filters_details_saves_and_quits() {
     tmux.keys(&["/", "h", "o", "t", "_", "s", "e", "c", "Enter"]);
     tmux.wait_for(&["[filter 'hot_sec']", "matching 'hot_sec'", "hot_section"]);
     // Detail of the hot site, then back.
+    // Detail of the hot site: "why" (the holders that woke the waits) comes first,
+    // then the stacks; threads are last and collapsed.
     tmux.keys(&["Enter"]);
-    tmux.wait_for(&[
-        "histogram of wait times",
-        "threads (",
-        "woken by",
-        "lock addresses",
-    ]);
+    let screen = tmux.wait_for(&["blocked by: the holders", "waiter stacks ("]);
+    assert!(
+        screen.find("blocked by: the holders") < screen.find("waiter stacks ("),
+        "the holders must come before the stacks:\n{screen}"
+    );
     tmux.keys(&["Escape"]);
     tmux.wait_for(&["sites 1 of"]);
     // Pause and resume, reset the counters.
@@ -201,7 +202,7 @@ fn top_replays_a_saved_report_without_root() {
     let tmux = Tmux::start(&cmd);
     tmux.wait_for(&["[replay]", "Before::contains", "sites 3 of 3"]);
     tmux.keys(&["Down", "Enter"]);
-    tmux.wait_for(&["wait_for_change", "histogram of wait times"]);
+    tmux.wait_for(&["wait_for_change", "blocked by: the holders"]);
     tmux.keys(&["q"]);
     tmux.wait_for(&["LOCKPROF-EXIT=0"]);
 }

@@ -14,6 +14,8 @@
 //!
 //! Must not: change what the programs do (knobs are passed through, not tuned here).
 
+mod gate;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -46,7 +48,15 @@ pub fn bench(args: &[String]) -> Result<()> {
             let flags = parse_flags(&args[1..], &["runs"])?;
             demos_bench(flags.get("runs").copied().unwrap_or(3))
         }
-        Some(other) => bail!("unknown benchmark '{other}' (expected 'overhead' or 'demos')"),
+        Some("gate") => gate::gate(
+            parse_flags(&args[1..], &["runs"])?
+                .get("runs")
+                .copied()
+                .unwrap_or(3),
+        ),
+        Some(other) => {
+            bail!("unknown benchmark '{other}' (expected 'overhead', 'demos' or 'gate')")
+        }
         None => bail!("which benchmark? 'cargo xtask bench overhead' or 'cargo xtask bench demos'"),
     }
 }

@@ -41,6 +41,10 @@ commands:
   bench demos [--runs N]
                         each demo pair N times (default 3) with spec knobs, no lockprof;
                         checks the spec's ratios; writes target/bench/demos.json
+  bench gate [--runs N]
+                        each demo's before/after N times (default 3) under lockprof (root);
+                        'lockprof check --baseline' on every pair: false alarms and misses;
+                        writes target/bench/gate.json
   help                  this text";
 
 fn main() -> ExitCode {

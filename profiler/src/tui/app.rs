@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::analyze::histogram::Log2Histogram;
-use crate::render::text::short_path;
-use crate::report::{Report, Site, WaitKind};
+use crate::report::{Report, Site};
+pub use crate::tui::rows::{Row, Stats};
+use crate::tui::rows::{delta, last_interval_of, location};
 
 /// Where the reports come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,43 +105,6 @@ pub struct LiveInfo {
     pub report_ns: Option<u64>,
 }
 
-/// One interval's or the cumulative numbers of a site. `None` when not known (a
-/// replayed report has no previous report to take the interval's p99 from).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub waits: u64,
-    pub wait_ns: u64,
-    pub avg_ns: u64,
-    pub p99_ns: Option<u64>,
-    pub max_ns: Option<u64>,
-    pub threads: Option<u64>,
-}
-
-impl Stats {
-    fn value(&self, key: SortKey) -> u64 {
-        match key {
-            SortKey::Waits => self.waits,
-            SortKey::Total => self.wait_ns,
-            SortKey::Avg => self.avg_ns,
-            SortKey::P99 => self.p99_ns.unwrap_or(0),
-            SortKey::Max => self.max_ns.unwrap_or(0),
-            SortKey::Threads => self.threads.unwrap_or(0),
-        }
-    }
-}
-
-/// A row of the site table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row {
-    pub id: String,
-    pub kind: WaitKind,
-    pub function: String,
-    /// `file:line` (shortened), or the module when there is no line information.
-    pub location: String,
-    pub interval: Stats,
-    pub total: Stats,
-}
-
 /// The numbers of the header.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rates {
@@ -196,6 +159,11 @@ pub struct App {
     pub rates: Rates,
     /// One-line message in the footer (e.g. where a report was saved).
     pub status: Option<String>,
+    /// The detail pane lists the site's threads (they start collapsed: the answer to
+    /// "why" is the holders and stacks above them).
+    pub threads_expanded: bool,
+    /// The session's end was seen (and the table switched to cumulative once).
+    finished_seen: bool,
 }
 
 impl App {
@@ -223,6 +191,8 @@ impl App {
             paused: false,
             rates: Rates::default(),
             status: None,
+            threads_expanded: false,
+            finished_seen: false,
         }
     }
 
@@ -260,6 +230,15 @@ impl App {
             return;
         }
         self.latest = None;
+        // Once every target has exited, the last interval is all zeros: rank by what
+        // happened over the whole session instead (the user can switch back with i).
+        if live.finished && !self.finished_seen {
+            self.finished_seen = true;
+            if self.scope == Scope::Interval {
+                self.scope = Scope::Cumulative;
+                self.set_status("target exited: sorted by cumulative totals (i: interval)");
+            }
+        }
         let old = std::mem::replace(&mut self.report, report);
         let old_live = std::mem::replace(&mut self.live, live);
         // The first report of a session has nothing before it.
@@ -303,6 +282,7 @@ impl App {
             KeyCode::Enter if !self.visible.is_empty() => {
                 self.screen = Screen::Detail;
                 self.detail_scroll = 0;
+                self.threads_expanded = false;
             }
             KeyCode::Char('/') => {
                 self.editing_filter = true;
@@ -350,6 +330,7 @@ impl App {
                 self.detail_scroll = self.detail_scroll.saturating_add(self.page as u16);
             }
             KeyCode::Home => self.detail_scroll = 0,
+            KeyCode::Char('t') => self.threads_expanded = !self.threads_expanded,
             _ => {}
         }
     }
@@ -566,92 +547,11 @@ impl App {
     }
 }
 
-/// `file:line` of a site, shortened; the module's file name without line information.
-fn location(site: &Site) -> String {
-    match (&site.file, site.line, &site.module) {
-        (Some(file), Some(line), _) => format!("{}:{line}", short_path(file)),
-        (Some(file), None, _) => short_path(file),
-        (None, _, Some(module)) => short_path(module),
-        (None, _, None) => String::new(),
-    }
-}
-
-/// A replayed site's last interval, from its series: counts only.
-fn last_interval_of(site: &Site) -> Stats {
-    let last = site.series.last().copied().unwrap_or_default();
-    Stats {
-        waits: last.waits,
-        wait_ns: last.wait_ns,
-        avg_ns: last.wait_ns.checked_div(last.waits).unwrap_or(0),
-        ..Stats::default()
-    }
-}
-
-/// The numbers of `now` minus those of `before` (the same site in an earlier
-/// cumulative report). p99 comes from the difference of the histograms. The maximum
-/// is exact when a new maximum was set since `before`; otherwise it is the upper edge
-/// of the highest bucket hit since then, capped at the maximum so far.
-pub fn delta(before: Option<&Site>, now: &Site) -> Stats {
-    let Some(before) = before else {
-        return Stats {
-            waits: now.waits,
-            wait_ns: now.total_wait_ns,
-            avg_ns: now.avg_wait_ns,
-            p99_ns: Some(now.p99_wait_ns),
-            max_ns: Some(now.max_wait_ns),
-            threads: Some(now.threads.iter().filter(|t| t.wait.waits > 0).count() as u64),
-        };
-    };
-    let waits = now.waits.saturating_sub(before.waits);
-    let wait_ns = now.total_wait_ns.saturating_sub(before.total_wait_ns);
-    let hist = Log2Histogram::from_buckets(
-        &now.histogram
-            .counts
-            .iter()
-            .enumerate()
-            .map(|(b, &n)| n.saturating_sub(before.histogram.counts.get(b).copied().unwrap_or(0)))
-            .collect::<Vec<_>>(),
-    );
-    let max = if waits == 0 {
-        0
-    } else if now.max_wait_ns > before.max_wait_ns {
-        now.max_wait_ns
-    } else {
-        hist.counts
-            .iter()
-            .rposition(|&n| n > 0)
-            .map_or(now.max_wait_ns, |b| {
-                (1u64 << (b + 1).min(63)).min(now.max_wait_ns)
-            })
-    };
-    let before_threads: HashMap<u32, u64> = before
-        .threads
-        .iter()
-        .map(|t| (t.tid, t.wait.waits))
-        .collect();
-    let threads = now
-        .threads
-        .iter()
-        .filter(|t| t.wait.waits > before_threads.get(&t.tid).copied().unwrap_or(0))
-        .count() as u64;
-    Stats {
-        waits,
-        wait_ns,
-        avg_ns: wait_ns.checked_div(waits).unwrap_or(0),
-        p99_ns: Some(if waits == 0 {
-            0
-        } else {
-            hist.quantile(0.99, 0, max)
-        }),
-        max_ns: Some(max),
-        threads: Some(threads),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{IntervalCount, ThreadShare, WaitSummary};
+    use crate::analyze::histogram::Log2Histogram;
+    use crate::report::{IntervalCount, ThreadShare, WaitKind, WaitSummary};
     use profiler_common::hist_bucket;
 
     pub(crate) fn site(id: &str, func: &str, waits: u64, wait_ns: u64, tids: &[u32]) -> Site {
@@ -882,6 +782,70 @@ mod tests {
             (2, 60)
         );
         assert_eq!(app.status.as_deref(), Some("counters reset"));
+    }
+
+    #[test]
+    fn after_the_target_exits_the_table_ranks_by_cumulative_totals() {
+        let mut app = live(vec![
+            report(
+                1_000_000_000,
+                vec![
+                    site("a", "big", 100, 900_000_000, &[1]),
+                    site("b", "late", 1, 1_000_000, &[2]),
+                ],
+            ),
+            report(
+                2_000_000_000,
+                vec![
+                    site("a", "big", 100, 900_000_000, &[1]),
+                    site("b", "late", 5, 5_000_000, &[2]),
+                ],
+            ),
+        ]);
+        // While running: the last interval ranks 'late' (it waited in it) first.
+        assert_eq!(app.scope, Scope::Interval);
+        assert_eq!(functions(&app), ["late", "big"]);
+        let mut end = app.report.clone();
+        end.duration_ns = 3_000_000_000;
+        app.on_report(
+            end.clone(),
+            LiveInfo {
+                finished: true,
+                ..LiveInfo::default()
+            },
+        );
+        assert_eq!(app.scope, Scope::Cumulative);
+        assert_eq!(functions(&app), ["big", "late"]);
+        assert!(
+            app.status
+                .as_deref()
+                .is_some_and(|s| s.contains("cumulative"))
+        );
+        // The user's choice afterwards sticks.
+        app.handle_key(key('i'));
+        app.on_report(
+            end,
+            LiveInfo {
+                finished: true,
+                ..LiveInfo::default()
+            },
+        );
+        assert_eq!(app.scope, Scope::Interval);
+    }
+
+    #[test]
+    fn threads_start_collapsed_and_t_expands_them() {
+        let mut app = live(vec![report(
+            1_000_000_000,
+            vec![site("a", "f", 3, 3_000, &[1, 2])],
+        )]);
+        app.handle_key(code(KeyCode::Enter));
+        assert!(!app.threads_expanded);
+        app.handle_key(key('t'));
+        assert!(app.threads_expanded);
+        app.handle_key(code(KeyCode::Esc));
+        app.handle_key(code(KeyCode::Enter));
+        assert!(!app.threads_expanded, "a new detail starts collapsed");
     }
 
     #[test]

@@ -159,3 +159,56 @@ fn tiny_terminals_do_not_panic() {
     }
     insta::assert_snapshot!(screen(&app, 40, 8));
 }
+
+/// The site column gets its room first at every width; the numbers that do not fit
+/// are dropped, the sorted set (interval here) kept.
+#[test]
+fn table_at_80_columns() {
+    insta::assert_snapshot!(screen(&live_app(&fixture()), 80, 16));
+}
+
+#[test]
+fn table_at_120_columns() {
+    insta::assert_snapshot!(screen(&live_app(&fixture()), 120, 16));
+}
+
+#[test]
+fn table_at_200_columns() {
+    insta::assert_snapshot!(screen(&live_app(&fixture()), 200, 16));
+}
+
+/// `i` switches the shown (and sorted) set to the cumulative one on a narrow screen.
+#[test]
+fn table_at_120_columns_cumulative() {
+    let mut app = live_app(&fixture());
+    press(&mut app, &[KeyCode::Char('i')]);
+    insta::assert_snapshot!(screen(&app, 120, 16));
+}
+
+/// After the target exits, the last interval is empty: the table ranks by the
+/// cumulative totals and says so.
+#[test]
+fn table_after_the_target_exited() {
+    let report = fixture();
+    let mut app = live_app(&report);
+    let mut end = app.report.clone();
+    end.duration_ns += 1_000_000_000;
+    app.on_report(
+        end,
+        LiveInfo {
+            threads: r_threads(&report),
+            finished: true,
+            ..LiveInfo::default()
+        },
+    );
+    insta::assert_snapshot!(screen(&app, 120, 16));
+}
+
+/// The detail answers "why" first (the holders that woke the waits and what they did),
+/// then stacks; threads come last, collapsed until `t`.
+#[test]
+fn detail_at_120_columns_with_threads_expanded() {
+    let mut app = live_app(&fixture());
+    press(&mut app, &[KeyCode::Enter, KeyCode::Char('t')]);
+    insta::assert_snapshot!(screen(&app, 120, 60));
+}

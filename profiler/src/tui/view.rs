@@ -16,6 +16,7 @@ use crate::render::text::{
 };
 use crate::report::{Frame, Site, WokenBy};
 use crate::tui::app::{App, Scope, Screen, SortKey, Source, Stats};
+use crate::tui::columns::{KIND_WIDTH, NUM_WIDTH, SITE_MIN, SPACING, numeric_columns};
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
@@ -156,40 +157,53 @@ fn opt_ns(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_owned(), fmt_duration_ns)
 }
 
-fn stats_cells(s: &Stats) -> [String; 6] {
-    [
-        fmt_count(s.waits),
-        fmt_duration_ns(s.wait_ns),
-        fmt_duration_ns(s.avg_ns),
-        opt_ns(s.p99_ns),
-        opt_ns(s.max_ns),
-        s.threads.map_or_else(|| "-".to_owned(), |t| t.to_string()),
-    ]
+fn stat_cell(s: &Stats, key: SortKey) -> String {
+    match key {
+        SortKey::Waits => fmt_count(s.waits),
+        SortKey::Total => fmt_duration_ns(s.wait_ns),
+        SortKey::Avg => fmt_duration_ns(s.avg_ns),
+        SortKey::P99 => opt_ns(s.p99_ns),
+        SortKey::Max => opt_ns(s.max_ns),
+        SortKey::Threads => s.threads.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+    }
+}
+
+fn site_cell(row: &crate::tui::app::Row) -> String {
+    format!("{} ({})", short_function(&row.function), row.location)
 }
 
 fn render_table(app: &App, area: Rect, buf: &mut Buffer) {
     let arrow = if app.ascending { '▲' } else { '▼' };
-    let head = |scope: Scope| {
-        SortKey::ALL.map(|k| {
-            let label = if k == SortKey::Threads {
-                "thr"
-            } else {
-                k.label()
-            };
-            let name = match scope {
-                Scope::Interval => format!("{label}/i"),
-                Scope::Cumulative => label.to_owned(),
-            };
-            if k == app.sort && scope == app.scope {
-                Cell::from(format!("{name}{arrow}")).bold()
-            } else {
-                Cell::from(name)
-            }
-        })
-    };
+    // The site column is the answer: it gets its room first, the numbers fit around it.
+    let site_wanted = app
+        .visible
+        .iter()
+        .map(|&i| site_cell(&app.rows[i]).chars().count())
+        .max()
+        .unwrap_or(0);
+    let columns = numeric_columns(
+        area.width,
+        u16::try_from(site_wanted).unwrap_or(u16::MAX),
+        app.scope,
+        app.sort,
+    );
     let mut header = vec![Cell::from("KIND")];
-    header.extend(head(Scope::Interval));
-    header.extend(head(Scope::Cumulative));
+    header.extend(columns.iter().map(|&(scope, k)| {
+        let label = if k == SortKey::Threads {
+            "thr"
+        } else {
+            k.label()
+        };
+        let name = match scope {
+            Scope::Interval => format!("{label}/i"),
+            Scope::Cumulative => label.to_owned(),
+        };
+        if k == app.sort && scope == app.scope {
+            Cell::from(format!("{name}{arrow}")).bold()
+        } else {
+            Cell::from(name)
+        }
+    }));
     header.push(Cell::from("SITE"));
     let rows: Vec<TableRow> = app
         .visible
@@ -197,20 +211,20 @@ fn render_table(app: &App, area: Rect, buf: &mut Buffer) {
         .map(|&i| {
             let row = &app.rows[i];
             let mut cells = vec![Cell::from(row.kind.as_str())];
-            cells.extend(stats_cells(&row.interval).map(Cell::from));
-            cells.extend(stats_cells(&row.total).map(Cell::from));
-            cells.push(Cell::from(format!(
-                "{} ({})",
-                short_function(&row.function),
-                row.location
-            )));
+            cells.extend(columns.iter().map(|&(scope, k)| {
+                let stats = match scope {
+                    Scope::Interval => &row.interval,
+                    Scope::Cumulative => &row.total,
+                };
+                Cell::from(stat_cell(stats, k))
+            }));
+            cells.push(Cell::from(site_cell(row)));
             TableRow::new(cells)
         })
         .collect();
-    let num = Constraint::Length(8);
-    let mut widths = vec![Constraint::Length(12)];
-    widths.extend([num; 12]);
-    widths.push(Constraint::Min(24));
+    let mut widths = vec![Constraint::Length(KIND_WIDTH)];
+    widths.extend(columns.iter().map(|_| Constraint::Length(NUM_WIDTH)));
+    widths.push(Constraint::Min(SITE_MIN));
     let title = if app.visible.is_empty() {
         if app.rows.is_empty() {
             " no blocked waits yet ".to_owned()
@@ -237,7 +251,7 @@ fn render_table(app: &App, area: Rect, buf: &mut Buffer) {
     ratatui::widgets::StatefulWidget::render(
         Table::new(rows, widths)
             .header(TableRow::new(header).style(Style::new().add_modifier(Modifier::UNDERLINED)))
-            .column_spacing(1)
+            .column_spacing(SPACING)
             .row_highlight_style(Style::new().reversed()),
         table_area,
         buf,
@@ -278,7 +292,7 @@ fn woken_by_line(w: &WokenBy, site_wait_ns: u64) -> String {
 }
 
 /// The detail of one site, as lines (scrolled by the app).
-pub fn detail_lines(site: &Site) -> Vec<Line<'static>> {
+pub fn detail_lines(site: &Site, threads_expanded: bool) -> Vec<Line<'static>> {
     let bold = |s: String| Line::from(Span::styled(s, Style::new().bold()));
     let mut out = Vec::new();
     let place = match (&site.file, site.line) {
@@ -313,35 +327,10 @@ pub fn detail_lines(site: &Site) -> Vec<Line<'static>> {
         site.interrupted,
     )));
 
-    out.push(bold("histogram of wait times".to_owned()));
-    let peak = site.histogram.counts.iter().copied().max().unwrap_or(0);
-    for (b, &n) in site.histogram.counts.iter().enumerate() {
-        if n == 0 {
-            continue;
-        }
-        let lo = if b == 0 { 0 } else { 1u64 << b.min(62) };
-        let bar = "█".repeat(((n * 40).div_ceil(peak.max(1))) as usize);
-        out.push(Line::from(format!(
-            "  ≥{:>8}  {:>7}  {bar}",
-            fmt_duration_ns(lo),
-            fmt_count(n)
-        )));
-    }
-
-    out.push(bold(format!("threads ({})", site.threads.len())));
-    for t in &site.threads {
-        out.push(Line::from(format!(
-            "  {} ({})  {} waits  {}  {}  max {}",
-            t.name,
-            t.tid,
-            fmt_count(t.wait.waits),
-            fmt_duration_ns(t.wait.total_wait_ns),
-            fmt_pct(t.wait.total_wait_ns, site.total_wait_ns),
-            fmt_duration_ns(t.wait.max_wait_ns),
-        )));
-    }
-
-    out.push(bold("woken by".to_owned()));
+    // Why: who held the lock (the waker that released it) and what it was doing.
+    out.push(bold(
+        "blocked by: the holders that woke these waits, and what they did meanwhile".to_owned(),
+    ));
     if site.woken_by.is_empty() {
         out.push(Line::from("  (no waker recorded)"));
     }
@@ -364,18 +353,6 @@ pub fn detail_lines(site: &Site) -> Vec<Line<'static>> {
         )));
     }
 
-    out.push(bold(format!("lock addresses ({})", site.addresses.len())));
-    for a in &site.addresses {
-        out.push(Line::from(format!(
-            "  {}  pid {}  {} waits  {}  {}",
-            a.address,
-            a.pid,
-            fmt_count(a.wait.waits),
-            fmt_duration_ns(a.wait.total_wait_ns),
-            fmt_pct(a.wait.total_wait_ns, site.total_wait_ns),
-        )));
-    }
-
     let more = if site.more_stacks > 0 {
         format!(", {} more not kept", site.more_stacks)
     } else {
@@ -394,6 +371,52 @@ pub fn detail_lines(site: &Site) -> Vec<Line<'static>> {
         )));
         out.extend(s.frames.iter().map(|f| Line::from(frame_line(f))));
     }
+    out.push(bold("histogram of wait times".to_owned()));
+    let peak = site.histogram.counts.iter().copied().max().unwrap_or(0);
+    for (b, &n) in site.histogram.counts.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let lo = if b == 0 { 0 } else { 1u64 << b.min(62) };
+        let bar = "█".repeat(((n * 40).div_ceil(peak.max(1))) as usize);
+        out.push(Line::from(format!(
+            "  ≥{:>8}  {:>7}  {bar}",
+            fmt_duration_ns(lo),
+            fmt_count(n)
+        )));
+    }
+
+    out.push(bold(format!("lock addresses ({})", site.addresses.len())));
+    for a in &site.addresses {
+        out.push(Line::from(format!(
+            "  {}  pid {}  {} waits  {}  {}",
+            a.address,
+            a.pid,
+            fmt_count(a.wait.waits),
+            fmt_duration_ns(a.wait.total_wait_ns),
+            fmt_pct(a.wait.total_wait_ns, site.total_wait_ns),
+        )));
+    }
+
+    if threads_expanded {
+        out.push(bold(format!(
+            "threads ({})  t: collapse",
+            site.threads.len()
+        )));
+        for t in &site.threads {
+            out.push(Line::from(format!(
+                "  {} ({})  {} waits  {}  {}  max {}",
+                t.name,
+                t.tid,
+                fmt_count(t.wait.waits),
+                fmt_duration_ns(t.wait.total_wait_ns),
+                fmt_pct(t.wait.total_wait_ns, site.total_wait_ns),
+                fmt_duration_ns(t.wait.max_wait_ns),
+            )));
+        }
+    } else {
+        out.push(bold(format!("threads ({})  t: expand", site.threads.len())));
+    }
     out
 }
 
@@ -402,7 +425,7 @@ fn render_detail(app: &App, area: Rect, buf: &mut Buffer) {
         Paragraph::new("no site selected").render(area, buf);
         return;
     };
-    Paragraph::new(detail_lines(site))
+    Paragraph::new(detail_lines(site, app.threads_expanded))
         .wrap(Wrap { trim: false })
         .scroll((app.detail_scroll, 0))
         .render(area, buf);
@@ -416,7 +439,7 @@ fn footer_line(app: &App) -> Line<'static> {
         ));
     }
     let keys = match app.screen {
-        Screen::Detail => "Esc back  ↑↓ PgUp/PgDn scroll".to_owned(),
+        Screen::Detail => "Esc back  ↑↓ PgUp/PgDn scroll  t threads".to_owned(),
         Screen::Table => format!(
             "↑↓ PgUp/PgDn Home/End move  Enter detail  / filter  sort {} (i: interval/total)",
             SortKey::ALL

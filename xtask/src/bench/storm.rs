@@ -1,18 +1,10 @@
-//! `cargo xtask bench overhead` and `cargo xtask bench demos`: benchmarks that report,
-//! never assert (a failed goal prints FAIL and still exits 0; the test suite is
-//! `cargo xtask test`).
+//! The futex-storm rows of `cargo xtask bench overhead`: `futex-storm` alternately
+//! unprofiled and under `lockprof record`, `--runs` times each in one invocation
+//! (alternating, and swapping which goes first, so that drift of a noisy 2-core
+//! machine hits both sides alike); the table of throughput, futex rates, losses and BPF
+//! cost; the goal verdict; and `target/bench/overhead.json`.
 //!
-//! Owns:
-//! - `overhead`: `futex-storm` alternately unprofiled and under `lockprof record`,
-//!   `--runs` times each in one invocation (alternating, and swapping which goes first,
-//!   so that drift of a noisy 2-core machine hits both sides alike); the table of
-//!   throughput, futex rates, losses and BPF cost; the goal verdict; and
-//!   `target/bench/overhead.json`.
-//! - `demos`: each demo pair `--runs` times with the spec's default knobs and without
-//!   lockprof, median/min/max of the headline, the spec's assertions on the medians,
-//!   and `target/bench/demos.json`.
-//!
-//! Must not: change what the programs do (knobs are passed through, not tuned here).
+//! Must not: change what the program does (knobs are passed through, not tuned here).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,8 +13,9 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
+use super::{Stats, mark};
 use crate::demo::{build_release_bins, require_root};
-use crate::demos::{self, Check, DemoRun, Lookup, improvement, show_ratio, show_value};
+use crate::demos::show_value;
 use crate::report::{LockReport, human_count, human_ns};
 use crate::run::{Cmd, release_bin, say, show, target_dir, write_json};
 use crate::setup::setup;
@@ -32,94 +25,6 @@ const MAX_LOSS_PCT: f64 = 5.0;
 /// …at a load of at least this many blocked futex waits per second…
 const MIN_WAITS_PER_S: f64 = 200_000.0;
 // …with zero losses.
-
-pub fn bench(args: &[String]) -> Result<()> {
-    match args.first().map(String::as_str) {
-        Some("overhead") => {
-            // `--no-holders` measures lockprof without its context-switch probe.
-            let (switches, rest): (Vec<String>, Vec<String>) =
-                args[1..].iter().cloned().partition(|a| a == "--no-holders");
-            let flags = parse_flags(&rest, &["runs", "threads", "duration-ms"])?;
-            overhead(&flags, switches.is_empty())
-        }
-        Some("demos") => {
-            let flags = parse_flags(&args[1..], &["runs"])?;
-            demos_bench(flags.get("runs").copied().unwrap_or(3))
-        }
-        Some(other) => bail!("unknown benchmark '{other}' (expected 'overhead' or 'demos')"),
-        None => bail!("which benchmark? 'cargo xtask bench overhead' or 'cargo xtask bench demos'"),
-    }
-}
-
-/// `--name N` / `--name=N` integer flags, only the `allowed` names, each > 0.
-fn parse_flags(args: &[String], allowed: &[&str]) -> Result<BTreeMap<String, u64>> {
-    let mut flags = BTreeMap::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let Some(flag) = arg.strip_prefix("--") else {
-            bail!("unexpected argument '{arg}'");
-        };
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (flag, None),
-        };
-        if !allowed.contains(&name) {
-            let list: Vec<String> = allowed.iter().map(|a| format!("--{a}")).collect();
-            bail!("unknown option '--{name}' (accepted: {})", list.join(", "));
-        }
-        let value = inline
-            .or_else(|| it.next().cloned())
-            .with_context(|| format!("'--{name}' needs a value"))?;
-        let n: u64 = value
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .with_context(|| format!("'--{name}' expects a positive integer, got '{value}'"))?;
-        flags.insert(name.to_owned(), n);
-    }
-    Ok(flags)
-}
-
-/// Median, min and max of a sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Stats {
-    fn of(values: &[f64]) -> Stats {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-        if v.is_empty() {
-            return Stats {
-                median: f64::NAN,
-                min: f64::NAN,
-                max: f64::NAN,
-            };
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            f64::midpoint(v[n / 2 - 1], v[n / 2])
-        };
-        Stats {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        }
-    }
-
-    fn to_json(self) -> Value {
-        json!({ "median": self.median, "min": self.min, "max": self.max })
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// overhead
-// ---------------------------------------------------------------------------------------
 
 /// One profiled run, as lockprof reported it.
 struct ProfiledRun {
@@ -145,7 +50,7 @@ fn storm_ops_per_s(stdout: &[u8]) -> Result<f64> {
         .context("futex-storm's JSON has no 'ops_per_s'")
 }
 
-fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<()> {
+pub(super) fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<()> {
     let runs = flags.get("runs").copied().unwrap_or(5);
     let threads = flags.get("threads").copied().unwrap_or(8);
     let duration_ms = flags.get("duration-ms").copied().unwrap_or(3000);
@@ -399,202 +304,4 @@ fn read_profiled(stdout: &[u8], report_path: &Path) -> Result<ProfiledRun> {
         },
         report: show(report_path),
     })
-}
-
-fn mark(ok: bool, text: &str) -> String {
-    format!("{} {text}", if ok { "ok  " } else { "FAIL" })
-}
-
-// ---------------------------------------------------------------------------------------
-// demos
-// ---------------------------------------------------------------------------------------
-
-/// Medians of every numeric metric and param of one variant over the runs.
-struct Medians(BTreeMap<String, f64>);
-
-impl Lookup for Medians {
-    fn get(&self, key: &str) -> Option<f64> {
-        self.0.get(key).copied()
-    }
-}
-
-impl Medians {
-    fn of(runs: &[DemoRun]) -> Medians {
-        let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for run in runs {
-            for (k, v) in run.params.iter().chain(run.metrics.iter()) {
-                if let Some(x) = v.as_f64() {
-                    values.entry(k.clone()).or_default().push(x);
-                }
-            }
-        }
-        Medians(
-            values
-                .into_iter()
-                .map(|(k, v)| (k, Stats::of(&v).median))
-                .collect(),
-        )
-    }
-}
-
-fn demos_bench(runs: u64) -> Result<()> {
-    setup()?;
-    say("building the demo targets (release)");
-    Cmd::cargo()
-        .args(["build", "--release", "-p", "demo-targets"])
-        .run()?;
-    let bin = release_bin("demo-targets");
-    let (mut passed, mut total) = (0, 0);
-    let mut results = Vec::new();
-    for info in &demos::DEMOS {
-        let mut before = Vec::new();
-        let mut after = Vec::new();
-        for i in 0..runs {
-            for variant in ["before", "after"] {
-                say(&format!(
-                    "bench demos: {} {variant}, run {}/{runs}",
-                    info.name,
-                    i + 1
-                ));
-                let out = Cmd::new(&bin).args([info.name, variant]).capture()?;
-                let run = DemoRun::parse(&String::from_utf8_lossy(&out.stdout))
-                    .with_context(|| format!("{} {variant}", info.name))?;
-                if variant == "before" {
-                    before.push(run);
-                } else {
-                    after.push(run);
-                }
-            }
-        }
-        let checks = demos::checks(info.name, &Medians::of(&before), &Medians::of(&after));
-        passed += checks.iter().filter(|c| c.pass).count();
-        total += checks.len();
-        print!(
-            "{}",
-            demo_section(info.name, runs, &before, &after, &checks)
-        );
-        results.push(demo_json(info.name, &before, &after, &checks));
-    }
-    let path = target_dir().join("bench").join("demos.json");
-    println!(
-        "\nbench demos: {passed} of {total} spec checks passed on the medians of {runs} run(s); \
-         results: {}",
-        show(&path)
-    );
-    write_json(
-        &path,
-        &json!({ "benchmark": "demos", "runs": runs, "knobs": "spec defaults", "demos": results }),
-    )
-}
-
-fn headline_stats(runs: &[DemoRun]) -> Stats {
-    Stats::of(&runs.iter().map(|r| r.value).collect::<Vec<_>>())
-}
-
-fn demo_section(
-    name: &str,
-    runs: u64,
-    before: &[DemoRun],
-    after: &[DemoRun],
-    checks: &[Check],
-) -> String {
-    let mut s = String::new();
-    let Some(first) = before.first() else {
-        return s;
-    };
-    let (b, a) = (headline_stats(before), headline_stats(after));
-    let direction = if first.lower_is_better {
-        "lower is better"
-    } else {
-        "higher is better"
-    };
-    let _ = writeln!(
-        s,
-        "\n══ {name}: {runs} run(s), spec knobs, without lockprof"
-    );
-    let _ = writeln!(
-        s,
-        "  {:<48} {:>10} {:>10} {:>10}",
-        format!("{} ({}, {direction})", first.headline, first.unit),
-        "median",
-        "min",
-        "max"
-    );
-    for (variant, st) in [("before", b), ("after", a)] {
-        let _ = writeln!(
-            s,
-            "    {variant:<46} {:>10} {:>10} {:>10}",
-            show_value(st.median),
-            show_value(st.min),
-            show_value(st.max)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "    {:<46} {:>10}",
-        "improvement (medians)",
-        show_ratio(improvement(b.median, a.median, first.lower_is_better))
-    );
-    let _ = writeln!(
-        s,
-        "  spec checks (demo-targets.md §(c) 'Assert'), on the medians:"
-    );
-    for c in checks {
-        let _ = writeln!(
-            s,
-            "    {}  {:<56} {}",
-            if c.pass { "PASS" } else { "FAIL" },
-            c.what,
-            c.observed
-        );
-    }
-    s
-}
-
-fn demo_json(name: &str, before: &[DemoRun], after: &[DemoRun], checks: &[Check]) -> Value {
-    let headline = before
-        .first()
-        .map(|r| r.headline.clone())
-        .unwrap_or_default();
-    json!({
-        "demo": name,
-        "headline": headline,
-        "before": headline_stats(before).to_json(),
-        "after": headline_stats(after).to_json(),
-        "checks": checks.iter().map(|c| json!({ "check": c.what, "observed": c.observed, "pass": c.pass })).collect::<Vec<_>>(),
-        "runs": {
-            "before": before.iter().map(|r| r.raw.clone()).collect::<Vec<_>>(),
-            "after": after.iter().map(|r| r.raw.clone()).collect::<Vec<_>>(),
-        },
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stats_take_the_middle() {
-        let s = Stats::of(&[3.0, 1.0, 2.0]);
-        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        assert!((Stats::of(&[1.0, 2.0, 3.0, 10.0]).median - 2.5).abs() < 1e-12);
-        assert!(Stats::of(&[]).median.is_nan());
-    }
-
-    #[test]
-    fn flags_parse_and_reject() {
-        let args = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let f = parse_flags(&args(&["--runs", "3", "--threads=4"]), &["runs", "threads"]).unwrap();
-        assert_eq!(f["runs"], 3);
-        assert_eq!(f["threads"], 4);
-        let err = parse_flags(&args(&["--fast"]), &["runs"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unknown option '--fast' (accepted: --runs)"),
-            "{err}"
-        );
-        assert!(parse_flags(&args(&["--runs", "0"]), &["runs"]).is_err());
-        assert!(parse_flags(&args(&["--runs"]), &["runs"]).is_err());
-    }
 }

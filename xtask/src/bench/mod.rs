@@ -1,0 +1,136 @@
+//! `cargo xtask bench …`: benchmarks that report, never assert (a failed goal prints
+//! FAIL and still exits 0; the test suite is `cargo xtask test`).
+//!
+//! Owns: dispatch of the benchmark names, their flag parser and the statistics every
+//! benchmark prints (median, min..max, count). Each benchmark lives in its own file:
+//! - `storm`: `futex-storm` unprofiled vs under `lockprof record` (`bench overhead`);
+//! - `demos`: each demo pair without lockprof against the spec's ratios (`bench demos`).
+//!
+//! Must not: change what the measured programs do (knobs are passed through, not tuned
+//! here), or assert on a timing.
+
+mod demos;
+mod storm;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+pub fn bench(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("overhead") => {
+            // `--no-holders` measures lockprof without its context-switch probe.
+            let (switches, rest): (Vec<String>, Vec<String>) =
+                args[1..].iter().cloned().partition(|a| a == "--no-holders");
+            let flags = parse_flags(&rest, &["runs", "threads", "duration-ms"])?;
+            storm::overhead(&flags, switches.is_empty())
+        }
+        Some("demos") => {
+            let flags = parse_flags(&args[1..], &["runs"])?;
+            demos::demos_bench(flags.get("runs").copied().unwrap_or(3))
+        }
+        Some(other) => bail!("unknown benchmark '{other}' (expected 'overhead' or 'demos')"),
+        None => bail!("which benchmark? 'cargo xtask bench overhead' or 'cargo xtask bench demos'"),
+    }
+}
+
+/// `--name N` / `--name=N` integer flags, only the `allowed` names, each > 0.
+pub(crate) fn parse_flags(args: &[String], allowed: &[&str]) -> Result<BTreeMap<String, u64>> {
+    let mut flags = BTreeMap::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            bail!("unexpected argument '{arg}'");
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (flag, None),
+        };
+        if !allowed.contains(&name) {
+            let list: Vec<String> = allowed.iter().map(|a| format!("--{a}")).collect();
+            bail!("unknown option '--{name}' (accepted: {})", list.join(", "));
+        }
+        let value = inline
+            .or_else(|| it.next().cloned())
+            .with_context(|| format!("'--{name}' needs a value"))?;
+        let n: u64 = value
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("'--{name}' expects a positive integer, got '{value}'"))?;
+        flags.insert(name.to_owned(), n);
+    }
+    Ok(flags)
+}
+
+/// Median, min and max of a sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Stats {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Stats {
+    pub(crate) fn of(values: &[f64]) -> Stats {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        if v.is_empty() {
+            return Stats {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            f64::midpoint(v[n / 2 - 1], v[n / 2])
+        };
+        Stats {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+
+    pub(crate) fn to_json(self) -> Value {
+        json!({ "median": self.median, "min": self.min, "max": self.max })
+    }
+}
+
+pub(crate) fn mark(ok: bool, text: &str) -> String {
+    format!("{} {text}", if ok { "ok  " } else { "FAIL" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_take_the_middle() {
+        let s = Stats::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert!((Stats::of(&[1.0, 2.0, 3.0, 10.0]).median - 2.5).abs() < 1e-12);
+        assert!(Stats::of(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn flags_parse_and_reject() {
+        let args = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let f = parse_flags(&args(&["--runs", "3", "--threads=4"]), &["runs", "threads"]).unwrap();
+        assert_eq!(f["runs"], 3);
+        assert_eq!(f["threads"], 4);
+        let err = parse_flags(&args(&["--fast"]), &["runs"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown option '--fast' (accepted: --runs)"),
+            "{err}"
+        );
+        assert!(parse_flags(&args(&["--runs", "0"]), &["runs"]).is_err());
+        assert!(parse_flags(&args(&["--runs"]), &["runs"]).is_err());
+    }
+}

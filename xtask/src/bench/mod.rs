@@ -3,13 +3,20 @@
 //!
 //! Owns: dispatch of the benchmark names, their flag parser and the statistics every
 //! benchmark prints (median, min..max, count). Each benchmark lives in its own file:
-//! - `storm`: `futex-storm` unprofiled vs under `lockprof record` (`bench overhead`);
+//! - `overhead`: what attaching costs, ratios against nothing attached and against the
+//!   bpftrace peer (`bench overhead`), with `attach` (tracers on and off), `memcached`
+//!   (the real daemon and its load) and `kmem` (kernel memory of the maps);
+//! - `storm`: `futex-storm` unprofiled vs under `lockprof record` (`bench storm`);
 //! - `demos`: each demo pair without lockprof against the spec's ratios (`bench demos`).
 //!
 //! Must not: change what the measured programs do (knobs are passed through, not tuned
 //! here), or assert on a timing.
 
+mod attach;
 mod demos;
+mod kmem;
+mod memcached;
+mod overhead;
 mod storm;
 
 use std::collections::BTreeMap;
@@ -20,18 +27,31 @@ use serde_json::{Value, json};
 pub fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("overhead") => {
+            let (quick, rest): (Vec<String>, Vec<String>) =
+                args[1..].iter().cloned().partition(|a| a == "--quick");
+            let flags = parse_flags(&rest, &["rounds"])?;
+            overhead::overhead(overhead::Plan::new(
+                !quick.is_empty(),
+                flags.get("rounds").copied(),
+            ))
+        }
+        Some("storm") => {
             // `--no-holders` measures lockprof without its context-switch probe.
             let (switches, rest): (Vec<String>, Vec<String>) =
                 args[1..].iter().cloned().partition(|a| a == "--no-holders");
             let flags = parse_flags(&rest, &["runs", "threads", "duration-ms"])?;
-            storm::overhead(&flags, switches.is_empty())
+            storm::storm(&flags, switches.is_empty())
         }
         Some("demos") => {
             let flags = parse_flags(&args[1..], &["runs"])?;
             demos::demos_bench(flags.get("runs").copied().unwrap_or(3))
         }
-        Some(other) => bail!("unknown benchmark '{other}' (expected 'overhead' or 'demos')"),
-        None => bail!("which benchmark? 'cargo xtask bench overhead' or 'cargo xtask bench demos'"),
+        Some(other) => {
+            bail!("unknown benchmark '{other}' (expected 'overhead', 'storm' or 'demos')")
+        }
+        None => {
+            bail!("which benchmark? 'cargo xtask bench overhead', 'bench storm' or 'bench demos'")
+        }
     }
 }
 

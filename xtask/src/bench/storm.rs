@@ -1,8 +1,8 @@
-//! The futex-storm rows of `cargo xtask bench overhead`: `futex-storm` alternately
+//! `cargo xtask bench storm`: `futex-storm` alternately
 //! unprofiled and under `lockprof record`, `--runs` times each in one invocation
 //! (alternating, and swapping which goes first, so that drift of a noisy 2-core
 //! machine hits both sides alike); the table of throughput, futex rates, losses and BPF
-//! cost; the goal verdict; and `target/bench/overhead.json`.
+//! cost; the goal verdict; and `target/bench/storm.json`.
 //!
 //! Must not: change what the program does (knobs are passed through, not tuned here).
 
@@ -50,11 +50,11 @@ fn storm_ops_per_s(stdout: &[u8]) -> Result<f64> {
         .context("futex-storm's JSON has no 'ops_per_s'")
 }
 
-pub(super) fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<()> {
+pub(super) fn storm(flags: &BTreeMap<String, u64>, holders: bool) -> Result<()> {
     let runs = flags.get("runs").copied().unwrap_or(5);
     let threads = flags.get("threads").copied().unwrap_or(8);
     let duration_ms = flags.get("duration-ms").copied().unwrap_or(3000);
-    require_root("'cargo xtask bench overhead'")?;
+    require_root("'cargo xtask bench storm'")?;
     setup()?;
     build_release_bins()?;
     let dir = target_dir().join("bench");
@@ -75,10 +75,10 @@ pub(super) fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<(
         for profile in [profiled_first, !profiled_first] {
             if profile {
                 say(&format!(
-                    "bench overhead: run {}/{runs}, under lockprof",
+                    "bench storm: run {}/{runs}, under lockprof",
                     i + 1
                 ));
-                let report = dir.join(format!("overhead-run{}.json", i + 1));
+                let report = dir.join(format!("storm-run{}.json", i + 1));
                 let _ = std::fs::remove_file(&report);
                 let out = Cmd::new(release_bin("lockprof"))
                     .args(["record", "-q", "-o"])
@@ -94,7 +94,7 @@ pub(super) fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<(
                     .capture()?;
                 profiled.push(read_profiled(&out.stdout, &report)?);
             } else {
-                say(&format!("bench overhead: run {}/{runs}, unprofiled", i + 1));
+                say(&format!("bench storm: run {}/{runs}, unprofiled", i + 1));
                 let out = Cmd::new(&storm).args(&storm_args).capture()?;
                 unprofiled.push(storm_ops_per_s(&out.stdout)?);
             }
@@ -162,7 +162,7 @@ pub(super) fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<(
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "\nlockprof overhead: futex-storm, {threads} threads on one std Mutex, {duration_ms} ms, \
+        "\nlockprof on a futex storm, {threads} threads on one std Mutex, {duration_ms} ms, \
          {runs} runs unprofiled + {runs} under lockprof{} (alternating)",
         if holders { "" } else { " --no-holders" }
     );
@@ -237,17 +237,17 @@ pub(super) fn overhead(flags: &BTreeMap<String, u64>, holders: bool) -> Result<(
     for r in &reasons {
         let _ = writeln!(t, "  {r}");
     }
-    let path = dir.join("overhead.json");
+    let path = dir.join("storm.json");
     let _ = write!(
         t,
-        "per-run lockprof reports: {}/overhead-run<N>.json; results: {}",
+        "per-run lockprof reports: {}/storm-run<N>.json; results: {}",
         show(&dir),
         show(&path)
     );
     println!("{t}");
 
     let json = json!({
-        "benchmark": "overhead",
+        "benchmark": "storm",
         "config": { "program": "futex-storm", "threads": threads, "duration_ms": duration_ms, "runs": runs, "holders": holders },
         "bpf_ns_per_blocked_wait": bpf_per_wait.to_json(),
         "unprofiled_ops_per_s": unprofiled,

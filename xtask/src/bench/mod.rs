@@ -7,6 +7,7 @@
 //!   bpftrace peer (`bench overhead`), with `attach` (tracers on and off), `memcached`
 //!   (the real daemon and its load) and `kmem` (kernel memory of the maps);
 //! - `storm`: `futex-storm` unprofiled vs under `lockprof record` (`bench storm`);
+//! - `soak`: lockprof attached for minutes to a churning workload (`bench soak`);
 //! - `demos`: each demo pair without lockprof against the spec's ratios (`bench demos`).
 //!
 //! Must not: change what the measured programs do (knobs are passed through, not tuned
@@ -17,6 +18,7 @@ mod demos;
 mod kmem;
 mod memcached;
 mod overhead;
+mod soak;
 mod storm;
 
 use std::collections::BTreeMap;
@@ -42,12 +44,16 @@ pub fn bench(args: &[String]) -> Result<()> {
             let flags = parse_flags(&rest, &["runs", "threads", "duration-ms"])?;
             storm::storm(&flags, switches.is_empty())
         }
+        Some("soak") => {
+            let flags = parse_flags(&args[1..], &["minutes"])?;
+            soak::soak(flags.get("minutes").copied().unwrap_or(30))
+        }
         Some("demos") => {
             let flags = parse_flags(&args[1..], &["runs"])?;
             demos::demos_bench(flags.get("runs").copied().unwrap_or(3))
         }
         Some(other) => {
-            bail!("unknown benchmark '{other}' (expected 'overhead', 'storm' or 'demos')")
+            bail!("unknown benchmark '{other}' (expected 'overhead', 'storm', 'soak' or 'demos')")
         }
         None => {
             bail!("which benchmark? 'cargo xtask bench overhead', 'bench storm' or 'bench demos'")

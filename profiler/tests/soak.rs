@@ -33,8 +33,8 @@ fn mean(v: &[u64]) -> f64 {
 #[test]
 #[ignore = "needs root + BPF: cargo xtask test"]
 fn a_minute_of_churn_keeps_memory_flat_and_the_report_complete() {
-    require_root();
     const SECONDS: u64 = 60;
+    require_root();
     let dir = tempdir();
     let json = dir.join("soak.json");
     let mut child = Command::new(lockprof())

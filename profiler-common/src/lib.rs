@@ -9,9 +9,10 @@
 //! reads them back, so a silent layout drift would corrupt every number.
 #![no_std]
 
-/// Hash map `RawWaitKey → RawWaitStats` (per-CPU): the in-kernel wait aggregation.
+/// Hash map `RawWaitKey → RawWaitStats` (shared by all CPUs, updated with atomic
+/// adds): the in-kernel wait aggregation. Userspace drains it when it fills up.
 pub const MAP_WAITS: &str = "WAITS";
-/// Hash map `RawWakeKey → RawWakeStats` (per-CPU): the in-kernel wake aggregation.
+/// Hash map `RawWakeKey → RawWakeStats` (shared, atomic adds): the wake aggregation.
 pub const MAP_WAKES: &str = "WAKES";
 /// Stack-trace map of user stacks, keyed by the ids stored in the keys above.
 pub const MAP_STACKS: &str = "STACKS";
@@ -23,12 +24,14 @@ pub const MAP_STACKS2: &str = "STACKS2";
 pub const STACK_ID_OVERFLOW: i32 = 1 << 24;
 /// Hash map `tgid → TargetFlags`: the processes to trace.
 pub const MAP_TARGETS: &str = "TARGETS";
-/// Hash map `tid → RawInFlight`: waits that have entered the kernel and not returned.
-pub const MAP_INFLIGHT: &str = "INFLIGHT";
+/// Hash map `tid → RawTask`: per traced thread, the futex call in progress and what
+/// the holder tracking knows. Created at a thread's first futex call (or first
+/// switch-out), deleted when the thread exits.
+pub const MAP_TASKS: &str = "TASKS";
 /// Per-CPU array of `u64`, indexed by [`Loss`]: everything the probe could not record.
 pub const MAP_LOSSES: &str = "LOSSES";
-/// Hash map `RawEdgeKey → RawEdgeStats` (per-CPU): which wake stack woke which wait
-/// stack, and the wait time it ended.
+/// Hash map `RawEdgeKey → RawEdgeStats` (shared, atomic adds): which wake stack woke
+/// which wait stack, and the wait time it ended.
 pub const MAP_EDGES: &str = "EDGES";
 
 /// Hash map `stack id → RawUserStack`: registers and a copy of the user stack, taken
@@ -37,8 +40,14 @@ pub const MAP_EDGES: &str = "EDGES";
 /// stack id in the wait/wake/edge keys, so call paths a frame-pointer walk cannot tell
 /// apart (everything blocked inside glibc looks alike) stay apart.
 pub const MAP_USER_STACKS: &str = "USER_STACKS";
-/// First id of a [`MAP_USER_STACKS`] entry; ids are `BASE | cpu << 20 | n`.
+/// First id of a [`MAP_USER_STACKS`] entry; ids are `BASE + n` for the n-th copy of
+/// the session (a shared counter), so an id is never reused: once `n` would reach
+/// [`DWARF_STACK_IDS`], copies stop (counted as [`Loss::UserStackCopy`]).
 pub const DWARF_STACK_ID_BASE: i32 = 1 << 30;
+/// How many user-stack copy ids a session can hand out (`i32::MAX - BASE`).
+pub const DWARF_STACK_IDS: u64 = (1 << 30) - 1;
+/// Array map of one `u64`: the number of user-stack copy ids handed out so far.
+pub const MAP_USER_STACK_SEQ: &str = "USER_STACK_SEQ";
 /// Pages of user stack copied per capture, starting at the page holding the stack
 /// pointer: at least `(USER_STACK_PAGES - 1) * 4 KiB` above the stack pointer.
 pub const USER_STACK_PAGES: usize = 4;
@@ -47,40 +56,73 @@ pub const USER_STACK_BYTES: usize = USER_STACK_PAGES * 4096;
 /// Global `u32` in the probes: 1 (default) copies user stacks for DWARF unwinding, 0
 /// keeps frame-pointer stacks only.
 pub const GLOBAL_COPY_USER_STACKS: &str = "COPY_USER_STACKS";
-/// Capacity of [`MAP_USER_STACKS`] (allocated on demand, not preallocated).
-pub const MAX_USER_STACKS: u32 = 4_096;
+/// Capacity of [`MAP_USER_STACKS`] (allocated on demand, not preallocated). Userspace
+/// reads each copy once and deletes it, so this bounds the copies taken between two
+/// reads, not over the session.
+pub const MAX_USER_STACKS: u32 = 2_048;
 
-/// Program attached to the `sys_enter` raw tracepoint.
+/// Program attached to every `syscalls:sys_enter_<futex call>` tracepoint.
+pub const PROG_FUTEX_ENTER: &str = "futex_enter";
+/// Program attached to every `syscalls:sys_exit_<futex call>` tracepoint.
+pub const PROG_FUTEX_EXIT: &str = "futex_exit";
+/// The futex system calls, as named by their `syscalls:sys_{enter,exit}_*`
+/// tracepoints. Only these run the futex programs: other syscalls cost nothing.
+pub const FUTEX_SYSCALLS: [&str; 5] = [
+    "futex",
+    "futex_wait",
+    "futex_waitv",
+    "futex_wake",
+    "futex_requeue",
+];
+/// Program attached to the `task:task_newtask` tracepoint: follows forked children.
+pub const PROG_TASK_NEWTASK: &str = "task_newtask";
+/// Program attached to the `sched_process_exit` raw tracepoint: drops an exiting
+/// thread's state.
+pub const PROG_TASK_EXIT: &str = "sched_process_exit";
+/// Program attached to the `sys_enter` raw tracepoint (every syscall of every
+/// process): the fallback when tracefs cannot be mounted.
 pub const PROG_SYS_ENTER: &str = "sys_enter";
-/// Program attached to the `sys_exit` raw tracepoint.
+/// Program attached to the `sys_exit` raw tracepoint: the fallback's futex exits and
+/// child following, and the failed-syscall counting of `--syscall-errors`.
 pub const PROG_SYS_EXIT: &str = "sys_exit";
+/// Global `u32` of [`raw_syscalls`] bits: what the raw syscall programs do.
+pub const GLOBAL_RAW_SYSCALLS: &str = "RAW_SYSCALLS";
+
+/// Bits of [`GLOBAL_RAW_SYSCALLS`].
+pub mod raw_syscalls {
+    /// The raw programs decode futex calls and follow clones (no tracefs).
+    pub const FUTEX: u32 = 1;
+    /// `sys_exit` counts traced threads' failed non-futex syscalls.
+    pub const FAILURES: u32 = 2;
+}
 /// Program attached to the `sched_switch` raw tracepoint: when traced threads go off
 /// and come back on a CPU, so a waker's "held across blocking" can be measured.
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 
 /// Capacity of [`MAP_WAITS`]. One entry per (tgid, tid, futex address, stack, op).
 pub const MAX_WAIT_KEYS: u32 = 32_768;
+/// Userspace moves a shared aggregation map's rows into its own totals (and deletes
+/// them from the kernel) once the map holds more than this fraction (1/N) of its
+/// capacity, so a long recording never fills it.
+pub const DRAIN_FRACTION: u32 = 4;
 /// Capacity of [`MAP_WAKES`].
 pub const MAX_WAKE_KEYS: u32 = 16_384;
 /// Capacity of [`MAP_STACKS`]; the kernel rounds the bucket count to a power of two,
-/// and a larger table makes hash collisions between distinct stacks rarer.
-pub const MAX_STACKS: u32 = 32_768;
+/// and a larger table makes hash collisions between distinct stacks rarer. Each
+/// bucket holds 127 frames (≈ 1 KiB), so this is the largest map.
+pub const MAX_STACKS: u32 = 16_384;
 /// Capacity of [`MAP_STACKS2`] (a different power of two than [`MAX_STACKS`]).
 pub const MAX_STACKS2: u32 = 8_192;
 /// Capacity of the per-thread stack cache (kernel-internal LRU).
 pub const MAX_STACK_CACHE: u32 = 65_536;
 /// Capacity of [`MAP_TARGETS`].
 pub const MAX_TARGETS: u32 = 4_096;
-/// Capacity of [`MAP_INFLIGHT`]: one entry per thread currently inside a futex wait.
-pub const MAX_INFLIGHT: u32 = 65_536;
+/// Capacity of [`MAP_TASKS`]: traced threads alive at once.
+pub const MAX_TASKS: u32 = 32_768;
 /// Capacity of [`MAP_EDGES`].
 pub const MAX_EDGES: u32 = 16_384;
 /// Capacity of the last-waker-per-address LRU map (kernel-internal).
 pub const MAX_LAST_WAKES: u32 = 16_384;
-/// Capacity of the last-woken-address-per-thread LRU map (kernel-internal).
-pub const MAX_LAST_WOKEN: u32 = 65_536;
-/// Capacity of the per-thread off-CPU state LRU map (kernel-internal).
-pub const MAX_THREADS: u32 = 32_768;
 /// Off-CPU periods remembered per thread ([`RawThreadState::spans`]); a power of two.
 pub const OFF_SPANS: usize = 16;
 /// Syscalls kept per edge for "where the waker was off CPU" ([`RawEdgeStats::off`]).
@@ -91,9 +133,18 @@ pub const OFF_RUNNABLE: u32 = u32::MAX;
 /// [`RawOffSpan::nr`] of a thread that blocked outside a syscall (e.g. a page fault).
 pub const OFF_NO_SYSCALL: u32 = u32::MAX - 1;
 
-/// `RawInFlight::flags` bit: the thread was woken from this same futex by its previous
+/// [`RawTask::call`]: no futex call in progress.
+pub const CALL_NONE: u32 = 0;
+/// [`RawTask::call`]: a wait is in progress.
+pub const CALL_WAIT: u32 = 1;
+/// [`RawTask::call`]: a wake is in progress.
+pub const CALL_WAKE: u32 = 2;
+/// [`RawTask::call`] bit: the thread was woken from this same futex by its previous
 /// wait and has not released it since — if this wait blocks, that wakeup was wasted.
-pub const INFLIGHT_REWAIT: u32 = 1;
+pub const CALL_REWAIT: u32 = 4;
+/// Stack id of rows counted on a fast path without a stack walk (a wait that
+/// returned `EAGAIN` at a call position the per-thread stack cache did not know).
+pub const STACK_NOT_WALKED: i32 = -2;
 
 /// Number of log2 buckets in a wait-time histogram. Bucket `b` counts waits of
 /// `[2^b, 2^(b+1))` ns (bucket 0 also takes 0 ns); the last bucket is open-ended
@@ -239,7 +290,7 @@ pub enum Loss {
     WaitMapFull = 2,
     /// [`MAP_WAKES`] was full: a wake was not aggregated.
     WakeMapFull = 3,
-    /// [`MAP_INFLIGHT`] was full: a wait's start was not recorded.
+    /// [`MAP_TASKS`] was full: a thread's futex call could not be timed or paired.
     InFlightMapFull = 4,
     /// [`MAP_TARGETS`] was full: a child of a followed process was not traced.
     TargetMapFull = 5,
@@ -251,10 +302,17 @@ pub enum Loss {
     /// full) or its first page could not be read: that stack falls back to the
     /// frame-pointer walk.
     UserStackCopy = 8,
+    /// The last-wake record of a wake could not be stored: a waiter it woke is
+    /// counted as unpaired.
+    LastWakeLost = 9,
+    /// A wait was paired with a waker whose thread state was gone (the waker exited,
+    /// or its row could not be created): the holder's window is left out, never
+    /// assumed on CPU.
+    HolderWindowLost = 10,
 }
 
 /// Number of [`Loss`] counters.
-pub const LOSS_KINDS: u32 = 9;
+pub const LOSS_KINDS: u32 = 11;
 
 impl Loss {
     /// All loss kinds, in index order.
@@ -268,18 +326,29 @@ impl Loss {
         Loss::UserReadError,
         Loss::EdgeMapFull,
         Loss::UserStackCopy,
+        Loss::LastWakeLost,
+        Loss::HolderWindowLost,
     ];
 }
 
-/// A thread inside a futex wait: written at syscall entry, consumed at exit.
+/// One traced thread (kernel-internal, [`MAP_TASKS`]): the futex call it is in,
+/// written at syscall entry and consumed at exit, and its holder state.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RawInFlight {
+pub struct RawTask {
+    /// When the call in progress entered the kernel.
     pub start_ns: u64,
     pub uaddr: u64,
     pub op: u32,
-    /// `INFLIGHT_*` bits.
-    pub flags: u32,
+    /// `CALL_*`: what is in progress, plus [`CALL_REWAIT`].
+    pub call: u32,
+    /// For a wake in progress: its stack, found at entry.
+    pub wake_stack_id: i32,
+    pub pad: u32,
+    pub wake_leaf_ret: u64,
+    /// The futex address the thread was last woken from, until it releases it.
+    pub woken_uaddr: u64,
+    pub holder: RawThreadState,
 }
 
 /// Aggregation key of a wait: one row per thread, futex address, user stack and op.
@@ -436,7 +505,7 @@ pub struct RawOffSpan {
 }
 
 /// What a traced thread has been doing lately, kept by the kernel so that when it
-/// wakes a waiter, the waiter's window can be matched against it (kernel-internal).
+/// wakes a waiter, the waiter's window can be matched against it (part of [`RawTask`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawThreadState {
@@ -487,6 +556,16 @@ pub struct RawStackCacheKey {
     pub ret2: u64,
 }
 
+/// Value of the stack cache: the call position's stack id and the word at its stack
+/// pointer (see [`RawWaitKey::leaf_ret`]), so a cache hit reads no user memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawStackCacheValue {
+    pub stack_id: i32,
+    pub pad: u32,
+    pub leaf_ret: u64,
+}
+
 /// Key of the last-wake map: a futex address within a process.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -517,7 +596,7 @@ pub struct RawUserStack {
 }
 
 const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BYTES);
-const _: () = assert!(core::mem::size_of::<RawInFlight>() == 24);
+const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
 const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);
@@ -525,6 +604,7 @@ const _: () = assert!(core::mem::size_of::<RawOffSpan>() == 24);
 const _: () = assert!(core::mem::size_of::<RawThreadState>() == 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);
 const _: () = assert!(core::mem::size_of::<RawStackCacheKey>() == 48);
+const _: () = assert!(core::mem::size_of::<RawStackCacheValue>() == 16);
 const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 11 * 8 + HIST_BUCKETS * 8 + 16);
 const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 32);
@@ -533,12 +613,12 @@ const _: () = assert!(core::mem::size_of::<RawWakeStats>() == 5 * 8 + 16);
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        RawEdgeKey, RawEdgeStats, RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+        RawEdgeKey, RawEdgeStats, RawTask, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
     };
 
-    // SAFETY: all five are #[repr(C)], Copy, made only of integers and integer
+    // SAFETY: all of these are #[repr(C)], Copy, made only of integers and integer
     // arrays, with explicit padding fields, so every bit pattern is a valid value.
-    unsafe impl aya::Pod for RawInFlight {}
+    unsafe impl aya::Pod for RawTask {}
     // SAFETY: as above.
     unsafe impl aya::Pod for RawWaitKey {}
     // SAFETY: as above.

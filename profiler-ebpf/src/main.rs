@@ -1,23 +1,88 @@
-//! lockprof's kernel side: futex wait and wake probes on the raw syscall tracepoints.
+//! lockprof's kernel side: futex wait and wake probes, confined to futex calls.
 //!
-//! Owns: deciding which syscalls of which processes are futex waits/wakes, timing the
-//! waits, capturing user stacks and aggregating everything into per-CPU hash maps, and
-//! following the children of launched commands. Must not: format, symbolize or
-//! allocate per event — userspace reads the maps, the probe only counts.
+//! Owns: deciding which futex calls of which processes are waits/wakes, timing the
+//! waits, capturing user stacks, aggregating everything into hash maps shared by all
+//! CPUs, pairing a wait with the wake that ended it, and following the children of
+//! launched commands. Must not: format, symbolize or allocate per event — userspace
+//! reads (and drains) the maps, the probe only counts.
 //!
-//! Why raw tracepoints: `raw_syscalls:sys_{enter,exit}` attach by name through
-//! `bpf_raw_tracepoint_open`, so they need neither kprobes (absent on our kernels)
-//! nor a mounted tracefs. The cost is one tiny program run per syscall system-wide,
-//! which returns after comparing the syscall number.
+//! # Where the programs attach, and what each event costs
+//! - `futex_enter`/`futex_exit` on the per-syscall tracepoints
+//!   `syscalls:sys_{enter,exit}_{futex,futex_wait,futex_waitv,futex_wake,futex_requeue}`
+//!   ([`futex`]): no program runs for any other syscall. Entry: one `TARGETS` lookup
+//!   (the target filter), then the thread's `TASKS` row is stamped in place; a wake
+//!   also finds its stack (per-thread cache, walk on a miss) and writes the address's
+//!   last-wake record *before* the kernel wakes anyone. Exit: one `TASKS` lookup (an
+//!   untraced thread has no row and stops there). A wait that returned `EAGAIN` and
+//!   a wake that woke nobody are counted on their row without a stack walk or
+//!   pairing; a blocked wait is walked (cached), counted, and paired with the
+//!   address's last wake into `EDGES`.
+//! - `sched_switch` (raw, only with holder tracking, [`holders`]): stamps the CPU's
+//!   switch time, then one filter; only traced threads touch their row.
+//! - `task_newtask` (tracepoint) follows forked processes — never threads — of
+//!   launched commands, and `sched_process_exit` (raw) drops an exiting thread's row
+//!   ([`children`]).
+//! - Fallbacks: when tracefs cannot be mounted, the raw `sys_enter`/`sys_exit`
+//!   programs decode futex calls and clones from every syscall of every process (a
+//!   system-wide cost, reported as the attach method `raw_syscalls`); `sys_exit` is
+//!   also attached for `--syscall-errors` (a traced thread's failed syscalls).
+//!
+//! # Memory
+//! Every aggregation map is one hash shared by all CPUs, updated with atomic adds
+//! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
+//! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
+//! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
+//! the worst case from these definitions (≈ 112 MiB at 256 CPUs) and reads the real
+//! figure from the loaded maps. Userspace drains `WAITS`/`WAKES`/`EDGES` before they
+//! fill, and deletes each stack copy once read; whatever still does not fit is
+//! counted in `LOSSES`.
 //!
 //! # Minimum kernel version
-//! 4.17 for raw tracepoints; `futex_waitv` needs 5.16 and `futex_wait`/`futex_wake`/
-//! `futex_requeue` 6.7, but older kernels simply never issue them.
+//! 5.15 (`bpf_task_pt_regs`, `bpf_get_current_task_btf`, atomic adds on map
+//! values); `prev_state` as the 4th `sched_switch` argument needs 5.18 (holders).
+//! `futex_waitv` appears in 5.16 and `futex_wait`/`futex_wake`/`futex_requeue` in
+//! 6.7: on older kernels their tracepoints are missing and are skipped.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(
+    target_arch = "bpf",
+    allow(
+        internal_features,
+        reason = "atomic adds on map values: core's atomics need CAS, which BPF lacks; the xadd intrinsic is what `lock +=` lowers from"
+    )
+)]
+#![allow(
+    clippy::inline_always,
+    reason = "eBPF: helpers must be inlined into the program; bpf-to-bpf calls cost and limit the verifier"
+)]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "aya's program macros hand the context to the entry point by value"
+)]
+#![allow(
+    clippy::cast_ptr_alignment,
+    reason = "pt_regs fields are read with bpf_probe_read_kernel, which has no alignment requirement"
+)]
 
 #[cfg(target_arch = "bpf")]
-mod probes;
+mod children;
+#[cfg(target_arch = "bpf")]
+mod futex;
+#[cfg(target_arch = "bpf")]
+mod holders;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod pairing;
+#[cfg(target_arch = "bpf")]
+mod regs;
+#[cfg(target_arch = "bpf")]
+mod stacks;
+#[cfg(target_arch = "bpf")]
+mod wait;
+#[cfg(target_arch = "bpf")]
+mod wake;
 
 /// A host build of this crate (e.g. `cargo check --workspace`) has nothing to run: the
 /// programs only exist for `bpfel-unknown-none`, built by `profiler/build.rs`.
@@ -25,3 +90,14 @@ mod probes;
 fn main() {
     eprintln!("profiler-ebpf builds for bpfel-unknown-none only (see profiler/build.rs)");
 }
+
+#[cfg(all(target_arch = "bpf", not(test)))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[cfg(target_arch = "bpf")]
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

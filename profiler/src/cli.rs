@@ -154,6 +154,10 @@ pub struct RecordArgs {
     /// latency, and no probe run on every context switch of the machine.
     #[arg(long)]
     pub no_holders: bool,
+    /// Also count the holders' failed syscalls inside their waiters' windows. Hooks
+    /// every syscall exit of the machine (a raw tracepoint), so it is off by default.
+    #[arg(long)]
+    pub syscall_errors: bool,
     /// How user stacks are unwound: `dwarf` copies each new call position's stack and
     /// unwinds it with the binaries' CFI (full stacks through glibc and Rust std);
     /// `fp` only walks frame pointers (cheaper, truncated in code built without them).
@@ -386,6 +390,7 @@ fn run_record(args: &RecordArgs) -> Result<i32> {
         debug_dirs: args.debug_dirs.clone(),
         frame_pointers_only: args.unwind == Unwind::Fp,
         interval: Some(args.interval),
+        syscall_errors: args.syscall_errors,
     };
     let mut recording = record::record(&opts)?;
     // Save before printing: a closed stdout must not lose the recording.

@@ -198,6 +198,8 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         edge_map_full: k.get(profiler_common::Loss::EdgeMapFull),
         unsymbolized_frames: ctx.unsymbolized_frames,
         user_stack_copy_errors: k.get(profiler_common::Loss::UserStackCopy),
+        last_wake_lost: k.get(profiler_common::Loss::LastWakeLost),
+        holder_windows_lost: k.get(profiler_common::Loss::HolderWindowLost),
         truncated_stacks: ctx
             .unwind
             .values()

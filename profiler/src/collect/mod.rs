@@ -1,32 +1,36 @@
 //! Loading the probes, choosing targets and reading the kernel's aggregates.
 //!
 //! Owns: everything that talks to the kernel through aya — the embedded eBPF object,
-//! attaching the raw syscall and scheduler tracepoints, the target set, and turning the BPF maps
-//! into a [`Snapshot`]. This is the ONLY module that imports aya. Must not: attribute,
-//! symbolize or format (those stages get the `Snapshot`).
+//! choosing and attaching the hooks ([`attach`]), the target set, and turning the BPF
+//! maps into a [`Snapshot`]: batch reads ([`batch`]), draining the shared maps into
+//! userspace totals before they fill, reading each stack and stack copy once, and the
+//! maps' kernel memory ([`memory`]). This is the ONLY module that imports aya. Must
+//! not: attribute, symbolize or format (those stages get the `Snapshot`).
 
+pub mod attach;
+mod batch;
 pub mod features;
+pub mod memory;
 pub mod snapshot;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::os::fd::OwnedFd;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use aya::Ebpf;
-use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
-use aya::programs::RawTracePoint;
-use aya::programs::raw_trace_point::RawTracePointLinkId;
+use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
-    DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, MAP_USER_STACKS, RawUserStack,
-};
-use profiler_common::{
-    Loss, MAP_EDGES, MAP_INFLIGHT, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_WAITS,
-    MAP_WAKES, PROG_SCHED_SWITCH, PROG_SYS_ENTER, PROG_SYS_EXIT, RawEdgeKey, RawEdgeStats,
-    RawInFlight, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
+    CALL_WAIT, DRAIN_FRACTION, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
+    Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS,
+    MAP_WAITS, MAP_WAKES, MAX_EDGES, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawEdgeKey, RawEdgeStats,
+    RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
     target_flags,
 };
 use thiserror::Error;
 
+pub use crate::collect::attach::AttachMethod;
+use crate::collect::attach::Link;
 use crate::collect::snapshot::{EdgeRow, Snapshot, UserStackCopy, WaitRow, WakeRow};
 
 /// The probes, built by `profiler/build.rs` from `profiler-ebpf`.
@@ -44,74 +48,82 @@ pub enum CollectError {
     /// The kernel refused to load the programs or create the maps.
     #[error("cannot load lockprof's eBPF probes: {0}")]
     Load(String),
-    /// A raw tracepoint could not be attached.
-    #[error(
-        "cannot attach to the kernel's raw tracepoint '{tracepoint}': {reason} (needs a kernel with raw tracepoints, 4.17+)"
-    )]
-    Attach {
-        tracepoint: &'static str,
-        reason: String,
-    },
+    /// A tracepoint could not be attached.
+    #[error("cannot attach to the kernel's tracepoint '{tracepoint}': {reason}")]
+    Attach { tracepoint: String, reason: String },
     /// Reading or writing a BPF map failed.
     #[error("BPF map '{map}': {reason}")]
     Map { map: &'static str, reason: String },
 }
 
-/// The programs, each attached to the raw tracepoint of the same name.
-const PROGRAMS: [&str; 3] = [PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_SCHED_SWITCH];
+/// What to load.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Trace context switches (holders' off-CPU time, wake-to-run latency).
+    pub holders: bool,
+    /// Copy user stacks for DWARF unwinding (else frame-pointer stacks only).
+    pub copy_user_stacks: bool,
+    /// Count traced threads' failed syscalls: attaches the raw `sys_exit` hook, a
+    /// program run on every syscall exit of the machine.
+    pub syscall_errors: bool,
+}
 
 /// Loaded and attached probes. Dropping it detaches everything.
 pub struct Probes {
     ebpf: Ebpf,
-    links: Vec<(&'static str, RawTracePointLinkId)>,
+    links: Vec<Link>,
+    method: AttachMethod,
+    programs: Vec<&'static str>,
+    /// Rows drained from the kernel's shared maps, summed (see [`Probes::snapshot`]).
+    drained: Drained,
+    /// Frame-pointer stacks read so far, by `(tgid, id)`: each is read once.
+    stacks: HashMap<(u32, i32), Vec<u64>>,
     /// Keeps the kernel's BPF run-time accounting on while we live (`None` if the
     /// kernel refused; then run times read as zero).
     _stats: Option<OwnedFd>,
 }
 
+#[derive(Default)]
+struct Drained {
+    waits: HashMap<RawWaitKey, WaitRow>,
+    wakes: HashMap<RawWakeKey, WakeRow>,
+    edges: HashMap<RawEdgeKey, EdgeRow>,
+}
+
 impl Probes {
-    /// Load the eBPF object and attach the programs: the context-switch one only with
-    /// `holders`; `copy_user_stacks: false` keeps the kernel's frame-pointer stacks
-    /// only (no stack copies, no DWARF unwinding). Nothing is traced until
-    /// [`Probes::add_target`] is called.
-    pub fn load(holders: bool, copy_user_stacks: bool) -> Result<Self, CollectError> {
+    /// Choose the attach method, load the eBPF object and attach the programs.
+    /// Nothing is traced until [`Probes::add_target`] is called.
+    pub fn load(opts: LoadOptions) -> Result<Self, CollectError> {
         if PROBES_OBJECT.is_empty() {
             return Err(CollectError::NoProbes);
         }
         raise_memlock_limit();
-        let copy = u32::from(copy_user_stacks);
+        let method = AttachMethod::choose();
+        let copy = u32::from(opts.copy_user_stacks);
+        let raw = method.raw_syscall_bits(opts.syscall_errors);
         let mut ebpf = aya::EbpfLoader::new()
             .btf(aya::Btf::from_sys_fs().ok().as_ref())
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
+            .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
             .load(PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
-        let mut links = Vec::new();
-        for name in PROGRAMS {
-            if name == PROG_SCHED_SWITCH && !holders {
-                continue;
-            }
-            let prog: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| {
-                    CollectError::Load(format!("program '{name}' missing from the object"))
-                })?
-                .try_into()
-                .map_err(|e| CollectError::Load(format!("{e}")))?;
-            prog.load().map_err(|e| {
-                CollectError::Load(format!("program '{name}': {}", error_chain(&e)))
-            })?;
-            let link = prog.attach(name).map_err(|e| CollectError::Attach {
-                tracepoint: name,
-                reason: error_chain(&e),
-            })?;
-            links.push((name, link));
-        }
+        let programs = attach::programs(method, opts.holders, opts.syscall_errors);
+        let links = attach::attach_all(&mut ebpf, &programs)?;
         Ok(Self {
             ebpf,
             links,
+            method,
+            programs,
+            drained: Drained::default(),
+            stacks: HashMap::new(),
             _stats: stats,
         })
+    }
+
+    /// How futex calls are hooked in this session.
+    pub fn attach_method(&self) -> AttachMethod {
+        self.method
     }
 
     /// Trace process `tgid` (all its threads, present and future); with
@@ -121,37 +133,39 @@ impl Probes {
         if follow_children {
             flags |= target_flags::FOLLOW_CHILDREN;
         }
-        let mut targets: HashMap<&mut MapData, u32, u32> = map_mut(&mut self.ebpf, MAP_TARGETS)?;
+        let mut targets: BpfHashMap<&mut MapData, u32, u32> = map_mut(&mut self.ebpf, MAP_TARGETS)?;
         targets
             .insert(tgid, flags, 0)
             .map_err(|e| map_err(MAP_TARGETS, &e))
     }
 
+    /// Stop tracing a process that exited (so its pid, once reused, is not traced,
+    /// and the target map never fills with the dead).
+    pub fn remove_target(&mut self, tgid: u32) {
+        if let Ok(mut targets) =
+            map_mut::<BpfHashMap<&mut MapData, u32, u32>>(&mut self.ebpf, MAP_TARGETS)
+        {
+            let _ = targets.remove(&tgid);
+        }
+    }
+
     /// The traced tgids, including children followed by the kernel.
     pub fn targets(&self) -> Result<BTreeSet<u32>, CollectError> {
-        let targets: HashMap<&MapData, u32, u32> = map_ref(&self.ebpf, MAP_TARGETS)?;
-        Ok(targets.keys().filter_map(Result::ok).collect())
+        let rows: Vec<(u32, u32)> =
+            batch::read_all(self.fd(MAP_TARGETS)?, false).map_err(|e| map_err(MAP_TARGETS, &e))?;
+        Ok(rows.into_iter().map(|(k, _)| k).collect())
     }
 
     /// Stop tracing: detach the programs. The maps stay readable.
     pub fn detach(&mut self) {
-        for (name, link) in self.links.drain(..) {
-            if let Some(Ok(prog)) = self
-                .ebpf
-                .program_mut(name)
-                .map(<&mut RawTracePoint>::try_from)
-            {
-                // Detaching can only fail if the link is already gone, which is the goal.
-                let _ = prog.detach(link);
-            }
-        }
+        attach::detach_all(&mut self.ebpf, &mut self.links);
     }
 
     /// Total time the kernel spent running our programs, and how many runs.
     pub fn run_stats(&self) -> (Duration, u64) {
         let mut total = Duration::ZERO;
         let mut runs = 0;
-        for name in PROGRAMS {
+        for &name in &self.programs {
             if let Some(info) = self.ebpf.program(name).and_then(|p| p.info().ok()) {
                 total += info.run_time();
                 runs += info.run_count();
@@ -160,29 +174,32 @@ impl Probes {
         (total, runs)
     }
 
-    /// Read the aggregates, the stacks they reference and the loss counters.
-    pub fn snapshot(&self) -> Result<Snapshot, CollectError> {
-        let waits: PerCpuHashMap<&MapData, RawWaitKey, RawWaitStats> =
-            map_ref(&self.ebpf, MAP_WAITS)?;
-        let wakes: PerCpuHashMap<&MapData, RawWakeKey, RawWakeStats> =
-            map_ref(&self.ebpf, MAP_WAKES)?;
+    /// Kernel memory of all the loaded maps now, as the kernel accounts it.
+    pub fn kernel_memory_bytes(&self) -> u64 {
+        self.ebpf
+            .maps()
+            .filter_map(|(_, m)| map_data(m))
+            .filter_map(|d| memory::map_memlock(d.fd().as_fd()))
+            .sum()
+    }
+
+    /// Read the aggregates, the stacks they reference and the loss counters. A
+    /// shared map filled past `1/DRAIN_FRACTION` is drained (its rows move into
+    /// userspace totals), so it never fills however long the recording.
+    pub fn snapshot(&mut self) -> Result<Snapshot, CollectError> {
         let mut snap = Snapshot::default();
-        // Keys can vanish between get_next_key and lookup only if we deleted them (we
-        // never do), so iteration errors are real failures.
-        for item in &waits {
-            let (key, per_cpu) = item.map_err(|e| map_err(MAP_WAITS, &e))?;
-            snap.waits.push(WaitRow::from_raw(&key, &per_cpu));
-        }
-        for item in &wakes {
-            let (key, per_cpu) = item.map_err(|e| map_err(MAP_WAKES, &e))?;
-            snap.wakes.push(WakeRow::from_raw(&key, &per_cpu));
-        }
-        let edges: PerCpuHashMap<&MapData, RawEdgeKey, RawEdgeStats> =
-            map_ref(&self.ebpf, MAP_EDGES)?;
-        for item in &edges {
-            let (key, per_cpu) = item.map_err(|e| map_err(MAP_EDGES, &e))?;
-            snap.edges.push(EdgeRow::from_raw(&key, &per_cpu));
-        }
+        let waits = self.read_shared::<RawWaitKey, RawWaitStats>(MAP_WAITS, MAX_WAIT_KEYS)?;
+        snap.waits = merge_rows(&mut self.drained.waits, waits, WaitRow::merge, |k, v| {
+            WaitRow::from_raw(k, std::slice::from_ref(v))
+        });
+        let wakes = self.read_shared::<RawWakeKey, RawWakeStats>(MAP_WAKES, MAX_WAKE_KEYS)?;
+        snap.wakes = merge_rows(&mut self.drained.wakes, wakes, WakeRow::merge, |k, v| {
+            WakeRow::from_raw(k, std::slice::from_ref(v))
+        });
+        let edges = self.read_shared::<RawEdgeKey, RawEdgeStats>(MAP_EDGES, MAX_EDGES)?;
+        snap.edges = merge_rows(&mut self.drained.edges, edges, EdgeRow::merge, |k, v| {
+            EdgeRow::from_raw(k, std::slice::from_ref(v))
+        });
         // Sorted so that downstream stages see a deterministic order.
         snap.waits
             .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
@@ -207,9 +224,11 @@ impl Probes {
             .chain(snap.edges.iter().map(|e| (e.tgid, e.waker_stack_id)))
             .filter(|&(_, id)| id >= 0)
             .collect();
-        let (stacks, user_stacks) = self.read_stacks(&wanted)?;
-        snap.stacks = stacks;
-        snap.user_stacks = user_stacks;
+        snap.user_stacks = self.read_new_stacks(&wanted)?;
+        snap.stacks = wanted
+            .iter()
+            .filter_map(|k| self.stacks.get(k).map(|s| (*k, s.clone())))
+            .collect();
 
         let losses: PerCpuArray<&MapData, u64> = map_ref(&self.ebpf, MAP_LOSSES)?;
         for loss in Loss::ALL {
@@ -218,45 +237,73 @@ impl Probes {
                 .map_err(|e| map_err(MAP_LOSSES, &e))?;
             snap.losses.set(loss, per_cpu.iter().sum());
         }
-        let inflight: HashMap<&MapData, u32, RawInFlight> = map_ref(&self.ebpf, MAP_INFLIGHT)?;
-        snap.unfinished_waits = inflight.keys().flatten().count() as u64;
+        let tasks: Vec<(u32, RawTask)> =
+            batch::read_all(self.fd(MAP_TASKS)?, false).map_err(|e| map_err(MAP_TASKS, &e))?;
+        snap.unfinished_waits = tasks
+            .iter()
+            .filter(|(_, t)| t.call & CALL_WAIT != 0)
+            .count() as u64;
         Ok(snap)
     }
 
-    /// The frame-pointer stacks by id and, for ids of user-stack copies, the copy
-    /// (its frame-pointer stack is stored under the copy's id, as the fallback).
-    #[allow(
-        clippy::type_complexity,
-        reason = "two plain maps by (tgid, stack id); a named type would only hide them"
-    )]
-    fn read_stacks(
+    /// All rows of a shared aggregation map, in one batch read, and whether they
+    /// were drained: when the map holds more than `1/DRAIN_FRACTION` of its
+    /// capacity, it is read again deleting what is read, so it never fills.
+    fn read_shared<K: aya::Pod, V: aya::Pod>(
         &self,
+        name: &'static str,
+        max: u32,
+    ) -> Result<(Vec<(K, V)>, bool), CollectError> {
+        let fd = self.fd(name)?;
+        let rows: Vec<(K, V)> = batch::read_all(fd, false).map_err(|e| map_err(name, &e))?;
+        if rows.len() as u64 * u64::from(DRAIN_FRACTION) <= u64::from(max) {
+            return Ok((rows, false));
+        }
+        // An update racing with its row's deletion (the few instructions between the
+        // probe's lookup and its add) is the only way an event can be missed here.
+        let rows = batch::read_all(fd, true).map_err(|e| map_err(name, &e))?;
+        Ok((rows, true))
+    }
+
+    /// Read the stacks in `wanted` not read before; return the user-stack copies read
+    /// (each is then deleted from the kernel: its frames are cached downstream).
+    fn read_new_stacks(
+        &mut self,
         wanted: &BTreeSet<(u32, i32)>,
-    ) -> Result<
-        (
-            BTreeMap<(u32, i32), Vec<u64>>,
-            BTreeMap<(u32, i32), UserStackCopy>,
-        ),
-        CollectError,
-    > {
-        let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS)?;
-        let overflow: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS2)?;
-        let copies: HashMap<&MapData, i32, RawUserStack> = map_ref(&self.ebpf, MAP_USER_STACKS)?;
-        let mut out = BTreeMap::new();
-        let mut user = BTreeMap::new();
-        for &(tgid, wanted_id) in wanted {
-            let mut id = wanted_id;
-            if id >= DWARF_STACK_ID_BASE {
+    ) -> Result<std::collections::BTreeMap<(u32, i32), UserStackCopy>, CollectError> {
+        let new: Vec<(u32, i32)> = wanted
+            .iter()
+            .filter(|k| !self.stacks.contains_key(k))
+            .copied()
+            .collect();
+        let mut user = std::collections::BTreeMap::new();
+        if new.is_empty() {
+            return Ok(user);
+        }
+        let mut fp_ids = Vec::new();
+        {
+            let mut copies: BpfHashMap<&mut MapData, i32, RawUserStack> =
+                map_mut(&mut self.ebpf, MAP_USER_STACKS)?;
+            for &(tgid, id) in &new {
+                if id < DWARF_STACK_ID_BASE {
+                    fp_ids.push((tgid, id, id));
+                    continue;
+                }
                 let Ok(copy) = copies.get(&id, 0) else {
                     continue;
                 };
+                let _ = copies.remove(&id);
                 user.insert((tgid, id), UserStackCopy::from_raw(&copy));
                 if copy.fp_stack_id < 0 {
-                    out.insert((tgid, id), Vec::new());
-                    continue;
+                    self.stacks.insert((tgid, id), Vec::new());
+                } else {
+                    fp_ids.push((tgid, id, copy.fp_stack_id));
                 }
-                id = copy.fp_stack_id;
             }
+        }
+        let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS)?;
+        let overflow: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS2)?;
+        for (tgid, wanted_id, id) in fp_ids {
             let trace = if id >= STACK_ID_OVERFLOW {
                 overflow.get(&((id - STACK_ID_OVERFLOW) as u32), 0)
             } else {
@@ -265,21 +312,78 @@ impl Probes {
             // A missing id means the slot was reused; the row then has no stack (it
             // cannot happen without BPF_F_REUSE_STACKID, but must not abort a report).
             if let Ok(trace) = trace {
-                out.insert(
+                self.stacks.insert(
                     (tgid, wanted_id),
                     trace.frames().iter().map(|f| f.ip).collect(),
                 );
             } else if wanted_id != id {
-                out.insert((tgid, wanted_id), Vec::new());
+                self.stacks.insert((tgid, wanted_id), Vec::new());
             }
         }
-        Ok((out, user))
+        Ok(user)
+    }
+
+    fn fd(&self, name: &'static str) -> Result<BorrowedFd<'_>, CollectError> {
+        self.ebpf
+            .map(name)
+            .and_then(map_data)
+            .map(|d| d.fd().as_fd())
+            .ok_or(CollectError::Map {
+                map: name,
+                reason: "missing from the object".into(),
+            })
     }
 }
 
 impl Drop for Probes {
     fn drop(&mut self) {
         self.detach();
+    }
+}
+
+/// The rows so far: the drained totals plus the kernel's current `rows` (which are
+/// folded into the totals first when `drained`).
+fn merge_rows<K: Copy + Eq + Hash, V, R: Clone>(
+    totals: &mut HashMap<K, R>,
+    (rows, drained): (Vec<(K, V)>, bool),
+    merge: fn(&mut R, &R),
+    decode: impl Fn(&K, &V) -> R,
+) -> Vec<R> {
+    if drained {
+        for (k, v) in &rows {
+            let row = decode(k, v);
+            match totals.get_mut(k) {
+                Some(total) => merge(total, &row),
+                None => {
+                    totals.insert(*k, row);
+                }
+            }
+        }
+        return totals.values().cloned().collect();
+    }
+    let mut out: HashMap<K, R> = totals.clone();
+    for (k, v) in &rows {
+        let row = decode(k, v);
+        match out.get_mut(k) {
+            Some(total) => merge(total, &row),
+            None => {
+                out.insert(*k, row);
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+/// The data behind a map, for its fd.
+fn map_data(map: &Map) -> Option<&MapData> {
+    match map {
+        Map::Array(d)
+        | Map::HashMap(d)
+        | Map::LruHashMap(d)
+        | Map::PerCpuArray(d)
+        | Map::PerCpuHashMap(d)
+        | Map::StackTraceMap(d) => Some(d),
+        _ => None,
     }
 }
 

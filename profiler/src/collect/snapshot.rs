@@ -123,6 +123,30 @@ impl WaitRow {
         row.min_ns = if row.blocked > 0 { min } else { 0 };
         row
     }
+
+    /// Add a later part of the same key's counts (rows drained from the kernel,
+    /// then new counts for the same key).
+    pub fn merge(&mut self, other: &WaitRow) {
+        if self.comm.is_empty() {
+            self.comm.clone_from(&other.comm);
+        }
+        self.min_ns = match (self.blocked, other.blocked) {
+            (0, _) => other.min_ns,
+            (_, 0) => self.min_ns,
+            _ => self.min_ns.min(other.min_ns),
+        };
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.blocked += other.blocked;
+        self.total_ns += other.total_ns;
+        self.eagain += other.eagain;
+        self.timedout += other.timedout;
+        self.timedout_ns += other.timedout_ns;
+        self.interrupted += other.interrupted;
+        self.other_err += other.other_err;
+        self.rewaits += other.rewaits;
+        self.unpaired += other.unpaired;
+        self.hist.merge(&other.hist);
+    }
 }
 
 /// One (thread, futex address, stack, op) wake row, summed over CPUs.
@@ -164,6 +188,18 @@ impl WakeRow {
             row.errors += s.errors;
         }
         row
+    }
+
+    /// As [`WaitRow::merge`].
+    pub fn merge(&mut self, other: &WakeRow) {
+        if self.comm.is_empty() {
+            self.comm.clone_from(&other.comm);
+        }
+        self.calls += other.calls;
+        self.woken += other.woken;
+        self.woke_none += other.woke_none;
+        self.woke_many += other.woke_many;
+        self.errors += other.errors;
     }
 }
 
@@ -241,6 +277,14 @@ impl WakeToRun {
 }
 
 impl EdgeRow {
+    /// As [`WaitRow::merge`].
+    pub fn merge(&mut self, other: &EdgeRow) {
+        self.waits += other.waits;
+        self.wait_ns += other.wait_ns;
+        self.holder.merge(&other.holder);
+        self.wake_to_run.merge(&other.wake_to_run);
+    }
+
     pub fn from_raw(key: &RawEdgeKey, per_cpu: &[RawEdgeStats]) -> Self {
         let mut row = EdgeRow {
             tgid: key.tgid,
@@ -305,6 +349,8 @@ pub fn loss_name(loss: Loss) -> &'static str {
         Loss::UserReadError => "user_read_errors",
         Loss::EdgeMapFull => "edge_map_full",
         Loss::UserStackCopy => "user_stack_copy_errors",
+        Loss::LastWakeLost => "last_wake_lost",
+        Loss::HolderWindowLost => "holder_windows_lost",
     }
 }
 

@@ -200,6 +200,22 @@ fn more(n: u64, one: &str, many: &str) -> String {
 // Header
 // ---------------------------------------------------------------------------------------
 
+/// What the probe cost: BPF time, kernel memory, how futex calls were hooked. Only
+/// for live recordings (older reports lack the memory figure).
+fn cost_line(out: &mut Out, cost: &crate::report::ProbeCost) {
+    if cost.kernel_memory_bytes == 0 {
+        return;
+    }
+    let per_run = cost.bpf_run_ns.checked_div(cost.bpf_runs).unwrap_or(0);
+    out.line(format!(
+        "probe cost: {} of BPF time in {} runs ({per_run} ns each), {:.1} MiB of kernel memory, futex calls hooked through {}",
+        fmt_duration_ns(cost.bpf_run_ns),
+        fmt_count(cost.bpf_runs),
+        cost.kernel_memory_bytes as f64 / 1_048_576.0,
+        cost.attach_method,
+    ));
+}
+
 fn header(out: &mut Out, report: &Report) {
     out.line(format!("lockprof: {}", targets_summary(&report.targets)));
     let t = &report.totals;
@@ -245,6 +261,7 @@ fn header(out: &mut Out, report: &Report) {
             plural(t.unfinished_waits, "wait", "waits"),
         ));
     }
+    cost_line(out, &report.probe_cost);
     let losses = loss_lines(&report.losses);
     if losses.is_empty() {
         out.line("losses: none");
@@ -2031,6 +2048,7 @@ pub(crate) mod tests {
             probe_cost: ProbeCost {
                 bpf_run_ns: 41_200_000,
                 bpf_runs: 1_530_000,
+                ..ProbeCost::default()
             },
             timeline: None,
         }

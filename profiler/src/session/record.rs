@@ -19,8 +19,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::analyze::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
 use crate::analyze::timeline::TimelineBuilder;
-use crate::collect::Probes;
 use crate::collect::snapshot::Snapshot;
+use crate::collect::{AttachMethod, LoadOptions, Probes};
 use crate::report::{Report, Target, TargetOrigin};
 use crate::resolve::stack_repair;
 use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
@@ -53,6 +53,9 @@ pub struct RecordOptions {
     /// Frame-pointer stacks only: no user-stack copies, no DWARF unwinding
     /// (`--unwind fp`).
     pub frame_pointers_only: bool,
+    /// Count the holders' failed syscalls (`--syscall-errors`): hooks every
+    /// syscall exit of the machine, so off by default.
+    pub syscall_errors: bool,
 }
 
 /// Why the recording stopped.
@@ -137,8 +140,9 @@ fn check_kernel(opts: &RecordOptions) -> Result<()> {
     use crate::collect::features;
     let needs = features::Needs {
         holders: opts.holders,
-        // The probe hooks futex calls on raw sys_enter/sys_exit (no tracefs needed).
-        futex_tracepoints: false,
+        // The probe hooks futex calls on the per-syscall tracepoints when tracefs is
+        // (or can be) mounted, else on raw sys_enter/sys_exit (collect::attach).
+        futex_tracepoints: true,
     };
     let notes = features::check(
         &features::KernelInfo::read(),
@@ -176,6 +180,8 @@ pub struct Session {
     timeline: TimelineBuilder,
     /// `--cgroup` directories, polled for processes that join.
     cgroups: Vec<PathBuf>,
+    /// How long each `report_now` took, and its kernel-map reading part.
+    refreshes: Vec<(Duration, Duration)>,
 }
 
 impl Session {
@@ -205,7 +211,22 @@ impl Session {
         check_kernel(opts)?;
         signals::install();
 
-        let mut probes = Probes::load(opts.holders, !opts.frame_pointers_only)?;
+        let mut probes = Probes::load(LoadOptions {
+            holders: opts.holders,
+            copy_user_stacks: !opts.frame_pointers_only,
+            syscall_errors: opts.syscall_errors,
+        })?;
+        if opts.verbose {
+            eprintln!(
+                "lockprof: futex calls hooked through {} ({})",
+                probes.attach_method().name(),
+                match probes.attach_method() {
+                    AttachMethod::SyscallTracepoints => "no cost for other syscalls",
+                    AttachMethod::RawSyscalls =>
+                        "tracefs unavailable: a short program runs on every syscall",
+                }
+            );
+        }
         let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
         let mut launched: Option<Launched> = None;
         if opts.command.is_empty() {
@@ -238,6 +259,7 @@ impl Session {
             stacks: StackCache::new(&opts.debug_dirs),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
+            refreshes: Vec::new(),
         };
         session.poll_targets(true);
         Ok(session)
@@ -291,14 +313,17 @@ impl Session {
     /// attached. Closes one interval of the timeline (the time since the previous
     /// call) and carries the timeline so far. Stacks are symbolized once per session.
     pub fn report_now(&mut self) -> Result<Report> {
+        let t0 = Instant::now();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
         let snapshot = self
             .probes
             .snapshot()
             .context("read the probes' aggregates")?;
+        let read = t0.elapsed();
         let mut report = self.build(&snapshot, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
+        self.refreshes.push((t0.elapsed(), read));
         Ok(report)
     }
 
@@ -325,6 +350,13 @@ impl Session {
             );
         }
         let mut report = self.build(&snapshot, duration_ns);
+        if verbose {
+            eprintln!(
+                "lockprof: probe maps use {:.1} MiB of kernel memory{}",
+                report.probe_cost.kernel_memory_bytes as f64 / 1048576.0,
+                refresh_summary(&mut self.refreshes)
+            );
+        }
         if verbose && !snapshot.user_stacks.is_empty() {
             let truncated = self
                 .stacks
@@ -369,6 +401,8 @@ impl Session {
                 probe_cost: crate::report::ProbeCost {
                     bpf_run_ns: run_time.as_nanos() as u64,
                     bpf_runs: runs,
+                    attach_method: self.probes.attach_method().name().to_owned(),
+                    kernel_memory_bytes: self.probes.kernel_memory_bytes(),
                 },
                 unwind: self.stacks.methods.clone(),
             },
@@ -377,7 +411,7 @@ impl Session {
 
     fn poll_targets(&mut self, full: bool) {
         let relaid = poll_targets(
-            &self.probes,
+            &mut self.probes,
             &mut self.targets,
             &mut self.maps,
             &mut self.first_seen,
@@ -388,11 +422,28 @@ impl Session {
     }
 }
 
+/// "; N refreshes took median … ms (max …)" for `--verbose`, or nothing.
+fn refresh_summary(times: &mut [(Duration, Duration)]) -> String {
+    if times.is_empty() {
+        return String::new();
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (median, read) = times[times.len() / 2];
+    format!(
+        "; {} refreshes took median {:.1} ms ({:.1} ms reading maps), max {:.1} ms",
+        times.len(),
+        ms(median),
+        ms(read),
+        ms(times[times.len() - 1].0)
+    )
+}
+
 /// Discover followed children and capture targets' memory maps: every target when
 /// `full`, otherwise only the ones seen for less than [`YOUNG`]. Returns the targets
 /// whose layout changed after they were first seen (an exec, or a dlopen).
 fn poll_targets(
-    probes: &Probes,
+    probes: &mut Probes,
     targets: &mut BTreeMap<u32, Target>,
     maps: &mut MapsHistory,
     first_seen: &mut BTreeMap<u32, Instant>,
@@ -404,6 +455,12 @@ fn poll_targets(
             targets
                 .entry(pid)
                 .or_insert_with(|| target(pid, TargetOrigin::Child, false));
+            // An exited process leaves the kernel's target set (its pid may be
+            // reused, and the set must not fill with the dead); it stays a target of
+            // the report.
+            if full && !process::is_alive(pid) {
+                probes.remove_target(pid);
+            }
         }
     }
     for (pid, t) in targets.iter_mut() {

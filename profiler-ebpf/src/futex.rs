@@ -1,0 +1,183 @@
+//! Entry points of futex calls: the per-syscall tracepoints (the default), and the
+//! raw `sys_enter`/`sys_exit` fallback. Both decode the call into (address, op) and
+//! hand it to [`wait`](crate::wait) or [`wake`](crate::wake).
+
+use aya_ebpf::{
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext, tracing::StackIdContext},
+};
+use profiler_common::{CALL_NONE, CALL_WAIT, CALL_WAKE, nr, op, raw_syscalls};
+
+use crate::children;
+use crate::holders;
+use crate::maps::{TASKS, is_target, task_row};
+use crate::regs::{REG_DI, REG_ORIG_AX, REG_SI, Regs, current_ids, first_waiter_addr};
+use crate::{wait, wake};
+
+/// [`raw_syscalls`] bits, set by userspace at load time: 0 when the per-syscall
+/// tracepoints are used and failures are not counted (the raw programs are then not
+/// attached at all).
+#[unsafe(no_mangle)]
+static RAW_SYSCALLS: u32 = 0;
+
+// Field offsets of `syscalls:sys_{enter,exit}_*` records (see their `format` files):
+// the syscall number, then each argument (or the return value) in 8 bytes.
+const TP_NR: usize = 8;
+const TP_ARG0: usize = 16;
+const TP_ARG1: usize = 24;
+const TP_RET: usize = 16;
+
+#[tracepoint]
+pub fn futex_enter(ctx: TracePointContext) -> u32 {
+    match try_futex_enter(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+#[tracepoint]
+pub fn futex_exit(ctx: TracePointContext) -> u32 {
+    match try_futex_exit(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    match try_sys_enter(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    match try_sys_exit(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_futex_enter(ctx: &TracePointContext) -> Result<(), ()> {
+    // SAFETY: offsets of the syscalls tracepoint record; the helper bounds-checks.
+    let (id, arg0, arg1) = unsafe {
+        (
+            ctx.read_at::<i32>(TP_NR).map_err(|_| ())?,
+            ctx.read_at::<u64>(TP_ARG0).map_err(|_| ())?,
+            ctx.read_at::<u64>(TP_ARG1).map_err(|_| ())?,
+        )
+    };
+    on_enter(ctx, id as u64, arg0, arg1);
+    Ok(())
+}
+
+fn try_futex_exit(ctx: &TracePointContext) -> Result<(), ()> {
+    // SAFETY: as above.
+    let ret = unsafe { ctx.read_at::<i64>(TP_RET) }.map_err(|_| ())?;
+    on_exit(ctx, ret);
+    Ok(())
+}
+
+/// Every syscall of every process (fallback only): leave at once unless it is a
+/// futex call.
+fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
+    let id: u64 = ctx.arg(1);
+    if !is_futex(id) {
+        return Ok(());
+    }
+    let regs = Regs::from_ptr(ctx.arg(0));
+    on_enter(
+        ctx,
+        id,
+        regs.get(REG_DI).map_err(|_| ())?,
+        regs.get(REG_SI).map_err(|_| ())?,
+    );
+    Ok(())
+}
+
+/// Every syscall exit of every process: futex exits and clones in the fallback;
+/// failed syscalls of traced threads with `--syscall-errors`.
+fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), ()> {
+    // SAFETY: a plain read of a global the loader may have rewritten.
+    let mode = unsafe { core::ptr::read_volatile(&raw const RAW_SYSCALLS) };
+    let ret: i64 = ctx.arg(1);
+    if mode & raw_syscalls::FUTEX == 0 && ret >= 0 {
+        return Ok(());
+    }
+    let regs = Regs::from_ptr(ctx.arg(0));
+    let id = regs.get(REG_ORIG_AX).map_err(|_| ())?;
+    if is_futex(id) {
+        if mode & raw_syscalls::FUTEX != 0 {
+            on_exit(ctx, ret);
+        }
+    } else if mode & raw_syscalls::FUTEX != 0
+        && matches!(id, nr::CLONE | nr::FORK | nr::VFORK | nr::CLONE3)
+        && ret > 0
+    {
+        children::follow_clone(regs, id, ret);
+    } else if ret < 0 && mode & raw_syscalls::FAILURES != 0 {
+        holders::note_failure(id, ret);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn is_futex(id: u64) -> bool {
+    matches!(
+        id,
+        nr::FUTEX | nr::FUTEX_WAIT | nr::FUTEX_WAITV | nr::FUTEX_WAKE | nr::FUTEX_REQUEUE
+    )
+}
+
+/// A futex call enters: one target lookup, then the thread's row.
+#[inline(always)]
+fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
+    let (tgid, tid) = current_ids();
+    if !is_target(tgid) {
+        return;
+    }
+    let (is_wait, fop, uaddr) = match id {
+        nr::FUTEX => {
+            let fop = arg1 as u32 & op::FUTEX_CMD_MASK;
+            if op::is_wait(fop) {
+                (true, fop, arg0)
+            } else if op::is_wake(fop) {
+                (false, fop, arg0)
+            } else {
+                return;
+            }
+        }
+        nr::FUTEX_WAIT => (true, op::FUTEX2_WAIT, arg0),
+        nr::FUTEX_WAITV => (true, op::FUTEX2_WAITV, first_waiter_addr(arg0)),
+        nr::FUTEX_WAKE => (false, op::FUTEX2_WAKE, arg0),
+        nr::FUTEX_REQUEUE => (false, op::FUTEX2_REQUEUE, first_waiter_addr(arg0)),
+        _ => return,
+    };
+    let Some(task) = task_row(tid) else {
+        return;
+    };
+    // SAFETY: the row lives until this thread exits; only this thread writes its
+    // call fields (`sched_switch` of the same thread cannot run concurrently).
+    let task = unsafe { &mut *task };
+    if is_wait {
+        wait::begin(task, uaddr, fop);
+    } else {
+        wake::begin(ctx, task, uaddr, fop);
+    }
+}
+
+/// A futex call returns `ret`: one lookup of the thread's row (an untraced thread
+/// has none), then the call it recorded at entry is finished.
+#[inline(always)]
+fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
+    let tid = current_ids().1;
+    let Some(task) = TASKS.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: as in `on_enter`.
+    let task = unsafe { &mut *task };
+    let call = task.call;
+    task.call = CALL_NONE;
+    if call & CALL_WAIT != 0 {
+        wait::finish(ctx, task, ret);
+    } else if call & CALL_WAKE != 0 {
+        wake::finish(task, ret);
+    }
+}

@@ -1,0 +1,103 @@
+//! Holder tracking: when traced threads leave and regain a CPU, and (with
+//! `--syscall-errors`) their failed syscalls, so that a waker's "held across
+//! blocking" can be measured over its waiters' windows.
+
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use profiler_common::{OFF_NO_SYSCALL, OFF_RUNNABLE, OFF_SPANS, RawOffSpan, RawThreadState};
+
+use crate::maps::{LAST_SWITCH, is_target, task_row};
+use crate::regs::{REG_ORIG_AX, Regs, current_ids, now_ns};
+
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+    match try_sched_switch(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+/// Context switch (system-wide): stamp the CPU's switch time (a per-CPU array slot,
+/// no lookup), then one filter; when a traced thread leaves the CPU, close its
+/// previous off-CPU period and open a new one.
+fn try_sched_switch(ctx: &RawTracePointContext) -> Result<i32, i32> {
+    let now = now_ns();
+    let slot = LAST_SWITCH.get_ptr_mut(0).ok_or(0)?;
+    // SAFETY: this CPU's slot of a per-CPU array; no concurrent writer.
+    let switched_in = unsafe { core::ptr::replace(slot, now) };
+    // The task leaving the CPU is still "current" here.
+    let (tgid, tid) = current_ids();
+    if tid == 0 || !is_target(tgid) {
+        return Ok(0);
+    }
+    let task = task_row(tid).ok_or(0)?;
+    // SAFETY: the row lives until the thread exits, which cannot happen while it is
+    // being switched out here.
+    let state = unsafe { &mut (*task).holder };
+    close_off_span(state, switched_in);
+    // TP_PROTO(bool preempt, prev, next, unsigned int prev_state): a preempted or
+    // still-running (TASK_RUNNING == 0) task is waiting for a CPU, not blocked.
+    let preempt: u64 = ctx.arg(0);
+    let prev_state: u64 = ctx.arg(3);
+    state.off_start_ns = now;
+    state.off_nr = if preempt & 0xff != 0 || prev_state as u32 == 0 {
+        OFF_RUNNABLE
+    } else {
+        current_syscall()
+    };
+    state.off_fails = state.fails;
+    Ok(0)
+}
+
+/// The syscall the current task is in, from its user `pt_regs` (`orig_ax`).
+#[inline(always)]
+fn current_syscall() -> u32 {
+    match Regs::current().get(REG_ORIG_AX) {
+        Ok(n) if (n as i64) >= 0 && n < 1024 => n as u32,
+        _ => OFF_NO_SYSCALL,
+    }
+}
+
+/// The thread is running again (it got this CPU at the CPU's last switch): its open
+/// off-CPU period, if any, ended then; push it into the ring.
+#[inline(always)]
+pub fn on_cpu_again(state: &mut RawThreadState) {
+    if state.off_start_ns == 0 {
+        return;
+    }
+    if let Some(&switched_in) = LAST_SWITCH.get(0) {
+        close_off_span(state, switched_in);
+    }
+}
+
+#[inline(always)]
+fn close_off_span(state: &mut RawThreadState, switched_in: u64) {
+    if state.off_start_ns != 0 && switched_in >= state.off_start_ns {
+        let i = state.next_span as usize & (OFF_SPANS - 1);
+        state.spans[i] = RawOffSpan {
+            start_ns: state.off_start_ns,
+            end_ns: switched_in,
+            nr: state.off_nr,
+            fails: state.off_fails,
+        };
+        state.next_span = state.next_span.wrapping_add(1);
+    }
+    state.off_start_ns = 0;
+}
+
+/// A traced thread's non-futex syscall `nr` failed with `ret` (`--syscall-errors`):
+/// count it (a holder retrying a failing write under a lock shows up as failures
+/// inside its waiters' windows).
+#[inline(always)]
+pub fn note_failure(nr: u64, ret: i64) {
+    let (tgid, tid) = current_ids();
+    if !is_target(tgid) {
+        return;
+    }
+    let Some(task) = task_row(tid) else {
+        return;
+    };
+    // SAFETY: as in `try_sched_switch`.
+    let state = unsafe { &mut (*task).holder };
+    state.fails = state.fails.wrapping_add(1);
+    state.last_fail_nr = nr as u32;
+    state.last_fail_errno = ret.unsigned_abs() as u32;
+}

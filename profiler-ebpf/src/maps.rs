@@ -1,0 +1,220 @@
+//! Every map of the probes, and the small helpers that create or bump their rows.
+//!
+//! Sizes live in `profiler-common` (userspace computes the memory they take from the
+//! same constants). Shared maps are updated with [`add`] (an atomic `lock +=`), so
+//! one row serves all CPUs.
+
+use aya_ebpf::{
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    helpers::bpf_get_current_comm,
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, StackTrace},
+};
+use profiler_common::{
+    LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2,
+    MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey,
+    RawEdgeStats, RawLastWake, RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack,
+    RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+};
+
+#[map]
+pub static WAITS: HashMap<RawWaitKey, RawWaitStats> = HashMap::with_max_entries(MAX_WAIT_KEYS, 0);
+
+#[map]
+pub static WAKES: HashMap<RawWakeKey, RawWakeStats> = HashMap::with_max_entries(MAX_WAKE_KEYS, 0);
+
+#[map]
+pub static EDGES: HashMap<RawEdgeKey, RawEdgeStats> = HashMap::with_max_entries(MAX_EDGES, 0);
+
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+#[map]
+pub static STACKS2: StackTrace = StackTrace::with_max_entries(MAX_STACKS2, 0);
+
+/// Stack ids by call position (see `RawStackCacheKey`): repeats skip the stack walk.
+#[map]
+pub static STACK_CACHE: LruHashMap<RawStackCacheKey, RawStackCacheValue> =
+    LruHashMap::with_max_entries(MAX_STACK_CACHE, 0);
+
+/// The traced processes (`tgid → target_flags`).
+#[map]
+pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+/// One row per traced thread (see `RawTask`); deleted when the thread exits.
+#[map]
+pub static TASKS: HashMap<u32, RawTask> = HashMap::with_max_entries(MAX_TASKS, 0);
+
+#[map]
+pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_KINDS, 0);
+
+/// The last wake call seen on each futex address. LRU: old addresses age out.
+#[map]
+pub static LAST_WAKE: LruHashMap<RawAddrKey, RawLastWake> =
+    LruHashMap::with_max_entries(MAX_LAST_WAKES, 0);
+
+/// Per CPU: when the last context switch happened there — the time the task now
+/// running on that CPU got it. This is how a thread's switch-in is known without
+/// reading the `next` task of `sched_switch` (which needs kernel struct offsets).
+#[map]
+pub static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Registers and user-stack copies for DWARF unwinding (see `RawUserStack`). Entries
+/// are 16 KiB, so they are allocated on insert rather than preallocated; userspace
+/// deletes each one after reading it.
+#[map]
+pub static USER_STACKS: HashMap<i32, RawUserStack> =
+    HashMap::with_max_entries(MAX_USER_STACKS, BPF_F_NO_PREALLOC);
+
+/// Where a `RawUserStack` is assembled before it is inserted: far too large for the
+/// 512-byte BPF stack.
+#[map]
+pub static USER_STACK_SCRATCH: PerCpuArray<RawUserStack> = PerCpuArray::with_max_entries(1, 0);
+
+/// Copies taken so far: the next copy's id is `DWARF_STACK_ID_BASE + this`.
+#[map]
+pub static USER_STACK_SEQ: Array<u64> = Array::with_max_entries(1, 0);
+
+// Never-written slots: a zeroed value to insert new rows from. The values are too
+// large to build on the 512-byte BPF stack.
+#[map]
+static ZERO_WAIT: Array<RawWaitStats> = Array::with_max_entries(1, 0);
+#[map]
+static ZERO_WAKE: Array<RawWakeStats> = Array::with_max_entries(1, 0);
+#[map]
+static ZERO_EDGE: Array<RawEdgeStats> = Array::with_max_entries(1, 0);
+#[map]
+static ZERO_TASK: Array<RawTask> = Array::with_max_entries(1, 0);
+
+const EEXIST: i64 = 17;
+
+/// Atomically add `v` to a counter in a shared map value.
+#[inline(always)]
+pub fn add(counter: *mut u64, v: u64) {
+    // SAFETY: callers pass a field of a live map value; BPF's `lock +=` needs 8-byte
+    // alignment, which every u64 field of our `#[repr(C)]` values has.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            counter, v,
+        );
+    }
+}
+
+/// Raise `*slot` to `v` if larger. Not atomic: a concurrent update can at worst keep
+/// the other CPU's (smaller) maximum for this one event.
+#[inline(always)]
+pub fn raise(slot: *mut u64, v: u64) {
+    // SAFETY: as in `add`.
+    unsafe {
+        if v > *slot {
+            *slot = v;
+        }
+    }
+}
+
+#[inline(always)]
+pub fn is_target(tgid: u32) -> bool {
+    TARGETS.get_ptr(tgid).is_some()
+}
+
+#[inline(always)]
+pub fn count_loss(loss: Loss) {
+    if let Some(p) = LOSSES.get_ptr_mut(loss as u32) {
+        // SAFETY: this CPU's slot of a per-CPU array; no concurrent writer.
+        unsafe { *p += 1 };
+    }
+}
+
+/// The traced thread's row, created on first use; `None` (counted) when `TASKS` is
+/// full.
+#[inline(always)]
+pub fn task_row(tid: u32) -> Option<*mut RawTask> {
+    if let Some(p) = TASKS.get_ptr_mut(tid) {
+        return Some(p);
+    }
+    let zero = ZERO_TASK.get_ptr(0)?;
+    // SAFETY: `zero` points at a live array slot the helper only reads.
+    if let Err(e) = TASKS.insert(tid, unsafe { &*zero }, u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        count_loss(Loss::InFlightMapFull);
+        return None;
+    }
+    TASKS.get_ptr_mut(tid)
+}
+
+/// The shared stats row for `key`, created zeroed (thread name set) on first use.
+#[inline(always)]
+pub fn wait_row(key: &RawWaitKey) -> Option<*mut RawWaitStats> {
+    if let Some(p) = WAITS.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let zero = ZERO_WAIT.get_ptr(0)?;
+    // SAFETY: as in `task_row`.
+    match WAITS.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST)) {
+        Ok(()) => {
+            let p = WAITS.get_ptr_mut(key)?;
+            if let Ok(comm) = bpf_get_current_comm() {
+                // SAFETY: `p` is the row just created.
+                unsafe { (*p).comm = comm };
+            }
+            Some(p)
+        }
+        Err(e) if i64::from(e) == -EEXIST => WAITS.get_ptr_mut(key),
+        Err(_) => {
+            count_loss(Loss::WaitMapFull);
+            None
+        }
+    }
+}
+
+/// As [`wait_row`], for `WAKES`.
+#[inline(always)]
+pub fn wake_row(key: &RawWakeKey) -> Option<*mut RawWakeStats> {
+    if let Some(p) = WAKES.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let zero = ZERO_WAKE.get_ptr(0)?;
+    // SAFETY: as in `task_row`.
+    match WAKES.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST)) {
+        Ok(()) => {
+            let p = WAKES.get_ptr_mut(key)?;
+            if let Ok(comm) = bpf_get_current_comm() {
+                // SAFETY: `p` is the row just created.
+                unsafe { (*p).comm = comm };
+            }
+            Some(p)
+        }
+        Err(e) if i64::from(e) == -EEXIST => WAKES.get_ptr_mut(key),
+        Err(_) => {
+            count_loss(Loss::WakeMapFull);
+            None
+        }
+    }
+}
+
+/// As [`wait_row`], for `EDGES` (no thread name).
+#[inline(always)]
+pub fn edge_row(key: &RawEdgeKey) -> Option<*mut RawEdgeStats> {
+    if let Some(p) = EDGES.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let zero = ZERO_EDGE.get_ptr(0)?;
+    // SAFETY: as in `task_row`.
+    if let Err(e) = EDGES.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        count_loss(Loss::EdgeMapFull);
+        return None;
+    }
+    EDGES.get_ptr_mut(key)
+}
+
+#[inline(always)]
+pub fn addr_key(tgid: u32, uaddr: u64) -> RawAddrKey {
+    RawAddrKey {
+        tgid,
+        pad: 0,
+        uaddr,
+    }
+}

@@ -1,0 +1,204 @@
+//! User stacks: which call path a futex call came from.
+//!
+//! A call position already seen by the thread is found in `STACK_CACHE` (register
+//! reads, at most two user reads); a new one costs the kernel's frame-pointer walk
+//! (`STACKS`, overflowing into `STACKS2`) and, for DWARF unwinding in userspace, one
+//! copy of up to 16 KiB of user stack (`USER_STACKS`), under an id never used before.
+
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_F_USER_STACK, BPF_NOEXIST},
+    helpers::{bpf_probe_read_user, generated as raw_helpers},
+    programs::tracing::StackIdContext,
+};
+use profiler_common::{
+    DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawStackCacheKey, RawStackCacheValue,
+    STACK_ID_OVERFLOW, USER_STACK_PAGES,
+};
+
+use crate::maps::{
+    STACK_CACHE, STACKS, STACKS2, USER_STACK_SCRATCH, USER_STACK_SEQ, USER_STACKS, add, count_loss,
+};
+use crate::regs::{Regs, UserPos, current_ids};
+
+/// 1: copy user stacks for DWARF unwinding; 0: frame-pointer stacks only. Set by
+/// userspace at load time (`lockprof record --unwind fp`).
+#[unsafe(no_mangle)]
+static COPY_USER_STACKS: u32 = 1;
+
+const EEXIST: i64 = 17;
+
+/// How far above the stack pointer a frame pointer may be (see [`cache_key`]).
+const MAX_FRAME_DISTANCE: u64 = 256 * 1024;
+
+/// The current call position's stack, from the cache when known (no walk, no user
+/// read); `None` otherwise.
+#[inline(always)]
+pub fn cached_site(regs: Regs) -> Option<RawStackCacheValue> {
+    let key = cache_key(regs)?;
+    // SAFETY: the value is copied out immediately.
+    unsafe { STACK_CACHE.get(&key) }.copied()
+}
+
+/// The current call position's stack: from the cache, or from a fresh walk (and
+/// stack copy) that is then cached.
+#[inline(always)]
+pub fn site<C: StackIdContext>(ctx: &C, regs: Regs) -> RawStackCacheValue {
+    let key = cache_key(regs);
+    if let Some(key) = &key {
+        // SAFETY: the value is copied out immediately.
+        if let Some(&site) = unsafe { STACK_CACHE.get(key) } {
+            return site;
+        }
+    }
+    let fp_id = walk(ctx);
+    let pos = regs.position();
+    // A new call position: copy the stack once, so userspace can unwind it with the
+    // modules' CFI; repeats reuse the id through the cache and cost no copy.
+    let stack_id = pos.and_then(|p| copy_user_stack(p, fp_id)).unwrap_or(fp_id);
+    let site = RawStackCacheValue {
+        stack_id,
+        pad: 0,
+        leaf_ret: pos.map_or(0, |p| leaf_return(p.sp)),
+    };
+    if stack_id >= 0
+        && let Some(key) = &key
+    {
+        let _ = STACK_CACHE.insert(key, site, u64::from(BPF_ANY));
+    }
+    site
+}
+
+/// Where the thread is: registers plus the first two frame records' return
+/// addresses. `None` when the registers cannot be read (no cache then).
+///
+/// Code without frame pointers (Debian's glibc) uses `rbp` as a general register,
+/// and the value it holds at the syscall can change on every call (a counter, a
+/// pointer): keying on it, or on words read through it, would miss the cache every
+/// time — and with DWARF unwinding every miss copies 16 KiB of stack. So `rbp` and the
+/// frame records only count when `rbp` points a little above `sp`, as a frame
+/// pointer does.
+#[inline(always)]
+fn cache_key(regs: Regs) -> Option<RawStackCacheKey> {
+    let UserPos { ip, sp, mut bp } = regs.position()?;
+    let mut ret1 = 0;
+    let mut ret2 = 0;
+    if bp >= sp && bp - sp < MAX_FRAME_DISTANCE {
+        // A frame record is [saved bp, return address].
+        // SAFETY: bpf_probe_read_user validates the user pointer.
+        let frame1: [u64; 2] = unsafe { bpf_probe_read_user(bp as *const [u64; 2]) }.ok()?;
+        // SAFETY: as above.
+        let frame2: [u64; 2] =
+            unsafe { bpf_probe_read_user(frame1[0] as *const [u64; 2]) }.unwrap_or([0, 0]);
+        ret1 = frame1[1];
+        ret2 = frame2[1];
+    } else {
+        bp = 0;
+    }
+    Some(RawStackCacheKey {
+        tid: current_ids().1,
+        pad: 0,
+        ip,
+        sp,
+        bp,
+        ret1,
+        ret2,
+    })
+}
+
+/// A fresh stack walk: the id in `STACKS`, or in `STACKS2` (offset by
+/// `STACK_ID_OVERFLOW`) when the first map's bucket holds another stack; a negative
+/// errno (counted as a loss) when both fail.
+#[inline(always)]
+fn walk<C: StackIdContext>(ctx: &C) -> i32 {
+    let flags = u64::from(BPF_F_USER_STACK);
+    let e = match ctx.get_stackid(&STACKS, flags) {
+        Ok(id) => return id as i32,
+        Err(e) => e,
+    };
+    if i64::from(e) == -EEXIST
+        && let Ok(id) = ctx.get_stackid(&STACKS2, flags)
+    {
+        return id as i32 + STACK_ID_OVERFLOW;
+    }
+    count_loss(if i64::from(e) == -EEXIST {
+        Loss::StackCollision
+    } else {
+        Loss::StackError
+    });
+    e as i32
+}
+
+/// Copy the user registers and up to `USER_STACK_PAGES` pages of user stack (from the
+/// page holding `sp`) into `USER_STACKS` under a fresh id. `None` (counted as a loss)
+/// when copying is off-limits (ids exhausted, map full, first page unreadable).
+#[inline(always)]
+fn copy_user_stack(pos: UserPos, fp_stack_id: i32) -> Option<i32> {
+    // SAFETY: a plain read of a global the loader may have rewritten; volatile so the
+    // compiler does not fold in the initializer.
+    if unsafe { core::ptr::read_volatile(&raw const COPY_USER_STACKS) } == 0 {
+        return None;
+    }
+    let copy = USER_STACK_SCRATCH.get_ptr_mut(0)?;
+    let seq = USER_STACK_SEQ.get_ptr_mut(0)?;
+    // SAFETY: `copy` is this CPU's slot of a per-CPU array; BPF programs run with
+    // migration disabled, so nothing else writes it meanwhile.
+    let copy = unsafe { &mut *copy };
+    copy.tgid = current_ids().0;
+    copy.fp_stack_id = fp_stack_id;
+    copy.ip = pos.ip;
+    copy.sp = pos.sp;
+    copy.bp = pos.bp;
+    copy.pad = 0;
+    let base = pos.sp & !4095;
+    let mut len = 0u32;
+    // Whole pages at constant offsets keep the verifier's bounds simple; a stack's
+    // end (the mapping above it) stops the copy at the first unreadable page.
+    for page in 0..USER_STACK_PAGES {
+        let off = page * 4096;
+        // SAFETY: the destination is `data[off..off + 4096]`, inside the map value;
+        // the helper validates the user source address.
+        let r = unsafe {
+            raw_helpers::bpf_probe_read_user(
+                copy.data.as_mut_ptr().add(off).cast(),
+                4096,
+                (base + off as u64) as *const core::ffi::c_void,
+            )
+        };
+        if r != 0 {
+            break;
+        }
+        len += 4096;
+    }
+    if len == 0 {
+        count_loss(Loss::UserStackCopy);
+        return None;
+    }
+    copy.len = len;
+    // The shared counter hands each copy its own id: ids are never reused, so frames
+    // userspace cached under an id always belong to it. (A racing CPU can read the
+    // same value before both add: then one insert fails on BPF_NOEXIST below.)
+    // SAFETY: `seq` is a live array slot; only read here, bumped atomically.
+    let n = unsafe { *seq };
+    add(seq, 1);
+    if n >= DWARF_STACK_IDS {
+        count_loss(Loss::UserStackCopy);
+        return None;
+    }
+    let id = DWARF_STACK_ID_BASE + n as i32;
+    if USER_STACKS
+        .insert(&id, &*copy, u64::from(BPF_NOEXIST))
+        .is_err()
+    {
+        count_loss(Loss::UserStackCopy);
+        return None;
+    }
+    Some(id)
+}
+
+/// The word at the user stack pointer: the return address into the caller of a
+/// frameless leaf like glibc's `syscall()` (validated in userspace), or 0.
+#[inline(always)]
+fn leaf_return(sp: u64) -> u64 {
+    // SAFETY: bpf_probe_read_user validates the user pointer.
+    unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0)
+}

@@ -1,0 +1,126 @@
+//! Futex waits: stamped at entry, counted at exit.
+
+use aya_ebpf::programs::tracing::StackIdContext;
+use profiler_common::{
+    CALL_REWAIT, CALL_WAIT, HIST_BUCKETS, RawTask, RawWaitKey, RawWaitStats, STACK_NOT_WALKED,
+    hist_bucket,
+};
+
+use crate::holders;
+use crate::maps::{add, raise, wait_row};
+use crate::pairing;
+use crate::regs::{Regs, current_ids, now_ns};
+use crate::stacks;
+
+const EAGAIN: i64 = 11;
+const ETIMEDOUT: i64 = 110;
+const EINTR: i64 = 4;
+// Kernel-internal restart codes a signal-interrupted wait returns at syscall exit.
+const ERESTARTSYS: i64 = 512;
+const ERESTART_RESTARTBLOCK: i64 = 516;
+
+/// A traced thread enters a wait on `uaddr`: stamp its row (no other map work).
+#[inline(always)]
+pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32) {
+    task.start_ns = now_ns();
+    task.uaddr = uaddr;
+    task.op = fop;
+    // Woken from this futex by its previous wait and not released since: if this
+    // wait blocks, that wakeup was wasted.
+    task.call = if task.woken_uaddr == uaddr {
+        CALL_WAIT | CALL_REWAIT
+    } else {
+        CALL_WAIT
+    };
+}
+
+/// The wait in `task` returned `ret`.
+#[inline(always)]
+pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, ret: i64) {
+    let (tgid, tid) = current_ids();
+    let regs = Regs::current();
+    if ret == -EAGAIN {
+        // The fast path (memcached: most of its waits): the futex word had changed,
+        // nothing blocked. Counted on the call position's row if the thread's stack
+        // cache knows it, else on the address alone — never a stack walk.
+        let site = stacks::cached_site(regs);
+        let key = RawWaitKey {
+            tgid,
+            tid,
+            uaddr: task.uaddr,
+            stack_id: site.map_or(STACK_NOT_WALKED, |s| s.stack_id),
+            op: task.op,
+            leaf_ret: site.map_or(0, |s| s.leaf_ret),
+        };
+        if let Some(stats) = wait_row(&key) {
+            // SAFETY: a field of a live map value.
+            add(unsafe { &raw mut (*stats).eagain }, 1);
+        }
+        return;
+    }
+    let now = now_ns();
+    let waited = now.saturating_sub(task.start_ns);
+    holders::on_cpu_again(&mut task.holder);
+    let site = stacks::site(ctx, regs);
+    let key = RawWaitKey {
+        tgid,
+        tid,
+        uaddr: task.uaddr,
+        stack_id: site.stack_id,
+        op: task.op,
+        leaf_ret: site.leaf_ret,
+    };
+    let Some(stats) = wait_row(&key) else {
+        return;
+    };
+    match ret {
+        // futex_waitv returns the index of the futex that woke it.
+        r if r >= 0 => {
+            count_blocked(stats, waited, task.call & CALL_REWAIT != 0);
+            if !pairing::record_edge(&key, task.start_ns, waited) {
+                // SAFETY: a field of a live map value.
+                add(unsafe { &raw mut (*stats).unpaired }, 1);
+            }
+            task.woken_uaddr = task.uaddr;
+            // For a lock: when this thread acquired it.
+            task.holder.acquired_uaddr = task.uaddr;
+            task.holder.acquired_ns = now;
+        }
+        r if r == -ETIMEDOUT => {
+            // SAFETY: fields of a live map value.
+            unsafe {
+                add(&raw mut (*stats).timedout, 1);
+                add(&raw mut (*stats).timedout_ns, waited);
+            }
+        }
+        r if r == -EINTR || (-ERESTART_RESTARTBLOCK..=-ERESTARTSYS).contains(&r) => {
+            // SAFETY: a field of a live map value.
+            add(unsafe { &raw mut (*stats).interrupted }, 1);
+        }
+        // SAFETY: a field of a live map value.
+        _ => add(unsafe { &raw mut (*stats).other_err }, 1),
+    }
+}
+
+/// Fold one blocked wait into its row.
+#[inline(always)]
+fn count_blocked(stats: *mut RawWaitStats, waited: u64, rewait: bool) {
+    // SAFETY: `stats` is a live map value; counters are bumped atomically, the
+    // minimum and maximum compared and stored (a race can only miss an extreme).
+    unsafe {
+        let s = &raw mut *stats;
+        if (*s).blocked == 0 || waited < (*s).min_ns {
+            (*s).min_ns = waited;
+        }
+        raise(&raw mut (*s).max_ns, waited);
+        add(&raw mut (*s).blocked, 1);
+        add(&raw mut (*s).total_ns, waited);
+        let b = hist_bucket(waited);
+        if b < HIST_BUCKETS {
+            add(&raw mut (*s).hist[b], 1);
+        }
+        if rewait {
+            add(&raw mut (*s).rewaits, 1);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Futex wakes: the last-wake record is written at entry, before the kernel can
+//! make any waiter runnable, so a waiter never pairs with the previous wake; the
+//! call is counted at exit, when the number woken is known.
+
+use aya_ebpf::programs::tracing::StackIdContext;
+use profiler_common::{CALL_WAKE, Loss, RawLastWake, RawTask, RawWakeKey};
+
+use aya_ebpf::bindings::BPF_ANY;
+
+use crate::holders;
+use crate::maps::{LAST_WAKE, add, addr_key, count_loss, wake_row};
+use crate::regs::{Regs, current_ids, now_ns};
+use crate::stacks;
+
+/// A traced thread enters a wake on `uaddr`.
+#[inline(always)]
+pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u32) {
+    let (tgid, tid) = current_ids();
+    let now = now_ns();
+    let site = stacks::site(ctx, Regs::current());
+    holders::on_cpu_again(&mut task.holder);
+    task.start_ns = now;
+    task.uaddr = uaddr;
+    task.op = fop;
+    task.call = CALL_WAKE;
+    task.wake_stack_id = site.stack_id;
+    task.wake_leaf_ret = site.leaf_ret;
+    // Waking on the address it was woken from means the thread got past it (it took
+    // the lock and is releasing it): its next wait there is not a wasted wakeup.
+    if task.woken_uaddr == uaddr {
+        task.woken_uaddr = 0;
+    }
+    let last = RawLastWake {
+        ts_ns: now,
+        leaf_ret: site.leaf_ret,
+        tid,
+        stack_id: site.stack_id,
+        fails: task.holder.fails,
+        fail_nr: task.holder.last_fail_nr,
+        fail_errno: task.holder.last_fail_errno,
+        pad: 0,
+    };
+    if LAST_WAKE
+        .insert(addr_key(tgid, uaddr), last, u64::from(BPF_ANY))
+        .is_err()
+    {
+        count_loss(Loss::LastWakeLost);
+    }
+}
+
+/// The wake in `task` returned `ret` (threads woken or requeued, or an error).
+#[inline(always)]
+pub fn finish(task: &RawTask, ret: i64) {
+    let (tgid, tid) = current_ids();
+    if ret == 0 {
+        forget_last_wake(tgid, tid, task);
+    }
+    let key = RawWakeKey {
+        tgid,
+        tid,
+        uaddr: task.uaddr,
+        stack_id: task.wake_stack_id,
+        op: task.op,
+        leaf_ret: task.wake_leaf_ret,
+    };
+    let Some(stats) = wake_row(&key) else {
+        return;
+    };
+    // SAFETY: fields of a live map value.
+    unsafe {
+        add(&raw mut (*stats).calls, 1);
+        if ret < 0 {
+            add(&raw mut (*stats).errors, 1);
+        } else if ret == 0 {
+            add(&raw mut (*stats).woke_none, 1);
+        } else {
+            add(&raw mut (*stats).woken, ret as u64);
+            if ret > 1 {
+                add(&raw mut (*stats).woke_many, 1);
+            }
+        }
+    }
+}
+
+/// A wake that woke nobody must not be taken for the waker of a wait that ends
+/// later: drop its last-wake record unless another wake replaced it meanwhile.
+#[inline(always)]
+fn forget_last_wake(tgid: u32, tid: u32, task: &RawTask) {
+    let key = addr_key(tgid, task.uaddr);
+    // SAFETY: the fields are copied out immediately.
+    let ours =
+        unsafe { LAST_WAKE.get(&key) }.is_some_and(|l| l.tid == tid && l.ts_ns == task.start_ns);
+    if ours {
+        let _ = LAST_WAKE.remove(&key);
+    }
+}

@@ -13,8 +13,8 @@
 //!
 //! | feature | needs | since |
 //! |---|---|---|
-//! | any recording | raw tracepoints, `bpf_probe_read_user`, global data | 5.5 |
-//! | context-switch probe (holders, wake-to-run; off with `--no-holders`) | `sched_switch`'s `prev_state` argument (5.18), `bpf_task_pt_regs` (5.15), `bpf_get_current_task_btf` and kernel BTF | 5.18 + BTF |
+//! | any recording | the user registers of the current task (`bpf_task_pt_regs`, `bpf_get_current_task_btf`, so kernel BTF), atomic adds on map values | 5.15 + BTF |
+//! | context-switch probe (holders, wake-to-run; off with `--no-holders`) | `sched_switch`'s `prev_state` argument | 5.18 |
 //! | futex calls only (no program on other syscalls) | per-syscall tracepoints `syscalls:sys_{enter,exit}_futex*` and tracefs, mounted by lockprof when missing; else raw `sys_enter`/`sys_exit` (graceful) | – |
 //! | probe cost in the report (`probe_cost`) | `BPF_ENABLE_STATS` (`kernel.bpf_stats_enabled`) | 5.8 |
 //!
@@ -27,7 +27,7 @@ use std::path::Path;
 use thiserror::Error;
 
 /// Oldest kernel any recording works on.
-pub const MIN_KERNEL: (u32, u32) = (5, 5);
+pub const MIN_KERNEL: (u32, u32) = (5, 15);
 /// Oldest kernel the context-switch probe works on.
 pub const MIN_KERNEL_HOLDERS: (u32, u32) = (5, 18);
 
@@ -70,19 +70,19 @@ pub struct Needs {
 pub enum FeatureError {
     /// Older than [`MIN_KERNEL`]: nothing avoids it.
     #[error(
-        "Linux {release} is too old: lockprof needs {}.{} or newer (raw tracepoints, bpf_probe_read_user); set LOCKPROF_NO_KERNEL_CHECK=1 if your distribution backports them",
+        "Linux {release} is too old: lockprof needs {}.{} or newer (bpf_task_pt_regs, atomic map adds); set LOCKPROF_NO_KERNEL_CHECK=1 if your distribution backports them",
         MIN_KERNEL.0,
         MIN_KERNEL.1
     )]
     TooOld { release: String },
-    /// No kernel BTF, which the context-switch probe needs.
+    /// No kernel BTF: every probe reads the task's registers through a BTF pointer.
     #[error(
-        "this kernel has no BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF), which the context-switch probe needs (bpf_get_current_task_btf): run with --no-holders to record without held-across-blocking and wake-to-run data"
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF), which lockprof's probes need to read a thread's registers (bpf_get_current_task_btf); no option avoids it: use a kernel built with BTF (most distributions since 2020)"
     )]
     NoBtf,
     /// Older than [`MIN_KERNEL_HOLDERS`] with the context-switch probe on.
     #[error(
-        "Linux {release} is older than {}.{}, which the context-switch probe needs (sched_switch's prev_state argument; bpf_task_pt_regs): run with --no-holders to record without held-across-blocking and wake-to-run data",
+        "Linux {release} is older than {}.{}, which the context-switch probe needs (sched_switch's prev_state argument): run with --no-holders to record without held-across-blocking and wake-to-run data",
         MIN_KERNEL_HOLDERS.0,
         MIN_KERNEL_HOLDERS.1
     )]
@@ -147,15 +147,13 @@ pub fn check(
             release: kernel.release.clone(),
         });
     }
-    if needs.holders {
-        if !kernel.btf {
-            return Err(FeatureError::NoBtf);
-        }
-        if older_than(MIN_KERNEL_HOLDERS) {
-            return Err(FeatureError::HoldersTooOld {
-                release: kernel.release.clone(),
-            });
-        }
+    if !kernel.btf {
+        return Err(FeatureError::NoBtf);
+    }
+    if needs.holders && older_than(MIN_KERNEL_HOLDERS) {
+        return Err(FeatureError::HoldersTooOld {
+            release: kernel.release.clone(),
+        });
     }
     let mut notes = Vec::new();
     if version.is_none() && !skip_versions {
@@ -258,7 +256,7 @@ mod tests {
         );
         let line = err.to_string();
         assert!(
-            line.starts_with("Linux 4.19.0-25-amd64 is too old: lockprof needs 5.5 or newer"),
+            line.starts_with("Linux 4.19.0-25-amd64 is too old: lockprof needs 5.15 or newer"),
             "{line}"
         );
         assert!(line.contains("LOCKPROF_NO_KERNEL_CHECK=1"), "{line}");
@@ -267,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_btf_names_no_holders() {
+    fn missing_btf_is_refused_whatever_the_options() {
         let k = KernelInfo {
             btf: false,
             ..full()
@@ -276,9 +274,8 @@ mod tests {
         assert_eq!(err, FeatureError::NoBtf);
         let line = err.to_string();
         assert!(line.contains("/sys/kernel/btf/vmlinux"), "{line}");
-        assert!(line.contains("run with --no-holders"), "{line}");
-        // Without the context-switch probe nothing needs BTF.
-        assert_eq!(check(&k, NO_HOLDERS, false), Ok(vec![]));
+        assert!(line.contains("no option avoids it"), "{line}");
+        assert_eq!(check(&k, NO_HOLDERS, false), Err(FeatureError::NoBtf));
     }
 
     #[test]

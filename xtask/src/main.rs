@@ -41,10 +41,11 @@ commands:
   bench storm [--runs N] [--threads N] [--duration-ms D] [--no-holders]
                         lockprof's cost on a futex storm, unprofiled vs profiled (root);
                         writes target/bench/storm.json
-  bench soak [--minutes N]
+  bench soak [--minutes N] [--max-rss-mib M]
                         lockprof record --interval 1s on a churning workload for N minutes
                         (default 30, root): RSS, kernel memory and CPU per refresh over
-                        time, losses; writes target/bench/soak.json
+                        time, losses; stops early if lockprof's RSS passes M MiB (2048);
+                        writes target/bench/soak.json
   bench demos [--runs N]
                         each demo pair N times (default 3) with spec knobs, no lockprof;
                         checks the spec's ratios; writes target/bench/demos.json

@@ -45,8 +45,14 @@ pub fn bench(args: &[String]) -> Result<()> {
             storm::storm(&flags, switches.is_empty())
         }
         Some("soak") => {
-            let flags = parse_flags(&args[1..], &["minutes"])?;
-            soak::soak(flags.get("minutes").copied().unwrap_or(30))
+            let flags = parse_flags(&args[1..], &["minutes", "max-rss-mib"])?;
+            soak::soak(
+                flags.get("minutes").copied().unwrap_or(30),
+                flags
+                    .get("max-rss-mib")
+                    .copied()
+                    .unwrap_or(soak::DEFAULT_MAX_RSS_MIB),
+            )
         }
         Some("demos") => {
             let flags = parse_flags(&args[1..], &["runs"])?;

@@ -88,7 +88,11 @@ fn cpu_ms(pid: u32) -> Option<f64> {
     Some(ticks as f64 * 10.0)
 }
 
-pub fn soak(minutes: u64) -> Result<()> {
+/// Stops the soak early when lockprof's RSS passes this (the machine is shared: a leak
+/// must not take its memory).
+pub const DEFAULT_MAX_RSS_MIB: u64 = 2048;
+
+pub fn soak(minutes: u64, max_rss_mib: u64) -> Result<()> {
     if minutes > 24 * 60 {
         bail!("'--minutes' must be at most 1440 (a day), got {minutes}");
     }
@@ -115,11 +119,23 @@ pub fn soak(minutes: u64) -> Result<()> {
     let pid = child.id();
     let start = Instant::now();
     let mut samples = Vec::new();
+    let mut capped_at: Option<f64> = None;
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
         }
         if let (Some(rss_kib), Some(cpu)) = (status_kib(pid, "VmRSS:"), cpu_ms(pid)) {
+            if rss_kib > max_rss_mib * 1024 && capped_at.is_none() {
+                let at = start.elapsed().as_secs_f64();
+                say(&format!(
+                    "bench soak: lockprof's RSS passed {max_rss_mib} MiB after {at:.0} s: stopping it (Ctrl-C) so the report is still written"
+                ));
+                // lockprof forwards the stop to the launched command.
+                let _ = Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status();
+                capped_at = Some(at);
+            }
             let maps = kmem::maps_of_pid(pid);
             samples.push(Sample {
                 t: start.elapsed().as_secs_f64(),
@@ -228,6 +244,13 @@ pub fn soak(minutes: u64) -> Result<()> {
     );
     let checks = [
         mark(
+            capped_at.is_none(),
+            &capped_at.map_or_else(
+                || format!("ran the whole {minutes} min under the {max_rss_mib} MiB RSS cap"),
+                |at| format!("stopped after {at:.0} s: RSS passed the {max_rss_mib} MiB cap"),
+            ),
+        ),
+        mark(
             rss.flat(8.0),
             &format!("RSS flat: last quarter ≤ {FLAT_RATIO}× first + 8 MiB"),
         ),
@@ -258,6 +281,7 @@ pub fn soak(minutes: u64) -> Result<()> {
         &path,
         &json!({
             "benchmark": "soak", "minutes": minutes, "samples": steady.len(),
+            "max_rss_mib": max_rss_mib, "stopped_at_rss_cap_s": capped_at,
             "rss_mib": trend(&rss), "kernel_map_mib": trend(&kmem_t), "cpu_ms_per_s": trend(&cpu),
             "report": { "path": show(&report), "intervals": intervals, "processes": targets, "lost_events": lost,
                         "losses": losses.iter().map(|(k, n)| (k.clone(), json!(n))).collect::<serde_json::Map<_, _>>() },

@@ -16,6 +16,9 @@
     reason = "syscall results are small integers"
 )]
 
+#[path = "../flags.rs"]
+mod flags;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
@@ -98,16 +101,13 @@ fn side(me: u32) -> Calls {
 
 fn parse(argv: &[String]) -> Result<Option<(u64, u64)>, String> {
     let (mut seconds, mut delay_ms) = (2u64, 0u64);
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
-        }
-        let value = it.next().ok_or_else(|| format!("'{flag}' needs a value"))?;
-        let bad = |_| format!("invalid value '{value}' for '{flag}' (expected an integer)");
-        match flag.as_str() {
-            "--seconds" => seconds = value.parse().map_err(bad)?,
-            "--start-delay-ms" => delay_ms = value.parse().map_err(bad)?,
+    let Some(pairs) = flags::pairs(argv)? else {
+        return Ok(None);
+    };
+    for (flag, value) in pairs {
+        match flag {
+            "--seconds" => seconds = flags::int(flag, value)?,
+            "--start-delay-ms" => delay_ms = flags::int(flag, value)?,
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
@@ -121,16 +121,9 @@ fn parse(argv: &[String]) -> Result<Option<(u64, u64)>, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (seconds, delay_ms) = match parse(&argv) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("futex-pingpong: error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let (seconds, delay_ms) = match flags::or_exit("futex-pingpong", USAGE, parse(&argv)) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     thread::sleep(Duration::from_millis(delay_ms));
     let partner = match thread::Builder::new().name("pong".into()).spawn(|| side(1)) {

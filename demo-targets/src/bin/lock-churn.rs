@@ -16,6 +16,9 @@
 //! address gets its turn. Threads pause 1 ms every few acquisitions so the workload
 //! takes a fraction of one CPU (a soak runs for long on shared machines). Prints one
 //! JSON line at the end: `{"generations","threads","children","acquisitions","seconds"}`.
+#[path = "../flags.rs"]
+mod flags;
+
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -45,18 +48,15 @@ fn parse(argv: &[String]) -> Result<Option<Args>, String> {
         locks: 4096,
         exec_every_ms: 250,
     };
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
-        }
-        let value = it.next().ok_or_else(|| format!("'{flag}' needs a value"))?;
-        let bad = |_| format!("invalid value '{value}' for '{flag}' (expected an integer)");
-        match flag.as_str() {
-            "--seconds" => a.seconds = value.parse().map_err(bad)?,
-            "--threads" => a.threads = value.parse().map_err(bad)?,
-            "--locks" => a.locks = value.parse().map_err(bad)?,
-            "--exec-every-ms" => a.exec_every_ms = value.parse().map_err(bad)?,
+    let Some(pairs) = flags::pairs(argv)? else {
+        return Ok(None);
+    };
+    for (flag, value) in pairs {
+        match flag {
+            "--seconds" => a.seconds = flags::int(flag, value)?,
+            "--threads" => a.threads = flags::int(flag, value)?,
+            "--locks" => a.locks = flags::int(flag, value)?,
+            "--exec-every-ms" => a.exec_every_ms = flags::int(flag, value)?,
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
@@ -128,16 +128,9 @@ fn main() -> ExitCode {
     if argv.first().map(String::as_str) == Some("--child") {
         return child();
     }
-    let a = match parse(&argv) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("lock-churn: error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let a = match flags::or_exit("lock-churn", USAGE, parse(&argv)) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     let exe = match std::env::current_exe() {
         Ok(p) => p,

@@ -96,6 +96,23 @@ pub(crate) fn parse_flags(args: &[String], allowed: &[&str]) -> Result<BTreeMap<
     Ok(flags)
 }
 
+/// A positive number `field` from the JSON result line a load program prints (the line
+/// that starts with `{"<first>"`), with an error naming `program` when it is missing.
+pub(crate) fn result_field(stdout: &[u8], program: &str, first: &str, field: &str) -> Result<f64> {
+    let text = String::from_utf8_lossy(stdout);
+    let prefix = format!("{{\"{first}\"");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .with_context(|| format!("{program} printed no JSON result line ('{prefix}…')"))?;
+    let v: Value =
+        serde_json::from_str(line).with_context(|| format!("parse {program}'s JSON line"))?;
+    v.get(field)
+        .and_then(Value::as_f64)
+        .filter(|x| *x > 0.0)
+        .with_context(|| format!("{program}'s JSON has no positive '{field}'"))
+}
+
 /// Median, min and max of a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Stats {
@@ -147,6 +164,24 @@ mod tests {
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert!((Stats::of(&[1.0, 2.0, 3.0, 10.0]).median - 2.5).abs() < 1e-12);
         assert!(Stats::of(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn result_lines_are_found_among_other_output() {
+        let out = b"noise\n{\"ops\":10,\"ops_per_s\":2.5}\n";
+        assert!((result_field(out, "p", "ops", "ops_per_s").unwrap() - 2.5).abs() < 1e-12);
+        let e = result_field(b"", "futex-storm", "ops", "ops_per_s").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("futex-storm printed no JSON result line"),
+            "{e}"
+        );
+        let e = result_field(b"{\"ops\":0,\"ops_per_s\":0}", "p", "ops", "ops_per_s");
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("no positive 'ops_per_s'")
+        );
     }
 
     #[test]

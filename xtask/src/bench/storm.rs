@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Stats, mark};
 use crate::demo::{build_release_bins, require_root};
@@ -39,15 +39,7 @@ struct ProfiledRun {
 }
 
 fn storm_ops_per_s(stdout: &[u8]) -> Result<f64> {
-    let text = String::from_utf8_lossy(stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("{\"ops\""))
-        .context("futex-storm printed no JSON result line ('{\"ops\"…')")?;
-    let v: Value = serde_json::from_str(line).context("parse futex-storm's JSON line")?;
-    v.get("ops_per_s")
-        .and_then(Value::as_f64)
-        .context("futex-storm's JSON has no 'ops_per_s'")
+    super::result_field(stdout, "futex-storm", "ops", "ops_per_s")
 }
 
 pub(super) fn storm(flags: &BTreeMap<String, u64>, holders: bool) -> Result<()> {

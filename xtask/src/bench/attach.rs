@@ -43,13 +43,16 @@ impl Tracer {
 /// The peer: a futexctn-like bpftrace script, the way its users measure futex waits —
 /// the wait time of each `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` of `pid` as a histogram per
 /// futex address. `BEGIN` runs once every probe is attached: that line is the signal.
+/// `END` clears the maps instead of printing them: printing happens after the measured
+/// window anyway, and on a busy daemon it once kept bpftrace from exiting for a minute.
 pub fn bpftrace_script(pid: u32) -> String {
     format!(
         "BEGIN {{ printf(\"ready\\n\"); }}\n\
          tracepoint:syscalls:sys_enter_futex /pid == {pid} && ((args->op & 127) == 0 || (args->op & 127) == 9)/ \
          {{ @start[tid] = nsecs; @addr[tid] = args->uaddr; }}\n\
          tracepoint:syscalls:sys_exit_futex /pid == {pid} && @start[tid]/ \
-         {{ @wait_ns[@addr[tid]] = hist(nsecs - @start[tid]); delete(@start[tid]); delete(@addr[tid]); }}\n"
+         {{ @wait_ns[@addr[tid]] = hist(nsecs - @start[tid]); delete(@start[tid]); delete(@addr[tid]); }}\n\
+         END {{ clear(@start); clear(@addr); clear(@wait_ns); }}\n"
     )
 }
 
@@ -64,10 +67,15 @@ pub struct Attached {
 pub struct Detached {
     /// Peak resident memory of the tracer process, KiB (0 for none).
     pub vm_hwm_kib: u64,
+    /// The peer did not exit within [`STOP_TIMEOUT`] of SIGINT and was killed (its
+    /// window's measurement, taken before, still stands).
+    pub killed: bool,
 }
 
-/// How long a tracer may take to attach, or to write its report once stopped.
+/// How long a tracer may take to attach, or lockprof to write its report once stopped.
 const ATTACH_TIMEOUT: Duration = Duration::from_mins(1);
+/// How long the bpftrace peer may take to exit: it has nothing to write.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Attached {
     /// Starts `tracer` on `pid` and returns once its probes are attached. `report` is
@@ -166,19 +174,32 @@ impl Attached {
         if !status.success() {
             bail!("'kill -INT {pid}' failed");
         }
-        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        let limit = if self.tracer == Tracer::Bpftrace {
+            STOP_TIMEOUT
+        } else {
+            ATTACH_TIMEOUT
+        };
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
             }
             hwm = hwm.max(vm_hwm_kib(pid).unwrap_or(0));
+            if Instant::now() > deadline && self.tracer == Tracer::Bpftrace {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(Detached {
+                    vm_hwm_kib: hwm,
+                    killed: true,
+                });
+            }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!(
                     "{} did not exit within {}s of SIGINT",
                     self.tracer.name(),
-                    ATTACH_TIMEOUT.as_secs()
+                    limit.as_secs()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -186,7 +207,10 @@ impl Attached {
         if !status.success() {
             bail!("{} failed after SIGINT ({status})", self.tracer.name());
         }
-        Ok(Detached { vm_hwm_kib: hwm })
+        Ok(Detached {
+            vm_hwm_kib: hwm,
+            killed: false,
+        })
     }
 }
 
@@ -216,6 +240,7 @@ mod tests {
         assert!(s.contains("(args->op & 127) == 0 || (args->op & 127) == 9"));
         assert!(s.contains("hist(nsecs - @start[tid])"));
         assert!(s.starts_with("BEGIN"));
+        assert!(s.contains("END { clear(@start); clear(@addr); clear(@wait_ns); }"));
     }
 
     #[test]

@@ -180,7 +180,9 @@ fn machine_tax(plan: Plan, dir: &Path) -> Result<Rounds> {
                     .status()
                     .context("run dd")?;
                 let secs = started.elapsed().as_secs_f64();
-                a.stop()?;
+                if a.stop()?.killed {
+                    say("bench overhead: bpftrace did not exit on SIGINT and was killed");
+                }
                 if !status.success() {
                     bail!("dd failed ({status})");
                 }
@@ -282,6 +284,8 @@ struct Daemon {
     /// `probe_cost.kernel_memory_bytes` of the reports, when the probe reports it.
     reported_kernel_bytes: Vec<u64>,
     losses: u64,
+    /// bpftrace windows whose bpftrace had to be killed after SIGINT.
+    peer_killed: u64,
 }
 
 /// How long the load must last: every window plus attach/detach time, generously.
@@ -317,6 +321,7 @@ fn daemon(plan: Plan, dir: &Path) -> Result<Daemon> {
                 d.maps = a.maps();
             }
             let detached = a.stop()?;
+            d.peer_killed += u64::from(detached.killed);
             d.ops_per_s
                 .push(t, (ops1 - ops0) as f64 / (t1 - t0).as_secs_f64());
             if t == Tracer::Lockprof {
@@ -475,8 +480,8 @@ fn render(plan: Plan, tax: &Rounds, pp: &PingPong, d: &Daemon, cpus: u64) -> Str
     );
     let _ = writeln!(
         t,
-        "  lost events in lockprof's reports: {} (ping-pong) and {} (memcached)",
-        pp.losses, d.losses
+        "  lost events in lockprof's reports: {} (ping-pong) and {} (memcached); bpftrace killed after SIGINT: {} time(s)",
+        pp.losses, d.losses, d.peer_killed
     );
     let _ = writeln!(t, "targets (issue 11):");
     let tax_med = Stats::of(&tl).median;
@@ -541,7 +546,7 @@ fn to_json(plan: Plan, tax: &Rounds, pp: &PingPong, d: &Daemon, cpus: u64) -> Va
         "memcached": { "ops_per_s": d.ops_per_s.to_json(),
                        "ratio_lockprof": Stats::of(&d.ops_per_s.ratios(Tracer::Lockprof)).to_json(),
                        "ratio_bpftrace": Stats::of(&d.ops_per_s.ratios(Tracer::Bpftrace)).to_json(),
-                       "lost_events": d.losses },
+                       "lost_events": d.losses, "bpftrace_killed_after_sigint": d.peer_killed },
         "memory": {
             "kernel_bytes_now": kernel_bytes(&d.maps),
             "kernel_bytes_reported": d.reported_kernel_bytes,

@@ -21,3 +21,6 @@ pub mod report;
 pub mod resolve;
 pub mod session;
 pub mod tui;
+
+#[cfg(test)]
+pub(crate) mod test_support;

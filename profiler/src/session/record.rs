@@ -353,7 +353,7 @@ impl Session {
         if verbose {
             eprintln!(
                 "lockprof: probe maps use {:.1} MiB of kernel memory{}",
-                report.probe_cost.kernel_memory_bytes as f64 / 1048576.0,
+                report.probe_cost.kernel_memory_bytes as f64 / 1_048_576.0,
                 refresh_summary(&mut self.refreshes)
             );
         }

@@ -162,38 +162,48 @@ fn machine_tax(plan: Plan, dir: &Path) -> Result<Rounds> {
         .stdin(Stdio::null())
         .spawn()
         .context("start 'sleep 3600' (the idle target)")?;
-    let result = (|| {
-        let mut r = Rounds::default();
-        for round in 0..plan.rounds {
-            for t in order(round) {
-                say(&format!(
-                    "bench overhead (a) machine tax: round {}/{}, {}",
-                    round + 1,
-                    plan.rounds,
-                    t.name()
-                ));
-                let a = Attached::start(t, idle.id(), &dir.join("overhead-tax.json"))?;
-                let started = Instant::now();
-                let status = Command::new("dd")
-                    .args(["if=/dev/zero", "of=/dev/null", "bs=1", "status=none"])
-                    .arg(format!("count={}", plan.dd_count))
-                    .status()
-                    .context("run dd")?;
-                let secs = started.elapsed().as_secs_f64();
-                if a.stop()?.killed {
-                    say("bench overhead: bpftrace did not exit on SIGINT and was killed");
-                }
-                if !status.success() {
-                    bail!("dd failed ({status})");
-                }
-                r.push(t, secs);
-            }
+    let mut r = Rounds::default();
+    let result = each_window(plan, "(a) machine tax", |t| {
+        let a = Attached::start(t, idle.id(), &dir.join("overhead-tax.json"))?;
+        let started = Instant::now();
+        let status = Command::new("dd")
+            .args(["if=/dev/zero", "of=/dev/null", "bs=1", "status=none"])
+            .arg(format!("count={}", plan.dd_count))
+            .status()
+            .context("run dd")?;
+        let secs = started.elapsed().as_secs_f64();
+        if a.stop()?.killed {
+            say("bench overhead: bpftrace did not exit on SIGINT and was killed");
         }
-        Ok(r)
-    })();
+        if !status.success() {
+            bail!("dd failed ({status})");
+        }
+        r.push(t, secs);
+        Ok(())
+    });
     let _ = idle.kill();
     let _ = idle.wait();
-    result
+    result.map(|()| r)
+}
+
+/// Runs `measure` for every state of every round, in the rotating order.
+fn each_window(
+    plan: Plan,
+    part: &str,
+    mut measure: impl FnMut(Tracer) -> Result<()>,
+) -> Result<()> {
+    for round in 0..plan.rounds {
+        for t in order(round) {
+            say(&format!(
+                "bench overhead {part}: round {}/{}, {}",
+                round + 1,
+                plan.rounds,
+                t.name()
+            ));
+            measure(t)?;
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -302,38 +312,31 @@ fn daemon(plan: Plan, dir: &Path) -> Result<Daemon> {
     server.start_load(8, load_seconds(plan))?;
     let report = dir.join("overhead-memcached.json");
     let mut d = Daemon::default();
-    for round in 0..plan.rounds {
-        for t in order(round) {
-            say(&format!(
-                "bench overhead (c) memcached: round {}/{}, {}",
-                round + 1,
-                plan.rounds,
-                t.name()
-            ));
-            let a = Attached::start(t, server.pid(), &report)?;
-            // The first moments after attaching (lockprof reads the target's maps and
-            // binaries) are not what a long recording costs.
-            std::thread::sleep(Duration::from_millis(500));
-            let (ops0, t0) = (memcached::stats_ops()?, Instant::now());
-            std::thread::sleep(plan.window);
-            let (ops1, t1) = (memcached::stats_ops()?, Instant::now());
-            if t == Tracer::Lockprof && d.maps.is_empty() {
-                d.maps = a.maps();
-            }
-            let detached = a.stop()?;
-            d.peer_killed += u64::from(detached.killed);
-            d.ops_per_s
-                .push(t, (ops1 - ops0) as f64 / (t1 - t0).as_secs_f64());
-            if t == Tracer::Lockprof {
-                d.rss_kib.push(detached.vm_hwm_kib);
-                let rep = LockReport::read(&report)?;
-                d.losses += rep.losses().iter().map(|(_, n)| n).sum::<u64>();
-                if let Some(b) = reported_kernel_memory(&report) {
-                    d.reported_kernel_bytes.push(b);
-                }
+    each_window(plan, "(c) memcached", |t| {
+        let a = Attached::start(t, server.pid(), &report)?;
+        // The first moments after attaching (lockprof reads the target's maps and
+        // binaries) are not what a long recording costs.
+        std::thread::sleep(Duration::from_millis(500));
+        let (ops0, t0) = (memcached::stats_ops()?, Instant::now());
+        std::thread::sleep(plan.window);
+        let (ops1, t1) = (memcached::stats_ops()?, Instant::now());
+        if t == Tracer::Lockprof && d.maps.is_empty() {
+            d.maps = a.maps();
+        }
+        let detached = a.stop()?;
+        d.peer_killed += u64::from(detached.killed);
+        d.ops_per_s
+            .push(t, (ops1 - ops0) as f64 / (t1 - t0).as_secs_f64());
+        if t == Tracer::Lockprof {
+            d.rss_kib.push(detached.vm_hwm_kib);
+            let rep = LockReport::read(&report)?;
+            d.losses += rep.losses().iter().map(|(_, n)| n).sum::<u64>();
+            if let Some(b) = reported_kernel_memory(&report) {
+                d.reported_kernel_bytes.push(b);
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(d)
 }
 

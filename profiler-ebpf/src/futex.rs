@@ -126,13 +126,20 @@ fn is_futex(id: u64) -> bool {
     )
 }
 
-/// A futex call enters: one target lookup, then the thread's row.
+/// A futex call enters. A traced thread that made a futex call before is found by
+/// one lookup of its row; any other thread pays one more, the target filter.
 #[inline(always)]
 fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
     let (tgid, tid) = current_ids();
-    if !is_target(tgid) {
-        return;
-    }
+    let task = match TASKS.get_ptr_mut(tid) {
+        Some(task) => task,
+        // Rows exist only for threads of targets (and go when the thread exits).
+        None if is_target(tgid) => match task_row(tid) {
+            Some(task) => task,
+            None => return,
+        },
+        None => return,
+    };
     let (is_wait, fop, uaddr) = match id {
         nr::FUTEX => {
             let fop = arg1 as u32 & op::FUTEX_CMD_MASK;
@@ -149,9 +156,6 @@ fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
         nr::FUTEX_WAKE => (false, op::FUTEX2_WAKE, arg0),
         nr::FUTEX_REQUEUE => (false, op::FUTEX2_REQUEUE, first_waiter_addr(arg0)),
         _ => return,
-    };
-    let Some(task) = task_row(tid) else {
-        return;
     };
     // SAFETY: the row lives until this thread exits; only this thread writes its
     // call fields (`sched_switch` of the same thread cannot run concurrently).
@@ -176,7 +180,7 @@ fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
     let call = task.call;
     task.call = CALL_NONE;
     if call & CALL_WAIT != 0 {
-        wait::finish(ctx, task, ret);
+        wait::finish(ctx, task, call, ret);
     } else if call & CALL_WAKE != 0 {
         wake::finish(task, ret);
     }

@@ -146,48 +146,58 @@ pub fn task_row(tid: u32) -> Option<*mut RawTask> {
 /// The shared stats row for `key`, created zeroed (thread name set) on first use.
 #[inline(always)]
 pub fn wait_row(key: &RawWaitKey) -> Option<*mut RawWaitStats> {
-    if let Some(p) = WAITS.get_ptr_mut(key) {
-        return Some(p);
-    }
-    let zero = ZERO_WAIT.get_ptr(0)?;
-    // SAFETY: as in `task_row`.
-    match WAITS.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST)) {
-        Ok(()) => {
-            let p = WAITS.get_ptr_mut(key)?;
-            if let Ok(comm) = bpf_get_current_comm() {
-                // SAFETY: `p` is the row just created.
-                unsafe { (*p).comm = comm };
-            }
-            Some(p)
-        }
-        Err(e) if i64::from(e) == -EEXIST => WAITS.get_ptr_mut(key),
-        Err(_) => {
-            count_loss(Loss::WaitMapFull);
-            None
-        }
-    }
+    named_row(&WAITS, &ZERO_WAIT, key, Loss::WaitMapFull)
 }
 
 /// As [`wait_row`], for `WAKES`.
 #[inline(always)]
 pub fn wake_row(key: &RawWakeKey) -> Option<*mut RawWakeStats> {
-    if let Some(p) = WAKES.get_ptr_mut(key) {
+    named_row(&WAKES, &ZERO_WAKE, key, Loss::WakeMapFull)
+}
+
+/// A row value with a thread name, set when the row is created.
+pub trait Named {
+    fn comm_mut(&mut self) -> &mut [u8; 16];
+}
+
+impl Named for RawWaitStats {
+    fn comm_mut(&mut self) -> &mut [u8; 16] {
+        &mut self.comm
+    }
+}
+
+impl Named for RawWakeStats {
+    fn comm_mut(&mut self) -> &mut [u8; 16] {
+        &mut self.comm
+    }
+}
+
+/// `map[key]`, created from `zero` with the thread's name on first use; `None`
+/// (counted as `full`) when the map is full.
+#[inline(always)]
+fn named_row<K, V: Named>(
+    map: &HashMap<K, V>,
+    zero: &Array<V>,
+    key: &K,
+    full: Loss,
+) -> Option<*mut V> {
+    if let Some(p) = map.get_ptr_mut(key) {
         return Some(p);
     }
-    let zero = ZERO_WAKE.get_ptr(0)?;
+    let zero = zero.get_ptr(0)?;
     // SAFETY: as in `task_row`.
-    match WAKES.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST)) {
+    match map.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST)) {
         Ok(()) => {
-            let p = WAKES.get_ptr_mut(key)?;
+            let p = map.get_ptr_mut(key)?;
             if let Ok(comm) = bpf_get_current_comm() {
                 // SAFETY: `p` is the row just created.
-                unsafe { (*p).comm = comm };
+                unsafe { *(*p).comm_mut() = comm };
             }
             Some(p)
         }
-        Err(e) if i64::from(e) == -EEXIST => WAKES.get_ptr_mut(key),
+        Err(e) if i64::from(e) == -EEXIST => map.get_ptr_mut(key),
         Err(_) => {
-            count_loss(Loss::WakeMapFull);
+            count_loss(full);
             None
         }
     }

@@ -125,7 +125,7 @@ fn walk<C: StackIdContext>(ctx: &C) -> i32 {
     } else {
         Loss::StackError
     });
-    e as i32
+    e
 }
 
 /// Copy the user registers and up to `USER_STACK_PAGES` pages of user stack (from the

@@ -34,9 +34,9 @@ pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32) {
     };
 }
 
-/// The wait in `task` returned `ret`.
+/// The wait in `task` returned `ret`; `call` is what its entry recorded.
 #[inline(always)]
-pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, ret: i64) {
+pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, call: u32, ret: i64) {
     let (tgid, tid) = current_ids();
     let regs = Regs::current();
     if ret == -EAGAIN {
@@ -76,7 +76,7 @@ pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, ret: i64) {
     match ret {
         // futex_waitv returns the index of the futex that woke it.
         r if r >= 0 => {
-            count_blocked(stats, waited, task.call & CALL_REWAIT != 0);
+            count_blocked(stats, waited, call & CALL_REWAIT != 0);
             if !pairing::record_edge(&key, task.start_ns, waited) {
                 // SAFETY: a field of a live map value.
                 add(unsafe { &raw mut (*stats).unpaired }, 1);

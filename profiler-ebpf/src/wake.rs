@@ -40,10 +40,14 @@ pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u3
         fail_errno: task.holder.last_fail_errno,
         pad: 0,
     };
-    if LAST_WAKE
-        .insert(addr_key(tgid, uaddr), last, u64::from(BPF_ANY))
-        .is_err()
-    {
+    let key = addr_key(tgid, uaddr);
+    // Overwrite the address's record in place when there is one: an LRU insert
+    // allocates a node and frees the old one, several times the cost. (A waiter
+    // reading it meanwhile may mix two wakes of this address.)
+    if let Some(p) = LAST_WAKE.get_ptr_mut(&key) {
+        // SAFETY: a live map value.
+        unsafe { *p = last };
+    } else if LAST_WAKE.insert(&key, last, u64::from(BPF_ANY)).is_err() {
         count_loss(Loss::LastWakeLost);
     }
 }
@@ -69,14 +73,14 @@ pub fn finish(task: &RawTask, ret: i64) {
     // SAFETY: fields of a live map value.
     unsafe {
         add(&raw mut (*stats).calls, 1);
-        if ret < 0 {
-            add(&raw mut (*stats).errors, 1);
-        } else if ret == 0 {
-            add(&raw mut (*stats).woke_none, 1);
-        } else {
-            add(&raw mut (*stats).woken, ret as u64);
-            if ret > 1 {
-                add(&raw mut (*stats).woke_many, 1);
+        match ret.cmp(&0) {
+            core::cmp::Ordering::Less => add(&raw mut (*stats).errors, 1),
+            core::cmp::Ordering::Equal => add(&raw mut (*stats).woke_none, 1),
+            core::cmp::Ordering::Greater => {
+                add(&raw mut (*stats).woken, ret as u64);
+                if ret > 1 {
+                    add(&raw mut (*stats).woke_many, 1);
+                }
             }
         }
     }

@@ -463,6 +463,9 @@ fn holder_blocking_under_the_lock_is_reported_with_its_syscalls() {
     let (rounds, retries) = (20u64, 5u64);
     let r = record(&[
         "-q",
+        // The holder's failed sends are counted only on request (a hook on every
+        // syscall exit).
+        "--syscall-errors",
         "--",
         bin.to_str().unwrap(),
         "--rounds",

@@ -160,6 +160,7 @@ mod tests {
                 bytes as f64 / MIB as f64
             );
         }
+        eprintln!("worst case: 1 CPU {one} B, 96 CPUs {many} B, 256 CPUs {most} B");
         assert!(one < many && many < most, "grows with CPUs only a little");
         // Per-CPU state is the stack-copy scratch and a few counters: < 24 KiB a CPU.
         assert!(

@@ -437,3 +437,56 @@ fn raise_memlock_limit() {
     // SAFETY: setrlimit reads the struct we pass and has no other effect on memory.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const rlim) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(blocked: u64, total_ns: u64) -> RawWaitStats {
+        crate::collect::snapshot::tests::stats(blocked, total_ns, total_ns, total_ns)
+    }
+
+    fn decode(k: &RawWaitKey, v: &RawWaitStats) -> WaitRow {
+        WaitRow::from_raw(k, std::slice::from_ref(v))
+    }
+
+    #[test]
+    fn drained_rows_stay_in_the_totals_and_add_to_later_counts() {
+        let a = RawWaitKey {
+            tid: 1,
+            ..RawWaitKey::default()
+        };
+        let b = RawWaitKey {
+            tid: 2,
+            ..RawWaitKey::default()
+        };
+        let mut totals = HashMap::new();
+        // Drained: the kernel map was emptied, the rows live on in userspace.
+        let first = merge_rows(
+            &mut totals,
+            (vec![(a, wait(2, 300))], true),
+            WaitRow::merge,
+            decode,
+        );
+        assert_eq!(first.len(), 1);
+        // Read without draining: new counts for `a` add up, `b` appears, and the
+        // totals keep only what was drained.
+        let mut now = merge_rows(
+            &mut totals,
+            (vec![(a, wait(1, 50)), (b, wait(4, 40))], false),
+            WaitRow::merge,
+            decode,
+        );
+        now.sort_by_key(|r| r.tid);
+        assert_eq!(
+            (now[0].blocked, now[0].total_ns, now[0].min_ns),
+            (3, 350, 50)
+        );
+        assert_eq!(now[1].blocked, 4);
+        assert_eq!(
+            totals[&a].blocked, 2,
+            "a plain read never folds into the totals"
+        );
+        assert!(!totals.contains_key(&b));
+    }
+}

@@ -100,27 +100,24 @@ impl WaitRow {
             leaf_ret: key.leaf_ret,
             ..WaitRow::default()
         };
-        let mut min = u64::MAX;
         for s in per_cpu {
-            if row.comm.is_empty() {
-                row.comm = comm_str(&s.comm);
-            }
-            if s.blocked > 0 {
-                min = min.min(s.min_ns);
-            }
-            row.blocked += s.blocked;
-            row.total_ns += s.total_ns;
-            row.max_ns = row.max_ns.max(s.max_ns);
-            row.eagain += s.eagain;
-            row.timedout += s.timedout;
-            row.timedout_ns += s.timedout_ns;
-            row.interrupted += s.interrupted;
-            row.other_err += s.other_err;
-            row.rewaits += s.rewaits;
-            row.unpaired += s.unpaired;
-            row.hist.add_buckets(&s.hist);
+            row.merge(&WaitRow {
+                comm: comm_str(&s.comm),
+                blocked: s.blocked,
+                total_ns: s.total_ns,
+                min_ns: s.min_ns,
+                max_ns: s.max_ns,
+                eagain: s.eagain,
+                timedout: s.timedout,
+                timedout_ns: s.timedout_ns,
+                interrupted: s.interrupted,
+                other_err: s.other_err,
+                rewaits: s.rewaits,
+                unpaired: s.unpaired,
+                hist: Log2Histogram::from_buckets(&s.hist),
+                ..WaitRow::default()
+            });
         }
-        row.min_ns = if row.blocked > 0 { min } else { 0 };
         row
     }
 
@@ -178,14 +175,15 @@ impl WakeRow {
             ..WakeRow::default()
         };
         for s in per_cpu {
-            if row.comm.is_empty() {
-                row.comm = comm_str(&s.comm);
-            }
-            row.calls += s.calls;
-            row.woken += s.woken;
-            row.woke_none += s.woke_none;
-            row.woke_many += s.woke_many;
-            row.errors += s.errors;
+            row.merge(&WakeRow {
+                comm: comm_str(&s.comm),
+                calls: s.calls,
+                woken: s.woken,
+                woke_none: s.woke_none,
+                woke_many: s.woke_many,
+                errors: s.errors,
+                ..WakeRow::default()
+            });
         }
         row
     }
@@ -361,11 +359,12 @@ fn comm_str(comm: &[u8; 16]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use profiler_common::HIST_BUCKETS;
 
-    fn stats(blocked: u64, total: u64, min: u64, max: u64) -> RawWaitStats {
+    /// A raw wait row: `blocked` waits totalling `total`, one `eagain`.
+    pub(crate) fn stats(blocked: u64, total: u64, min: u64, max: u64) -> RawWaitStats {
         RawWaitStats {
             blocked,
             total_ns: total,

@@ -77,11 +77,11 @@ pub struct ProbeCost {
     /// How futex calls were hooked: `syscall_tracepoints` (only futex calls run a
     /// program) or `raw_syscalls` (every syscall does; used without tracefs). Empty in
     /// reports recorded before it existed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub attach_method: String,
     /// Kernel memory of the probes' BPF maps at the end of the recording, as the
     /// kernel accounts it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub kernel_memory_bytes: u64,
 }
 
@@ -176,11 +176,11 @@ pub struct Losses {
     pub user_stack_copy_errors: u64,
     /// Wakes whose last-wake record could not be stored: a waiter they woke counts as
     /// unpaired.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub last_wake_lost: u64,
     /// Waits paired with a waker whose thread state was gone (it exited): the
     /// holder's activity in that window is left out, never assumed on CPU.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub holder_windows_lost: u64,
     /// Distinct stacks whose CFI unwinding stopped before the thread's root (stack
     /// deeper than the copy, or code without unwind information): their outermost

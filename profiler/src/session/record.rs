@@ -180,8 +180,9 @@ pub struct Session {
     timeline: TimelineBuilder,
     /// `--cgroup` directories, polled for processes that join.
     cgroups: Vec<PathBuf>,
-    /// How long each `report_now` took, and its kernel-map reading part.
-    refreshes: Vec<(Duration, Duration)>,
+    /// How long each `report_now` took (wall), its kernel-map reading part (wall),
+    /// and the CPU time it used (on a loaded machine, wall time is mostly waiting).
+    refreshes: Vec<(Duration, Duration, Duration)>,
 }
 
 impl Session {
@@ -314,6 +315,7 @@ impl Session {
     /// call) and carries the timeline so far. Stacks are symbolized once per session.
     pub fn report_now(&mut self) -> Result<Report> {
         let t0 = Instant::now();
+        let cpu0 = thread_cpu();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
         let snapshot = self
             .probes
@@ -323,7 +325,8 @@ impl Session {
         let mut report = self.build(&snapshot, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
-        self.refreshes.push((t0.elapsed(), read));
+        self.refreshes
+            .push((t0.elapsed(), read, thread_cpu().saturating_sub(cpu0)));
         Ok(report)
     }
 
@@ -423,20 +426,40 @@ impl Session {
 }
 
 /// "; N refreshes took median … ms (max …)" for `--verbose`, or nothing.
-fn refresh_summary(times: &mut [(Duration, Duration)]) -> String {
+fn refresh_summary(times: &mut [(Duration, Duration, Duration)]) -> String {
     if times.is_empty() {
         return String::new();
     }
-    times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let (median, read) = times[times.len() / 2];
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        (ms(v[v.len() / 2]), ms(v[0]), ms(v[v.len() - 1]))
+    };
+    let wall = median(&mut times.iter().map(|t| t.0).collect());
+    let read = median(&mut times.iter().map(|t| t.1).collect());
+    let cpu = median(&mut times.iter().map(|t| t.2).collect());
     format!(
-        "; {} refreshes took median {:.1} ms ({:.1} ms reading maps), max {:.1} ms",
+        "; {} refreshes took median {:.1} ms wall ({:.1}..{:.1}), {:.1} ms CPU ({:.1}..{:.1}), of which reading maps {:.1} ms wall",
         times.len(),
-        ms(median),
-        ms(read),
-        ms(times[times.len() - 1].0)
+        wall.0,
+        wall.1,
+        wall.2,
+        cpu.0,
+        cpu.1,
+        cpu.2,
+        read.0,
     )
+}
+
+/// CPU time used by the calling thread so far.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Discover followed children and capture targets' memory maps: every target when

@@ -4,14 +4,14 @@
 use crate::render::fit::{clean, cut_end, cut_start};
 use crate::render::text::table::Out;
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, plural};
-use crate::report::model::{Losses, Report, Target, TargetOrigin};
+use crate::report::model::{Losses, ProbeCost, Report, Target, TargetOrigin};
 
 /// Non-child targets named in the header before "and N more".
 const MAX_HEADER_TARGETS: usize = 3;
 
 /// What the probe cost: BPF time, kernel memory, how futex calls were hooked. Only
 /// for live recordings (older reports lack the memory figure).
-fn cost_line(out: &mut Out, cost: &crate::report::ProbeCost) {
+fn cost_line(out: &mut Out, cost: &ProbeCost) {
     if cost.kernel_memory_bytes == 0 {
         return;
     }
@@ -149,7 +149,7 @@ fn describe_target(t: &Target) -> String {
 
 /// One line per non-zero loss counter, saying what it cost.
 fn loss_lines(l: &Losses) -> Vec<String> {
-    let all: [(u64, &str, &str, &str); 10] = [
+    let all: [(u64, &str, &str, &str); 13] = [
         (
             l.stack_collisions,
             "stack collision",
@@ -203,6 +203,24 @@ fn loss_lines(l: &Losses) -> Vec<String> {
             "user-stack copy",
             "user-stack copies",
             "not taken (frame-pointer stack used instead)",
+        ),
+        (
+            l.edge_map_full,
+            "wake → wait pairing",
+            "wake → wait pairings",
+            "not recorded: kernel edge map full (waits kept, their wakers missing)",
+        ),
+        (
+            l.last_wake_lost,
+            "wake",
+            "wakes",
+            "not remembered for pairing (their waiters count as unpaired)",
+        ),
+        (
+            l.holder_windows_lost,
+            "waker window",
+            "waker windows",
+            "without holder activity: the waker had exited",
         ),
         (
             l.truncated_stacks,

@@ -35,9 +35,18 @@ commands:
   demo [NAME]           run each demo's before/after under lockprof (root) and summarize
                         what changed; NAME: forwarder, switch, kmutex, container-store,
                         layer-store (default: all)
-  bench overhead [--runs N] [--threads N] [--duration-ms D] [--no-holders]
+  bench overhead [--quick] [--rounds N]
+                        what attaching lockprof costs, next to bpftrace (root): untraced
+                        syscall tax, futex ping-pong, memcached throughput, kernel memory
+                        and RSS; writes target/bench/overhead.json
+  bench storm [--runs N] [--threads N] [--duration-ms D] [--no-holders]
                         lockprof's cost on a futex storm, unprofiled vs profiled (root);
-                        writes target/bench/overhead.json
+                        writes target/bench/storm.json
+  bench soak [--minutes N] [--max-rss-mib M]
+                        lockprof record --interval 1s on a churning workload for N minutes
+                        (default 30, root): RSS, kernel memory and CPU per refresh over
+                        time, losses; stops early if lockprof's RSS passes M MiB (2048);
+                        writes target/bench/soak.json
   bench demos [--runs N]
                         each demo pair N times (default 3) with spec knobs, no lockprof;
                         checks the spec's ratios; writes target/bench/demos.json

@@ -210,7 +210,7 @@ fn ensure_test_packages() -> Result<()> {
 /// `apt-get update` then `apt-get install -y` of `packages`. apt needs root; use sudo
 /// when we are not root and it exists. Noninteractive, so a debconf question cannot
 /// hang a CI job (sudo takes VAR=value arguments).
-fn apt_install(packages: &[&str]) -> Result<()> {
+pub fn apt_install(packages: &[&str]) -> Result<()> {
     let apt = |args: &[&str]| -> Result<()> {
         if is_root() {
             Cmd::new("apt-get")

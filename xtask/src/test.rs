@@ -202,7 +202,7 @@ fn unit_tests() -> Result<()> {
 fn bpf_test_targets() -> Vec<&'static str> {
     let dir = workspace_root().join("profiler").join("tests");
     [
-        "bpf", "demos", "ci", "targets", "unwind", "top", "daemons", "go", "probe",
+        "bpf", "demos", "ci", "targets", "unwind", "top", "daemons", "go", "probe", "soak",
     ]
     .into_iter()
     .filter(|t| dir.join(format!("{t}.rs")).is_file())

@@ -30,6 +30,9 @@
 //! The harness itself stays off the futex: workers start on an `AtomicBool` gate, the
 //! main thread sleeps (nanosleep) for the duration and polls an atomic count of finished
 //! workers before joining.
+#[path = "../flags.rs"]
+mod flags;
+
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -69,20 +72,17 @@ fn parse(argv: &[String]) -> Result<Option<Args>, String> {
             gap_iters: 0,
         },
     };
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
-        }
-        let value = it.next().ok_or_else(|| format!("'{flag}' needs a value"))?;
-        let bad = |_| format!("invalid value '{value}' for '{flag}' (expected an integer)");
-        match flag.as_str() {
-            "--threads" => a.threads = value.parse().map_err(bad)?,
-            "--duration-ms" => a.duration_ms = value.parse().map_err(bad)?,
-            "--start-delay-ms" => a.start_delay_ms = value.parse().map_err(bad)?,
-            "--yield-every" => a.load.yield_every = value.parse().map_err(bad)?,
-            "--cs-iters" => a.load.cs_iters = value.parse().map_err(bad)?,
-            "--gap-iters" => a.load.gap_iters = value.parse().map_err(bad)?,
+    let Some(pairs) = flags::pairs(argv)? else {
+        return Ok(None);
+    };
+    for (flag, value) in pairs {
+        match flag {
+            "--threads" => a.threads = flags::int(flag, value)?,
+            "--duration-ms" => a.duration_ms = flags::int(flag, value)?,
+            "--start-delay-ms" => a.start_delay_ms = flags::int(flag, value)?,
+            "--yield-every" => a.load.yield_every = flags::int(flag, value)?,
+            "--cs-iters" => a.load.cs_iters = flags::int(flag, value)?,
+            "--gap-iters" => a.load.gap_iters = flags::int(flag, value)?,
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
@@ -136,16 +136,9 @@ fn worker(load: Load) -> u64 {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse(&argv) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("futex-storm: error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match flags::or_exit("futex-storm", USAGE, parse(&argv)) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     // Lets a profiler attach with -p before the storm starts.
     if args.start_delay_ms > 0 {

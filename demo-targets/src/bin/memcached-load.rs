@@ -19,6 +19,9 @@
 //! Runs for `--seconds` (at most one hour), then prints one JSON line:
 //! `{"ops","ops_per_s","sets","gets","conns","keys","seconds"}` where `ops` counts
 //! replies received. A connection error is a one-line message and exit status 1.
+#[path = "../flags.rs"]
+mod flags;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -54,21 +57,18 @@ fn parse(argv: &[String]) -> Result<Option<Args>, String> {
         set_pct: 90,
         value_bytes: 32,
     };
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
-        }
-        let value = it.next().ok_or_else(|| format!("'{flag}' needs a value"))?;
-        let bad = |_| format!("invalid value '{value}' for '{flag}' (expected an integer)");
-        match flag.as_str() {
-            "--port" => port = Some(value.parse::<u16>().map_err(bad)?),
-            "--conns" => a.conns = value.parse().map_err(bad)?,
-            "--keys" => a.keys = value.parse().map_err(bad)?,
-            "--seconds" => a.seconds = value.parse().map_err(bad)?,
-            "--batch" => a.batch = value.parse().map_err(bad)?,
-            "--set-pct" => a.set_pct = value.parse().map_err(bad)?,
-            "--value-bytes" => a.value_bytes = value.parse().map_err(bad)?,
+    let Some(pairs) = flags::pairs(argv)? else {
+        return Ok(None);
+    };
+    for (flag, value) in pairs {
+        match flag {
+            "--port" => port = Some(flags::int::<u16>(flag, value)?),
+            "--conns" => a.conns = flags::int(flag, value)?,
+            "--keys" => a.keys = flags::int(flag, value)?,
+            "--seconds" => a.seconds = flags::int(flag, value)?,
+            "--batch" => a.batch = flags::int(flag, value)?,
+            "--set-pct" => a.set_pct = flags::int(flag, value)?,
+            "--value-bytes" => a.value_bytes = flags::int(flag, value)?,
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
@@ -210,16 +210,9 @@ fn connection(
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let a = match parse(&argv) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("memcached-load: error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let a = match flags::or_exit("memcached-load", USAGE, parse(&argv)) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     let start = AtomicBool::new(false);
     let stop = AtomicBool::new(false);

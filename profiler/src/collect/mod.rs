@@ -7,9 +7,10 @@
 //! maps' kernel memory ([`memory`]). This is the ONLY module that imports aya. Must
 //! not: attribute, symbolize or format (those stages get the `Snapshot`).
 
-pub mod go;
 pub mod attach;
 mod batch;
+pub mod features;
+pub mod go;
 pub mod memory;
 pub mod snapshot;
 

@@ -140,6 +140,30 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     session.stop(stopped, opts.verbose)
 }
 
+/// The start-up kernel feature check ([`features::check`]), before anything is
+/// loaded: a missing feature is a one-line error naming the option that avoids it;
+/// degradations are told on stderr.
+fn check_kernel(opts: &RecordOptions) -> Result<()> {
+    use crate::collect::features;
+    let needs = features::Needs {
+        holders: opts.holders,
+        // The probe hooks futex calls on the per-syscall tracepoints when tracefs is
+        // (or can be) mounted, else on raw sys_enter/sys_exit (collect::attach).
+        futex_tracepoints: true,
+    };
+    let notes = features::check(
+        &features::KernelInfo::read(),
+        needs,
+        features::skip_versions_from_env(),
+    )?;
+    if opts.verbose {
+        for note in notes {
+            eprintln!("lockprof: note: {note}");
+        }
+    }
+    Ok(())
+}
+
 /// The default length of a timeline interval (`--interval`).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -196,6 +220,7 @@ impl Session {
             named.extend(pids);
         }
         process::check_privileges()?;
+        check_kernel(opts)?;
         signals::install();
 
         let mut probes = Probes::load(LoadOptions {

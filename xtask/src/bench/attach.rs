@@ -1,0 +1,252 @@
+//! Attaching a tracer to a running process for one measured window, and detaching it:
+//! `lockprof record -p PID` or the bpftrace peer script, or nothing (the baseline).
+//!
+//! Owns: starting each tracer and waiting until its probes are attached (lockprof's
+//! "recording" line, bpftrace's `BEGIN` line), stopping it with SIGINT and waiting
+//! for its report, lockprof's peak RSS (`VmHWM`, sampled until it exits) and the BPF
+//! maps it holds (read from its fdinfo while attached). Must not: time anything — the
+//! callers measure between `start` and `stop`, so attach and detach stay outside the
+//! measured part of a window.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::kmem::MapInfo;
+use crate::run::release_bin;
+
+/// What is attached during a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracer {
+    /// Nothing: the baseline window.
+    None,
+    /// `lockprof record -p PID` with its defaults.
+    Lockprof,
+    /// The bpftrace futex-wait script ([`bpftrace_script`]).
+    Bpftrace,
+}
+
+impl Tracer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tracer::None => "not attached",
+            Tracer::Lockprof => "lockprof",
+            Tracer::Bpftrace => "bpftrace",
+        }
+    }
+}
+
+/// The peer: a futexctn-like bpftrace script, the way its users measure futex waits —
+/// the wait time of each `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` of `pid` as a histogram per
+/// futex address. `BEGIN` runs once every probe is attached: that line is the signal.
+/// `END` clears the maps instead of printing them: printing happens after the measured
+/// window anyway, and on a busy daemon it once kept bpftrace from exiting for a minute.
+pub fn bpftrace_script(pid: u32) -> String {
+    format!(
+        "BEGIN {{ printf(\"ready\\n\"); }}\n\
+         tracepoint:syscalls:sys_enter_futex /pid == {pid} && ((args->op & 127) == 0 || (args->op & 127) == 9)/ \
+         {{ @start[tid] = nsecs; @addr[tid] = args->uaddr; }}\n\
+         tracepoint:syscalls:sys_exit_futex /pid == {pid} && @start[tid]/ \
+         {{ @wait_ns[@addr[tid]] = hist(nsecs - @start[tid]); delete(@start[tid]); delete(@addr[tid]); }}\n\
+         END {{ clear(@start); clear(@addr); clear(@wait_ns); }}\n"
+    )
+}
+
+/// A tracer attached to a process.
+pub struct Attached {
+    tracer: Tracer,
+    child: Option<Child>,
+}
+
+/// What a tracer left after it stopped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Detached {
+    /// Peak resident memory of the tracer process, KiB (0 for none).
+    pub vm_hwm_kib: u64,
+    /// The peer did not exit within [`STOP_TIMEOUT`] of SIGINT and was killed (its
+    /// window's measurement, taken before, still stands).
+    pub killed: bool,
+}
+
+/// How long a tracer may take to attach, or lockprof to write its report once stopped.
+const ATTACH_TIMEOUT: Duration = Duration::from_mins(1);
+/// How long the bpftrace peer may take to exit: it has nothing to write.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Attached {
+    /// Starts `tracer` on `pid` and returns once its probes are attached. `report` is
+    /// where lockprof writes its JSON report.
+    pub fn start(tracer: Tracer, pid: u32, report: &Path) -> Result<Attached> {
+        let (mut cmd, ready) = match tracer {
+            Tracer::None => {
+                return Ok(Attached {
+                    tracer,
+                    child: None,
+                });
+            }
+            Tracer::Lockprof => {
+                let _ = std::fs::remove_file(report);
+                let mut c = Command::new(release_bin("lockprof"));
+                c.args(["record", "-p", &pid.to_string(), "-o"])
+                    .arg(report)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                (c, "lockprof: recording")
+            }
+            Tracer::Bpftrace => {
+                let mut c = Command::new("bpftrace");
+                c.args(["-e", &bpftrace_script(pid)])
+                    // The histograms are printed at exit: not needed here.
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null());
+                (c, "ready")
+            }
+        };
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", tracer.name()))?;
+        // Read the tracer's output on a thread (so a chatty tracer never blocks on a
+        // full pipe) and hear from it when the ready line came.
+        let out: Box<dyn std::io::Read + Send> = match tracer {
+            Tracer::Lockprof => Box::new(child.stderr.take().context("lockprof stderr")?),
+            _ => Box::new(child.stdout.take().context("bpftrace stdout")?),
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut seen = false;
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if !seen && line.starts_with(ready) {
+                    seen = true;
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        loop {
+            if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("{} exited before attaching ({status})", tracer.name());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{} did not attach within {}s",
+                    tracer.name(),
+                    ATTACH_TIMEOUT.as_secs()
+                );
+            }
+        }
+        Ok(Attached {
+            tracer,
+            child: Some(child),
+        })
+    }
+
+    /// The BPF maps the tracer holds right now (lockprof only; empty otherwise).
+    pub fn maps(&self) -> Vec<MapInfo> {
+        self.child
+            .as_ref()
+            .map(|c| super::kmem::maps_of_pid(c.id()))
+            .unwrap_or_default()
+    }
+
+    /// Stops the tracer (SIGINT, as Ctrl-C) and waits until it has exited, sampling its
+    /// peak RSS on the way (report building is part of what it costs).
+    pub fn stop(self) -> Result<Detached> {
+        let Some(mut child) = self.child else {
+            return Ok(Detached::default());
+        };
+        let pid = child.id();
+        let mut hwm = vm_hwm_kib(pid).unwrap_or(0);
+        let status = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .context("run 'kill -INT'")?;
+        if !status.success() {
+            bail!("'kill -INT {pid}' failed");
+        }
+        let limit = if self.tracer == Tracer::Bpftrace {
+            STOP_TIMEOUT
+        } else {
+            ATTACH_TIMEOUT
+        };
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            hwm = hwm.max(vm_hwm_kib(pid).unwrap_or(0));
+            if Instant::now() > deadline && self.tracer == Tracer::Bpftrace {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(Detached {
+                    vm_hwm_kib: hwm,
+                    killed: true,
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{} did not exit within {}s of SIGINT",
+                    self.tracer.name(),
+                    limit.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !status.success() {
+            bail!("{} failed after SIGINT ({status})", self.tracer.name());
+        }
+        Ok(Detached {
+            vm_hwm_kib: hwm,
+            killed: false,
+        })
+    }
+}
+
+/// `VmHWM` (peak resident set) of a process, KiB.
+pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `kB` field of `/proc/PID/status`.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_script_filters_by_pid_and_op() {
+        let s = bpftrace_script(4242);
+        assert_eq!(s.matches("pid == 4242").count(), 2);
+        assert!(s.contains("(args->op & 127) == 0 || (args->op & 127) == 9"));
+        assert!(s.contains("hist(nsecs - @start[tid])"));
+        assert!(s.starts_with("BEGIN"));
+        assert!(s.contains("END { clear(@start); clear(@addr); clear(@wait_ns); }"));
+    }
+
+    #[test]
+    fn reads_our_own_peak_rss() {
+        let kib = vm_hwm_kib(std::process::id()).unwrap();
+        assert!(kib > 100, "{kib} KiB");
+        assert!(vm_hwm_kib(u32::MAX).is_none());
+    }
+}

@@ -201,7 +201,7 @@ fn unit_tests() -> Result<()> {
 /// until its file lands).
 fn bpf_test_targets() -> Vec<&'static str> {
     let dir = workspace_root().join("profiler").join("tests");
-    ["bpf", "demos", "ci", "targets", "unwind", "top"]
+    ["bpf", "demos", "ci", "targets", "unwind", "top", "cli"]
         .into_iter()
         .filter(|t| dir.join(format!("{t}.rs")).is_file())
         .collect()

@@ -215,6 +215,8 @@ pub struct StackSymbolizer<S> {
     cache: HashMap<(PathBuf, u64), Vec<ResolvedFrame>>,
     /// Frames that could not be named (kept as module+offset or raw address).
     pub unresolved: u64,
+    /// Asked before each module: `true` stops symbolizing (the rest stay module+offset).
+    stop: fn() -> bool,
 }
 
 impl<S: Symbolize> StackSymbolizer<S> {
@@ -223,7 +225,16 @@ impl<S: Symbolize> StackSymbolizer<S> {
             symbolizer,
             cache: HashMap::new(),
             unresolved: 0,
+            stop: || false,
         }
+    }
+
+    /// Stop symbolizing, before the next module, once `stop` says so (a second
+    /// Ctrl-C): frames not resolved yet are kept as module+offset.
+    #[must_use]
+    pub fn stop_when(mut self, stop: fn() -> bool) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Resolve many stacks of many processes at once, batching lookups per module.
@@ -257,6 +268,9 @@ impl<S: Symbolize> StackSymbolizer<S> {
             }
         }
         for (path, mut offsets) in wanted {
+            if (self.stop)() {
+                break;
+            }
             offsets.sort_unstable();
             offsets.dedup();
             let resolved = self.symbolizer.symbolize(&path, &offsets);

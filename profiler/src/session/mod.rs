@@ -8,3 +8,4 @@
 pub mod process;
 pub mod procmaps;
 pub mod record;
+pub mod user;

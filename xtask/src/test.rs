@@ -64,8 +64,8 @@ const STEPS: [Step; 7] = [
         run: |_| unit_tests().map(|()| Outcome::Passed),
     },
     Step {
-        name: "fuzz (report reader, 30 s)",
-        run: |_| crate::fuzz::fuzz_report_reader().map(|()| Outcome::Passed),
+        name: "fuzz (report files and budget files, 30 s in all)",
+        run: |_| crate::fuzz::fuzz_all().map(|()| Outcome::Passed),
     },
     Step {
         name: "BPF tests (root)",

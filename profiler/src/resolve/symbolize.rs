@@ -421,6 +421,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_request_leaves_frames_as_module_and_offset() {
+        let mut fake = FakeSymbolizer::default();
+        fake.table
+            .insert(("/bin/app".into(), 0x100), vec![rf("main", 1, false)]);
+        let mut s = StackSymbolizer::new(fake).stop_when(|| true);
+        let stack = [0x1100u64];
+        let out = s.symbolize_stacks(&maps(), &[(1, &stack)]);
+        assert_eq!(
+            s.symbolizer.calls, 0,
+            "no module is read once asked to stop"
+        );
+        assert_eq!(out[0][0].function, None);
+        assert_eq!(out[0][0].module.as_deref(), Some("/bin/app"));
+        assert_eq!(out[0][0].module_offset.as_deref(), Some("0x100"));
+        assert_eq!(s.unresolved, 1);
+    }
+
+    #[test]
     fn lookups_are_cached_and_batched_per_module() {
         let mut s = StackSymbolizer::new(FakeSymbolizer::default());
         let a = [0x1100u64, 0x1200];

@@ -309,7 +309,7 @@ impl Session {
             );
         }
         let mut report = self.build(&snapshot, duration_ns);
-        if signals::hurry() {
+        if verbose && signals::hurry() {
             eprintln!(
                 "lockprof: symbolization stopped early (signal again): {} frames left as module+offset",
                 report.losses.unsymbolized_frames

@@ -25,8 +25,9 @@ const UNITS: [(&str, u128); 8] = [
 
 /// `5ms` → `5_000_000`; see the module docs for the grammar. Fractions finer than a
 /// nanosecond are rounded to the nearest one.
-pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
-    let t = s.trim();
+pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let s = &shown(text);
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -49,7 +50,8 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
         }
         None => {
             return Err(format!(
-                "invalid duration unit '{unit}' in '{s}' (use ns, us, ms, s, m or h)"
+                "invalid duration unit '{}' in '{s}' (use ns, us, ms, s, m or h)",
+                shown(unit)
             ));
         }
     };
@@ -73,6 +75,20 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
         ns += (numer * scale + denom / 2) / denom;
     }
     u64::try_from(ns).map_err(|_| too_large())
+}
+
+/// `text` as an error message quotes it: control characters (a newline in a budget
+/// string, say) escaped, so the error stays one line.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// [`parse_duration_ns`] as a [`Duration`].
@@ -116,8 +132,9 @@ pub fn fmt(d: Duration) -> String {
 }
 
 /// `20%` → 0.2.
-pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let t = s.trim();
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let s = &shown(text);
     let Some(num) = t.strip_suffix('%') else {
         return Err(format!(
             "invalid percentage '{s}' (write it with '%', e.g. \"20%\")"
@@ -174,6 +191,11 @@ mod tests {
         assert_eq!(
             parse_duration_ns("99999999999999999999h"),
             Err("duration '99999999999999999999h' is too large".to_owned())
+        );
+        // The input is quoted on one line, whatever it holds.
+        assert_eq!(
+            parse_duration_ns("1s\nx"),
+            Err(r"invalid duration unit 's\nx' in '1s\nx' (use ns, us, ms, s, m or h)".to_owned())
         );
         assert!(
             parse_duration_ns(&format!("{}s", "9".repeat(60)))

@@ -40,8 +40,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    Crew, DemoSpec, Headline, Knob, Metrics, Outcome, Params, Rng, RunError, StartGate, StopFlag,
-    Variant, ms, percentile, unpoison,
+    Crew, DURATION_KNOB, DemoSpec, Knob, Metrics, Outcome, Params, Rng, RunError, StartGate,
+    StopFlag, Variant, latency_outcome, ms, unpoison,
 };
 
 pub static SPEC: DemoSpec = DemoSpec {
@@ -50,12 +50,7 @@ pub static SPEC: DemoSpec = DemoSpec {
     threads_knob: "listers",
     timed: true,
     knobs: &[
-        Knob {
-            name: "duration-ms",
-            default: 2000,
-            min: 1,
-            help: "run time",
-        },
+        DURATION_KNOB,
         Knob {
             name: "listers",
             default: 4,
@@ -233,12 +228,7 @@ pub fn run(variant: Variant, params: &Params) -> Result<Outcome, RunError> {
         })?;
     }
 
-    let start = Instant::now();
-    opener.open();
-    thread::sleep(duration);
-    stop.stop();
-    let results = crew.join()?;
-    let wall = start.elapsed();
+    let (results, wall) = crew.run_for(opener, &stop, duration)?;
 
     let ps_ms: Vec<f64> = results
         .into_iter()
@@ -247,26 +237,13 @@ pub fn run(variant: Variant, params: &Params) -> Result<Outcome, RunError> {
             Worker::SlowOp => Vec::new(),
         })
         .collect();
-    let mut m = Metrics::new();
-    m.num("ps_p50_ms", percentile(&ps_ms, 50.0))
-        .num("ps_max_ms", percentile(&ps_ms, 100.0))
-        .put("ps_calls", ps_ms.len());
-    Ok(Outcome {
-        headline: Headline {
-            name: "ps_p99_ms",
-            value: percentile(&ps_ms, 99.0),
-            unit: "ms",
-            lower_is_better: true,
-        },
-        metrics: m.into_map(),
-        wall_s: wall.as_secs_f64(),
-    })
+    Ok(latency_outcome("ps_p99_ms", &ps_ms, Metrics::new(), wall))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::Demo;
+    use crate::common::{Demo, assert_p99_waits_only_before};
 
     fn small() -> Params {
         let mut p = Params::defaults(Demo::ContainerStore.spec());
@@ -279,11 +256,7 @@ mod tests {
 
     #[test]
     fn ps_waits_for_slow_ops_before_and_not_after() {
-        let before = run(Variant::Before, &small()).expect("run before");
-        let after = run(Variant::After, &small()).expect("run after");
-        let (b, a) = (before.headline.value, after.headline.value);
-        assert!(b >= 20.0, "before p99 {b} ms should approach hold-ms (60)");
-        assert!(a < 10.0, "after p99 {a} ms should be tiny");
+        assert_p99_waits_only_before(run, &small(), "hold-ms");
     }
 
     #[test]

@@ -38,8 +38,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    Crew, DemoSpec, Headline, Knob, Metrics, Outcome, Params, Rng, RunError, StartGate, StopFlag,
-    Variant, ms, percentile, unpoison,
+    Crew, DURATION_KNOB, DemoSpec, Knob, Metrics, Outcome, Params, Rng, RunError, StartGate,
+    StopFlag, Variant, latency_outcome, ms, unpoison,
 };
 
 pub static SPEC: DemoSpec = DemoSpec {
@@ -48,12 +48,7 @@ pub static SPEC: DemoSpec = DemoSpec {
     threads_knob: "listers",
     timed: true,
     knobs: &[
-        Knob {
-            name: "duration-ms",
-            default: 2000,
-            min: 1,
-            help: "run time",
-        },
+        DURATION_KNOB,
         Knob {
             name: "listers",
             default: 4,
@@ -204,12 +199,7 @@ pub fn run(variant: Variant, params: &Params) -> Result<Outcome, RunError> {
         })?;
     }
 
-    let start = Instant::now();
-    opener.open();
-    thread::sleep(duration);
-    stop.stop();
-    let results = crew.join()?;
-    let wall = start.elapsed();
+    let (results, wall) = crew.run_for(opener, &stop, duration)?;
 
     let mut list_ms = Vec::new();
     let mut pushes = 0;
@@ -220,26 +210,14 @@ pub fn run(variant: Variant, params: &Params) -> Result<Outcome, RunError> {
         }
     }
     let mut m = Metrics::new();
-    m.num("list_p50_ms", percentile(&list_ms, 50.0))
-        .num("list_max_ms", percentile(&list_ms, 100.0))
-        .put("list_calls", list_ms.len())
-        .put("pushes", pushes);
-    Ok(Outcome {
-        headline: Headline {
-            name: "list_p99_ms",
-            value: percentile(&list_ms, 99.0),
-            unit: "ms",
-            lower_is_better: true,
-        },
-        metrics: m.into_map(),
-        wall_s: wall.as_secs_f64(),
-    })
+    m.put("pushes", pushes);
+    Ok(latency_outcome("list_p99_ms", &list_ms, m, wall))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::Demo;
+    use crate::common::{Demo, assert_p99_waits_only_before};
 
     fn small() -> Params {
         let mut p = Params::defaults(Demo::LayerStore.spec());
@@ -251,11 +229,7 @@ mod tests {
 
     #[test]
     fn listing_waits_for_push_before_and_not_after() {
-        let before = run(Variant::Before, &small()).expect("run before");
-        let after = run(Variant::After, &small()).expect("run after");
-        let (b, a) = (before.headline.value, after.headline.value);
-        assert!(b >= 20.0, "before p99 {b} ms should approach push-ms (60)");
-        assert!(a < 10.0, "after p99 {a} ms should be tiny");
+        assert_p99_waits_only_before(run, &small(), "push-ms");
     }
 
     #[test]

@@ -56,8 +56,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    Cpu, Crew, DemoSpec, Headline, Knob, Metrics, Outcome, Params, Rng, RunError, StartGate,
-    StopFlag, Variant, bump, cv, load, percentile, unpoison, us,
+    Cpu, Crew, DURATION_KNOB, DemoSpec, Headline, Knob, Metrics, Outcome, Params, Rng, RunError,
+    StartGate, StopFlag, Variant, bump, cv, load, percentile, unpoison, us,
 };
 
 pub static SPEC: DemoSpec = DemoSpec {
@@ -66,12 +66,7 @@ pub static SPEC: DemoSpec = DemoSpec {
     threads_knob: "tx-streams",
     timed: true,
     knobs: &[
-        Knob {
-            name: "duration-ms",
-            default: 2000,
-            min: 1,
-            help: "run time",
-        },
+        DURATION_KNOB,
         Knob {
             name: "tx-streams",
             default: 8,
@@ -472,12 +467,7 @@ pub fn run(variant: Variant, params: &Params, cpu: Cpu) -> Result<Outcome, RunEr
         })?;
     }
 
-    let start = Instant::now();
-    opener.open();
-    thread::sleep(duration);
-    stop.stop();
-    let results = crew.join()?;
-    let wall = start.elapsed();
+    let (results, wall) = crew.run_for(opener, &stop, duration)?;
 
     let secs = duration.as_secs_f64();
     let (mut tx, mut vm, mut drops) = (Vec::new(), Vec::new(), 0);

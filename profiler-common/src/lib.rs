@@ -308,7 +308,8 @@ pub struct RawWaitStats {
     pub blocked: u64,
     /// Sum of the blocked waits' durations.
     pub total_ns: u64,
-    /// Shortest blocked wait (`u64::MAX` until the first one).
+    /// Shortest blocked wait; 0 in a slot with no blocked wait yet (`blocked == 0`), set
+    /// by the first one.
     pub min_ns: u64,
     /// Longest blocked wait.
     pub max_ns: u64,

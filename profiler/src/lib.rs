@@ -23,3 +23,6 @@ pub mod resolve;
 pub mod session;
 pub mod tui;
 pub mod units;
+
+#[cfg(test)]
+pub(crate) mod test_support;

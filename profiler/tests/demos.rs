@@ -51,7 +51,7 @@ const HARNESS_TOP: usize = 3;
 /// (`__GI___libc_realloc`, `_int_free`, …) like harness code would, and in an *after*
 /// run with a single real site it ranks #2 or #3. (Thread start and exit also take
 /// locks inside std and glibc; the harness starts and retires threads one at a time
-/// so those never contend, see `Crew` in demo-targets/src/common.rs.) The failures
+/// so those never contend, see `Crew` in demo-targets/src/common/crew.rs.) The failures
 /// this check exists for are far above 10 ms: a std `Barrier` start gate showed up as
 /// a 16 s site in the spec's prototype, and with a plain `join` the main thread parked
 /// in `pthread_join` for 0.3 s (layer-store) to 0.8 s (forwarder).
@@ -220,7 +220,7 @@ impl Demo {
     /// Harness code must stay invisible:
     /// 1. no site at all (with blocked waits) in the harness' own files or in `main`;
     /// 2. each of the top [`HARNESS_TOP`] sites that carries at least [`NOISE_NS`] is in
-    ///    the demo's own module: not common.rs or main.rs, not std, not a bare-libc or
+    ///    the demo's own module: not common/ or main.rs, not std, not a bare-libc or
     ///    unsymbolized frame (where a parked `pthread_join` would land, since Debian's
     ///    glibc has no frame pointers);
     /// 3. the main thread, which runs only harness code (spawn, gate, join, print),
@@ -231,7 +231,7 @@ impl Demo {
             let file = s.file.as_deref().unwrap_or("");
             let function = s.function.as_deref().unwrap_or("");
             assert!(
-                !(file.ends_with("demo-targets/src/common.rs")
+                !(file.contains("demo-targets/src/common/")
                     || file.ends_with("demo-targets/src/main.rs")
                     || function == "main"
                     || function.ends_with("::main")),

@@ -285,7 +285,7 @@ mod tests {
         let line = site_line(&row);
         assert!(line.contains("event wait"), "{line}");
         assert!(
-            line.contains("8s") && line.contains("KeyMutex::lock  kmutex.rs:120"),
+            line.contains("8.00s") && line.contains("KeyMutex::lock  kmutex.rs:120"),
             "{line}"
         );
     }

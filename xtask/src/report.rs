@@ -1,4 +1,6 @@
-//! Reading lockprof's JSON report (`lockprof record -o FILE`) and formatting numbers.
+//! Reading lockprof's JSON report (`lockprof record -o FILE`) for the demo and bench
+//! tables, which show numbers and names in the profiler's own formatting
+//! (`profiler-fmt`, shared with `lockprof report`).
 //!
 //! Owns: the few fields of the report that the demo summary and the overhead benchmark
 //! show (`totals`, `losses`, `probe_cost`, `duration_ns`, the top `sites`), read through
@@ -13,6 +15,11 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
+use profiler_fmt::names::{basename, short_function};
+use profiler_fmt::units::fmt_count;
+/// Durations in the profiler's units (`4.56ms`, `2m03s`), under the name the demo and
+/// bench tables use.
+pub use profiler_fmt::units::fmt_duration_ns as human_ns;
 use serde_json::Value;
 
 /// A parsed lockprof report.
@@ -31,8 +38,8 @@ pub struct SiteRow {
     /// heaviest first.
     pub threads: String,
     /// Who ended the waits: the top waker site, and what its thread did meanwhile
-    /// (`Store::writer kmutex.rs:210; holder off CPU 100%, in clock_nanosleep`); empty
-    /// when no waker was recorded.
+    /// (`kmutex::Store::writer kmutex.rs:210; holder off CPU 100%, mostly
+    /// clock_nanosleep`); empty when no waker was recorded.
     pub woken_by: String,
 }
 
@@ -128,9 +135,9 @@ fn site_row(site: &Value) -> SiteRow {
     let function =
         str_of("function").map_or_else(|| "[unknown function]".to_owned(), short_function);
     let place = match (str_of("file"), site.get("line").and_then(Value::as_u64)) {
-        (Some(file), Some(line)) => format!("{}:{line}", base_name(file)),
-        (Some(file), None) => base_name(file).to_owned(),
-        _ => str_of("module").map_or_else(|| "?".to_owned(), |m| base_name(m).to_owned()),
+        (Some(file), Some(line)) => format!("{}:{line}", basename(file)),
+        (Some(file), None) => basename(file).to_owned(),
+        _ => str_of("module").map_or_else(|| "?".to_owned(), |m| basename(m).to_owned()),
     };
     SiteRow {
         kind: str_of("kind").unwrap_or("other").to_owned(),
@@ -163,7 +170,7 @@ fn top_waker(w: &Value) -> String {
         w.get("file").and_then(Value::as_str),
         w.get("line").and_then(Value::as_u64),
     ) {
-        (Some(file), Some(line)) => format!("{function} {}:{line}", base_name(file)),
+        (Some(file), Some(line)) => format!("{function} {}:{line}", basename(file)),
         _ => function,
     };
     let u64_at = |p: &str| w.pointer(p).and_then(Value::as_u64).unwrap_or(0);
@@ -228,84 +235,10 @@ fn digits_to_star(name: &str) -> String {
     out
 }
 
-fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// `demo_targets::kmutex::Store::writer` → `Store::writer`;
-/// `<demo_targets::x::Foo as Bar>::baz::{{closure}}` → `baz::{{closure}}`-ish: generic
-/// arguments are dropped and the last two path segments kept (three when the last is a
-/// closure), which names the method without the crate and module noise.
-pub fn short_function(name: &str) -> String {
-    // Drop everything inside <...> (generics, trait impls) so `::` splits cleanly.
-    let mut plain = String::with_capacity(name.len());
-    let mut depth = 0usize;
-    for c in name.chars() {
-        match c {
-            '<' => depth += 1,
-            '>' => depth = depth.saturating_sub(1),
-            _ if depth == 0 => plain.push(c),
-            _ => {}
-        }
-    }
-    let parts: Vec<&str> = plain.split("::").filter(|p| !p.is_empty()).collect();
-    let keep = if parts.last().is_some_and(|p| p.starts_with("{{")) {
-        3
-    } else {
-        2
-    };
-    let start = parts.len().saturating_sub(keep);
-    let short = parts[start..].join("::");
-    if short.is_empty() {
-        name.to_owned()
-    } else {
-        short
-    }
-}
-
-/// Nanoseconds in human units: `3m02s`, `16.7s`, `783ms`, `4.21ms`, `131µs`, `850ns`.
-pub fn human_ns(ns: u64) -> String {
-    let s = ns as f64 / 1e9;
-    if s >= 60.0 {
-        let whole = s.round() as u64;
-        format!("{}m{:02}s", whole / 60, whole % 60)
-    } else if s >= 1.0 {
-        format!("{}s", sig3(s))
-    } else if ns >= 1_000_000 {
-        format!("{}ms", sig3(ns as f64 / 1e6))
-    } else if ns >= 1_000 {
-        format!("{}µs", sig3(ns as f64 / 1e3))
-    } else {
-        format!("{ns}ns")
-    }
-}
-
-/// Three significant digits, no trailing `.0`: 16.7, 783, 4.21.
-pub fn sig3(x: f64) -> String {
-    let decimals = if x >= 100.0 {
-        0
-    } else if x >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    }
-}
-
-/// A count or rate in human units: 950, 84.1k, 1.52M.
+/// A count or a rate in the profiler's count units (`12.3k`, `1.5M`), rounded to a
+/// whole number first.
 pub fn human_count(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{}M", sig3(x / 1e6))
-    } else if x >= 1e3 {
-        format!("{}k", sig3(x / 1e3))
-    } else {
-        sig3(x)
-    }
+    fmt_count(x.round() as u64)
 }
 
 #[cfg(test)]
@@ -326,45 +259,18 @@ mod tests {
         });
         assert_eq!(
             top_waker(&w),
-            "Store::writer kmutex.rs:210; holder off CPU 99%, mostly clock_nanosleep"
+            "kmutex::Store::writer kmutex.rs:210; holder off CPU 99%, mostly clock_nanosleep"
         );
         let bare = serde_json::json!({"waker": "x", "waits": 1, "wait_ns": 5});
         assert_eq!(top_waker(&bare), "[unknown function]");
     }
 
     #[test]
-    fn durations_read_naturally() {
+    fn numbers_use_the_profilers_units() {
         assert_eq!(human_ns(182_000_000_000), "3m02s");
-        assert_eq!(human_ns(16_700_000_000), "16.7s");
-        assert_eq!(human_ns(783_000_000), "783ms");
         assert_eq!(human_ns(4_210_000), "4.21ms");
-        assert_eq!(human_ns(131_400), "131µs");
-        assert_eq!(human_ns(850), "850ns");
-        assert_eq!(human_ns(2_000_000_000), "2s");
-    }
-
-    #[test]
-    fn counts_read_naturally() {
-        assert_eq!(human_count(950.0), "950");
-        assert_eq!(human_count(84_123.0), "84.1k");
-        assert_eq!(human_count(1_520_000.0), "1.52M");
-    }
-
-    #[test]
-    fn function_names_lose_crate_and_generics() {
-        assert_eq!(
-            short_function("demo_targets::kmutex::Store::writer"),
-            "Store::writer"
-        );
-        assert_eq!(
-            short_function("demo_targets::forwarder::Before::lookup::{{closure}}"),
-            "Before::lookup::{{closure}}"
-        );
-        assert_eq!(
-            short_function("<demo_targets::x::Foo<T> as core::ops::Drop>::drop"),
-            "drop"
-        );
-        assert_eq!(short_function("start_thread"), "start_thread");
+        assert_eq!(human_count(84_123.4), "84.1k");
+        assert_eq!(human_count(949.6), "950");
     }
 
     #[test]
@@ -410,7 +316,7 @@ mod tests {
         assert_eq!(r.bpf_cost(), (100, 4));
         let sites = r.top_sites(3);
         assert_eq!(sites.len(), 1);
-        assert_eq!(sites[0].function, "Store::writer");
+        assert_eq!(sites[0].function, "kmutex::Store::writer");
         assert_eq!(sites[0].place, "kmutex.rs:203");
         assert!(sites[0].contention);
         assert_eq!(sites[0].threads, "");

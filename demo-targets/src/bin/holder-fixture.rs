@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use demo_targets::fixture_flags::{parse_flags, value};
+
 struct Args {
     rounds: u32,
     retries: u32,
@@ -25,17 +27,15 @@ fn parse() -> Result<Args, String> {
         backoff_us: 2000,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("'{flag}' needs a value"))?;
-        let bad = |_| format!("invalid value '{value}' for '{flag}'");
-        match flag.as_str() {
-            "--rounds" => a.rounds = value.parse().map_err(bad)?,
-            "--retries" => a.retries = value.parse().map_err(bad)?,
-            "--backoff-us" => a.backoff_us = value.parse().map_err(bad)?,
-            _ => return Err(format!("unknown flag '{flag}'")),
+    parse_flags(&argv, |flag, v| {
+        match flag {
+            "--rounds" => a.rounds = value(flag, v)?,
+            "--retries" => a.retries = value(flag, v)?,
+            "--backoff-us" => a.backoff_us = value(flag, v)?,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(a)
 }
 

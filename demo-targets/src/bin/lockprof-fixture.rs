@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use demo_targets::fixture_flags::{parse_flags, value};
+
 struct Args {
     threads: usize,
     iters: u32,
@@ -27,19 +29,17 @@ fn parse() -> Result<Args, String> {
         exit_code: 0,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("'{flag}' needs a value"))?;
-        let bad = |_| format!("invalid value '{value}' for '{flag}'");
-        match flag.as_str() {
-            "--threads" => a.threads = value.parse().map_err(bad)?,
-            "--iters" => a.iters = value.parse().map_err(bad)?,
-            "--hold-us" => a.hold_us = value.parse().map_err(bad)?,
-            "--start-delay-ms" => a.start_delay_ms = value.parse().map_err(bad)?,
-            "--exit-code" => a.exit_code = value.parse().map_err(bad)?,
-            _ => return Err(format!("unknown flag '{flag}'")),
+    parse_flags(&argv, |flag, v| {
+        match flag {
+            "--threads" => a.threads = value(flag, v)?,
+            "--iters" => a.iters = value(flag, v)?,
+            "--hold-us" => a.hold_us = value(flag, v)?,
+            "--start-delay-ms" => a.start_delay_ms = value(flag, v)?,
+            "--exit-code" => a.exit_code = value(flag, v)?,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(a)
 }
 

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use demo_targets::fixture_flags::{parse_flags, value};
+
 /// A glibc lock object shared between threads. glibc's own functions synchronize it;
 /// Rust only needs a stable address.
 struct Shared<T>(UnsafeCell<T>);
@@ -43,16 +45,14 @@ const HOLD: Duration = Duration::from_micros(300);
 fn parse() -> Result<(usize, u32), String> {
     let (mut threads, mut iters) = (3usize, 40u32);
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("'{flag}' needs a value"))?;
-        let bad = |_| format!("invalid value '{value}' for '{flag}'");
-        match flag.as_str() {
-            "--threads" => threads = value.parse().map_err(bad)?,
-            "--iters" => iters = value.parse().map_err(bad)?,
-            _ => return Err(format!("unknown flag '{flag}'")),
+    parse_flags(&argv, |flag, v| {
+        match flag {
+            "--threads" => threads = value(flag, v)?,
+            "--iters" => iters = value(flag, v)?,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok((threads.max(2), iters))
 }
 

@@ -810,7 +810,7 @@ mod tests {
 
     #[test]
     fn identical_reports_are_unchanged() {
-        let report = crate::render::text::tests::sample_report();
+        let report = crate::test_support::sample_report();
         let d = diff(&report, "a", &report, "a", DiffOptions::default());
         assert_eq!(d.sites.len(), report.sites.len());
         assert!(d.new_sites.is_empty() && d.vanished_sites.is_empty());

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::render::text::is_legacy_hash;
+use crate::render::names::{basename, strip_legacy_hash, tail_components};
 use crate::report::model::{Site, WaitKind};
 
 /// How far (in lines) a site may have moved and still be matched.
@@ -64,32 +64,17 @@ fn loose_key(site: &Site) -> Option<(LooseKey, u32)> {
     let function = site.function.as_deref()?;
     let file = site.file.as_deref()?;
     let line = site.line?;
-    let module = site.module.as_deref().unwrap_or("?");
-    let module = module.rsplit('/').next().unwrap_or(module);
+    let module = site.module.as_deref().map_or("?", basename);
     Some((
         LooseKey {
             kind: site.kind,
             module: module.to_owned(),
-            function: strip_hash(function).to_owned(),
-            file: file_tail(file),
+            function: strip_legacy_hash(function).to_owned(),
+            // The last three components, relative: `/src/a.rs` and `src/a.rs` match.
+            file: tail_components(file, 3).trim_start_matches('/').to_owned(),
         },
         line,
     ))
-}
-
-/// `a::b::h0123456789abcdef` → `a::b` (rustc's legacy mangling hash changes with
-/// every rebuild).
-fn strip_hash(function: &str) -> &str {
-    match function.rsplit_once("::") {
-        Some((head, last)) if is_legacy_hash(last) => head,
-        _ => function,
-    }
-}
-
-/// The last three components of a path.
-fn file_tail(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    parts[parts.len().saturating_sub(3)..].join("/")
 }
 
 /// Matches the sites of `base` with those of `new` (see the module doc for the rules).

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::export::{OTHER_STACKS, clean, frame_name, function_name};
+use crate::export::{OTHER_STACKS, frame_name};
+use crate::render::fit::clean_nonempty;
+use crate::render::names::strip_legacy_hash;
 use crate::report::model::{Frame, Report};
 
 /// Folded stacks with their weights, merged and sorted by stack.
@@ -29,7 +31,7 @@ impl Folded {
             .collect();
         if frames.is_empty() {
             names.push(OTHER_STACKS.to_owned());
-            names.push(clean(leaf.unwrap_or("?")).replace(';', ","));
+            names.push(clean_nonempty(leaf.unwrap_or("?")).replace(';', ","));
         }
         *self.0.entry(names.join(";")).or_default() += weight;
     }
@@ -53,7 +55,7 @@ impl Folded {
 pub fn waits(report: &Report) -> Folded {
     let mut folded = Folded::default();
     for site in &report.sites {
-        let leaf = site.function.as_deref().map(function_name);
+        let leaf = site.function.as_deref().map(strip_legacy_hash);
         let mut listed = 0u64;
         for stack in &site.stacks {
             folded.add(&stack.frames, leaf, stack.wait.total_wait_ns);
@@ -68,7 +70,7 @@ pub fn waits(report: &Report) -> Folded {
 pub fn wakers(report: &Report) -> Folded {
     let mut folded = Folded::default();
     for waker in &report.wakers {
-        let leaf = waker.function.as_deref().map(function_name);
+        let leaf = waker.function.as_deref().map(strip_legacy_hash);
         folded.add(&waker.stack, leaf, waker.woken);
     }
     folded
@@ -128,7 +130,7 @@ mod tests {
         assert_eq!(frame_name(&f), "[libc.so.6+0x9a0]");
         f.module = None;
         assert_eq!(frame_name(&f), "[0x1]");
-        assert_eq!(clean("a\nb"), "a?b");
+        assert_eq!(clean_nonempty("a\nb"), "a?b");
     }
 
     #[test]

@@ -10,7 +10,8 @@ pub mod flamegraph;
 pub mod folded;
 pub mod pprof;
 
-use crate::render::text::is_legacy_hash;
+use crate::render::fit::clean_nonempty;
+use crate::render::names::{basename, strip_legacy_hash};
 use crate::report::model::Frame;
 
 /// Root frame under which each site's wait outside its listed stacks is shown.
@@ -20,29 +21,9 @@ pub const OTHER_STACKS: &str = "[other stacks]";
 /// `[module+0xoffset]`, else `[0xaddress]`. Never empty, no control characters.
 pub fn frame_name(f: &Frame) -> String {
     let name = match (&f.function, &f.module, &f.module_offset) {
-        (Some(function), _, _) => function_name(function).to_owned(),
-        (None, Some(module), Some(offset)) => {
-            format!("[{}+{offset}]", module.rsplit('/').next().unwrap_or(module))
-        }
+        (Some(function), _, _) => strip_legacy_hash(function).to_owned(),
+        (None, Some(module), Some(offset)) => format!("[{}+{offset}]", basename(module)),
         (None, _, _) => format!("[{}]", f.address),
     };
-    clean(&name)
-}
-
-/// A function name without rustc's legacy `::h0123…` hash.
-pub fn function_name(function: &str) -> &str {
-    match function.rsplit_once("::") {
-        Some((head, last)) if is_legacy_hash(last) => head,
-        _ => function,
-    }
-}
-
-/// Control characters become `?`; an empty name becomes `?`.
-pub fn clean(s: &str) -> String {
-    if s.is_empty() {
-        return "?".to_owned();
-    }
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    clean_nonempty(&name)
 }

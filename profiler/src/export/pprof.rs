@@ -22,7 +22,9 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use crate::export::{OTHER_STACKS, clean, frame_name, function_name};
+use crate::export::{OTHER_STACKS, frame_name};
+use crate::render::fit::clean_nonempty;
+use crate::render::names::strip_legacy_hash;
 use crate::report::model::{Frame, Report};
 
 #[derive(Clone, PartialEq, Message)]
@@ -295,7 +297,7 @@ impl Builder {
         file: Option<&str>,
         line: Option<u32>,
     ) -> Vec<u64> {
-        let leaf_name = clean(leaf.map_or("?", function_name));
+        let leaf_name = clean_nonempty(leaf.map_or("?", strip_legacy_hash));
         let leaf_fn = self.function(&leaf_name, file);
         let root_fn = self.function(OTHER_STACKS, None);
         let leaf_loc = self.synthetic_location(0, 0, vec![(leaf_fn, i64::from(line.unwrap_or(0)))]);
@@ -509,7 +511,7 @@ pub fn to_text(p: &Profile) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::text::tests::sample_report;
+    use crate::test_support::sample_report;
 
     #[test]
     fn round_trips_through_gzip_and_protobuf() {

@@ -227,8 +227,8 @@ fn create_temp_beside(path: &Path) -> io::Result<(PathBuf, File)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::text::tests::sample_report;
     use crate::report::model::{Site, Target, TargetOrigin, WaitKind};
+    use crate::test_support::sample_report;
 
     const SAMPLE: &str = include_str!("../../tests/fixtures/report-sample.json");
 

@@ -32,7 +32,7 @@ pub struct Report {
     pub totals: Totals,
     /// Everything the probe or the symbolizer could not record. All zero = nothing lost.
     pub losses: Losses,
-    /// Lock sites ranked by `total_wait_ns` descending (ties: by function, file, line).
+    /// Lock sites ranked by `total_wait_ns` descending (ties: by `id`).
     pub sites: Vec<Site>,
     /// Futex addresses ranked by total wait, each with the sites that waited on it.
     pub locks: Vec<LockAddress>,

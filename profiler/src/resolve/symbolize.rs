@@ -213,8 +213,6 @@ fn code_location(info: Option<&symbolize::CodeInfo<'_>>) -> (Option<String>, Opt
 pub struct StackSymbolizer<S> {
     symbolizer: S,
     cache: HashMap<(PathBuf, u64), Vec<ResolvedFrame>>,
-    /// Frames that could not be named (kept as module+offset or raw address).
-    pub unresolved: u64,
     /// Asked before each module: `true` stops symbolizing (the rest stay module+offset).
     stop: fn() -> bool,
 }
@@ -224,7 +222,6 @@ impl<S: Symbolize> StackSymbolizer<S> {
         Self {
             symbolizer,
             cache: HashMap::new(),
-            unresolved: 0,
             stop: || false,
         }
     }
@@ -294,7 +291,6 @@ impl<S: Symbolize> StackSymbolizer<S> {
     fn push_frames(&mut self, addr: u64, mo: Option<ModuleOffset>, out: &mut Vec<Frame>) {
         let address = format!("{addr:#x}");
         let Some(mo) = mo else {
-            self.unresolved += 1;
             out.push(Frame {
                 address,
                 ..Frame::default()
@@ -308,7 +304,6 @@ impl<S: Symbolize> StackSymbolizer<S> {
             .get(&(mo.file, mo.offset))
             .map_or(&[][..], Vec::as_slice);
         if resolved.is_empty() {
-            self.unresolved += 1;
             out.push(Frame {
                 address,
                 module,
@@ -405,11 +400,10 @@ mod tests {
         assert_eq!(names, ["syscall", "inner", "outer"]);
         assert!(out[0][1].inlined && !out[0][2].inlined);
         assert_eq!(out[0][2].module.as_deref(), Some("/bin/app"));
-        assert_eq!(s.unresolved, 0);
     }
 
     #[test]
-    fn unresolved_frames_are_kept_and_counted() {
+    fn unresolved_frames_are_kept_as_module_offset_or_address() {
         let mut s = StackSymbolizer::new(FakeSymbolizer::default());
         let stack = [0x1100u64, 0x9999];
         let out = s.symbolize_stacks(&maps(), &[(1, &stack)]);
@@ -417,7 +411,7 @@ mod tests {
         assert_eq!(out[0][0].module_offset.as_deref(), Some("0x100"));
         assert_eq!(out[0][1].module, None);
         assert_eq!(out[0][1].address, "0x9999");
-        assert_eq!(s.unresolved, 2);
+        assert!(out[0].iter().all(|f| f.function.is_none()));
     }
 
     #[test]
@@ -435,7 +429,6 @@ mod tests {
         assert_eq!(out[0][0].function, None);
         assert_eq!(out[0][0].module.as_deref(), Some("/bin/app"));
         assert_eq!(out[0][0].module_offset.as_deref(), Some("0x100"));
-        assert_eq!(s.unresolved, 1);
     }
 
     #[test]

@@ -201,10 +201,6 @@ impl MapsHistory {
             .map_or_else(|| m.path.clone(), |(_, p)| p.clone())
     }
 
-    pub fn knows(&self, pid: u32) -> bool {
-        self.by_pid.contains_key(&pid)
-    }
-
     /// Module and file offset of `addr` in `pid`, preferring the newest layout.
     pub fn resolve(&self, pid: u32, addr: u64) -> Option<ModuleOffset> {
         self.by_pid

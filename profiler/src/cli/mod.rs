@@ -75,6 +75,12 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// `lockprof ARGS…` parsed, for the subcommands' tests.
+#[cfg(test)]
+pub(crate) fn parse_for_test(args: &[&str]) -> Result<Command, clap::Error> {
+    Cli::try_parse_from(std::iter::once("lockprof").chain(args.iter().copied())).map(|c| c.command)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,14 +178,11 @@ mod tests {
     use std::ffi::OsString;
     use std::time::Duration;
 
-    use clap::Parser;
-
-    use super::super::{Cli, Command};
+    use super::super::{Command, parse_for_test};
     use super::*;
 
     fn parse(args: &[&str]) -> Result<RecordArgs, clap::Error> {
-        let cli = Cli::try_parse_from(std::iter::once("lockprof").chain(args.iter().copied()))?;
-        match cli.command {
+        match parse_for_test(args)? {
             Command::Record(a) => Ok(a),
             other => panic!("not record: {other:?}"),
         }

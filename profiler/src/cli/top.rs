@@ -74,14 +74,11 @@ pub fn run(args: TopArgs) -> Result<i32> {
 mod tests {
     use std::time::Duration;
 
-    use clap::Parser;
-
-    use super::super::{Cli, Command};
+    use super::super::{Command, parse_for_test};
     use super::*;
 
     fn parse(args: &[&str]) -> Result<TopArgs, clap::Error> {
-        let cli = Cli::try_parse_from(std::iter::once("lockprof").chain(args.iter().copied()))?;
-        match cli.command {
+        match parse_for_test(args)? {
             Command::Top(a) => Ok(a),
             other => panic!("not top: {other:?}"),
         }

@@ -12,6 +12,7 @@ fn main() -> anyhow::Result<()> {
     if skip {
         println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
         fs::write(&object, [])?;
+        fs::write(out_dir.join("lockprof-go-probes"), [])?;
         return Ok(());
     }
     let ebpf = aya_build::Package {

@@ -9,6 +9,8 @@
 //! reads them back, so a silent layout drift would corrupt every number.
 #![no_std]
 
+pub mod go;
+
 /// Hash map `RawWaitKey → RawWaitStats` (per-CPU): the in-kernel wait aggregation.
 pub const MAP_WAITS: &str = "WAITS";
 /// Hash map `RawWakeKey → RawWakeStats` (per-CPU): the in-kernel wake aggregation.

@@ -8,9 +8,10 @@ mod common;
 
 use common::repo_root;
 use profiler::report::{
-    AddressShare, Frame, HeldAcross, Interval, IntervalCount, LockAddress, OffCpuIn, Report, Site,
-    SiteShare, StackShare, SyscallFailure, Target, TargetOrigin, ThreadShare, Timeline, WaitKind,
-    WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread, WokenBy, json,
+    AddressShare, Behavior, Frame, HeldAcross, Interval, IntervalCount, KindShare, LockAddress,
+    OffCpuIn, Report, Site, SiteShare, StackShare, SyscallFailure, Target, TargetOrigin,
+    ThreadShare, Timeline, Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite,
+    WakerThread, WokenBy, json,
 };
 use serde_json::Value;
 
@@ -99,11 +100,22 @@ fn full_report() -> Report {
             cgroup: Some("/lockprof-test/app".to_owned()),
         }],
         started_unix_ms: 1_767_225_600_000,
+        totals: Totals {
+            by_kind: vec![KindShare {
+                kind: WaitKind::Other,
+                behavior: Behavior::Lock,
+                contention: true,
+                waits: 3,
+                wait_ns: 900,
+            }],
+            ..Totals::default()
+        },
         duration_ns: 1_000_000_000,
         sites: vec![Site {
             id: "mutex|app|app::Store::put|src/store.rs:42".to_owned(),
             kind: WaitKind::Mutex,
             contention: true,
+            behavior: Behavior::Lock,
             lock_impl: "rust-std".to_owned(),
             function: Some("app::Store::put".to_owned()),
             file: Some("src/store.rs".to_owned()),
@@ -158,6 +170,8 @@ fn full_report() -> Report {
             pid: 7,
             address: "0x7f00".to_owned(),
             wait: wait.clone(),
+            behavior: Behavior::Lock,
+            broadcast: true,
             eagain: 2,
             wasted_wakeups: 1,
             sites: vec![SiteShare {

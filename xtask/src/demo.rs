@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::demo_go;
 use crate::demos::{self, DemoInfo, DemoRun, improvement, show_ratio, show_value};
 use crate::report::{LockReport, SiteRow, human_ns};
 use crate::run::{Cmd, is_root, release_bin, say, show, target_dir};
@@ -54,16 +55,31 @@ struct Profiled {
 }
 
 pub fn demo(name: Option<&str>) -> Result<()> {
-    let selected = demos::select(name)?;
+    // The Go demo runs with the others, or alone as `cargo xtask demo go-kmutex`.
+    let go = name.is_none_or(|n| n == demo_go::INFO.name);
+    let selected = if name == Some(demo_go::INFO.name) {
+        Vec::new()
+    } else {
+        demos::select(name)?
+    };
     require_root("'cargo xtask demo'")?;
     setup()?;
     build_release_bins()?;
     let out_dir = target_dir().join("lockprof-demo");
     fs::create_dir_all(&out_dir).with_context(|| format!("create '{}'", out_dir.display()))?;
     let mut overview = Vec::new();
+    let rust_demo = release_bin("demo-targets");
     for info in &selected {
-        let before = profile(info, "before", &out_dir)?;
-        let after = profile(info, "after", &out_dir)?;
+        let before = profile(info, &rust_demo, "before", &out_dir)?;
+        let after = profile(info, &rust_demo, "after", &out_dir)?;
+        println!("{}", summary(info, &before, &after));
+        overview.push((info.name, before, after));
+    }
+    if go {
+        let info = &demo_go::INFO;
+        let bin = demo_go::build()?;
+        let before = profile(info, &bin, "before", &out_dir)?;
+        let after = profile(info, &bin, "after", &out_dir)?;
         println!("{}", summary(info, &before, &after));
         overview.push((info.name, before, after));
     }
@@ -76,12 +92,14 @@ pub fn demo(name: Option<&str>) -> Result<()> {
          site, its threads, stacks and wakers):\n  {lockprof} report {}/{}-before.json",
         show(&out_dir),
         show(&out_dir),
-        selected.first().map_or("kmutex", |d| d.name),
+        selected.first().map_or(demo_go::INFO.name, |d| d.name),
     );
     Ok(())
 }
 
-fn profile(info: &DemoInfo, variant: &str, out_dir: &Path) -> Result<Profiled> {
+/// Run `program` (the `demo-targets` binary, whose first argument is the demo's name,
+/// or the Go demo's own binary) for `variant` under lockprof.
+fn profile(info: &DemoInfo, program: &Path, variant: &str, out_dir: &Path) -> Result<Profiled> {
     let json = out_dir.join(format!("{}-{variant}.json", info.name));
     // A stale report from an earlier run must not pass for this one.
     let _ = fs::remove_file(&json);
@@ -93,8 +111,9 @@ fn profile(info: &DemoInfo, variant: &str, out_dir: &Path) -> Result<Profiled> {
         .args(["record", "-q", "-o"])
         .arg(&json)
         .arg("--")
-        .arg(release_bin("demo-targets"))
-        .args([info.name, variant])
+        .arg(program)
+        .args((program == release_bin("demo-targets")).then_some(info.name))
+        .arg(variant)
         .args(info.short_args)
         .capture()
         .with_context(|| format!("demo {} {variant} under lockprof", info.name))?;

@@ -9,6 +9,7 @@
 
 mod bench;
 mod demo;
+mod demo_go;
 mod demos;
 mod fuzz;
 mod report;

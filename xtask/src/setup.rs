@@ -172,9 +172,18 @@ fn ensure_llvm_packages() -> Result<()> {
 }
 
 /// Debian packages the root tests use: `objcopy` (binutils) splits debug info off
-/// the fixture in `tests/targets.rs`, and `libc6-dbg` gives glibc frames `file:line`
-/// (through its build-id debug files). Skipped quietly off Debian.
-const TEST_PACKAGES: [&str; 2] = ["binutils", "libc6-dbg"];
+/// the fixture in `tests/targets.rs`, `libc6-dbg` gives glibc frames `file:line`
+/// (through its build-id debug files), `tests/daemons.rs` runs real `PostgreSQL`
+/// (with pgbench), memcached and a local debuginfod server, and `golang-go` builds the
+/// Go demo (`demo-targets/go`, `tests/go.rs`). Skipped quietly off Debian.
+const TEST_PACKAGES: [&str; 6] = [
+    "binutils",
+    "libc6-dbg",
+    "postgresql",
+    "memcached",
+    "debuginfod",
+    "golang-go",
+];
 
 /// Installs the [`TEST_PACKAGES`] that are not installed yet.
 fn ensure_test_packages() -> Result<()> {

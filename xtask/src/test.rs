@@ -201,10 +201,12 @@ fn unit_tests() -> Result<()> {
 /// until its file lands).
 fn bpf_test_targets() -> Vec<&'static str> {
     let dir = workspace_root().join("profiler").join("tests");
-    ["bpf", "demos", "ci", "targets", "unwind", "top", "cli"]
-        .into_iter()
-        .filter(|t| dir.join(format!("{t}.rs")).is_file())
-        .collect()
+    [
+        "bpf", "demos", "ci", "targets", "unwind", "top", "daemons", "go", "cli",
+    ]
+    .into_iter()
+    .filter(|t| dir.join(format!("{t}.rs")).is_file())
+    .collect()
 }
 
 fn bpf_tests(opts: &Options) -> Result<Outcome> {

@@ -9,20 +9,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::analyze::attribute::{Attribution, attribute, kind_from_op};
-use crate::analyze::histogram::Log2Histogram;
-use crate::analyze::syscalls;
-use crate::collect::snapshot::{EdgeRow, HolderActivity, Snapshot, WaitRow, WakeRow, WakeToRun};
+use crate::analyze::attribute::{attribute, kind_from_op};
+use crate::analyze::behavior::{self, Behaviors};
+use crate::analyze::locks::LockAcc;
+use crate::analyze::sites::{SiteAcc, site_identity};
+use crate::analyze::wakers::{WakerAcc, WakerLocations};
+use crate::analyze::wrappers::LockFns;
+use crate::collect::snapshot::Snapshot;
 use crate::report::{
-    AddressShare, Fairness, Frame, HeldAcross, LockAddress, Losses, OffCpuIn, Report,
-    SCHEMA_VERSION, Site, SiteShare, StackShare, SyscallFailure, Target, ThreadShare, Totals,
-    WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread, WokenBy,
+    Behavior, Frame, KindShare, LockAddress, Losses, Report, SCHEMA_VERSION, Site, Target, Totals,
+    WaitKind, WakerShare, WakerSite,
 };
 
-/// Distinct stacks listed per site; the rest are counted in `more_stacks`.
-pub const MAX_STACKS_PER_SITE: usize = 5;
+pub use crate::analyze::stacks::MAX_STACKS_PER_SITE;
 /// Addresses listed per site and sites listed per lock address.
-const MAX_ADDRESSES_PER_SITE: usize = 16;
+pub(crate) const MAX_ADDRESSES_PER_SITE: usize = 16;
 /// Lock addresses listed in the report.
 const MAX_LOCKS: usize = 64;
 
@@ -45,6 +46,9 @@ pub struct ReportContext {
     pub probe_cost: crate::report::ProbeCost,
     /// How each stack was unwound (absent: the kernel's frame-pointer walk).
     pub unwind: HashMap<StackKey, crate::resolve::unwind::UnwindMethod>,
+    /// `--lock-fn` patterns: the target's own lock wrappers, skipped like glibc's
+    /// frames so the site is their caller (see `wrappers`).
+    pub lock_fns: Vec<String>,
 }
 
 /// Build the report. Sites are ranked by total blocked wait (descending), ties broken
@@ -59,6 +63,19 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         ..Totals::default()
     };
 
+    let behaviors: Behaviors = behavior::classify(snapshot);
+    let mut lock_fns = LockFns::new(&ctx.lock_fns);
+    let distinct: std::collections::BTreeSet<StackKey> = row_stacks(snapshot).collect();
+    lock_fns.detect(distinct.iter().map(|&key| {
+        let frames = frames_of(stacks, key);
+        (frames, attribute(frames, WaitKind::Other).site)
+    }));
+    let attribute = |frames: &[Frame], fallback: WaitKind| {
+        let mut a = attribute(frames, fallback);
+        a.site = lock_fns.skip(frames, a.site);
+        a
+    };
+
     for row in &snapshot.waits {
         let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
         let attr = attribute(frames, kind_from_op(row.op));
@@ -66,15 +83,17 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         let acc = sites
             .entry(site.id.clone())
             .or_insert_with(|| SiteAcc::new(site));
-        acc.add(row);
+        let address = behaviors.of(row.tgid, row.uaddr);
+        let wasted = if behavior::rewait_is_wasted(attr.kind, address) {
+            row.rewaits
+        } else {
+            0
+        };
+        acc.add(row, address.behavior, wasted);
         site_of_stack.insert((row.tgid, row.stack_id, row.leaf_ret), acc.site.id.clone());
 
         totals.waits += row.blocked;
         totals.wait_ns += row.total_ns;
-        if attr.kind.is_contention() {
-            totals.contention_waits += row.blocked;
-            totals.contention_wait_ns += row.total_ns;
-        }
         totals.eagain += row.eagain;
         totals.timeouts += row.timedout;
         totals.timeout_wait_ns += row.timedout_ns;
@@ -85,7 +104,8 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
             let lock = locks.entry((row.tgid, row.uaddr)).or_default();
             lock.wait.add(row.blocked, row.total_ns, row.max_ns);
             lock.eagain += row.eagain;
-            lock.wasted_wakeups += row.rewaits;
+            lock.wasted_wakeups += wasted;
+            lock.behavior = address;
             lock.sites.entry(acc.site.id.clone()).or_default().add(
                 row.blocked,
                 row.total_ns,
@@ -158,15 +178,20 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     let mut sites: Vec<Site> = sites
         .into_values()
-        .map(|a| a.finish(stacks, &ctx.unwind, &waker_locations))
+        .map(|a| a.finish(stacks, &ctx.unwind, &waker_locations, &lock_fns))
         .collect();
     sites.sort_by(|a, b| {
         b.total_wait_ns
             .cmp(&a.total_wait_ns)
             .then_with(|| a.id.cmp(&b.id))
     });
+    for s in sites.iter().filter(|s| s.contention) {
+        totals.contention_waits += s.waits;
+        totals.contention_wait_ns += s.total_wait_ns;
+    }
+    totals.by_kind = by_kind(&sites);
 
-    let mut wakers: Vec<WakerSite> = wakers.into_values().map(WakerAcc::finish).collect();
+    let mut wakers: Vec<WakerSite> = wakers.into_values().map(|w| w.finish(&lock_fns)).collect();
     wakers.sort_by(|a, b| {
         b.woken
             .cmp(&a.woken)
@@ -218,494 +243,70 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         wakers,
         probe_cost: ctx.probe_cost,
         timeline: None,
+        go_scheduler_idle: None,
     }
 }
 
-/// The frames with `lock_impl` set on those between the syscall and the site frame:
-/// the lock implementation the text report folds.
-fn mark_lock_impl(frames: &[Frame]) -> Vec<Frame> {
-    let site = attribute(frames, WaitKind::Other).site;
-    frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| Frame {
-            lock_impl: i < site,
-            ..f.clone()
-        })
-        .collect()
+/// Blocked waits by kind — `other` split by behaviour — by wait time descending.
+fn by_kind(sites: &[Site]) -> Vec<KindShare> {
+    let mut acc: BTreeMap<(WaitKind, Behavior), (bool, u64, u64)> = BTreeMap::new();
+    for s in sites.iter().filter(|s| s.waits > 0) {
+        let behavior = if s.kind == WaitKind::Other {
+            s.behavior
+        } else {
+            Behavior::Unknown
+        };
+        let e = acc.entry((s.kind, behavior)).or_default();
+        e.0 |= s.contention;
+        e.1 += s.waits;
+        e.2 += s.total_wait_ns;
+    }
+    let mut out: Vec<KindShare> = acc
+        .into_iter()
+        .map(
+            |((kind, behavior), (contention, waits, wait_ns))| KindShare {
+                kind,
+                behavior,
+                contention,
+                waits,
+                wait_ns,
+            },
+        )
+        .collect();
+    out.sort_by(|a, b| {
+        b.wait_ns
+            .cmp(&a.wait_ns)
+            .then((a.kind, a.behavior).cmp(&(b.kind, b.behavior)))
+    });
+    out
 }
 
-fn frames_of(stacks: &SymbolizedStacks, key: StackKey) -> &[Frame] {
+/// The stacks of the snapshot's wait and wake rows (with repeats).
+pub fn row_stacks(snapshot: &Snapshot) -> impl Iterator<Item = StackKey> + '_ {
+    let waits = snapshot
+        .waits
+        .iter()
+        .map(|r| (r.tgid, r.stack_id, r.leaf_ret));
+    let wakes = snapshot
+        .wakes
+        .iter()
+        .map(|r| (r.tgid, r.stack_id, r.leaf_ret));
+    waits.chain(wakes)
+}
+
+pub(crate) fn frames_of(stacks: &SymbolizedStacks, key: StackKey) -> &[Frame] {
     if key.1 < 0 {
         return &[];
     }
     stacks.get(&key).map_or(&[], Vec::as_slice)
 }
 
-/// The identity and location of a site, derived from its site frame.
-#[derive(Clone, Debug)]
-struct SiteIdentity {
-    id: String,
-    kind: WaitKind,
-    lock_impl: &'static str,
-    function: Option<String>,
-    file: Option<String>,
-    line: Option<u32>,
-    module: Option<String>,
-}
-
-fn site_identity(frames: &[Frame], attr: &Attribution) -> SiteIdentity {
-    let Some(f) = frames.get(attr.site) else {
-        return SiteIdentity {
-            id: format!("{}|?|[unknown stack]|?", attr.kind.as_str()),
-            kind: attr.kind,
-            lock_impl: attr.lock_impl,
-            function: Some("[unknown stack]".to_owned()),
-            file: None,
-            line: None,
-            module: None,
-        };
-    };
-    let module_name = f
-        .module
-        .as_deref()
-        .map(|m| m.rsplit('/').next().unwrap_or(m));
-    // Stable across runs and machines: no addresses, only the module's file name.
-    let id = match (&f.function, &f.file) {
-        (Some(func), Some(file)) => format!(
-            "{}|{}|{func}|{file}:{}",
-            attr.kind.as_str(),
-            module_name.unwrap_or("?"),
-            f.line.unwrap_or(0)
-        ),
-        (Some(func), None) => format!(
-            "{}|{}|{func}|?",
-            attr.kind.as_str(),
-            module_name.unwrap_or("?")
-        ),
-        // Unresolved: module + offset is the most stable name there is.
-        (None, _) => format!(
-            "{}|{}|{}|?",
-            attr.kind.as_str(),
-            module_name.unwrap_or("?"),
-            f.module_offset.as_deref().unwrap_or(&f.address)
-        ),
-    };
-    SiteIdentity {
-        id,
-        kind: attr.kind,
-        lock_impl: attr.lock_impl,
-        function: f.function.clone().or_else(|| {
-            Some(format!(
-                "{}+{}",
-                module_name.unwrap_or("?"),
-                f.module_offset.as_deref().unwrap_or(&f.address)
-            ))
-        }),
-        file: f.file.clone(),
-        line: f.line,
-        module: f.module.clone(),
-    }
-}
-
-impl WaitSummary {
-    fn add(&mut self, waits: u64, total_ns: u64, max_ns: u64) {
-        self.waits += waits;
-        self.total_wait_ns += total_ns;
-        self.max_wait_ns = self.max_wait_ns.max(max_ns);
-    }
-}
-
-struct SiteAcc {
-    site: SiteIdentity,
-    waits: u64,
-    total_ns: u64,
-    min_ns: u64,
-    max_ns: u64,
-    hist: Log2Histogram,
-    eagain: u64,
-    timeouts: u64,
-    timeout_ns: u64,
-    interrupted: u64,
-    other_errors: u64,
-    rewaits: u64,
-    unpaired: u64,
-    /// waker site id → what it ended and what it did meanwhile
-    woken_by: BTreeMap<String, EdgeAcc>,
-    wake_to_run: WakeToRun,
-    threads: BTreeMap<(u32, u32), (String, WaitSummary)>,
-    addresses: BTreeMap<(u32, u64), WaitSummary>,
-    stacks: BTreeMap<StackKey, WaitSummary>,
-}
-
-impl SiteAcc {
-    fn new(site: SiteIdentity) -> Self {
-        Self {
-            site,
-            waits: 0,
-            total_ns: 0,
-            min_ns: u64::MAX,
-            max_ns: 0,
-            hist: Log2Histogram::default(),
-            eagain: 0,
-            timeouts: 0,
-            timeout_ns: 0,
-            interrupted: 0,
-            other_errors: 0,
-            rewaits: 0,
-            unpaired: 0,
-            woken_by: BTreeMap::new(),
-            wake_to_run: WakeToRun::default(),
-            threads: BTreeMap::new(),
-            addresses: BTreeMap::new(),
-            stacks: BTreeMap::new(),
-        }
-    }
-
-    fn add(&mut self, row: &WaitRow) {
-        self.waits += row.blocked;
-        self.total_ns += row.total_ns;
-        if row.blocked > 0 {
-            self.min_ns = self.min_ns.min(row.min_ns);
-        }
-        self.max_ns = self.max_ns.max(row.max_ns);
-        self.hist.merge(&row.hist);
-        self.eagain += row.eagain;
-        self.timeouts += row.timedout;
-        self.timeout_ns += row.timedout_ns;
-        self.interrupted += row.interrupted;
-        self.other_errors += row.other_err;
-        self.rewaits += row.rewaits;
-        self.unpaired += row.unpaired;
-        let t = self
-            .threads
-            .entry((row.tgid, row.tid))
-            .or_insert_with(|| (row.comm.clone(), WaitSummary::default()));
-        t.1.add(row.blocked, row.total_ns, row.max_ns);
-        self.addresses
-            .entry((row.tgid, row.uaddr))
-            .or_default()
-            .add(row.blocked, row.total_ns, row.max_ns);
-        self.stacks
-            .entry((row.tgid, row.stack_id, row.leaf_ret))
-            .or_default()
-            .add(row.blocked, row.total_ns, row.max_ns);
-    }
-
-    fn finish(
-        self,
-        stacks: &SymbolizedStacks,
-        unwind: &HashMap<StackKey, crate::resolve::unwind::UnwindMethod>,
-        waker_locations: &WakerLocations,
-    ) -> Site {
-        let min = if self.waits > 0 { self.min_ns } else { 0 };
-        let mut threads: Vec<ThreadShare> = self
-            .threads
-            .into_iter()
-            .map(|((pid, tid), (name, wait))| ThreadShare {
-                pid,
-                tid,
-                name,
-                wait,
-            })
-            .collect();
-        threads.sort_by(|a, b| by_wait(&a.wait, &b.wait).then((a.pid, a.tid).cmp(&(b.pid, b.tid))));
-
-        let mut addresses: Vec<AddressShare> = self
-            .addresses
-            .into_iter()
-            .map(|((pid, addr), wait)| AddressShare {
-                pid,
-                address: format!("{addr:#x}"),
-                wait,
-            })
-            .collect();
-        addresses.sort_by(|a, b| {
-            by_wait(&a.wait, &b.wait).then_with(|| (a.pid, &a.address).cmp(&(b.pid, &b.address)))
-        });
-        addresses.truncate(MAX_ADDRESSES_PER_SITE);
-
-        let mut site_stacks: Vec<(StackKey, WaitSummary)> = self.stacks.into_iter().collect();
-        site_stacks.sort_by(|a, b| by_wait(&a.1, &b.1).then(a.0.cmp(&b.0)));
-        let more_stacks = site_stacks.len().saturating_sub(MAX_STACKS_PER_SITE) as u64;
-        let stacks_out = site_stacks
-            .into_iter()
-            .take(MAX_STACKS_PER_SITE)
-            .map(|(key, wait)| StackShare {
-                wait,
-                frames: mark_lock_impl(frames_of(stacks, key)),
-                unwind: unwind.get(&key).map(|m| m.as_str().to_owned()),
-            })
-            .collect();
-
-        let fairness = fairness(&threads);
-        let mut woken_by: Vec<WokenBy> = self
-            .woken_by
-            .into_iter()
-            .map(|(waker, edge)| {
-                let (function, file, line) =
-                    waker_locations.get(&waker).cloned().unwrap_or_default();
-                WokenBy {
-                    waker,
-                    function,
-                    file,
-                    line,
-                    waits: edge.waits,
-                    wait_ns: edge.wait_ns,
-                    held: held_across(&edge.holder),
-                    wake_to_run: wake_latency(&edge.wake_to_run),
-                }
-            })
-            .collect();
-        woken_by.sort_by(|a, b| {
-            b.wait_ns
-                .cmp(&a.wait_ns)
-                .then_with(|| a.waker.cmp(&b.waker))
-        });
-        woken_by.truncate(MAX_WOKEN_BY);
-
-        Site {
-            id: self.site.id,
-            kind: self.site.kind,
-            contention: self.site.kind.is_contention(),
-            lock_impl: self.site.lock_impl.to_owned(),
-            function: self.site.function,
-            file: self.site.file,
-            line: self.site.line,
-            module: self.site.module,
-            waits: self.waits,
-            total_wait_ns: self.total_ns,
-            avg_wait_ns: self.total_ns.checked_div(self.waits).unwrap_or(0),
-            min_wait_ns: min,
-            max_wait_ns: self.max_ns,
-            p50_wait_ns: self.hist.quantile(0.50, min, self.max_ns),
-            p99_wait_ns: self.hist.quantile(0.99, min, self.max_ns),
-            eagain: self.eagain,
-            timeouts: self.timeouts,
-            timeout_wait_ns: self.timeout_ns,
-            interrupted: self.interrupted,
-            other_errors: self.other_errors,
-            wasted_wakeups: self.rewaits,
-            unpaired_waits: self.unpaired,
-            woken_by,
-            wake_to_run: wake_latency(&self.wake_to_run),
-            fairness,
-            histogram: self.hist,
-            threads,
-            addresses,
-            stacks: stacks_out,
-            more_stacks,
-            series: Vec::new(),
-        }
-    }
-}
-
-/// One waker of a site: the waits it ended and what it did during them.
-#[derive(Default)]
-struct EdgeAcc {
-    waits: u64,
-    wait_ns: u64,
-    holder: HolderActivity,
-    wake_to_run: WakeToRun,
-}
-
-impl EdgeAcc {
-    fn add(&mut self, edge: &EdgeRow) {
-        self.waits += edge.waits;
-        self.wait_ns += edge.wait_ns;
-        self.holder.merge(&edge.holder);
-        self.wake_to_run.merge(&edge.wake_to_run);
-    }
-}
-
-/// The report's view of a holder's activity: off-CPU time by syscall name, largest
-/// first, and the last failed syscall named.
-fn held_across(h: &HolderActivity) -> HeldAcross {
-    let mut off_cpu_in: Vec<OffCpuIn> = h
-        .off_ns
-        .iter()
-        .map(|(&nr, &ns)| OffCpuIn {
-            syscall: syscalls::off_cpu_reason(nr),
-            ns,
-        })
-        .collect();
-    off_cpu_in.sort_by(|a, b| b.ns.cmp(&a.ns).then_with(|| a.syscall.cmp(&b.syscall)));
-    HeldAcross {
-        window_ns: h.window_ns,
-        // Off-CPU periods never exceed the windows they were clipped to.
-        off_cpu_ns: h.off_cpu_ns().min(h.window_ns),
-        off_cpu_in,
-        truncated_windows: h.truncated_windows,
-        failed_syscalls: h.failed_syscalls,
-        last_failure: h.last_failure.map(|(nr, errno)| SyscallFailure {
-            syscall: syscalls::syscall_name(nr),
-            errno: syscalls::errno_name(errno),
-        }),
-    }
-}
-
-fn wake_latency(w: &WakeToRun) -> WakeLatency {
-    WakeLatency {
-        count: w.count,
-        avg_ns: w.total_ns.checked_div(w.count).unwrap_or(0),
-        max_ns: w.max_ns,
-    }
-}
-
-/// Where a waker site is: function, file, line.
-type WakerLocations = HashMap<String, (Option<String>, Option<String>, Option<u32>)>;
-
-/// Waker sites listed per site in `woken_by`.
-const MAX_WOKEN_BY: usize = 5;
-
-/// Spread of the per-thread total wait over the threads that blocked.
-fn fairness(threads: &[ThreadShare]) -> Fairness {
-    let waits: Vec<f64> = threads
-        .iter()
-        .filter(|t| t.wait.waits > 0)
-        .map(|t| t.wait.total_wait_ns as f64)
-        .collect();
-    let n = waits.len();
-    if n < 2 {
-        return Fairness {
-            threads: n as u64,
-            wait_cv: 0.0,
-            max_min_ratio: if n == 1 { 1.0 } else { 0.0 },
-        };
-    }
-    let mean = waits.iter().sum::<f64>() / n as f64;
-    let var = waits.iter().map(|w| (w - mean).powi(2)).sum::<f64>() / n as f64;
-    let max = waits.iter().copied().fold(0.0, f64::max);
-    let min = waits.iter().copied().fold(f64::INFINITY, f64::min);
-    Fairness {
-        threads: n as u64,
-        wait_cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
-        max_min_ratio: if min > 0.0 { max / min } else { 0.0 },
-    }
-}
-
-/// Total wait descending, then waits descending.
-fn by_wait(a: &WaitSummary, b: &WaitSummary) -> std::cmp::Ordering {
-    b.total_wait_ns
-        .cmp(&a.total_wait_ns)
-        .then(b.waits.cmp(&a.waits))
-}
-
-#[derive(Default)]
-struct LockAcc {
-    wait: WaitSummary,
-    eagain: u64,
-    wasted_wakeups: u64,
-    sites: BTreeMap<String, WaitSummary>,
-    wakers: BTreeMap<String, WakerShare>,
-}
-
-impl LockAcc {
-    fn finish(self, pid: u32, addr: u64) -> LockAddress {
-        let mut sites: Vec<SiteShare> = self
-            .sites
-            .into_iter()
-            .map(|(site, wait)| SiteShare { site, wait })
-            .collect();
-        sites.sort_by(|a, b| by_wait(&a.wait, &b.wait).then_with(|| a.site.cmp(&b.site)));
-        sites.truncate(MAX_ADDRESSES_PER_SITE);
-        let mut wakers: Vec<WakerShare> = self.wakers.into_values().collect();
-        wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then_with(|| a.waker.cmp(&b.waker)));
-        wakers.truncate(MAX_ADDRESSES_PER_SITE);
-        LockAddress {
-            pid,
-            address: format!("{addr:#x}"),
-            wait: self.wait,
-            eagain: self.eagain,
-            wasted_wakeups: self.wasted_wakeups,
-            sites,
-            wakers,
-        }
-    }
-}
-
-struct WakerAcc {
-    site: SiteIdentity,
-    calls: u64,
-    woken: u64,
-    woke_none: u64,
-    woke_many: u64,
-    threads: BTreeMap<(u32, u32), WakerThread>,
-    /// Hottest stack so far: (woken, calls, frames).
-    stack: (u64, u64, Vec<Frame>),
-    caused_waits: u64,
-    caused_wait_ns: u64,
-    held: HolderActivity,
-}
-
-impl WakerAcc {
-    fn new(site: SiteIdentity) -> Self {
-        Self {
-            site,
-            calls: 0,
-            woken: 0,
-            woke_none: 0,
-            woke_many: 0,
-            threads: BTreeMap::new(),
-            stack: (0, 0, Vec::new()),
-            caused_waits: 0,
-            caused_wait_ns: 0,
-            held: HolderActivity::default(),
-        }
-    }
-
-    fn add(&mut self, row: &WakeRow, frames: &[Frame]) {
-        self.calls += row.calls;
-        self.woken += row.woken;
-        self.woke_none += row.woke_none;
-        self.woke_many += row.woke_many;
-        let t = self
-            .threads
-            .entry((row.tgid, row.tid))
-            .or_insert_with(|| WakerThread {
-                pid: row.tgid,
-                tid: row.tid,
-                name: row.comm.clone(),
-                ..WakerThread::default()
-            });
-        t.calls += row.calls;
-        t.woken += row.woken;
-        if (row.woken, row.calls) > (self.stack.0, self.stack.1) || self.stack.2.is_empty() {
-            self.stack = (row.woken, row.calls, frames.to_vec());
-        }
-    }
-
-    fn finish(self) -> WakerSite {
-        let mut threads: Vec<WakerThread> = self.threads.into_values().collect();
-        threads.sort_by(|a, b| {
-            b.calls
-                .cmp(&a.calls)
-                .then((a.pid, a.tid).cmp(&(b.pid, b.tid)))
-        });
-        WakerSite {
-            id: self.site.id,
-            kind: self.site.kind,
-            lock_impl: self.site.lock_impl.to_owned(),
-            function: self.site.function,
-            file: self.site.file,
-            line: self.site.line,
-            module: self.site.module,
-            calls: self.calls,
-            woken: self.woken,
-            woke_none: self.woke_none,
-            woke_many: self.woke_many,
-            threads,
-            caused_waits: self.caused_waits,
-            caused_wait_ns: self.caused_wait_ns,
-            held: held_across(&self.held),
-            stack: self.stack.2,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::sites::fairness;
+    use crate::collect::snapshot::{WaitRow, WakeRow};
+    use crate::report::{ThreadShare, WaitSummary};
     use profiler_common::{Loss, hist_bucket, op};
 
     fn frame(function: &str, module: &str, line: u32) -> Frame {
@@ -894,6 +495,11 @@ mod tests {
     fn edges_name_the_waker_of_each_site_and_its_cost() {
         let mut s = snapshot();
         s.waits[0].rewaits = 1;
+        // The writer's waiters release 0xa0 themselves: it behaves as a lock, so the
+        // re-wait is a wasted wakeup.
+        let mut unlock = s.wakes[0].clone();
+        unlock.tid = 12;
+        s.wakes.push(unlock);
         s.waits[2].unpaired = 1;
         s.edges.push(crate::collect::snapshot::EdgeRow {
             tgid: 1,
@@ -1062,5 +668,138 @@ mod tests {
                 .flat_map(|s| &s.stacks)
                 .all(|s| s.unwind.is_none())
         );
+    }
+
+    /// `InnoDB`'s `srw_lock`: `syscall(SYS_futex)` straight from a stripped mariadbd,
+    /// no lock library in the stack. Its waiters release it: lock contention.
+    #[test]
+    fn a_bare_futex_lock_is_contention_by_behavior_and_a_worker_loop_wastes_nothing() {
+        let bare = |name: &str| Frame {
+            address: "0x99".into(),
+            module: Some("/usr/sbin/mariadbd".into()),
+            module_offset: Some(name.into()),
+            ..Frame::default()
+        };
+        let mut st = SymbolizedStacks::new();
+        st.insert(
+            (1, 7, 0),
+            vec![frame("syscall", LIBC, 0), bare("0xde2b6c"), bare("0x100")],
+        );
+        st.insert(
+            (1, 8, 0),
+            vec![frame("syscall", LIBC, 0), bare("0xde2b90"), bare("0x100")],
+        );
+        // A condvar worker loop: woken one at a time by a producer, re-waits.
+        st.insert((1, 3, 0), stacks()[&(1, 3, 0)].clone());
+        let mut srw = row(11, 0xc0, 7, &[4_000_000, 4_000_000]);
+        srw.rewaits = 1;
+        let mut worker = row(12, 0xd0, 3, &[50_000_000]);
+        worker.rewaits = 1;
+        let wake = |tid, uaddr, stack_id| WakeRow {
+            tgid: 1,
+            tid,
+            uaddr,
+            stack_id,
+            calls: 1,
+            woken: 1,
+            ..WakeRow::default()
+        };
+        let s = Snapshot {
+            waits: vec![srw, row(12, 0xc0, 7, &[2_000_000]), worker],
+            wakes: vec![wake(11, 0xc0, 8), wake(12, 0xc0, 8), wake(20, 0xd0, 3)],
+            ..Snapshot::default()
+        };
+        let r = build_report(&s, &st, ReportContext::default());
+        let srw = r.sites.iter().find(|x| x.kind == WaitKind::Other).unwrap();
+        assert_eq!(srw.behavior, Behavior::Lock);
+        assert!(srw.contention);
+        assert_eq!(srw.wasted_wakeups, 1, "woken from a lock it did not get");
+        let cv = r
+            .sites
+            .iter()
+            .find(|x| x.kind == WaitKind::Condvar)
+            .unwrap();
+        assert_eq!((cv.behavior, cv.contention), (Behavior::Event, false));
+        assert_eq!(
+            cv.wasted_wakeups, 0,
+            "a worker loop's re-wait is its course"
+        );
+        assert_eq!(r.totals.contention_wait_ns, 10_000_000);
+        let kinds: Vec<(WaitKind, Behavior, u64)> = r
+            .totals
+            .by_kind
+            .iter()
+            .map(|k| (k.kind, k.behavior, k.wait_ns))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (WaitKind::Condvar, Behavior::Unknown, 50_000_000),
+                (WaitKind::Other, Behavior::Lock, 10_000_000)
+            ]
+        );
+        let lock = r.locks.iter().find(|l| l.address == "0xc0").unwrap();
+        assert_eq!((lock.behavior, lock.wasted_wakeups), (Behavior::Lock, 1));
+    }
+
+    /// `PostgreSQL`: every `LWLock` wait is `sem_wait ← PGSemaphoreLock ← LWLockAcquire`;
+    /// the sites must be `LWLockAcquire`'s callers, ranked.
+    #[test]
+    fn sites_are_the_callers_of_a_recognized_or_named_lock_wrapper() {
+        const PG: &str = "/usr/lib/postgresql/15/bin/postgres";
+        let pg = |caller: &str| {
+            vec![
+                frame("do_futex_wait", LIBC, 0),
+                frame("__new_sem_wait_slow64", LIBC, 0),
+                frame("PGSemaphoreLock", PG, 327),
+                frame("LWLockAcquire", PG, 1315),
+                frame(caller, PG, 10),
+                frame("PostgresMain", PG, 4000),
+            ]
+        };
+        let callers = [
+            "XLogInsertRecord",
+            "ReleaseBuffer",
+            "ProcArrayEndTransaction",
+        ];
+        let mut st = SymbolizedStacks::new();
+        let mut waits = Vec::new();
+        for (i, c) in callers.iter().enumerate() {
+            let id = i as i32 + 1;
+            st.insert((1, id, 0), pg(c));
+            waits.push(row(10 + id as u32, 0xe0, id, &[(3 - i as u64) * 1_000_000]));
+        }
+        let s = Snapshot {
+            waits,
+            ..Snapshot::default()
+        };
+        let r = build_report(&s, &st, ReportContext::default());
+        let names: Vec<_> = r
+            .sites
+            .iter()
+            .filter_map(|x| x.function.as_deref())
+            .collect();
+        assert_eq!(names, callers, "ranked callers below the wrapper");
+        assert_eq!(r.sites[0].kind, WaitKind::Semaphore, "the kind still tells");
+        let folded: Vec<bool> = r.sites[0].stacks[0]
+            .frames
+            .iter()
+            .map(|f| f.lock_impl)
+            .collect();
+        assert_eq!(folded, [true, true, true, true, false, false]);
+
+        // Two callers are not enough to recognize it; --lock-fn names it.
+        let two = Snapshot {
+            waits: s.waits[..2].to_vec(),
+            ..Snapshot::default()
+        };
+        let r = build_report(&two, &st, ReportContext::default());
+        assert_eq!(r.sites[0].function.as_deref(), Some("PGSemaphoreLock"));
+        let ctx = ReportContext {
+            lock_fns: vec!["PGSemaphore*".into(), "LWLockAcquire".into()],
+            ..ReportContext::default()
+        };
+        let r = build_report(&two, &st, ctx);
+        assert_eq!(r.sites[0].function.as_deref(), Some("XLogInsertRecord"));
     }
 }

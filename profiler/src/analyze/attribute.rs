@@ -160,6 +160,9 @@ const C_IMPLEMENTATION_PREFIXES: &[&str] = &[
 ];
 
 fn is_implementation_function(name: &str) -> bool {
+    if super::go::is_runtime_function(name) {
+        return true;
+    }
     if IMPLEMENTATION_NAMESPACES
         .iter()
         .any(|p| name.starts_with(p))
@@ -175,6 +178,9 @@ fn is_implementation_function(name: &str) -> bool {
 
 /// The kind of lock a lock-implementation function belongs to, if it tells.
 pub fn classify_function(name: &str) -> Option<WaitKind> {
+    if let Some(go) = super::go::classify(name) {
+        return go;
+    }
     // parking_lot_core is the parking machinery shared by all parking_lot locks: the
     // lock type is in the frames around it, never in it.
     if name.starts_with("parking_lot_core::") || name.starts_with("<parking_lot_core::") {
@@ -224,7 +230,9 @@ pub fn classify_function(name: &str) -> Option<WaitKind> {
 
 fn implementation_of(name: &str, module: Option<&str>) -> &'static str {
     let base = module.map_or("", |m| m.rsplit('/').next().unwrap_or(m));
-    if name.contains("parking_lot") || name.contains("lock_api") {
+    if super::go::is_runtime_function(name) {
+        "go-runtime"
+    } else if name.contains("parking_lot") || name.contains("lock_api") {
         "parking_lot"
     } else if name.starts_with("std::") || name.starts_with("<std::") || name.starts_with("core::")
     {

@@ -1,6 +1,9 @@
-//! Analysis: which lock site and kind each wait belongs to (`attribute`), and the pure
-//! fold of resolved rows into a `Report` (`aggregate`), with histograms, the per-interval
-//! timeline and the syscall names the report carries.
+//! Analysis: which lock site and kind each wait belongs to (`attribute`, past the
+//! target's own lock wrappers: `wrappers`), what each futex address is by behaviour
+//! (`behavior`), and the pure fold of resolved rows into a `Report` (`aggregate`, with
+//! its per-site, per-waker and per-address parts in `sites`, `wakers`, `locks`, and
+//! stacks merged by call path in `stacks`), with histograms, the per-interval timeline
+//! and the syscall names the report carries.
 //!
 //! Owns: every judgement about what the waits mean. Must not: read the clock, the
 //! filesystem or the kernel — it is a function of its input, so it is tested on
@@ -8,6 +11,13 @@
 
 pub mod aggregate;
 pub mod attribute;
+pub mod behavior;
+pub mod go;
 pub mod histogram;
+pub mod locks;
+pub mod sites;
+pub mod stacks;
 pub mod syscalls;
 pub mod timeline;
+pub mod wakers;
+pub mod wrappers;

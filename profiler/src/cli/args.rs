@@ -122,6 +122,17 @@ pub struct ProbeArgs {
     /// /usr/lib/debug. Repeatable.
     #[arg(long = "debug-dir", value_name = "DIR")]
     pub debug_dirs: Vec<PathBuf>,
+    /// A function of the target that wraps a lock (e.g. `LWLockAcquire`, or `mylock_*`):
+    /// skipped like glibc's frames, so sites are its callers. Matches the full name,
+    /// its last '::' segment, or a '*' glob. Repeatable. Lock-like functions that wait
+    /// from 3+ callers are recognized without it.
+    #[arg(long = "lock-fn", value_name = "PATTERN")]
+    pub lock_fns: Vec<String>,
+    /// Do not fetch debug files of stripped modules from the debuginfod servers in
+    /// `DEBUGINFOD_URLS` (by default they are fetched by build id and cached like
+    /// elfutils' client does).
+    #[arg(long)]
+    pub no_debuginfod: bool,
 }
 
 /// The session options for these targets and probes, with the launch user resolved
@@ -143,6 +154,8 @@ pub fn record_options(
         frame_pointers_only: probes.unwind == Unwind::Fp,
         interval: Some(probes.interval),
         run_as: targets.run_as()?,
+        lock_fns: probes.lock_fns.clone(),
+        no_debuginfod: probes.no_debuginfod,
     })
 }
 

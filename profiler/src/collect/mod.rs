@@ -5,6 +5,7 @@
 //! into a [`Snapshot`]. This is the ONLY module that imports aya. Must not: attribute,
 //! symbolize or format (those stages get the `Snapshot`).
 
+pub mod go;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -479,7 +479,7 @@ mod tests {
         insta::assert_snapshot!(err(&wrong_type), @r#"'x.json': invalid report: invalid type: string "many", expected u64 at line 17 column 19"#);
         let bad_kind = text.replacen("\"kind\": \"other\"", "\"kind\": \"spin\"", 1);
         assert_ne!(bad_kind, text);
-        insta::assert_snapshot!(err(&bad_kind), @"'x.json': invalid report: unknown variant 'spin', expected one of 'mutex', 'rwlock-read', 'rwlock-write', 'rwlock', 'condvar', 'semaphore', 'other' at line 46 column 20");
+        insta::assert_snapshot!(err(&bad_kind), @"'x.json': invalid report: unknown variant 'spin', expected one of 'mutex', 'rwlock-read', 'rwlock-write', 'rwlock', 'condvar', 'semaphore', 'other', 'go-mutex', 'go-rwmutex-read', 'go-rwmutex-write', 'go-cond', 'go-chan-recv', 'go-chan-send', 'go-waitgroup', 'go-select', 'go-sleep', 'go-io', 'go-runtime', 'go-idle' at line 46 column 20");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct Report {
     /// it existed; each site's `series` follows these intervals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// Go targets only: futex waits of the Go runtime's idle threads, folded into one
+    /// line instead of ranked as sites (they say nothing about locks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_scheduler_idle: Option<WaitSummary>,
 }
 
 impl Default for Report {
@@ -63,6 +67,7 @@ impl Default for Report {
             wakers: Vec::new(),
             probe_cost: ProbeCost::default(),
             timeline: None,
+            go_scheduler_idle: None,
         }
     }
 }
@@ -135,6 +140,10 @@ pub struct Totals {
     /// Threads still blocked in a futex wait when the recording stopped (not counted
     /// in `waits`, their wait had no end yet).
     pub unfinished_waits: u64,
+    /// Blocked waits by kind (and, for `other`, by behaviour), by wait time
+    /// descending: where the blocked time goes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_kind: Vec<KindShare>,
 }
 
 /// Counts of everything that was not recorded, or recorded without detail.
@@ -202,6 +211,22 @@ pub enum WaitKind {
     Semaphore,
     #[default]
     Other,
+    // Goroutines parked by the Go scheduler (`analyze::go` tells them apart).
+    GoMutex,
+    GoRwmutexRead,
+    GoRwmutexWrite,
+    GoCond,
+    GoChanRecv,
+    GoChanSend,
+    GoWaitgroup,
+    GoSelect,
+    GoSleep,
+    /// Network or file poller wait.
+    GoIo,
+    /// The Go runtime's own background goroutines (GC workers, finalizers, timers).
+    GoRuntime,
+    /// A Go runtime thread with nothing to run (futex waits under `notesleep`).
+    GoIdle,
 }
 
 impl WaitKind {
@@ -210,7 +235,14 @@ impl WaitKind {
     pub fn is_contention(self) -> bool {
         matches!(
             self,
-            Self::Mutex | Self::RwlockRead | Self::RwlockWrite | Self::Rwlock | Self::Semaphore
+            Self::Mutex
+                | Self::RwlockRead
+                | Self::RwlockWrite
+                | Self::Rwlock
+                | Self::Semaphore
+                | Self::GoMutex
+                | Self::GoRwmutexRead
+                | Self::GoRwmutexWrite
         )
     }
 
@@ -223,8 +255,63 @@ impl WaitKind {
             Self::Condvar => "condvar",
             Self::Semaphore => "semaphore",
             Self::Other => "other",
+            Self::GoMutex => "go-mutex",
+            Self::GoRwmutexRead => "go-rwmutex-read",
+            Self::GoRwmutexWrite => "go-rwmutex-write",
+            Self::GoCond => "go-cond",
+            Self::GoChanRecv => "go-chan-recv",
+            Self::GoChanSend => "go-chan-send",
+            Self::GoWaitgroup => "go-waitgroup",
+            Self::GoSelect => "go-select",
+            Self::GoSleep => "go-sleep",
+            Self::GoIo => "go-io",
+            Self::GoRuntime => "go-runtime",
+            Self::GoIdle => "go-idle",
         }
     }
+}
+
+/// What a futex address is by behaviour (`analyze::behavior`): `lock` when the
+/// threads that wait on it also wake it (acquire, then release), `event` when it is
+/// woken only by threads that never wait on it (condvar, semaphore post, park word),
+/// `unknown` when no wake was seen (shared futex posted by another process) or the
+/// two are mixed.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Behavior {
+    Lock,
+    Event,
+    #[default]
+    Unknown,
+}
+
+impl Behavior {
+    pub fn is_unknown(&self) -> bool {
+        *self == Self::Unknown
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lock => "lock",
+            Self::Event => "event",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Blocked waits of one kind of site, for the header's "where the time goes".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindShare {
+    /// The sites' stack-based kind.
+    pub kind: WaitKind,
+    /// The sites' behaviour (only `other` sites are split by it; others say `unknown`).
+    pub behavior: Behavior,
+    /// Whether these waits count as lock contention.
+    pub contention: bool,
+    pub waits: u64,
+    pub wait_ns: u64,
 }
 
 /// One symbolized stack frame. Inlined frames are separate entries (`inlined: true`)
@@ -269,8 +356,13 @@ pub struct Site {
     /// the site across runs.
     pub id: String,
     pub kind: WaitKind,
-    /// `true` for lock contention (mutex/rwlock/semaphore), `false` for event waits.
+    /// `true` for lock contention (mutex/rwlock/semaphore, or an `other` site whose
+    /// addresses behave as locks), `false` for event waits.
     pub contention: bool,
+    /// What the site's futex addresses are by behaviour, weighted by wait time (see
+    /// [`Behavior`]). Absent when unknown.
+    #[serde(default, skip_serializing_if = "Behavior::is_unknown")]
+    pub behavior: Behavior,
     /// The lock implementation recognized in the stack (`rust-std`, `glibc`,
     /// `parking_lot`, …), or `unknown` when none was.
     pub lock_impl: String,
@@ -300,8 +392,11 @@ pub struct Site {
     #[serde(default)]
     pub other_errors: u64,
     /// Blocked waits that a thread began right after being woken from the same futex
-    /// without having released it in between: each means the previous wakeup was
-    /// wasted (a thundering herd, or the lock was taken by a barging thread).
+    /// without having released it in between, counted only where that wakeup promised
+    /// something: on an address that behaves as a lock (mutex, rwlock writer, lock by
+    /// behaviour), or one woken by broadcasts (a thundering herd). Semaphores,
+    /// condvar worker loops, `RwLock` readers and park words woken one at a time re-wait
+    /// as their normal course and are not counted.
     #[serde(default)]
     pub wasted_wakeups: u64,
     /// Blocked waits for which no wake call on the same address was seen: woken by
@@ -325,8 +420,10 @@ pub struct Site {
     pub threads: Vec<ThreadShare>,
     /// Futex addresses waited on here, by total wait descending.
     pub addresses: Vec<AddressShare>,
-    /// Distinct full stacks that reached this site, by total wait descending (the
-    /// first is the hottest). At most `MAX_STACKS_PER_SITE`.
+    /// Distinct call paths that reached this site — stacks merged by their
+    /// symbolized frames across threads, processes and kernel stack ids — by total
+    /// wait descending (the first is the hottest). As many as cover 99 % of the
+    /// site's wait (at least 5, at most `MAX_STACKS_PER_SITE`).
     pub stacks: Vec<StackShare>,
     /// Stacks beyond those listed.
     #[serde(default)]
@@ -475,6 +572,12 @@ pub struct LockAddress {
     pub address: String,
     #[serde(flatten)]
     pub wait: WaitSummary,
+    /// What the address is by behaviour. Absent when unknown.
+    #[serde(default, skip_serializing_if = "Behavior::is_unknown")]
+    pub behavior: Behavior,
+    /// Most wake calls on it woke several threads at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broadcast: bool,
     /// Waits on this address that returned `EAGAIN` at once (the futex word changed
     /// before the thread slept): churn on a busy lock word.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -4,6 +4,8 @@
 //! Owns: addresses → functions, files and lines. Must not: decide what a frame means
 //! for locking (that is `analyze`'s), or read the kernel maps (that is `collect`'s).
 
+pub mod debuginfod;
+pub mod gopclntab;
 pub mod stack_repair;
 pub mod symbolize;
 pub mod unwind;

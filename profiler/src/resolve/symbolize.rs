@@ -12,7 +12,8 @@
 //! directories (build-id path first, then by name) and otherwise reads `.symtab` or
 //! `.dynsym`; [`BlazeSymbolizer`] adds the case blazesym does not cover, a debug file
 //! found only by build id (`DIR/.build-id/xx/rest.debug`) for a module that has no
-//! debug link.
+//! debug link, and, when none is found locally, the one a debuginfod server has for
+//! that build id (`debuginfod`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use blazesym::symbolize::{self, Symbolized, Symbolizer};
 
 use crate::report::Frame;
+use crate::resolve::debuginfod::Debuginfod;
 use crate::session::procmaps::{MapsHistory, ModuleOffset};
 
 /// One resolved frame (a function, or a function inlined into the next frame).
@@ -47,6 +49,8 @@ pub const DEFAULT_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
 pub struct BlazeSymbolizer {
     inner: Symbolizer,
     debug_dirs: Vec<PathBuf>,
+    /// Fetches debug files by build id when none is found locally.
+    debuginfod: Option<Debuginfod>,
 }
 
 impl Default for BlazeSymbolizer {
@@ -67,7 +71,15 @@ impl BlazeSymbolizer {
                 .set_debug_dirs(Some(&debug_dirs))
                 .build(),
             debug_dirs,
+            debuginfod: None,
         }
+    }
+
+    /// Also fetch missing debug files from debuginfod servers.
+    #[must_use]
+    pub fn with_debuginfod(mut self, client: Option<Debuginfod>) -> Self {
+        self.debuginfod = client;
+        self
     }
 
     fn symbolize_source(
@@ -93,15 +105,19 @@ impl BlazeSymbolizer {
     /// offsets in `module`, which the debug file does not share: they go through
     /// the module's virtual addresses). `None` when there is no such file.
     fn symbolize_build_id_file(
-        &self,
+        &mut self,
         module: &Path,
         offsets: &[u64],
     ) -> Option<Vec<Vec<ResolvedFrame>>> {
         use blazesym::symbolize::TranslateFileOffset;
         let build_id = blazesym::helper::read_elf_build_id(module).ok()??;
-        let debug_file = build_id_paths(&self.debug_dirs, &build_id)
+        let local = build_id_paths(&self.debug_dirs, &build_id)
             .into_iter()
-            .find(|p| p.is_file())?;
+            .find(|p| p.is_file());
+        let debug_file = match local {
+            Some(p) => p,
+            None => self.debuginfod.as_mut()?.debuginfo(&build_id, module)?,
+        };
         let elf = blazesym::helper::ElfResolver::open(module).ok()?;
         let virt: Vec<Option<u64>> = offsets
             .iter()
@@ -160,16 +176,21 @@ pub fn debug_dirs(extra: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
+/// Lower-case hex of a build id, as debug directories and debuginfod name it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 /// `DIR/.build-id/xx/rest.debug` for each debug directory (the GDB convention).
 pub fn build_id_paths(dirs: &[PathBuf], build_id: &[u8]) -> Vec<PathBuf> {
     let Some((first, rest)) = build_id.split_first() else {
         return Vec::new();
     };
-    let rest = rest.iter().fold(String::new(), |mut s, b| {
-        use std::fmt::Write;
-        let _ = write!(s, "{b:02x}");
-        s
-    });
+    let rest = hex(rest);
     dirs.iter()
         .map(|d| {
             d.join(".build-id")

@@ -5,6 +5,7 @@
 //! Owns: processes, timing of polls, and the order of the pipeline stages. Must not:
 //! touch aya (that is `collect`'s), or format output (that is `render`'s and `cli`'s).
 
+pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;

@@ -23,9 +23,12 @@ use crate::collect::Probes;
 use crate::collect::snapshot::Snapshot;
 use crate::exit::input_error;
 use crate::report::{Report, Target, TargetOrigin};
+use crate::resolve::debuginfod::Debuginfod;
+use crate::resolve::gopclntab::GoFallback;
 use crate::resolve::stack_repair;
 use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
 use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
+use crate::session::go::GoTracer;
 use crate::session::process::{self, Launched, signals};
 use crate::session::procmaps::MapsHistory;
 use crate::session::user::Credentials;
@@ -57,6 +60,10 @@ pub struct RecordOptions {
     pub frame_pointers_only: bool,
     /// Who a launched command runs as (`None`: as lockprof).
     pub run_as: Option<Credentials>,
+    /// `--lock-fn` patterns: the target's own lock wrappers.
+    pub lock_fns: Vec<String>,
+    /// Do not fetch debug files from `DEBUGINFOD_URLS` (`--no-debuginfod`).
+    pub no_debuginfod: bool,
 }
 
 /// Why the recording stopped.
@@ -157,6 +164,10 @@ pub struct Session {
     timeline: TimelineBuilder,
     /// `--cgroup` directories, polled for processes that join.
     cgroups: Vec<PathBuf>,
+    /// Goroutine waits of Go targets.
+    go: GoTracer,
+    /// `--lock-fn` patterns, for the report's attribution.
+    lock_fns: Vec<String>,
 }
 
 impl Session {
@@ -189,6 +200,7 @@ impl Session {
         signals::install();
 
         let mut probes = Probes::load(opts.holders, !opts.frame_pointers_only)?;
+        let mut go = GoTracer::default();
         let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
         let mut launched: Option<Launched> = None;
         if opts.command.is_empty() {
@@ -202,6 +214,7 @@ impl Session {
         } else {
             let mut child = process::launch(&opts.command, opts.run_as.as_ref())?;
             probes.add_target(child.pid, true)?;
+            go.prepare_launch(child.pid, &opts.command[0])?;
             // A program that cannot be run is the user's input, not our failure.
             child.start().map_err(input_error)?;
             targets.insert(child.pid, target(child.pid, TargetOrigin::Launch, false));
@@ -219,10 +232,13 @@ impl Session {
             last_full_poll: Instant::now(),
             started: Instant::now(),
             started_unix_ms,
-            stacks: StackCache::new(&opts.debug_dirs),
+            stacks: StackCache::new(&opts.debug_dirs, !opts.no_debuginfod, opts.verbose),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
+            go,
+            lock_fns: opts.lock_fns.clone(),
         };
+        session.go.inspect(session.targets.keys())?;
         session.poll_targets(true);
         Ok(session)
     }
@@ -276,10 +292,11 @@ impl Session {
     /// call) and carries the timeline so far. Stacks are symbolized once per session.
     pub fn report_now(&mut self) -> Result<Report> {
         let duration_ns = self.started.elapsed().as_nanos() as u64;
-        let snapshot = self
+        let mut snapshot = self
             .probes
             .snapshot()
             .context("read the probes' aggregates")?;
+        self.go.merge_into(&mut snapshot)?;
         let mut report = self.build(&snapshot, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
@@ -290,11 +307,13 @@ impl Session {
     /// the last interval of the timeline).
     pub fn stop(mut self, stopped: StopReason, verbose: bool) -> Result<Recording> {
         self.probes.detach();
+        self.go.detach();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
-        let snapshot = self
+        let mut snapshot = self
             .probes
             .snapshot()
             .context("read the probes' aggregates")?;
+        self.go.merge_into(&mut snapshot)?;
         self.poll_targets(true);
         if verbose {
             eprintln!(
@@ -339,6 +358,8 @@ impl Session {
 
     fn build(&mut self, snapshot: &Snapshot, duration_ns: u64) -> Report {
         let (run_time, runs) = self.probes.run_stats();
+        let (go_time, go_runs) = self.go.run_stats();
+        let (run_time, runs) = (run_time + go_time, runs + go_runs);
         let exit_code = self.launched.as_mut().and_then(Launched::try_wait);
         let mut targets: Vec<Target> = self.targets.values().cloned().collect();
         for t in &mut targets {
@@ -348,7 +369,7 @@ impl Session {
             }
         }
         let unsymbolized = self.stacks.symbolize(snapshot, &self.maps);
-        build_report(
+        let mut report = build_report(
             snapshot,
             &self.stacks.frames,
             ReportContext {
@@ -361,8 +382,11 @@ impl Session {
                     bpf_runs: runs,
                 },
                 unwind: self.stacks.methods.clone(),
+                lock_fns: self.lock_fns.clone(),
             },
-        )
+        );
+        crate::analyze::go::finish(&mut report);
+        report
     }
 
     fn poll_targets(&mut self, full: bool) {
@@ -375,6 +399,12 @@ impl Session {
         );
         // After an exec the same stack id can stand for other code: symbolize anew.
         self.stacks.forget(&relaid);
+        // A new target (or one that exec'd) may be a Go program: attach to it now.
+        if !relaid.is_empty()
+            && let Err(e) = self.go.inspect(relaid.iter())
+        {
+            eprintln!("lockprof: warning: {e:#}");
+        }
     }
 }
 
@@ -504,9 +534,12 @@ struct StackCache {
     frames: SymbolizedStacks,
     /// How each cached stack was unwound.
     methods: HashMap<StackKey, UnwindMethod>,
-    symbolizer: Option<StackSymbolizer<BlazeSymbolizer>>,
+    symbolizer: Option<StackSymbolizer<GoFallback<BlazeSymbolizer>>>,
     /// Split debug directories the user gave, searched first.
     debug_dirs: Vec<PathBuf>,
+    /// Fetch missing debug files from `DEBUGINFOD_URLS` (off with `--no-debuginfod`).
+    debuginfod: bool,
+    verbose: bool,
     unwinder: StackUnwinder,
     /// The most stack any CFI unwinding read above its stack pointer, in bytes: how
     /// much of the probe's copy real stacks need.
@@ -514,12 +547,14 @@ struct StackCache {
 }
 
 impl StackCache {
-    fn new(debug_dirs: &[PathBuf]) -> Self {
+    fn new(debug_dirs: &[PathBuf], debuginfod: bool, verbose: bool) -> Self {
         Self {
             frames: SymbolizedStacks::default(),
             methods: HashMap::new(),
             symbolizer: None,
             debug_dirs: debug_dirs.to_vec(),
+            debuginfod,
+            verbose,
             unwinder: StackUnwinder::default(),
             deepest_stack: 0,
         }
@@ -541,16 +576,7 @@ impl StackCache {
     /// and the walk went further. Returns the unsymbolized frames among all
     /// referenced stacks.
     fn symbolize(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> u64 {
-        let keys: BTreeSet<StackKey> = snapshot
-            .waits
-            .iter()
-            .map(|r| (r.tgid, r.stack_id, r.leaf_ret))
-            .chain(
-                snapshot
-                    .wakes
-                    .iter()
-                    .map(|r| (r.tgid, r.stack_id, r.leaf_ret)),
-            )
+        let keys: BTreeSet<StackKey> = crate::analyze::aggregate::row_stacks(snapshot)
             .chain(
                 snapshot
                     .edges
@@ -602,9 +628,15 @@ impl StackCache {
                 .collect();
             // The user's debug directories, then the containers' own, then the host's.
             let debug_dirs = [self.debug_dirs.clone(), maps.container_debug_dirs()].concat();
+            let debuginfod = self
+                .debuginfod
+                .then(|| Debuginfod::from_env(self.verbose))
+                .flatten();
             let symbolizer = self.symbolizer.get_or_insert_with(|| {
-                StackSymbolizer::new(BlazeSymbolizer::with_debug_dirs(&debug_dirs))
-                    .stop_when(signals::hurry)
+                StackSymbolizer::new(GoFallback::new(
+                    BlazeSymbolizer::with_debug_dirs(&debug_dirs).with_debuginfod(debuginfod),
+                ))
+                .stop_when(signals::hurry)
             });
             let frames = symbolizer.symbolize_stacks(maps, &inputs);
             self.frames

@@ -7,9 +7,10 @@
 
 use crate::analyze::histogram::Log2Histogram;
 use crate::report::model::{
-    AddressShare, Fairness, Frame, HeldAcross, LockAddress, Losses, OffCpuIn, ProbeCost, Report,
-    SCHEMA_VERSION, Site, SiteShare, StackShare, SyscallFailure, Target, TargetOrigin, ThreadShare,
-    Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread, WokenBy,
+    AddressShare, Behavior, Fairness, Frame, HeldAcross, LockAddress, Losses, OffCpuIn, ProbeCost,
+    Report, SCHEMA_VERSION, Site, SiteShare, StackShare, SyscallFailure, Target, TargetOrigin,
+    ThreadShare, Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread,
+    WokenBy,
 };
 
 const EXE: &str = "/work/main/target/release/demo-targets";
@@ -172,6 +173,7 @@ pub(crate) fn site_contains() -> Site {
             ),
             kind: WaitKind::RwlockRead,
             contention: true,
+            behavior: Behavior::Unknown,
             lock_impl: "rust-std".to_owned(),
             function: Some("demo_targets::forwarder::Before::contains".to_owned()),
             file: Some(FWD.to_owned()),
@@ -325,6 +327,7 @@ fn site_cond_wait() -> Site {
         ),
         kind: WaitKind::Condvar,
         contention: false,
+        behavior: Behavior::Unknown,
         lock_impl: "rust-std".to_owned(),
         function: Some("demo_targets::forwarder::Before::wait_for_change".to_owned()),
         file: Some(FWD.to_owned()),
@@ -429,6 +432,7 @@ fn site_epoch_lock() -> Site {
         ),
         kind: WaitKind::Mutex,
         contention: true,
+        behavior: Behavior::Unknown,
         lock_impl: "rust-std".to_owned(),
         function: Some("demo_targets::forwarder::Before::broadcast_locked".to_owned()),
         file: Some(FWD.to_owned()),
@@ -598,6 +602,8 @@ pub(crate) fn sample_report() -> Report {
     ];
     let locks = vec![
         LockAddress {
+            behavior: Behavior::Unknown,
+            broadcast: false,
             pid: 4242,
             address: "0x55d4c3b41e10".to_owned(),
             wait: sum(18_432, 4_823_117_842, 41_872_650),
@@ -616,6 +622,8 @@ pub(crate) fn sample_report() -> Report {
             }],
         },
         LockAddress {
+            behavior: Behavior::Unknown,
+            broadcast: false,
             pid: 4242,
             address: "0x55d4c3b41e40".to_owned(),
             wait: sum(2_944, 2_710_440_118, 1_288_004_211),
@@ -634,6 +642,8 @@ pub(crate) fn sample_report() -> Report {
             }],
         },
         LockAddress {
+            behavior: Behavior::Unknown,
+            broadcast: false,
             pid: 4242,
             address: "0x55d4c3b41e38".to_owned(),
             wait: sum(611, 38_201_774, 1_204_331),
@@ -679,6 +689,7 @@ pub(crate) fn sample_report() -> Report {
             wake_calls: 5_972,
             threads_woken: 205_744,
             unfinished_waits: 2,
+            by_kind: Vec::new(),
         },
         losses: Losses {
             stack_collisions: 3,
@@ -693,6 +704,7 @@ pub(crate) fn sample_report() -> Report {
             bpf_runs: 1_530_000,
         },
         timeline: None,
+        go_scheduler_idle: None,
     }
 }
 

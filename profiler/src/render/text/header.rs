@@ -35,6 +35,9 @@ pub(super) fn header(out: &mut Out, report: &Report) {
         fmt_duration_ns(t.timeout_wait_ns),
         plural(t.interrupted, "wait interrupted", "waits interrupted"),
     ));
+    for line in crate::render::kinds::by_kind_lines(t) {
+        out.line(line);
+    }
     if t.other_errors > 0 {
         out.line(format!(
             "errors: {} failed (EFAULT/EINVAL…), not counted as blocks",
@@ -52,6 +55,13 @@ pub(super) fn header(out: &mut Out, report: &Report) {
         out.line(format!(
             "unfinished: {} still blocked when the recording stopped (not counted above)",
             plural(t.unfinished_waits, "wait", "waits"),
+        ));
+    }
+    if let Some(idle) = &report.go_scheduler_idle {
+        out.line(format!(
+            "Go scheduler idle: {} of idle runtime threads, {} (not lock sites)",
+            plural(idle.waits, "futex wait", "futex waits"),
+            fmt_duration_ns(idle.total_wait_ns),
         ));
     }
     let losses = loss_lines(&report.losses);

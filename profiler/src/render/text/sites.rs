@@ -5,7 +5,7 @@ use crate::render::text::TextOptions;
 use crate::render::text::place::{Place, place_labels};
 use crate::render::text::table::{Align, Out, Table};
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, more};
-use crate::report::model::{Report, Site};
+use crate::report::model::Report;
 
 pub(super) fn sites_table(out: &mut Out, report: &Report, opts: &TextOptions) {
     let shown = report.sites.len().min(opts.max_sites);
@@ -69,12 +69,4 @@ pub(super) fn sites_table(out: &mut Out, report: &Report, opts: &TextOptions) {
     }
 }
 
-/// `mutex`, or `condvar*` for an event wait.
-pub(super) fn kind_label(site: &Site) -> String {
-    let kind = site.kind.as_str();
-    if site.contention {
-        kind.to_owned()
-    } else {
-        format!("{kind}*")
-    }
-}
+pub(super) use crate::render::kinds::kind_label;

@@ -1,0 +1,3 @@
+module lockprof.dev/godemo
+
+go 1.18

@@ -15,12 +15,14 @@ pub mod analyze;
 pub mod ci;
 pub mod cli;
 pub mod collect;
+pub mod exit;
 pub mod export;
 pub mod render;
 pub mod report;
 pub mod resolve;
 pub mod session;
 pub mod tui;
+pub mod units;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -231,7 +231,7 @@ fn nonexistent_pid_is_a_clear_error() {
         .args(["record", "-p", "999999999", "--duration", "1s"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.trim_end(),

@@ -553,6 +553,7 @@ fn check_input_errors_exit_2() {
     assert_eq!(code, Some(2), "a percentage needs '%'");
 }
 
+/// Bad input everywhere exits 2, as in `check` (see `profiler::exit`).
 #[test]
 fn diff_and_flamegraph_input_errors_are_one_line() {
     let (truncated, future, _) = bad_inputs();
@@ -562,22 +563,22 @@ fn diff_and_flamegraph_input_errors_are_one_line() {
     );
     one_line_error(
         &["diff", t, "report-new.json"],
-        1,
+        2,
         &format!("'{t}' is not a lockprof report: truncated JSON"),
     );
     one_line_error(
         &["diff", "report-base.json", f],
-        1,
+        2,
         &format!("'{f}' has report schema version 2"),
     );
     one_line_error(
         &["flamegraph", t, "--format", "folded"],
-        1,
+        2,
         "truncated JSON",
     );
     one_line_error(
         &["flamegraph", "missing.json"],
-        1,
+        2,
         "cannot read 'missing.json'",
     );
     let dir = tempdir();
@@ -589,7 +590,7 @@ fn diff_and_flamegraph_input_errors_are_one_line() {
             "-o",
             unwritable.to_str().expect("utf-8"),
         ],
-        1,
+        2,
         "cannot write",
     );
 }

@@ -265,6 +265,7 @@ fn cgroup_attaches_to_its_processes_and_to_those_that_join_while_recording() {
         .args([
             "record",
             "-q",
+            "--print",
             "--duration",
             "3s",
             "--cgroup",
@@ -381,7 +382,9 @@ fn build_id(path: &Path) -> String {
 }
 
 fn record_fixture(exe: &Path, extra: &[&str]) -> common::Recorded {
-    let mut args: Vec<&str> = extra.to_vec();
+    // The text report too (launch mode with -o prints it only when asked).
+    let mut args: Vec<&str> = vec!["--print"];
+    args.extend(extra);
     args.extend([
         "--",
         exe.to_str().expect("a UTF-8 temp path"),

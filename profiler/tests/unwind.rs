@@ -154,7 +154,7 @@ fn rust_std_mutex_stacks_include_std_lock_frames() {
 fn text_report_folds_lock_frames_unless_expanded() {
     require_root();
     let fixture = demo_bin("pthread-fixture");
-    let r = record(&["--", fixture.to_str().unwrap(), "--iters", "20"]);
+    let r = record(&["--print", "--", fixture.to_str().unwrap(), "--iters", "20"]);
     assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
     assert!(r.stdout.contains("[lock impl, "), "{}", r.stdout);
     assert!(!r.stdout.contains("__lll_lock_wait"), "{}", r.stdout);

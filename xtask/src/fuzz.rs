@@ -1,9 +1,9 @@
 //! `cargo xtask test`'s fuzz step, and cargo-fuzz for `cargo xtask setup`.
 //!
-//! Owns: running the `report_reader` target of `fuzz/` (a workspace of its own) under
-//! libFuzzer for [`SECONDS`] seconds, on a scratch corpus in `target/fuzz-corpus`
-//! seeded from `fuzz/seeds/report_reader`, and installing cargo-fuzz when it is
-//! missing. The fuzz build sets `AYA_BUILD_SKIP=1`: the target reads reports and needs
+//! Owns: running each target of `fuzz/` (a workspace of its own: [`TARGETS`]) under
+//! libFuzzer, [`SECONDS`] seconds split between them, each on a scratch corpus in
+//! `target/fuzz-corpus/<target>` seeded from `fuzz/seeds/<target>`, and installing
+//! cargo-fuzz when it is missing. The fuzz build sets `AYA_BUILD_SKIP=1`: the target reads reports and needs
 //! no eBPF object, and the probes must not be built with libFuzzer's sanitizer flags.
 //! The first build compiles the profiler and its dependencies with the address sanitizer
 //! (about 4 minutes on 2 cores, into `fuzz/target`); later runs take ~35 s.
@@ -14,8 +14,12 @@ use anyhow::{Context as _, Result};
 
 use crate::run::{Cmd, on_path, say, target_dir, workspace_root};
 
-/// How long `cargo xtask test` fuzzes.
+/// How long `cargo xtask test` fuzzes, all targets together.
 pub const SECONDS: u32 = 30;
+
+/// The fuzz targets: report files into every consumer (text, replay view, diff,
+/// check, flame graph, pprof), and budget files with the duration grammar.
+pub const TARGETS: [&str; 2] = ["report_reader", "budget_parser"];
 
 /// The cargo-fuzz release this was verified with.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -38,24 +42,30 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         .run()
 }
 
-/// Fuzzes the report reader for [`SECONDS`] seconds.
-pub fn fuzz_report_reader() -> Result<()> {
-    let corpus = target_dir().join("fuzz-corpus").join("report_reader");
+/// Fuzzes every target in [`TARGETS`], [`SECONDS`] in all.
+pub fn fuzz_all() -> Result<()> {
+    let each = SECONDS / TARGETS.len() as u32;
+    for target in TARGETS {
+        fuzz(target, each)?;
+    }
+    Ok(())
+}
+
+/// Fuzzes one target for `seconds`.
+fn fuzz(target: &str, seconds: u32) -> Result<()> {
+    let corpus = target_dir().join("fuzz-corpus").join(target);
     std::fs::create_dir_all(&corpus).with_context(|| format!("create '{}'", corpus.display()))?;
-    let seeds = workspace_root()
-        .join("fuzz")
-        .join("seeds")
-        .join("report_reader");
+    let seeds = workspace_root().join("fuzz").join("seeds").join(target);
     Cmd::cargo()
-        .args(["+nightly", "fuzz", "run", "report_reader"])
+        .args(["+nightly", "fuzz", "run", target])
         .arg(&corpus)
         .arg(&seeds)
         .arg("--")
-        .arg(format!("-max_total_time={SECONDS}"))
+        .arg(format!("-max_total_time={seconds}"))
         .env("AYA_BUILD_SKIP", "1")
         .current_dir(workspace_root())
         .run()
-        .context(
-            "the report reader fuzz target failed (crash input in fuzz/artifacts/report_reader/)",
-        )
+        .with_context(|| {
+            format!("the {target} fuzz target failed (crash input in fuzz/artifacts/{target}/)")
+        })
 }

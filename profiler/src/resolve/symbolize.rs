@@ -234,6 +234,8 @@ fn code_location(info: Option<&symbolize::CodeInfo<'_>>) -> (Option<String>, Opt
 pub struct StackSymbolizer<S> {
     symbolizer: S,
     cache: HashMap<(PathBuf, u64), Vec<ResolvedFrame>>,
+    /// Asked before each module: `true` stops symbolizing (the rest stay module+offset).
+    stop: fn() -> bool,
 }
 
 impl<S: Symbolize> StackSymbolizer<S> {
@@ -241,7 +243,16 @@ impl<S: Symbolize> StackSymbolizer<S> {
         Self {
             symbolizer,
             cache: HashMap::new(),
+            stop: || false,
         }
+    }
+
+    /// Stop symbolizing, before the next module, once `stop` says so (a second
+    /// Ctrl-C): frames not resolved yet are kept as module+offset.
+    #[must_use]
+    pub fn stop_when(mut self, stop: fn() -> bool) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Resolve many stacks of many processes at once, batching lookups per module.
@@ -275,6 +286,9 @@ impl<S: Symbolize> StackSymbolizer<S> {
             }
         }
         for (path, mut offsets) in wanted {
+            if (self.stop)() {
+                break;
+            }
             offsets.sort_unstable();
             offsets.dedup();
             let resolved = self.symbolizer.symbolize(&path, &offsets);
@@ -419,6 +433,23 @@ mod tests {
         assert_eq!(out[0][1].module, None);
         assert_eq!(out[0][1].address, "0x9999");
         assert!(out[0].iter().all(|f| f.function.is_none()));
+    }
+
+    #[test]
+    fn a_stop_request_leaves_frames_as_module_and_offset() {
+        let mut fake = FakeSymbolizer::default();
+        fake.table
+            .insert(("/bin/app".into(), 0x100), vec![rf("main", 1, false)]);
+        let mut s = StackSymbolizer::new(fake).stop_when(|| true);
+        let stack = [0x1100u64];
+        let out = s.symbolize_stacks(&maps(), &[(1, &stack)]);
+        assert_eq!(
+            s.symbolizer.calls, 0,
+            "no module is read once asked to stop"
+        );
+        assert_eq!(out[0][0].function, None);
+        assert_eq!(out[0][0].module.as_deref(), Some("/bin/app"));
+        assert_eq!(out[0][0].module_offset.as_deref(), Some("0x100"));
     }
 
     #[test]

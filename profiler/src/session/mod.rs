@@ -9,3 +9,4 @@ pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;
+pub mod user;

@@ -9,9 +9,11 @@
 use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use anyhow::{Context, Result, bail};
+
+use crate::session::user::Credentials;
 
 /// Fail with an actionable message unless we can load BPF tracing programs.
 pub fn check_privileges() -> Result<()> {
@@ -240,12 +242,16 @@ pub struct Launched {
     gate: Option<OwnedFd>,
     exec_status: OwnedFd,
     program: String,
+    /// The user it runs as, when not ours.
+    user: Option<String>,
     exit: Option<i32>,
 }
 
 /// Fork `argv`, parked before exec. The child keeps our process group and terminal,
-/// so Ctrl-C reaches it as it would without lockprof.
-pub fn launch(argv: &[OsString]) -> Result<Launched> {
+/// so Ctrl-C reaches it as it would without lockprof. With `run_as`, the child takes
+/// that user's groups, gid and uid (in that order, while it still may) and its
+/// `HOME`, `USER` and `LOGNAME` before exec.
+pub fn launch(argv: &[OsString], run_as: Option<&Credentials>) -> Result<Launched> {
     let program = argv.first().context("no command given after '--'")?;
     let program_name = program.to_string_lossy().into_owned();
     let args: Vec<CString> = argv
@@ -257,6 +263,12 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
         .collect::<Result<_>>()?;
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
+    // Everything the child needs is prepared here: after fork it may not allocate.
+    let env = child_env(run_as);
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let groups: Vec<libc::gid_t> = run_as.map(|c| c.groups.clone()).unwrap_or_default();
+    let ids = run_as.map(|c| (c.uid, c.gid));
 
     let (gate_r, gate_w) = pipe().context("create launch pipe")?;
     let (status_r, status_w) = pipe().context("create launch pipe")?;
@@ -288,11 +300,15 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
             while libc::read(gate_r.as_raw_fd(), (&raw mut b).cast(), 1) < 0
                 && *libc::__errno_location() == libc::EINTR
             {}
-            libc::execvp(arg_ptrs[0], arg_ptrs.as_ptr());
-            // exec failed: report errno through the CLOEXEC status pipe.
-            let err = (*libc::__errno_location()).to_ne_bytes();
-            libc::write(status_w.as_raw_fd(), err.as_ptr().cast(), err.len());
-            libc::_exit(127);
+            if let Some((uid, gid)) = ids
+                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0)
+            {
+                fail_in_child(status_w.as_raw_fd(), STAGE_USER);
+            }
+            libc::execvpe(arg_ptrs[0], arg_ptrs.as_ptr(), env_ptrs.as_ptr());
+            fail_in_child(status_w.as_raw_fd(), STAGE_EXEC);
         }
     }
     drop(gate_r);
@@ -302,8 +318,55 @@ pub fn launch(argv: &[OsString]) -> Result<Launched> {
         gate: Some(gate_w),
         exec_status: status_r,
         program: program_name,
+        user: run_as.map(|c| c.name.clone()),
         exit: None,
     })
+}
+
+/// The launched child failed to take the user's identity.
+const STAGE_USER: i32 = 1;
+/// The launched child failed to exec.
+const STAGE_EXEC: i32 = 2;
+
+/// In the launched child: report the failed stage and errno through the CLOEXEC
+/// status pipe `fd`, and exit.
+///
+/// # Safety
+/// Only async-signal-safe calls: fit for a forked child of a threaded process.
+unsafe fn fail_in_child(fd: i32, stage: i32) -> ! {
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&stage.to_ne_bytes());
+    // SAFETY: errno is thread-local and always readable.
+    msg[4..].copy_from_slice(&unsafe { *libc::__errno_location() }.to_ne_bytes());
+    // SAFETY: writes 8 bytes from a local buffer, then exits without unwinding.
+    unsafe {
+        libc::write(fd, msg.as_ptr().cast(), msg.len());
+        libc::_exit(127)
+    }
+}
+
+/// Our environment for the child, with `HOME`, `USER` and `LOGNAME` of `run_as`.
+fn child_env(run_as: Option<&Credentials>) -> Vec<CString> {
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    if let Some(c) = run_as {
+        let mut set = |key: &str, value: &str| {
+            vars.retain(|(k, _)| k != key);
+            vars.push((key.into(), value.into()));
+        };
+        set("USER", &c.name);
+        set("LOGNAME", &c.name);
+        if let Some(home) = &c.home {
+            set("HOME", home);
+        }
+    }
+    vars.into_iter()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect()
 }
 
 impl Launched {
@@ -316,7 +379,7 @@ impl Launched {
             // SAFETY: writes one byte from a local to an fd we own.
             unsafe { libc::write(gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
         }
-        let mut buf = [0u8; 4];
+        let mut buf = [0u8; 8];
         let n = loop {
             // SAFETY: reads into a local buffer of the given length.
             let n = unsafe {
@@ -330,14 +393,19 @@ impl Launched {
                 break n;
             }
         };
-        if n == 4 {
-            let errno = i32::from_ne_bytes(buf);
+        if n == 8 {
+            let [s0, s1, s2, s3, e0, e1, e2, e3] = buf;
+            let stage = i32::from_ne_bytes([s0, s1, s2, s3]);
+            let error = io::Error::from_raw_os_error(i32::from_ne_bytes([e0, e1, e2, e3]));
             self.wait_blocking();
-            bail!(
-                "cannot run '{}': {}",
-                self.program,
-                io::Error::from_raw_os_error(errno)
-            );
+            match &self.user {
+                Some(user) if stage == STAGE_USER => bail!(
+                    "cannot switch to user '{user}' to run '{}': {error}",
+                    self.program
+                ),
+                Some(user) => bail!("cannot run '{}' as user '{user}': {error}", self.program),
+                None => bail!("cannot run '{}': {error}", self.program),
+            }
         }
         Ok(())
     }
@@ -404,19 +472,39 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// SIGINT/SIGTERM → a flag the recording loop polls (no work in the handler).
+/// SIGINT/SIGTERM/SIGHUP → a flag the recording loop polls (no work in the handler).
+///
+/// The first signal stops the recording; the report is still written. A second one
+/// (Ctrl-C again while stacks are symbolized) makes symbolization stop at the next
+/// module, leaving the rest as module+offset; the handlers are then reset, so a third
+/// one ends lockprof at once, as it would without them.
 pub mod signals {
-    use std::sync::atomic::{AtomicI32, Ordering};
+    use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
     static RECEIVED: AtomicI32 = AtomicI32::new(0);
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+
+    /// The signals that stop a recording.
+    const STOP: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
     extern "C" fn on_signal(sig: i32) {
         RECEIVED.store(sig, Ordering::SeqCst);
+        if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
+            for s in STOP {
+                // SAFETY: signal() is async-signal-safe; SIG_DFL restores the default.
+                unsafe { libc::signal(s, libc::SIG_DFL) };
+            }
+        }
+    }
+
+    /// A stop signal arrived more than once: stop waiting for slow work.
+    pub fn hurry() -> bool {
+        COUNT.load(Ordering::SeqCst) >= 2
     }
 
     /// Install the handlers (idempotent).
     pub fn install() {
-        for sig in [libc::SIGINT, libc::SIGTERM] {
+        for sig in STOP {
             // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
             unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
@@ -461,7 +549,7 @@ mod tests {
     #[test]
     fn launch_runs_only_after_start_and_forwards_exit_code() {
         let argv: Vec<OsString> = ["sh", "-c", "exit 7"].iter().map(OsString::from).collect();
-        let mut child = launch(&argv).unwrap();
+        let mut child = launch(&argv, None).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert_eq!(child.try_wait(), None, "must be parked before start");
         child.start().unwrap();
@@ -560,7 +648,7 @@ mod tests {
     #[test]
     fn launch_of_missing_program_is_a_clear_error() {
         let argv = vec![OsString::from("/nonexistent/lockprof-test-program")];
-        let mut child = launch(&argv).unwrap();
+        let mut child = launch(&argv, None).unwrap();
         let err = child.start().unwrap_err().to_string();
         assert!(
             err.starts_with("cannot run '/nonexistent/lockprof-test-program': No such file"),

@@ -15,12 +15,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
 
 use crate::analyze::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
 use crate::analyze::timeline::TimelineBuilder;
 use crate::collect::snapshot::Snapshot;
 use crate::collect::{AttachMethod, LoadOptions, Probes};
+use crate::exit::input_error;
 use crate::report::{Report, Target, TargetOrigin};
 use crate::resolve::debuginfod::Debuginfod;
 use crate::resolve::gopclntab::GoFallback;
@@ -30,6 +31,7 @@ use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
 use crate::session::go::GoTracer;
 use crate::session::process::{self, Launched, signals};
 use crate::session::procmaps::MapsHistory;
+use crate::session::user::Credentials;
 
 /// What to record.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +61,8 @@ pub struct RecordOptions {
     /// Count the holders' failed syscalls (`--syscall-errors`): hooks every
     /// syscall exit of the machine, so off by default.
     pub syscall_errors: bool,
+    /// Who a launched command runs as (`None`: as lockprof).
+    pub run_as: Option<Credentials>,
     /// `--lock-fn` patterns: the target's own lock wrappers.
     pub lock_fns: Vec<String>,
     /// Do not fetch debug files from `DEBUGINFOD_URLS` (`--no-debuginfod`).
@@ -201,25 +205,28 @@ impl Session {
     /// the probes, then attach to `opts.pids`, `--name` and `--cgroup` processes, or
     /// launch `opts.command`.
     pub fn start(opts: &RecordOptions) -> Result<Self> {
+        // Bad targets and missing privileges are bad input (exit 2), found before
+        // anything is loaded; what fails after this point is lockprof's failure.
         for &pid in &opts.pids {
-            process::check_pid(pid)?;
+            process::check_pid(pid).map_err(input_error)?;
         }
         let cgroups: Vec<PathBuf> = opts
             .cgroups
             .iter()
             .map(|c| process::cgroup_dir(&process::cgroup2_root(), c))
-            .collect::<Result<_>>()?;
+            .collect::<Result<_>>()
+            .map_err(input_error)?;
         let mut named: Vec<u32> = Vec::new();
         for name in &opts.names {
             let pids = process::pids_named(name);
             if pids.is_empty() {
-                bail!(
+                return Err(input_error(anyhow!(
                     "no process named '{name}' (compared with each process's comm and executable name)"
-                );
+                )));
             }
             named.extend(pids);
         }
-        process::check_privileges()?;
+        process::check_privileges().map_err(input_error)?;
         check_kernel(opts)?;
         signals::install();
 
@@ -251,10 +258,11 @@ impl Session {
             }
             join_cgroups(&mut probes, &cgroups, &mut targets)?;
         } else {
-            let mut child = process::launch(&opts.command)?;
+            let mut child = process::launch(&opts.command, opts.run_as.as_ref())?;
             probes.add_target(child.pid, true)?;
             go.prepare_launch(child.pid, &opts.command[0])?;
-            child.start()?;
+            // A program that cannot be run is the user's input, not our failure.
+            child.start().map_err(input_error)?;
             targets.insert(child.pid, target(child.pid, TargetOrigin::Launch, false));
             launched = Some(child);
         }
@@ -377,6 +385,12 @@ impl Session {
                 "lockprof: probe maps use {:.1} MiB of kernel memory{}",
                 report.probe_cost.kernel_memory_bytes as f64 / 1_048_576.0,
                 refresh_summary(&mut self.refreshes)
+            );
+        }
+        if verbose && signals::hurry() {
+            eprintln!(
+                "lockprof: symbolization stopped early (signal again): {} frames left as module+offset",
+                report.losses.unsymbolized_frames
             );
         }
         if verbose && !snapshot.user_stacks.is_empty() {
@@ -685,7 +699,12 @@ impl StackCache {
                     maps.bytes_before(pid, addr, 7)
                         .is_some_and(|b| stack_repair::follows_call(&b))
                 });
-                let dwarf = snapshot.user_stacks.get(&(pid, id)).map(|copy| {
+                // A second Ctrl-C: no more CFI unwinding, the frame-pointer walk is kept.
+                let copy = snapshot
+                    .user_stacks
+                    .get(&(pid, id))
+                    .filter(|_| !signals::hurry());
+                let dwarf = copy.map(|copy| {
                     unwound.entry((pid, id)).or_insert_with(|| {
                         let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
                         self.unwinder
@@ -721,6 +740,7 @@ impl StackCache {
                 StackSymbolizer::new(GoFallback::new(
                     BlazeSymbolizer::with_debug_dirs(&debug_dirs).with_debuginfod(debuginfod),
                 ))
+                .stop_when(signals::hurry)
             });
             let frames = symbolizer.symbolize_stacks(maps, &inputs);
             self.frames

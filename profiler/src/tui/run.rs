@@ -18,7 +18,7 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
 use crate::report::{self, Report};
 use crate::session::process::signals;
-use crate::session::record::{RecordOptions, Recording, Session, StopReason};
+use crate::session::record::{DEFAULT_INTERVAL, RecordOptions, Recording, Session, StopReason};
 use crate::tui::app::{Action, App, LiveInfo, Source};
 
 /// How often the session is polled (children, memory maps) and keys are read.
@@ -27,9 +27,9 @@ const TICK: Duration = Duration::from_millis(10);
 /// What `lockprof top` watches.
 #[derive(Clone, Debug)]
 pub struct TopOptions {
-    pub pids: Vec<u32>,
-    pub command: Vec<OsString>,
-    pub interval: Duration,
+    /// The targets and probes, as `record` takes them (`duration`: stop recording
+    /// then and keep the final report on screen).
+    pub record: RecordOptions,
     /// Where `s` saves the report.
     pub save_to: PathBuf,
     /// Where a launched command's stdout and stderr go (the terminal is ours).
@@ -37,8 +37,7 @@ pub struct TopOptions {
 }
 
 /// Browse a saved report.
-pub fn replay(path: &Path, save_to: &Path) -> Result<i32> {
-    let report = report::json::read(path)?;
+pub fn replay(report: Report, save_to: &Path) -> Result<i32> {
     need_terminal()?;
     let mut app = App::replay(report);
     with_terminal(|terminal| {
@@ -57,25 +56,21 @@ pub fn replay(path: &Path, save_to: &Path) -> Result<i32> {
 
 /// Watch a live session until the user quits.
 pub fn live(opts: &TopOptions) -> Result<i32> {
-    let command = if opts.command.is_empty() {
+    let command = if opts.record.command.is_empty() {
         Vec::new()
     } else {
         // The shell that redirects the output would report a missing program into
         // the output file; say it here instead, as `record` does.
-        check_runnable(&opts.command[0])?;
-        redirected(&opts.command, &opts.command_output)
+        check_runnable(&opts.record.command[0]).map_err(crate::exit::input_error)?;
+        redirected(&opts.record.command, &opts.command_output)
     };
     need_terminal()?;
     // Started before the terminal is taken, so a bad PID or missing privilege is a
     // plain one-line error.
     let session = Session::start(&RecordOptions {
-        pids: opts.pids.clone(),
         command,
-        duration: None,
         verbose: false,
-        interval: Some(opts.interval),
-        holders: true,
-        ..RecordOptions::default()
+        ..opts.record.clone()
     })?;
     let mut state = Live {
         session: Some(session),
@@ -93,6 +88,8 @@ pub fn live(opts: &TopOptions) -> Result<i32> {
         (None, None) => None,
     };
     if let Some(rec) = recording.as_mut() {
+        // Stopped by -d, the command may still run: quitting ends it all the same.
+        rec.stopped = StopReason::Signal(libc::SIGTERM);
         rec.finish(false);
     }
     result.map(|()| 0)
@@ -102,9 +99,9 @@ fn need_terminal() -> Result<()> {
     if std::io::stdout().is_terminal() {
         Ok(())
     } else {
-        anyhow::bail!(
+        Err(crate::exit::input_error(anyhow::anyhow!(
             "lockprof top needs a terminal; use 'lockprof record -o FILE' or 'lockprof report FILE' instead"
-        )
+        )))
     }
 }
 
@@ -169,7 +166,8 @@ impl Live {
                     app.set_status(format!("{e:#}"));
                     false
                 });
-                if gone {
+                let timed_out = opts.record.duration.is_some_and(|d| session.elapsed() >= d);
+                if gone || timed_out {
                     self.finish(app)?;
                     draw(terminal, app)?;
                 } else if session.elapsed() >= self.next_report {
@@ -184,7 +182,7 @@ impl Live {
                         Err(e) => app.set_status(format!("refresh failed: {e:#}")),
                     }
                     while self.next_report <= session.elapsed() {
-                        self.next_report += opts.interval;
+                        self.next_report += opts.record.interval.unwrap_or(DEFAULT_INTERVAL);
                     }
                     draw(terminal, app)?;
                 }

@@ -106,55 +106,8 @@ pub struct Duration(pub u64);
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Percent(pub f64);
 
-/// `5ms` → `5_000_000`. A unit is required (ns, us/µs, ms, s, m, h), except for `0`.
-pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration '{s}' (examples: \"500us\", \"5ms\", \"1.5s\")"))?;
-    let scale = match unit.trim() {
-        "" if value == 0.0 => 0.0,
-        "" => {
-            return Err(format!(
-                "duration '{s}' needs a unit (ns, us, ms, s, m or h)"
-            ));
-        }
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" | "min" => 60e9,
-        "h" => 3600e9,
-        other => {
-            return Err(format!(
-                "invalid duration unit '{other}' in '{s}' (use ns, us, ms, s, m or h)"
-            ));
-        }
-    };
-    let ns = value * scale;
-    if !ns.is_finite() || ns >= u64::MAX as f64 {
-        return Err(format!("duration '{s}' is too large"));
-    }
-    Ok(ns.round() as u64)
-}
-
-/// `20%` → 0.2.
-pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let Some(num) = t.strip_suffix('%') else {
-        return Err(format!(
-            "invalid percentage '{s}' (write it with '%', e.g. \"20%\")"
-        ));
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / 100.0),
-        _ => Err(format!("invalid percentage '{s}' (e.g. \"20%\")")),
-    }
-}
+/// The grammar lockprof's command line uses too: one parser for both.
+pub use crate::units::{parse_duration_ns, parse_percent};
 
 /// `0.2` → `20%`, `0.125` → `12.5%`.
 pub fn fmt_percent(fraction: f64) -> String {

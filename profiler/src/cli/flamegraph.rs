@@ -1,0 +1,87 @@
+//! `lockprof flamegraph`: a saved report's stacks as an SVG flame graph, folded
+//! stacks or a pprof profile.
+//!
+//! Owns: the options and where the bytes go. Must not: fold or draw (`export`).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Args, ValueEnum};
+
+use super::output::{read_report, write_stdout};
+use crate::exit::input_error;
+use crate::export::{flamegraph, folded, pprof};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+lockprof flamegraph run.json -o waits.svg\n  \
+lockprof flamegraph run.json --wakers -o wakers.svg\n  \
+lockprof flamegraph run.json --format folded > waits.folded\n  \
+lockprof flamegraph run.json --format pprof -o waits.pb.gz && go tool pprof -top waits.pb.gz\n\n\
+Waiting stacks are weighted by wait time; the report keeps the 5 hottest stacks of each \
+site, and the rest of a site's wait is drawn under '[other stacks]'.")]
+pub struct FlamegraphArgs {
+    /// A report written by `lockprof record -o`.
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+    /// Write here instead of stdout ('-' is stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// svg (inferno), folded (`frame;frame count` lines for other flame-graph tools) or
+    /// pprof (gzipped profile.proto like Go's mutex profile).
+    #[arg(short, long, value_enum, default_value_t = ExportFormat::Svg)]
+    pub format: ExportFormat,
+    /// Waking stacks (unlock/notify/post), weighted by threads woken, instead of the
+    /// waiting stacks weighted by wait time.
+    #[arg(long)]
+    pub wakers: bool,
+    /// Title of the SVG.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Svg,
+    Folded,
+    Pprof,
+}
+
+/// Writes the export; returns the exit code.
+pub fn run(args: &FlamegraphArgs) -> Result<i32> {
+    let to_stdout = args.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if to_stdout && args.format == ExportFormat::Pprof && std::io::stdout().is_terminal() {
+        return Err(input_error(anyhow!(
+            "a pprof profile is binary: give -o FILE (e.g. -o waits.pb.gz)"
+        )));
+    }
+    let report = read_report(&args.report)?;
+    let bytes = match args.format {
+        ExportFormat::Pprof if args.wakers => pprof::to_gzip(&pprof::wakers(&report)),
+        ExportFormat::Pprof => pprof::to_gzip(&pprof::waits(&report)),
+        ExportFormat::Folded | ExportFormat::Svg => {
+            let (stacks, weight) = if args.wakers {
+                (folded::wakers(&report), flamegraph::Weight::Woken)
+            } else {
+                (folded::waits(&report), flamegraph::Weight::WaitNs)
+            };
+            if args.format == ExportFormat::Folded {
+                stacks.to_text().into_bytes()
+            } else {
+                let mut svg = Vec::new();
+                flamegraph::write_svg(&stacks, weight, args.title.as_deref(), &mut svg)
+                    .context("draw the flame graph")?;
+                svg
+            }
+        }
+    };
+    match &args.output {
+        // A path that cannot be written is the user's to fix: bad input.
+        Some(path) if !to_stdout => std::fs::write(path, &bytes)
+            .with_context(|| format!("cannot write '{}'", path.display()))
+            .map_err(input_error)?,
+        _ => write_stdout(&bytes, "the output")?,
+    }
+    Ok(0)
+}

@@ -9,4 +9,6 @@ pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;
+mod stacks;
+mod targets;
 pub mod user;

@@ -10,27 +10,25 @@
 //! processes that join a `--cgroup` while recording. Must not: format output (the
 //! caller renders the returned report) or know aya (`collect` does).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::analyze::aggregate::{ReportContext, StackKey, SymbolizedStacks, build_report};
+use crate::analyze::aggregate::{ReportContext, build_report};
 use crate::analyze::timeline::TimelineBuilder;
 use crate::collect::snapshot::Snapshot;
 use crate::collect::{AttachMethod, LoadOptions, Probes};
 use crate::exit::input_error;
 use crate::report::{Report, Target, TargetOrigin};
-use crate::resolve::debuginfod::Debuginfod;
-use crate::resolve::gopclntab::GoFallback;
-use crate::resolve::stack_repair;
-use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
-use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
+use crate::resolve::unwind::UnwindMethod;
 use crate::session::go::GoTracer;
 use crate::session::process::{self, Launched, signals};
 use crate::session::procmaps::MapsHistory;
+use crate::session::stacks::StackCache;
+use crate::session::targets::{describe, join_cgroups, poll_targets, target};
 use crate::session::user::Credentials;
 
 /// What to record.
@@ -103,7 +101,7 @@ const MAPS_EVERY: Duration = Duration::from_millis(100);
 /// A new target is re-read every tick for this long: the dynamic loader maps its
 /// libraries just after exec, and a short-lived process may exit before the next
 /// slow poll, leaving its libraries unsymbolized.
-const YOUNG: Duration = Duration::from_secs(1);
+pub(super) const YOUNG: Duration = Duration::from_secs(1);
 
 /// Record until a stop condition, then build the report: a loop over a [`Session`]
 /// that closes one timeline interval every `opts.interval`.
@@ -504,255 +502,6 @@ fn thread_cpu() -> Duration {
     // SAFETY: clock_gettime writes the struct we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Discover followed children and capture targets' memory maps: every target when
-/// `full`, otherwise only the ones seen for less than [`YOUNG`]. Returns the targets
-/// whose layout changed after they were first seen (an exec, or a dlopen).
-fn poll_targets(
-    probes: &mut Probes,
-    targets: &mut BTreeMap<u32, Target>,
-    maps: &mut MapsHistory,
-    first_seen: &mut BTreeMap<u32, Instant>,
-    full: bool,
-) -> BTreeSet<u32> {
-    let mut relaid = BTreeSet::new();
-    if let Ok(traced) = probes.targets() {
-        for pid in traced {
-            targets
-                .entry(pid)
-                .or_insert_with(|| target(pid, TargetOrigin::Child, false));
-            // An exited process leaves the kernel's target set (its pid may be
-            // reused, and the set must not fill with the dead); it stays a target of
-            // the report.
-            if full && !process::is_alive(pid) {
-                probes.remove_target(pid);
-            }
-        }
-    }
-    for (pid, t) in targets.iter_mut() {
-        let young = first_seen
-            .entry(*pid)
-            .or_insert_with(Instant::now)
-            .elapsed()
-            < YOUNG;
-        if !(full || young) {
-            continue;
-        }
-        let new_layout = maps.refresh(*pid);
-        if new_layout && !young {
-            // An exec (or dlopen): watch closely again while the loader maps the new
-            // image's libraries, as for a new process.
-            first_seen.insert(*pid, Instant::now());
-        }
-        if new_layout {
-            relaid.insert(*pid);
-        }
-        if new_layout || t.comm.is_empty() {
-            // New layout after exec: the name may have changed too.
-            let comm = process::comm(*pid);
-            if !comm.is_empty() {
-                t.comm = comm;
-                t.cmdline = process::cmdline(*pid);
-            }
-        }
-    }
-    relaid
-}
-
-/// Attach to the processes in `cgroups` that are not targets yet (all of them at the
-/// start, then the ones that joined since the last call).
-fn join_cgroups(
-    probes: &mut Probes,
-    cgroups: &[PathBuf],
-    targets: &mut BTreeMap<u32, Target>,
-) -> Result<()> {
-    for dir in cgroups {
-        for pid in process::cgroup_procs(dir) {
-            // Gone again already, or a thread id listed by a threaded cgroup.
-            if targets.contains_key(&pid) || process::check_pid(pid).is_err() {
-                continue;
-            }
-            // Its children are followed in the kernel: one that forks, execs and
-            // exits between two polls of cgroup.procs is still traced.
-            probes.add_target(pid, true)?;
-            targets.insert(pid, target(pid, TargetOrigin::Attach, true));
-        }
-    }
-    Ok(())
-}
-
-/// A new target, read from `/proc` now; `in_cgroup` when it was found through
-/// `--cgroup` (its cgroup is then always recorded).
-fn target(pid: u32, origin: TargetOrigin, in_cgroup: bool) -> Target {
-    let ns_pid = process::ns_pid(pid);
-    Target {
-        pid,
-        comm: process::comm(pid),
-        cmdline: process::cmdline(pid),
-        origin,
-        exited: false,
-        exit_code: None,
-        ns_pid,
-        // A container's cgroup says which one it is; the root cgroup says nothing.
-        cgroup: if in_cgroup || ns_pid.is_some() {
-            process::cgroup_of(pid).filter(|c| in_cgroup || c != "/")
-        } else {
-            None
-        },
-    }
-}
-
-fn describe(
-    targets: &BTreeMap<u32, Target>,
-    cgroups: &[PathBuf],
-    duration: Option<Duration>,
-) -> String {
-    let mut names: Vec<String> = targets
-        .values()
-        .map(|t| {
-            format!(
-                "pid {} ({})",
-                t.pid,
-                if t.comm.is_empty() { "?" } else { &t.comm }
-            )
-        })
-        .collect();
-    // A cgroup may be empty at the start: say what is watched.
-    names.extend(
-        cgroups
-            .iter()
-            .map(|c| format!("processes joining cgroup {}", c.display())),
-    );
-    match duration {
-        Some(d) => format!("{} for {:.1}s", names.join(", "), d.as_secs_f64()),
-        None => names.join(", "),
-    }
-}
-
-/// Symbolized stacks of one session. A stack key is stable while the probes' maps
-/// live (stack ids are never reused without `BPF_F_REUSE_STACKID`) and the process
-/// keeps its layout, so each stack is symbolized once, when it first appears, and kept
-/// for every later report; a process's stacks are forgotten when it execs.
-struct StackCache {
-    frames: SymbolizedStacks,
-    /// How each cached stack was unwound.
-    methods: HashMap<StackKey, UnwindMethod>,
-    symbolizer: Option<StackSymbolizer<GoFallback<BlazeSymbolizer>>>,
-    /// Split debug directories the user gave, searched first.
-    debug_dirs: Vec<PathBuf>,
-    /// Fetch missing debug files from `DEBUGINFOD_URLS` (off with `--no-debuginfod`).
-    debuginfod: bool,
-    verbose: bool,
-    unwinder: StackUnwinder,
-    /// The most stack any CFI unwinding read above its stack pointer, in bytes: how
-    /// much of the probe's copy real stacks need.
-    deepest_stack: u64,
-}
-
-impl StackCache {
-    fn new(debug_dirs: &[PathBuf], debuginfod: bool, verbose: bool) -> Self {
-        Self {
-            frames: SymbolizedStacks::default(),
-            methods: HashMap::new(),
-            symbolizer: None,
-            debug_dirs: debug_dirs.to_vec(),
-            debuginfod,
-            verbose,
-            unwinder: StackUnwinder::default(),
-            deepest_stack: 0,
-        }
-    }
-
-    /// Drop the cached stacks of `pids` (their layout changed).
-    fn forget(&mut self, pids: &BTreeSet<u32>) {
-        if pids.is_empty() {
-            return;
-        }
-        self.frames.retain(|(pid, _, _), _| !pids.contains(pid));
-        self.methods.retain(|(pid, _, _), _| !pids.contains(pid));
-    }
-
-    /// Symbolize the stacks the snapshot references that are not cached yet, from the
-    /// maps captured while the processes were alive. A stack with a user-stack copy
-    /// is unwound from the modules' CFI; the kernel's frame-pointer walk (with the
-    /// skipped leaf caller restored) is kept instead when the CFI unwind stopped early
-    /// and the walk went further. Returns the unsymbolized frames among all
-    /// referenced stacks.
-    fn symbolize(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> u64 {
-        let keys: BTreeSet<StackKey> = crate::analyze::aggregate::row_stacks(snapshot)
-            .chain(
-                snapshot
-                    .edges
-                    .iter()
-                    .map(|e| (e.tgid, e.waker_stack_id, e.waker_leaf_ret)),
-            )
-            .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
-            .collect();
-        let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
-        let raw: Vec<(StackKey, Vec<u64>)> = keys
-            .iter()
-            .filter(|k| !self.frames.contains_key(k))
-            .map(|&key @ (pid, id, leaf)| {
-                let kernel = &snapshot.stacks[&(pid, id)];
-                let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
-                    maps.bytes_before(pid, addr, 7)
-                        .is_some_and(|b| stack_repair::follows_call(&b))
-                });
-                // A second Ctrl-C: no more CFI unwinding, the frame-pointer walk is kept.
-                let copy = snapshot
-                    .user_stacks
-                    .get(&(pid, id))
-                    .filter(|_| !signals::hurry());
-                let dwarf = copy.map(|copy| {
-                    unwound.entry((pid, id)).or_insert_with(|| {
-                        let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
-                        self.unwinder
-                            .unwind_reading(copy, layout, |m| maps.readable(m))
-                    })
-                });
-                let (method, stack) = match dwarf {
-                    Some(u) if u.complete || u.addrs.len() >= fp.len() => {
-                        (u.method(), u.addrs.clone())
-                    }
-                    _ => (UnwindMethod::FramePointer, fp),
-                };
-                self.methods.insert(key, method);
-                (key, stack)
-            })
-            .collect();
-        self.deepest_stack = unwound
-            .values()
-            .map(|u| u.stack_used)
-            .fold(self.deepest_stack, u64::max);
-        if !raw.is_empty() {
-            let inputs: Vec<(u32, &[u64])> = raw
-                .iter()
-                .map(|((pid, _, _), s)| (*pid, s.as_slice()))
-                .collect();
-            // The user's debug directories, then the containers' own, then the host's.
-            let debug_dirs = [self.debug_dirs.clone(), maps.container_debug_dirs()].concat();
-            let debuginfod = self
-                .debuginfod
-                .then(|| Debuginfod::from_env(self.verbose))
-                .flatten();
-            let symbolizer = self.symbolizer.get_or_insert_with(|| {
-                StackSymbolizer::new(GoFallback::new(
-                    BlazeSymbolizer::with_debug_dirs(&debug_dirs).with_debuginfod(debuginfod),
-                ))
-                .stop_when(signals::hurry)
-            });
-            let frames = symbolizer.symbolize_stacks(maps, &inputs);
-            self.frames
-                .extend(raw.into_iter().map(|(k, _)| k).zip(frames));
-        }
-        // Unresolved frames are the ones left without a function name.
-        keys.iter()
-            .filter_map(|k| self.frames.get(k))
-            .flatten()
-            .filter(|f| f.function.is_none())
-            .count() as u64
-    }
 }
 
 /// After the report is written: make sure a launched command ends the way the user

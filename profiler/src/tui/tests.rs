@@ -212,3 +212,17 @@ fn detail_at_120_columns_with_threads_expanded() {
     press(&mut app, &[KeyCode::Enter, KeyCode::Char('t')]);
     insta::assert_snapshot!(screen(&app, 120, 60));
 }
+
+#[test]
+fn header_shows_the_kernel_memory_the_probe_holds() {
+    let mut report = fixture();
+    report.probe_cost.kernel_memory_bytes = 74 * 1_048_576;
+    let app = App::replay(report);
+    let text = screen(&app, 200, 20);
+    assert!(
+        text.contains("kernel memory 74.0 MiB"),
+        "header should carry the maps' kernel memory:\n{text}"
+    );
+    // Reports without the figure (older files) say nothing about it.
+    assert!(!screen(&App::replay(fixture()), 200, 20).contains("kernel memory"));
+}

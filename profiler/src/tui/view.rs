@@ -112,6 +112,15 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
             per_sec(rates.bpf_ns_per_sec)
         ),
     };
+    // The probe's maps are memory the kernel keeps for us while attached: always
+    // worth seeing next to the CPU cost (0 in reports written before it was measured).
+    let cost = match r.probe_cost.kernel_memory_bytes {
+        0 => cost,
+        bytes => format!(
+            "{cost}, kernel memory {:.1} MiB",
+            bytes as f64 / 1_048_576.0
+        ),
+    };
     let third = Line::from(vec![
         Span::raw(format!(
             "losses {}{}  |  ",

@@ -10,6 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use profiler::ci::budget;
+use profiler::ci::diff;
 use profiler::report::json;
 use profiler::units;
 
@@ -39,14 +40,11 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let report = json::from_str(REPORT, "sample.json").expect("the sample report reads");
-    let Ok((max_regression, floor)) = budget.regression_limits(Some(0.1), "fuzz.toml") else {
-        return;
-    };
+    // The budget's [baseline] keys become the gate's rules, as `check --baseline` uses them.
     let baseline = budget::Baseline {
         report: &report,
         name: "base",
-        max_regression,
-        min_wait_per_sec_ns: floor,
+        rules: budget.gate_rules(diff::GateOverrides::default()),
     };
     let eval = budget::evaluate(&budget, &report, "r", Some("b"), Some(baseline));
     let _ = budget::render(&eval);

@@ -300,7 +300,23 @@ pub(crate) fn frames_of(stacks: &SymbolizedStacks, key: StackKey) -> &[Frame] {
     if key.1 < 0 {
         return &[];
     }
-    stacks.get(&key).map_or(&[], Vec::as_slice)
+    stacks.get(&stack_slot(key)).map_or(&[], Vec::as_slice)
+}
+
+/// First id of the canonical stacks: one per distinct symbolized call path, shared by
+/// every thread and process that took it (given by `session::stacks`; the kernel's
+/// ids are per thread). Below the Go ([`crate::analyze::go::GO_STACK_ID_BASE`]) and
+/// DWARF ids, above the kernel's stack map ids.
+pub const CANONICAL_STACK_BASE: i32 = 1 << 28;
+
+/// Where a stack's frames and unwind method are kept: a canonical stack under
+/// process 0 and no leaf (rows keep their own process), any other under its key.
+pub fn stack_slot(key: StackKey) -> StackKey {
+    if (CANONICAL_STACK_BASE..crate::analyze::go::GO_STACK_ID_BASE).contains(&key.1) {
+        (0, key.1, 0)
+    } else {
+        key
+    }
 }
 
 #[cfg(test)]

@@ -6,14 +6,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::analyze::aggregate::{MAX_ADDRESSES_PER_SITE, StackKey, SymbolizedStacks, frames_of};
+use crate::analyze::aggregate::{
+    MAX_ADDRESSES_PER_SITE, StackKey, SymbolizedStacks, frames_of, stack_slot,
+};
 use crate::analyze::attribute::{Attribution, attribute};
 use crate::analyze::behavior::{is_contention, site_behavior};
 use crate::analyze::histogram::Log2Histogram;
 use crate::analyze::stacks;
 use crate::analyze::wakers::{EdgeAcc, WakerLocations, held_across, wake_latency};
 use crate::analyze::wrappers::LockFns;
-use crate::collect::snapshot::{WaitRow, WakeToRun};
+use crate::collect::snapshot::{WaitRow, WakeToRun, listed_tid};
 use crate::report::{
     AddressShare, Behavior, Fairness, Frame, Site, StackShare, ThreadShare, WaitKind, WaitSummary,
     WokenBy,
@@ -176,7 +178,7 @@ impl SiteAcc {
         self.unpaired += row.unpaired;
         let t = self
             .threads
-            .entry((row.tgid, row.tid))
+            .entry((row.tgid, listed_tid(row.tid)))
             .or_insert_with(|| (row.comm.clone(), WaitSummary::default()));
         t.1.add(row.blocked, row.total_ns, row.max_ns);
         self.addresses
@@ -233,7 +235,7 @@ impl SiteAcc {
                 wait: m.wait,
                 frames: mark_lock_impl(frames_of(stacks, m.representative), lock_fns),
                 unwind: unwind
-                    .get(&m.representative)
+                    .get(&stack_slot(m.representative))
                     .map(|how| how.as_str().to_owned()),
             })
             .collect();

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::analyze::sites::{SiteIdentity, mark_lock_impl};
 use crate::analyze::syscalls;
 use crate::analyze::wrappers::LockFns;
-use crate::collect::snapshot::{EdgeRow, HolderActivity, WakeRow, WakeToRun};
+use crate::collect::snapshot::{EdgeRow, HolderActivity, WakeRow, WakeToRun, listed_tid};
 use crate::report::{
     Frame, HeldAcross, OffCpuIn, SyscallFailure, WakeLatency, WakerSite, WakerThread,
 };
@@ -106,10 +106,10 @@ impl WakerAcc {
         self.woke_many += row.woke_many;
         let t = self
             .threads
-            .entry((row.tgid, row.tid))
+            .entry((row.tgid, listed_tid(row.tid)))
             .or_insert_with(|| WakerThread {
                 pid: row.tgid,
-                tid: row.tid,
+                tid: listed_tid(row.tid),
                 name: row.comm.clone(),
                 ..WakerThread::default()
             });

@@ -2,10 +2,12 @@
 //!
 //! Owns: everything that talks to the kernel through aya — the embedded eBPF object,
 //! choosing and attaching the hooks ([`attach`]), the target set, and turning the BPF
-//! maps into a [`Snapshot`]: batch reads ([`batch`]), draining the shared maps into
-//! userspace totals before they fill, reading each stack and stack copy once, and the
-//! maps' kernel memory ([`memory`]). This is the ONLY module that imports aya. Must
-//! not: attribute, symbolize or format (those stages get the `Snapshot`).
+//! maps into a [`Snapshot`]: batch reads ([`batch`]), draining the shared maps (each
+//! snapshot holds the counts since the previous one; `session` keeps the totals),
+//! reading each stack and stack copy the caller does not know yet, and the maps'
+//! kernel memory ([`memory`]). This is the ONLY module that imports aya. Must not:
+//! attribute, symbolize, format or keep what it read (those stages get the
+//! `Snapshot`, and `session::fold` owns the totals).
 
 pub mod attach;
 mod batch;
@@ -14,19 +16,17 @@ pub mod go;
 pub mod memory;
 pub mod snapshot;
 
-use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
+use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
-    CALL_WAIT, DRAIN_FRACTION, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
-    Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS,
-    MAP_WAITS, MAP_WAKES, MAX_EDGES, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawEdgeKey, RawEdgeStats,
-    RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
-    target_flags,
+    CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS, Loss, MAP_EDGES,
+    MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS,
+    MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask, RawUserStack, RawWaitKey, RawWaitStats,
+    RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
 };
 use thiserror::Error;
 
@@ -75,20 +75,9 @@ pub struct Probes {
     links: Vec<Link>,
     method: AttachMethod,
     programs: Vec<&'static str>,
-    /// Rows drained from the kernel's shared maps, summed (see [`Probes::snapshot`]).
-    drained: Drained,
-    /// Frame-pointer stacks read so far, by `(tgid, id)`: each is read once.
-    stacks: HashMap<(u32, i32), Vec<u64>>,
     /// Keeps the kernel's BPF run-time accounting on while we live (`None` if the
     /// kernel refused; then run times read as zero).
     _stats: Option<OwnedFd>,
-}
-
-#[derive(Default)]
-struct Drained {
-    waits: HashMap<RawWaitKey, WaitRow>,
-    wakes: HashMap<RawWakeKey, WakeRow>,
-    edges: HashMap<RawEdgeKey, EdgeRow>,
 }
 
 impl Probes {
@@ -116,8 +105,6 @@ impl Probes {
             links,
             method,
             programs,
-            drained: Drained::default(),
-            stacks: HashMap::new(),
             _stats: stats,
         })
     }
@@ -184,39 +171,29 @@ impl Probes {
             .sum()
     }
 
-    /// Read the aggregates, the stacks they reference and the loss counters. A
-    /// shared map filled past `1/DRAIN_FRACTION` is drained (its rows move into
-    /// userspace totals), so it never fills however long the recording.
-    pub fn snapshot(&mut self) -> Result<Snapshot, CollectError> {
-        let mut snap = Snapshot::default();
-        let waits = self.read_shared::<RawWaitKey, RawWaitStats>(MAP_WAITS, MAX_WAIT_KEYS)?;
-        snap.waits = merge_rows(&mut self.drained.waits, waits, WaitRow::merge, |k, v| {
-            WaitRow::from_raw(k, std::slice::from_ref(v))
-        });
-        let wakes = self.read_shared::<RawWakeKey, RawWakeStats>(MAP_WAKES, MAX_WAKE_KEYS)?;
-        snap.wakes = merge_rows(&mut self.drained.wakes, wakes, WakeRow::merge, |k, v| {
-            WakeRow::from_raw(k, std::slice::from_ref(v))
-        });
-        let edges = self.read_shared::<RawEdgeKey, RawEdgeStats>(MAP_EDGES, MAX_EDGES)?;
-        snap.edges = merge_rows(&mut self.drained.edges, edges, EdgeRow::merge, |k, v| {
-            EdgeRow::from_raw(k, std::slice::from_ref(v))
-        });
-        // Sorted so that downstream stages see a deterministic order.
-        snap.waits
-            .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
-        snap.wakes
-            .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
-        snap.edges.sort_by_key(|e| {
-            (
-                e.tgid,
-                e.waiter_stack_id,
-                e.waiter_leaf_ret,
-                e.waker_stack_id,
-                e.waker_leaf_ret,
-                e.waker_tid,
-            )
-        });
-
+    /// Drain the aggregates: every row counted since the previous snapshot is read
+    /// and deleted from the kernel in one batch per map, so the maps never fill
+    /// however long the recording and userspace only ever sees each count once (the
+    /// caller sums the snapshots). Also reads the stacks those rows reference that
+    /// `known` says the caller has not resolved yet (each stack copy is deleted from
+    /// the kernel once read), the loss counters (cumulative) and the threads blocked
+    /// right now.
+    pub fn snapshot(
+        &mut self,
+        known: impl Fn((u32, i32)) -> bool,
+    ) -> Result<Snapshot, CollectError> {
+        let mut snap = Snapshot {
+            waits: self.drain::<RawWaitKey, RawWaitStats, _>(MAP_WAITS, |k, v| {
+                WaitRow::from_raw(k, std::slice::from_ref(v))
+            })?,
+            wakes: self.drain::<RawWakeKey, RawWakeStats, _>(MAP_WAKES, |k, v| {
+                WakeRow::from_raw(k, std::slice::from_ref(v))
+            })?,
+            edges: self.drain::<RawEdgeKey, RawEdgeStats, _>(MAP_EDGES, |k, v| {
+                EdgeRow::from_raw(k, std::slice::from_ref(v))
+            })?,
+            ..Snapshot::default()
+        };
         let wanted: BTreeSet<(u32, i32)> = snap
             .waits
             .iter()
@@ -224,12 +201,9 @@ impl Probes {
             .chain(snap.wakes.iter().map(|r| (r.tgid, r.stack_id)))
             .chain(snap.edges.iter().map(|e| (e.tgid, e.waker_stack_id)))
             .filter(|&(_, id)| id >= 0)
+            .filter(|&k| !known(k))
             .collect();
-        snap.user_stacks = self.read_new_stacks(&wanted)?;
-        snap.stacks = wanted
-            .iter()
-            .filter_map(|k| self.stacks.get(k).map(|s| (*k, s.clone())))
-            .collect();
+        self.read_stacks(&wanted, &mut snap)?;
 
         let losses: PerCpuArray<&MapData, u64> = map_ref(&self.ebpf, MAP_LOSSES)?;
         for loss in Loss::ALL {
@@ -247,45 +221,35 @@ impl Probes {
         Ok(snap)
     }
 
-    /// All rows of a shared aggregation map, in one batch read, and whether they
-    /// were drained: when the map holds more than `1/DRAIN_FRACTION` of its
-    /// capacity, it is read again deleting what is read, so it never fills.
-    fn read_shared<K: aya::Pod, V: aya::Pod>(
+    /// Every row of a shared aggregation map, read and deleted in batches.
+    // An update racing with its row's deletion (the few instructions between the
+    // probe's lookup and its add) is the only way an event can be missed here.
+    fn drain<K: aya::Pod, V: aya::Pod, R>(
         &self,
         name: &'static str,
-        max: u32,
-    ) -> Result<(Vec<(K, V)>, bool), CollectError> {
-        let fd = self.fd(name)?;
-        let rows: Vec<(K, V)> = batch::read_all(fd, false).map_err(|e| map_err(name, &e))?;
-        if rows.len() as u64 * u64::from(DRAIN_FRACTION) <= u64::from(max) {
-            return Ok((rows, false));
-        }
-        // An update racing with its row's deletion (the few instructions between the
-        // probe's lookup and its add) is the only way an event can be missed here.
-        let rows = batch::read_all(fd, true).map_err(|e| map_err(name, &e))?;
-        Ok((rows, true))
+        decode: impl Fn(&K, &V) -> R,
+    ) -> Result<Vec<R>, CollectError> {
+        let rows: Vec<(K, V)> =
+            batch::read_all(self.fd(name)?, true).map_err(|e| map_err(name, &e))?;
+        Ok(rows.iter().map(|(k, v)| decode(k, v)).collect())
     }
 
-    /// Read the stacks in `wanted` not read before; return the user-stack copies read
-    /// (each is then deleted from the kernel: its frames are cached downstream).
-    fn read_new_stacks(
+    /// Read the stacks in `wanted` into `snap`: frame-pointer stacks from the kernel's
+    /// stack maps, and for DWARF ids the user-stack copy (deleted from the kernel once
+    /// read) with its frame-pointer fallback.
+    fn read_stacks(
         &mut self,
         wanted: &BTreeSet<(u32, i32)>,
-    ) -> Result<std::collections::BTreeMap<(u32, i32), UserStackCopy>, CollectError> {
-        let new: Vec<(u32, i32)> = wanted
-            .iter()
-            .filter(|k| !self.stacks.contains_key(k))
-            .copied()
-            .collect();
-        let mut user = std::collections::BTreeMap::new();
-        if new.is_empty() {
-            return Ok(user);
+        snap: &mut Snapshot,
+    ) -> Result<(), CollectError> {
+        if wanted.is_empty() {
+            return Ok(());
         }
         let mut fp_ids = Vec::new();
         {
             let mut copies: BpfHashMap<&mut MapData, i32, RawUserStack> =
                 map_mut(&mut self.ebpf, MAP_USER_STACKS)?;
-            for &(tgid, id) in &new {
+            for &(tgid, id) in wanted {
                 if id < DWARF_STACK_ID_BASE {
                     fp_ids.push((tgid, id, id));
                     continue;
@@ -294,9 +258,10 @@ impl Probes {
                     continue;
                 };
                 let _ = copies.remove(&id);
-                user.insert((tgid, id), UserStackCopy::from_raw(&copy));
+                snap.user_stacks
+                    .insert((tgid, id), UserStackCopy::from_raw(&copy));
                 if copy.fp_stack_id < 0 {
-                    self.stacks.insert((tgid, id), Vec::new());
+                    snap.stacks.insert((tgid, id), Vec::new());
                 } else {
                     fp_ids.push((tgid, id, copy.fp_stack_id));
                 }
@@ -313,15 +278,15 @@ impl Probes {
             // A missing id means the slot was reused; the row then has no stack (it
             // cannot happen without BPF_F_REUSE_STACKID, but must not abort a report).
             if let Ok(trace) = trace {
-                self.stacks.insert(
+                snap.stacks.insert(
                     (tgid, wanted_id),
                     trace.frames().iter().map(|f| f.ip).collect(),
                 );
             } else if wanted_id != id {
-                self.stacks.insert((tgid, wanted_id), Vec::new());
+                snap.stacks.insert((tgid, wanted_id), Vec::new());
             }
         }
-        Ok(user)
+        Ok(())
     }
 
     fn fd(&self, name: &'static str) -> Result<BorrowedFd<'_>, CollectError> {
@@ -340,39 +305,6 @@ impl Drop for Probes {
     fn drop(&mut self) {
         self.detach();
     }
-}
-
-/// The rows so far: the drained totals plus the kernel's current `rows` (which are
-/// folded into the totals first when `drained`).
-fn merge_rows<K: Copy + Eq + Hash, V, R: Clone>(
-    totals: &mut HashMap<K, R>,
-    (rows, drained): (Vec<(K, V)>, bool),
-    merge: fn(&mut R, &R),
-    decode: impl Fn(&K, &V) -> R,
-) -> Vec<R> {
-    if drained {
-        for (k, v) in &rows {
-            let row = decode(k, v);
-            match totals.get_mut(k) {
-                Some(total) => merge(total, &row),
-                None => {
-                    totals.insert(*k, row);
-                }
-            }
-        }
-        return totals.values().cloned().collect();
-    }
-    let mut out: HashMap<K, R> = totals.clone();
-    for (k, v) in &rows {
-        let row = decode(k, v);
-        match out.get_mut(k) {
-            Some(total) => merge(total, &row),
-            None => {
-                out.insert(*k, row);
-            }
-        }
-    }
-    out.into_values().collect()
 }
 
 /// The data behind a map, for its fd.
@@ -437,57 +369,4 @@ fn raise_memlock_limit() {
     };
     // SAFETY: setrlimit reads the struct we pass and has no other effect on memory.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const rlim) };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn wait(blocked: u64, total_ns: u64) -> RawWaitStats {
-        crate::collect::snapshot::tests::stats(blocked, total_ns, total_ns, total_ns)
-    }
-
-    fn decode(k: &RawWaitKey, v: &RawWaitStats) -> WaitRow {
-        WaitRow::from_raw(k, std::slice::from_ref(v))
-    }
-
-    #[test]
-    fn drained_rows_stay_in_the_totals_and_add_to_later_counts() {
-        let a = RawWaitKey {
-            tid: 1,
-            ..RawWaitKey::default()
-        };
-        let b = RawWaitKey {
-            tid: 2,
-            ..RawWaitKey::default()
-        };
-        let mut totals = HashMap::new();
-        // Drained: the kernel map was emptied, the rows live on in userspace.
-        let first = merge_rows(
-            &mut totals,
-            (vec![(a, wait(2, 300))], true),
-            WaitRow::merge,
-            decode,
-        );
-        assert_eq!(first.len(), 1);
-        // Read without draining: new counts for `a` add up, `b` appears, and the
-        // totals keep only what was drained.
-        let mut now = merge_rows(
-            &mut totals,
-            (vec![(a, wait(1, 50)), (b, wait(4, 40))], false),
-            WaitRow::merge,
-            decode,
-        );
-        now.sort_by_key(|r| r.tid);
-        assert_eq!(
-            (now[0].blocked, now[0].total_ns, now[0].min_ns),
-            (3, 350, 50)
-        );
-        assert_eq!(now[1].blocked, 4);
-        assert_eq!(
-            totals[&a].blocked, 2,
-            "a plain read never folds into the totals"
-        );
-        assert!(!totals.contains_key(&b));
-    }
 }

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::analyze::histogram::Log2Histogram;
 
-/// Everything read from the kernel at one moment, plus the stacks it references.
+/// What the kernel counted since the previous snapshot (its maps are drained), plus
+/// the stacks it references that the reader did not know yet. `session::fold` sums
+/// them; the report is built from that sum, which has the same shape.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub waits: Vec<WaitRow>,
@@ -32,6 +34,22 @@ pub struct Snapshot {
     /// `DWARF_STACK_ID_BASE`; `stacks` holds their frame-pointer fallback.
     #[serde(default)]
     pub user_stacks: BTreeMap<(u32, i32), UserStackCopy>,
+}
+
+/// The thread id of folded rows: the exited threads' wakes and edges, and the waits of
+/// exited threads that also woke the address they waited on (see `session::fold`).
+pub const EXITED: u32 = u32::MAX;
+/// The thread id of folded waits of exited threads that never woke their address,
+/// kept apart from [`EXITED`] so an address's behaviour is judged as before folding.
+pub const EXITED_WAITER: u32 = u32::MAX - 1;
+
+/// The thread id a report lists for a row's `tid`: 0 for folded exited threads.
+pub fn listed_tid(tid: u32) -> u32 {
+    if tid == EXITED || tid == EXITED_WAITER {
+        0
+    } else {
+        tid
+    }
 }
 
 /// The registers at a futex syscall and the user stack bytes copied from the page

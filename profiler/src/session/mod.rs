@@ -5,10 +5,12 @@
 //! Owns: processes, timing of polls, and the order of the pipeline stages. Must not:
 //! touch aya (that is `collect`'s), or format output (that is `render`'s and `cli`'s).
 
+mod fold;
 pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;
 mod stacks;
 mod targets;
+mod threads;
 pub mod user;

@@ -24,11 +24,13 @@ use crate::collect::{AttachMethod, LoadOptions, Probes};
 use crate::exit::input_error;
 use crate::report::{Report, Target, TargetOrigin};
 use crate::resolve::unwind::UnwindMethod;
+use crate::session::fold::Totals;
 use crate::session::go::GoTracer;
 use crate::session::process::{self, Launched, signals};
 use crate::session::procmaps::MapsHistory;
 use crate::session::stacks::StackCache;
 use crate::session::targets::{describe, join_cgroups, poll_targets, target};
+use crate::session::threads::Threads;
 use crate::session::user::Credentials;
 
 /// What to record.
@@ -186,6 +188,8 @@ pub struct Session {
     started: Instant,
     started_unix_ms: u64,
     stacks: StackCache,
+    /// Everything drained so far, summed by canonical stack.
+    totals: Totals,
     timeline: TimelineBuilder,
     /// `--cgroup` directories, polled for processes that join.
     cgroups: Vec<PathBuf>,
@@ -277,6 +281,7 @@ impl Session {
             started: Instant::now(),
             started_unix_ms,
             stacks: StackCache::new(&opts.debug_dirs, !opts.no_debuginfod, opts.verbose),
+            totals: Totals::default(),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
             go,
@@ -339,13 +344,9 @@ impl Session {
         let t0 = Instant::now();
         let cpu0 = thread_cpu();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
-        let mut snapshot = self
-            .probes
-            .snapshot()
-            .context("read the probes' aggregates")?;
-        self.go.merge_into(&mut snapshot)?;
+        let (go, _) = self.drain()?;
         let read = t0.elapsed();
-        let mut report = self.build(&snapshot, duration_ns);
+        let mut report = self.build(go, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
         self.refreshes
@@ -359,12 +360,8 @@ impl Session {
         self.probes.detach();
         self.go.detach();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
-        let mut snapshot = self
-            .probes
-            .snapshot()
-            .context("read the probes' aggregates")?;
-        self.go.merge_into(&mut snapshot)?;
         self.poll_targets(true);
+        let (go, resolved) = self.drain()?;
         if verbose {
             eprintln!(
                 "lockprof: stopped ({}) after {:.1}s; symbolizing {} stacks…",
@@ -374,10 +371,10 @@ impl Session {
                     StopReason::TargetsExited => "target exited".to_owned(),
                 },
                 duration_ns as f64 / 1e9,
-                snapshot.stacks.len()
+                resolved
             );
         }
-        let mut report = self.build(&snapshot, duration_ns);
+        let mut report = self.build(go, duration_ns);
         if verbose {
             eprintln!(
                 "lockprof: probe maps use {:.1} MiB of kernel memory{}",
@@ -391,7 +388,7 @@ impl Session {
                 report.losses.unsymbolized_frames
             );
         }
-        if verbose && !snapshot.user_stacks.is_empty() {
+        if verbose && self.stacks.copies_unwound > 0 {
             let truncated = self
                 .stacks
                 .methods
@@ -399,8 +396,8 @@ impl Session {
                 .filter(|&&m| m == UnwindMethod::DwarfTruncated)
                 .count();
             eprintln!(
-                "lockprof: {} stack copies unwound by CFI ({truncated} truncated); the deepest used {:.1} KiB of its copy",
-                snapshot.user_stacks.len(),
+                "lockprof: {} stack copies unwound by CFI ({truncated} call paths truncated); the deepest used {:.1} KiB of its copy",
+                self.stacks.copies_unwound,
                 self.stacks.deepest_stack as f64 / 1024.0
             );
         }
@@ -413,7 +410,50 @@ impl Session {
         })
     }
 
-    fn build(&mut self, snapshot: &Snapshot, duration_ns: u64) -> Report {
+    /// Drain the probes into the totals: read what the kernel counted since the last
+    /// call, resolve the stacks not seen before, sum the rows by canonical stack, fold
+    /// exited threads and forget their raw stacks. Returns the Go probes' rows (their
+    /// maps are cumulative, so they join the totals only for one report) and how many
+    /// raw stacks were resolved.
+    fn drain(&mut self) -> Result<(Snapshot, usize)> {
+        let stacks = &self.stacks;
+        let delta = self
+            .probes
+            .snapshot(|k| stacks.knows(k))
+            .context("read the probes' aggregates")?;
+        let mut go = Snapshot::default();
+        self.go.merge_into(&mut go)?;
+        let resolved =
+            self.stacks.resolve(&delta, &self.maps) + self.stacks.resolve(&go, &self.maps);
+        let stacks = &mut self.stacks;
+        self.totals
+            .add(delta, |key, tid| stacks.canonical(key, tid));
+        for r in &mut go.waits {
+            (_, r.stack_id, r.leaf_ret) = stacks.canonical((r.tgid, r.stack_id, r.leaf_ret), 0);
+        }
+        for r in &mut go.wakes {
+            (_, r.stack_id, r.leaf_ret) = stacks.canonical((r.tgid, r.stack_id, r.leaf_ret), 0);
+        }
+        for e in &mut go.edges {
+            (_, e.waiter_stack_id, e.waiter_leaf_ret) =
+                stacks.canonical((e.tgid, e.waiter_stack_id, e.waiter_leaf_ret), 0);
+            (_, e.waker_stack_id, e.waker_leaf_ret) =
+                stacks.canonical((e.tgid, e.waker_stack_id, e.waker_leaf_ret), 0);
+        }
+        go.stacks.clear();
+        let alive = Threads::of(
+            self.stacks
+                .owner_tgids()
+                .into_iter()
+                .chain(self.totals.thread_tgids()),
+        );
+        self.totals.fold_exited(|tgid, tid| alive.has(tgid, tid));
+        self.stacks.prune(|tgid, tid| alive.has(tgid, tid));
+        Ok((go, resolved))
+    }
+
+    /// The report of the totals (with the Go probes' rows `go`).
+    fn build(&mut self, go: Snapshot, duration_ns: u64) -> Report {
         let (run_time, runs) = self.probes.run_stats();
         let (go_time, go_runs) = self.go.run_stats();
         let (run_time, runs) = (run_time + go_time, runs + go_runs);
@@ -425,25 +465,31 @@ impl Session {
                 t.exit_code = exit_code;
             }
         }
-        let unsymbolized = self.stacks.symbolize(snapshot, &self.maps);
-        let mut report = build_report(
-            snapshot,
-            &self.stacks.frames,
-            ReportContext {
-                targets,
-                started_unix_ms: self.started_unix_ms,
-                duration_ns,
-                unsymbolized_frames: unsymbolized,
-                probe_cost: crate::report::ProbeCost {
-                    bpf_run_ns: run_time.as_nanos() as u64,
-                    bpf_runs: runs,
-                    attach_method: self.probes.attach_method().name().to_owned(),
-                    kernel_memory_bytes: self.probes.kernel_memory_bytes(),
-                },
-                unwind: self.stacks.methods.clone(),
-                lock_fns: self.lock_fns.clone(),
+        let ctx = ReportContext {
+            targets,
+            started_unix_ms: self.started_unix_ms,
+            duration_ns,
+            unsymbolized_frames: 0,
+            probe_cost: crate::report::ProbeCost {
+                bpf_run_ns: run_time.as_nanos() as u64,
+                bpf_runs: runs,
+                attach_method: self.probes.attach_method().name().to_owned(),
+                kernel_memory_bytes: self.probes.kernel_memory_bytes(),
             },
-        );
+            unwind: self.stacks.methods.clone(),
+            lock_fns: self.lock_fns.clone(),
+        };
+        let stacks = &self.stacks;
+        let mut report = self.totals.with_extra(go, |snapshot| {
+            build_report(
+                snapshot,
+                &stacks.frames,
+                ReportContext {
+                    unsymbolized_frames: stacks.unsymbolized(snapshot),
+                    ..ctx
+                },
+            )
+        });
         crate::analyze::go::finish(&mut report);
         report
     }

@@ -344,8 +344,7 @@ impl Session {
         let t0 = Instant::now();
         let cpu0 = thread_cpu();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
-        let (go, _) = self.drain()?;
-        let read = t0.elapsed();
+        let (go, _, read) = self.drain()?;
         let mut report = self.build(go, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
@@ -361,7 +360,7 @@ impl Session {
         self.go.detach();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
         self.poll_targets(true);
-        let (go, resolved) = self.drain()?;
+        let (go, resolved, _) = self.drain()?;
         if verbose {
             eprintln!(
                 "lockprof: stopped ({}) after {:.1}s; symbolizing {} stacks…",
@@ -414,8 +413,9 @@ impl Session {
     /// call, resolve the stacks not seen before, sum the rows by canonical stack, fold
     /// exited threads and forget their raw stacks. Returns the Go probes' rows (their
     /// maps are cumulative, so they join the totals only for one report) and how many
-    /// raw stacks were resolved.
-    fn drain(&mut self) -> Result<(Snapshot, usize)> {
+    /// raw stacks were resolved, and how long reading the kernel's maps took (wall).
+    fn drain(&mut self) -> Result<(Snapshot, usize, Duration)> {
+        let t0 = Instant::now();
         let stacks = &self.stacks;
         let delta = self
             .probes
@@ -423,6 +423,7 @@ impl Session {
             .context("read the probes' aggregates")?;
         let mut go = Snapshot::default();
         self.go.merge_into(&mut go)?;
+        let read = t0.elapsed();
         let resolved =
             self.stacks.resolve(&delta, &self.maps) + self.stacks.resolve(&go, &self.maps);
         let stacks = &mut self.stacks;
@@ -449,7 +450,7 @@ impl Session {
         );
         self.totals.fold_exited(|tgid, tid| alive.has(tgid, tid));
         self.stacks.prune(|tgid, tid| alive.has(tgid, tid));
-        Ok((go, resolved))
+        Ok((go, resolved, read))
     }
 
     /// The report of the totals (with the Go probes' rows `go`).

@@ -48,6 +48,8 @@ pub(super) struct StackCache {
     /// The kernel's frame-pointer stack of each raw `(tgid, id)` read, for the same
     /// id seen later with another leaf.
     ips: HashMap<(u32, i32), Vec<u64>>,
+    /// The canonical key of each unwound stack, by process (its layout) and addresses.
+    by_addrs: HashMap<(u32, Option<UnwindMethod>, Vec<u64>), StackKey>,
     /// Canonical id of each distinct (frames, unwind method).
     interned: HashMap<(Vec<String>, Option<UnwindMethod>), i32>,
     /// Threads found exited at the previous pruning: their raw keys go at the next
@@ -74,6 +76,7 @@ impl StackCache {
             methods: HashMap::new(),
             canon: HashMap::new(),
             ips: HashMap::new(),
+            by_addrs: HashMap::new(),
             interned: HashMap::new(),
             exited: HashSet::new(),
             symbolizer: None,
@@ -100,6 +103,7 @@ impl StackCache {
         }
         self.canon.retain(|(pid, _, _), _| !pids.contains(pid));
         self.ips.retain(|(pid, _), _| !pids.contains(pid));
+        self.by_addrs.retain(|(pid, _, _), _| !pids.contains(pid));
     }
 
     /// The canonical key of a resolved raw key, noting `tid` as the thread that took
@@ -138,6 +142,9 @@ impl StackCache {
             .collect();
         let held: HashSet<(u32, i32)> = self.canon.keys().map(|k| (k.0, k.1)).collect();
         self.ips.retain(|k, _| held.contains(k));
+        let processes: HashSet<u32> = held.iter().map(|k| k.0).collect();
+        self.by_addrs
+            .retain(|(pid, _, _), _| processes.contains(pid));
         self.canon.len()
     }
 
@@ -214,9 +221,25 @@ impl StackCache {
             .values()
             .map(|u| u.stack_used)
             .fold(self.deepest_stack, u64::max);
-        let frames = self.symbolize(&raw, maps);
-        for ((key, method, _), frames) in raw.iter().zip(frames) {
-            let canonical = self.intern(frames, *method);
+        // Threads of one process that took the same call path unwind to the same
+        // addresses: those are symbolized once.
+        let (known, new): (Vec<_>, Vec<_>) = raw
+            .into_iter()
+            .partition(|(k, m, s)| self.by_addrs.contains_key(&(k.0, *m, s.clone())));
+        let frames = self.symbolize(&new, maps);
+        for ((key, method, stack), frames) in new.into_iter().zip(frames) {
+            let canonical = self.intern(frames, method);
+            self.by_addrs.insert((key.0, method, stack), canonical);
+            self.canon.insert(
+                key,
+                Canon {
+                    key: canonical,
+                    owner: 0,
+                },
+            );
+        }
+        for (key, method, stack) in &known {
+            let canonical = self.by_addrs[&(key.0, *method, stack.clone())];
             self.canon.insert(
                 *key,
                 Canon {
@@ -225,7 +248,7 @@ impl StackCache {
                 },
             );
         }
-        raw.len()
+        keys.len()
     }
 
     /// Symbolize the unwound stacks (none for a stack without addresses).

@@ -312,7 +312,9 @@ impl Session {
             Some(child) => child.try_wait().is_some(),
             // A cgroup may get new processes until it is removed.
             None => {
-                self.targets.keys().all(|&pid| !process::is_alive(pid))
+                self.targets
+                    .values()
+                    .all(|t| t.exited || !process::is_alive(t.pid))
                     && self.cgroups.iter().all(|d| !d.exists())
             }
         };
@@ -461,7 +463,7 @@ impl Session {
         let exit_code = self.launched.as_mut().and_then(Launched::try_wait);
         let mut targets: Vec<Target> = self.targets.values().cloned().collect();
         for t in &mut targets {
-            t.exited = !process::is_alive(t.pid);
+            t.exited = t.exited || !process::is_alive(t.pid);
             if t.origin == TargetOrigin::Launch {
                 t.exit_code = exit_code;
             }

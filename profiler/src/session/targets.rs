@@ -41,6 +41,15 @@ pub(super) fn poll_targets(
         }
     }
     for (pid, t) in targets.iter_mut() {
+        // An exited target's maps are kept; polling it again would cost a failed
+        // open per poll for every process that ever came and went.
+        if t.exited {
+            continue;
+        }
+        if full && !process::is_alive(*pid) {
+            t.exited = true;
+            continue;
+        }
         let young = first_seen
             .entry(*pid)
             .or_insert_with(Instant::now)

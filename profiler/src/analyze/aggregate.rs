@@ -15,7 +15,7 @@ use crate::analyze::locks::LockAcc;
 use crate::analyze::sites::{SiteAcc, site_identity};
 use crate::analyze::wakers::{WakerAcc, WakerLocations};
 use crate::analyze::wrappers::LockFns;
-use crate::collect::snapshot::Snapshot;
+use crate::collect::snapshot::{Snapshot, listed_id};
 use crate::report::{
     Behavior, Frame, KindShare, LockAddress, Losses, Report, SCHEMA_VERSION, Site, Target, Totals,
     WaitKind, WakerShare, WakerSite,
@@ -201,7 +201,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     let mut locks: Vec<LockAddress> = locks
         .into_iter()
-        .map(|((pid, addr), l)| l.finish(pid, addr))
+        .map(|((pid, addr), l)| l.finish(listed_id(pid), addr))
         .collect();
     locks.sort_by(|a, b| {
         b.wait
@@ -345,34 +345,23 @@ mod tests {
 
     fn stacks() -> SymbolizedStacks {
         let mut s = SymbolizedStacks::new();
+        // A mutex wait in `writer` line 40, called from `caller`.
+        let writer_wait = |caller: &str, line: u32| {
+            vec![
+                frame("syscall", LIBC, 0),
+                frame(
+                    "std::sys::sync::mutex::futex::Mutex::lock_contended",
+                    APP,
+                    0,
+                ),
+                frame("demo::Store::writer", APP, 40),
+                frame(caller, APP, line),
+            ]
+        };
         // 1: mutex wait in `writer` line 40
-        s.insert(
-            (1, 1, 0),
-            vec![
-                frame("syscall", LIBC, 0),
-                frame(
-                    "std::sys::sync::mutex::futex::Mutex::lock_contended",
-                    APP,
-                    0,
-                ),
-                frame("demo::Store::writer", APP, 40),
-                frame("demo::pull", APP, 90),
-            ],
-        );
+        s.insert((1, 1, 0), writer_wait("demo::pull", 90));
         // 2: same site reached from another caller
-        s.insert(
-            (1, 2, 0),
-            vec![
-                frame("syscall", LIBC, 0),
-                frame(
-                    "std::sys::sync::mutex::futex::Mutex::lock_contended",
-                    APP,
-                    0,
-                ),
-                frame("demo::Store::writer", APP, 40),
-                frame("demo::other", APP, 120),
-            ],
-        );
+        s.insert((1, 2, 0), writer_wait("demo::other", 120));
         // 3: condvar wait in `lookup` line 70
         s.insert(
             (1, 3, 0),

@@ -15,7 +15,7 @@ use crate::analyze::histogram::Log2Histogram;
 use crate::analyze::stacks;
 use crate::analyze::wakers::{EdgeAcc, WakerLocations, held_across, wake_latency};
 use crate::analyze::wrappers::LockFns;
-use crate::collect::snapshot::{WaitRow, WakeToRun, listed_tid};
+use crate::collect::snapshot::{WaitRow, WakeToRun, listed_id};
 use crate::report::{
     AddressShare, Behavior, Fairness, Frame, Site, StackShare, ThreadShare, WaitKind, WaitSummary,
     WokenBy,
@@ -178,11 +178,11 @@ impl SiteAcc {
         self.unpaired += row.unpaired;
         let t = self
             .threads
-            .entry((row.tgid, listed_tid(row.tid)))
+            .entry((listed_id(row.tgid), listed_id(row.tid)))
             .or_insert_with(|| (row.comm.clone(), WaitSummary::default()));
         t.1.add(row.blocked, row.total_ns, row.max_ns);
         self.addresses
-            .entry((row.tgid, row.uaddr))
+            .entry((listed_id(row.tgid), row.uaddr))
             .or_default()
             .add(row.blocked, row.total_ns, row.max_ns);
         self.stacks

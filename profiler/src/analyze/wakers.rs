@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::analyze::sites::{SiteIdentity, mark_lock_impl};
 use crate::analyze::syscalls;
 use crate::analyze::wrappers::LockFns;
-use crate::collect::snapshot::{EdgeRow, HolderActivity, WakeRow, WakeToRun, listed_tid};
+use crate::collect::snapshot::{EdgeRow, HolderActivity, WakeRow, WakeToRun, listed_id};
 use crate::report::{
     Frame, HeldAcross, OffCpuIn, SyscallFailure, WakeLatency, WakerSite, WakerThread,
 };
@@ -106,10 +106,10 @@ impl WakerAcc {
         self.woke_many += row.woke_many;
         let t = self
             .threads
-            .entry((row.tgid, listed_tid(row.tid)))
+            .entry((listed_id(row.tgid), listed_id(row.tid)))
             .or_insert_with(|| WakerThread {
-                pid: row.tgid,
-                tid: listed_tid(row.tid),
+                pid: listed_id(row.tgid),
+                tid: listed_id(row.tid),
                 name: row.comm.clone(),
                 ..WakerThread::default()
             });

@@ -11,19 +11,17 @@ use profiler_common::{
     Loss, RawEdgeKey, RawEdgeStats, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey,
     RawWakeStats,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::analyze::histogram::Log2Histogram;
 
 /// What the kernel counted since the previous snapshot (its maps are drained), plus
 /// the stacks it references that the reader did not know yet. `session::fold` sums
 /// them; the report is built from that sum, which has the same shape.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     pub waits: Vec<WaitRow>,
     pub wakes: Vec<WakeRow>,
     /// Which wake stack ended which wait stack.
-    #[serde(default)]
     pub edges: Vec<EdgeRow>,
     /// User stacks by `(tgid, stack id)`: raw instruction addresses, innermost first.
     pub stacks: BTreeMap<(u32, i32), Vec<u64>>,
@@ -32,29 +30,30 @@ pub struct Snapshot {
     pub unfinished_waits: u64,
     /// User-stack copies by `(tgid, stack id)`, for the ids at or above
     /// `DWARF_STACK_ID_BASE`; `stacks` holds their frame-pointer fallback.
-    #[serde(default)]
     pub user_stacks: BTreeMap<(u32, i32), UserStackCopy>,
 }
 
 /// The thread id of folded rows: the exited threads' wakes and edges, and the waits of
-/// exited threads that also woke the address they waited on (see `session::fold`).
+/// exited threads that also woke the address they waited on (see `session::fold`);
+/// also the process id of folded rows of exited processes.
 pub const EXITED: u32 = u32::MAX;
 /// The thread id of folded waits of exited threads that never woke their address,
 /// kept apart from [`EXITED`] so an address's behaviour is judged as before folding.
 pub const EXITED_WAITER: u32 = u32::MAX - 1;
 
-/// The thread id a report lists for a row's `tid`: 0 for folded exited threads.
-pub fn listed_tid(tid: u32) -> u32 {
-    if tid == EXITED || tid == EXITED_WAITER {
+/// The thread or process id a report lists for a row's `tid` or `tgid`: 0 for folded
+/// exited threads or processes.
+pub fn listed_id(id: u32) -> u32 {
+    if id == EXITED || id == EXITED_WAITER {
         0
     } else {
-        tid
+        id
     }
 }
 
 /// The registers at a futex syscall and the user stack bytes copied from the page
 /// holding `sp` (see `RawUserStack`), ready for `unwind`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserStackCopy {
     pub ip: u64,
     pub sp: u64,
@@ -78,7 +77,7 @@ impl UserStackCopy {
 }
 
 /// One (thread, futex address, stack, op) wait row, summed over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WaitRow {
     pub tgid: u32,
     pub tid: u32,
@@ -165,7 +164,7 @@ impl WaitRow {
 }
 
 /// One (thread, futex address, stack, op) wake row, summed over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WakeRow {
     pub tgid: u32,
     pub tid: u32,
@@ -220,7 +219,7 @@ impl WakeRow {
 }
 
 /// A wake → wait edge, summed over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EdgeRow {
     pub tgid: u32,
     pub waiter_stack_id: i32,
@@ -231,16 +230,14 @@ pub struct EdgeRow {
     pub waits: u64,
     pub wait_ns: u64,
     /// What the waker did while these waits waited (see [`HolderActivity`]).
-    #[serde(default)]
     pub holder: HolderActivity,
     /// From the wake call until the waiter was on a CPU again.
-    #[serde(default)]
     pub wake_to_run: WakeToRun,
 }
 
 /// The waker ("holder") thread during its waiters' windows — each window runs from
 /// the start of a wait to the wake call that ended it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HolderActivity {
     /// Sum of the windows.
     pub window_ns: u64,
@@ -277,7 +274,7 @@ impl HolderActivity {
 }
 
 /// Wake-to-run latency over `count` measured waits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WakeToRun {
     pub count: u64,
     pub total_ns: u64,
@@ -338,7 +335,7 @@ impl EdgeRow {
 }
 
 /// The kernel's loss counters, summed over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelLosses {
     pub counts: BTreeMap<String, u64>,
 }

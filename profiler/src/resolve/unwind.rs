@@ -156,6 +156,9 @@ impl ElfUnwindInfo {
     }
 }
 
+/// Map layouts whose unwinder is kept (see [`StackUnwinder::unwind_reading`]).
+const MAX_LAYOUTS: usize = 64;
+
 /// Unwinds copies against the modules mapped in their process. Modules are parsed
 /// once per file and the unwinder (with its rule cache) is reused per map layout.
 #[derive(Default)]
@@ -181,6 +184,12 @@ impl StackUnwinder {
         readable: impl Fn(&Mapping) -> PathBuf,
     ) -> Unwound {
         if !self.unwinders.contains_key(mappings) {
+            // One per layout: a workload that keeps exec'ing (each process its own
+            // layout) would otherwise grow this without end. Rebuilding one is cheap
+            // (the parsed files stay), so the cache is simply emptied when full.
+            if self.unwinders.len() >= MAX_LAYOUTS {
+                self.unwinders.clear();
+            }
             let mut unwinder = UnwinderX86_64::new();
             for m in mappings {
                 if let Some(module) = self.file(&readable(m)).and_then(|f| f.module(m)) {

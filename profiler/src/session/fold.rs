@@ -14,7 +14,8 @@
 //! and an address's behaviour (do its waiters also wake it?) — is kept: a thread is
 //! listed on its own while at most [`THREAD_DETAIL`] threads are held, and a folded
 //! wait row remembers whether its thread also woke that address ([`EXITED`] vs
-//! [`EXITED_WAITER`]).
+//! [`EXITED_WAITER`]). Exited processes (a workload that keeps forking) are folded
+//! into one, listed as process 0, once more than [`PROCESS_DETAIL`] are held.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,6 +24,8 @@ use crate::collect::snapshot::{EXITED, EXITED_WAITER, EdgeRow, Snapshot, WaitRow
 
 /// Threads held with their own rows before exited ones are folded.
 pub(super) const THREAD_DETAIL: usize = 256;
+/// Exited processes held with their own rows before they are folded into one.
+pub(super) const PROCESS_DETAIL: usize = 64;
 /// The name folded rows carry.
 const EXITED_NAME: &str = "[exited threads]";
 
@@ -131,9 +134,16 @@ impl Totals {
         self.snap.unfinished_waits = delta.unfinished_waits;
     }
 
-    /// The processes of the threads held with their own rows.
-    pub(super) fn thread_tgids(&self) -> HashSet<u32> {
-        self.threads().into_iter().map(|(tgid, _)| tgid).collect()
+    /// The processes the rows belong to (folded exited processes left out).
+    pub(super) fn tgids(&self) -> HashSet<u32> {
+        let waits = self.snap.waits.iter().map(|r| r.tgid);
+        let wakes = self.snap.wakes.iter().map(|r| r.tgid);
+        let edges = self.snap.edges.iter().map(|e| e.tgid);
+        waits
+            .chain(wakes)
+            .chain(edges)
+            .filter(|&p| p != EXITED)
+            .collect()
     }
 
     /// Threads held with their own rows.
@@ -150,19 +160,57 @@ impl Totals {
     }
 
     /// When more than [`THREAD_DETAIL`] threads are held, fold the rows of those no
-    /// longer `alive` into one per key; returns how many threads were folded.
-    pub(super) fn fold_exited(&mut self, alive: impl Fn(u32, u32) -> bool) -> usize {
+    /// longer `alive` into one per key; when more than [`PROCESS_DETAIL`] exited
+    /// processes are held, fold their rows into one process ([`EXITED`]).
+    /// `alive(tgid, 0)`: is the process alive. Returns how many threads and processes
+    /// were folded.
+    pub(super) fn fold_exited(&mut self, alive: impl Fn(u32, u32) -> bool) -> (usize, usize) {
         let threads = self.threads();
-        if threads.len() <= THREAD_DETAIL {
-            return 0;
-        }
+        let exited_processes: HashSet<u32> =
+            self.tgids().into_iter().filter(|&p| !alive(p, 0)).collect();
+        let fold_processes = exited_processes.len() > PROCESS_DETAIL;
+        let fold_threads = threads.len() > THREAD_DETAIL;
         let exited: HashSet<(u32, u32)> = threads
             .into_iter()
-            .filter(|&(tgid, tid)| !alive(tgid, tid))
+            .filter(|&(tgid, tid)| {
+                (fold_threads && !alive(tgid, tid))
+                    || (fold_processes && exited_processes.contains(&tgid))
+            })
             .collect();
-        if exited.is_empty() {
-            return 0;
+        if exited.is_empty() && !fold_processes {
+            return (0, 0);
         }
+        self.fold_threads(&exited);
+        if fold_processes {
+            for r in &mut self.snap.waits {
+                if exited_processes.contains(&r.tgid) {
+                    r.tgid = EXITED;
+                }
+            }
+            for r in &mut self.snap.wakes {
+                if exited_processes.contains(&r.tgid) {
+                    r.tgid = EXITED;
+                }
+            }
+            for e in &mut self.snap.edges {
+                if exited_processes.contains(&e.tgid) {
+                    e.tgid = EXITED;
+                }
+            }
+        }
+        self.waits.rebuild(&mut self.snap.waits);
+        self.wakes.rebuild(&mut self.snap.wakes);
+        self.edges.rebuild(&mut self.snap.edges);
+        let processes = if fold_processes {
+            exited_processes.len()
+        } else {
+            0
+        };
+        (exited.len(), processes)
+    }
+
+    /// Give the rows of `exited` threads the folded thread ids (the caller re-keys).
+    fn fold_threads(&mut self, exited: &HashSet<(u32, u32)>) {
         // Which exited threads woke the address they waited on, before the wakes lose
         // their thread ids.
         let woke: HashSet<(u32, u32, u64)> = self
@@ -197,10 +245,6 @@ impl Totals {
                 e.waker_tid = EXITED;
             }
         }
-        self.waits.rebuild(&mut self.snap.waits);
-        self.wakes.rebuild(&mut self.snap.wakes);
-        self.edges.rebuild(&mut self.snap.edges);
-        exited.len()
     }
 
     /// Lend the totals with `extra` rows appended (cumulative rows that are not
@@ -325,7 +369,7 @@ mod tests {
     fn few_threads_are_never_folded() {
         let mut t = churn(10);
         let before = t.snap.clone();
-        assert_eq!(t.fold_exited(|_, _| false), 0);
+        assert_eq!(t.fold_exited(|_, _| false), (0, 0));
         assert_eq!(t.snap, before);
     }
 
@@ -344,8 +388,8 @@ mod tests {
             )
         };
         // Thread 1 is still alive: it keeps its rows.
-        let folded = t.fold_exited(|_, tid| tid == 1);
-        assert_eq!(folded, 3 * 200 - 1);
+        let folded = t.fold_exited(|_, tid| tid <= 1);
+        assert_eq!(folded, (3 * 200 - 1, 0));
         assert_eq!(totals(&t.snap), totals(&before));
         // Per key: the live thread's rows, one folded row for the lock's waiters that
         // woke it, one for the event's waiters, one folded wake per address.
@@ -378,8 +422,33 @@ mod tests {
             },
             canon,
         );
-        assert_eq!(t.fold_exited(|_, _| false), 0);
+        assert_eq!(t.fold_exited(|_, _| false), (0, 0));
         assert_eq!(t.snap.waits.len(), n + 1);
+    }
+
+    #[test]
+    fn exited_processes_fold_into_one_once_many_are_held() {
+        let mut t = Totals::default();
+        let n = PROCESS_DETAIL as u32 + 1;
+        let mut delta = Snapshot::default();
+        for p in 1..=n {
+            delta.waits.push(wait(p, p, 0x10, 1, 7));
+            delta.wakes.push(wake(p, p, 0x10, 2));
+        }
+        t.add(delta, canon);
+        // Every process alive but the first PROCESS_DETAIL: nothing folds.
+        assert_eq!(t.fold_exited(|p, _| p > PROCESS_DETAIL as u32), (0, 0));
+        assert_eq!(t.snap.waits.len(), n as usize);
+        // All exited: one process, one row per key, the same totals.
+        assert_eq!(t.fold_exited(|_, _| false), (n as usize, n as usize));
+        assert_eq!(t.snap.waits.len(), 1);
+        let w = &t.snap.waits[0];
+        assert_eq!(
+            (w.tgid, w.tid, w.blocked, w.total_ns),
+            (EXITED, EXITED, u64::from(n), 7 * u64::from(n))
+        );
+        assert_eq!(t.snap.wakes.len(), 1);
+        assert!(t.tgids().is_empty(), "folded rows are no process to poll");
     }
 
     #[test]

@@ -448,7 +448,7 @@ impl Session {
             self.stacks
                 .owner_tgids()
                 .into_iter()
-                .chain(self.totals.thread_tgids()),
+                .chain(self.totals.tgids()),
         );
         self.totals.fold_exited(|tgid, tid| alive.has(tgid, tid));
         self.stacks.prune(|tgid, tid| alive.has(tgid, tid));

@@ -296,16 +296,16 @@ impl StackCache {
     }
 }
 
-/// Everything a frame says but its absolute address (kept when nothing else names
-/// the place).
+/// Everything a frame says but its absolute address, which differs between
+/// processes. A frame no module maps (its process exited before its maps were read)
+/// says nothing that would tell it from another: such frames are one unknown place,
+/// or every short-lived process would bring call paths (and sites) of its own.
 fn frame_identity(f: &Frame) -> String {
+    if f.function.is_none() && f.module.is_none() {
+        return "?".to_owned();
+    }
     format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
-        f.function,
-        f.file,
-        f.line,
-        f.module,
-        f.module_offset.as_ref().unwrap_or(&f.address),
-        f.inlined
+        f.function, f.file, f.line, f.module, f.module_offset, f.inlined
     )
 }

@@ -49,13 +49,14 @@ pub struct GoTarget {
 /// Read `exe` and decide whether it is a Go executable the probes support: `Ok(None)`
 /// for any other file, an error naming what is missing for a Go one we cannot probe.
 pub fn inspect(exe: &Path) -> Result<Option<GoTarget>, String> {
-    let Ok(data) = std::fs::read(exe) else {
+    let Some(file) = crate::resolve::mapped::MappedFile::open(exe) else {
         return Ok(None);
     };
-    let Some(version) = crate::resolve::gopclntab::go_version(&data) else {
+    let data = file.bytes();
+    let Some(version) = crate::resolve::gopclntab::go_version(data) else {
         return Ok(None);
     };
-    let tables = GoTables::parse(&data, &exe.display().to_string()).map_err(|e| e.to_string())?;
+    let tables = GoTables::parse(data, &exe.display().to_string()).map_err(|e| e.to_string())?;
     let mut offsets = [0; 3];
     for (slot, (_, function)) in offsets.iter_mut().zip(ATTACH) {
         *slot = tables

@@ -133,8 +133,9 @@ impl GoTables {
     /// Read the tables of the Go executable at `path`.
     pub fn open(path: &Path) -> Result<Self, GoTableError> {
         let name = path.display().to_string();
-        let data = std::fs::read(path).map_err(|_| GoTableError::NotElf(name.clone()))?;
-        Self::parse(&data, &name)
+        let file = crate::resolve::mapped::MappedFile::open(path)
+            .ok_or_else(|| GoTableError::NotElf(name.clone()))?;
+        Self::parse(file.bytes(), &name)
     }
 
     /// Read the tables from a whole ELF file's bytes (`name` is used in errors).

@@ -6,6 +6,7 @@
 
 pub mod debuginfod;
 pub mod gopclntab;
+pub mod mapped;
 pub mod stack_repair;
 pub mod symbolize;
 pub mod unwind;

@@ -215,8 +215,8 @@ impl StackUnwinder {
         self.files
             .entry(path.to_path_buf())
             .or_insert_with(|| {
-                let data = std::fs::read(path).ok()?;
-                ElfUnwindInfo::parse(&data).map(Arc::new)
+                let file = crate::resolve::mapped::MappedFile::open(path)?;
+                ElfUnwindInfo::parse(file.bytes()).map(Arc::new)
             })
             .clone()
     }

@@ -350,6 +350,7 @@ impl Session {
         let mut report = self.build(go, duration_ns);
         self.timeline.push(&report);
         self.timeline.apply(&mut report);
+        release_free_memory();
         self.refreshes
             .push((t0.elapsed(), read, thread_cpu().saturating_sub(cpu0)));
         Ok(report)
@@ -540,6 +541,18 @@ fn refresh_summary(times: &mut [(Duration, Duration, Duration)]) -> String {
         cpu.2,
         read.0,
     )
+}
+
+/// Hand the allocator's free pages back to the kernel. A refresh allocates and frees
+/// megabytes (drained rows, 16 KiB stack copies, the report), and glibc keeps what
+/// was freed inside its heap, so the resident size of a long recording would drift
+/// up with fragmentation rather than with what lockprof holds.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free memory of the allocator to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// CPU time used by the calling thread so far.

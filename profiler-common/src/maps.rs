@@ -93,10 +93,6 @@ pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 
 /// Capacity of [`MAP_WAITS`]. One entry per (tgid, tid, futex address, stack, op).
 pub const MAX_WAIT_KEYS: u32 = 32_768;
-/// Userspace moves a shared aggregation map's rows into its own totals (and deletes
-/// them from the kernel) once the map holds more than this fraction (1/N) of its
-/// capacity, so a long recording never fills it.
-pub const DRAIN_FRACTION: u32 = 4;
 /// Capacity of [`MAP_WAKES`].
 pub const MAX_WAKE_KEYS: u32 = 16_384;
 /// Capacity of [`MAP_STACKS`]; the kernel rounds the bucket count to a power of two,

@@ -183,6 +183,13 @@ impl MapsHistory {
         }
     }
 
+    /// Drop the layouts of a process whose stacks are all resolved (it exited and its
+    /// last rows were drained): a workload that keeps forking would otherwise grow
+    /// this with every process it ever had. Its files stay held for the others.
+    pub fn forget(&mut self, pid: u32) {
+        self.by_pid.remove(&pid);
+    }
+
     /// The debug directories inside the containers seen (`/usr/lib/debug` below each
     /// foreign root held open), for debug files installed in the image.
     pub fn container_debug_dirs(&self) -> Vec<PathBuf> {

@@ -200,6 +200,9 @@ pub struct Session {
     refreshes: Vec<(Duration, Duration, Duration)>,
     /// `--lock-fn` patterns, for the report's attribution.
     lock_fns: Vec<String>,
+    /// Targets seen exited at the previous drain: their memory maps are dropped at
+    /// the next one, once their last rows are drained and their stacks resolved.
+    exited_before: Vec<u32>,
 }
 
 impl Session {
@@ -287,6 +290,7 @@ impl Session {
             go,
             refreshes: Vec::new(),
             lock_fns: opts.lock_fns.clone(),
+            exited_before: Vec::new(),
         };
         session.go.inspect(session.targets.keys())?;
         session.poll_targets(true);
@@ -453,6 +457,15 @@ impl Session {
         );
         self.totals.fold_exited(|tgid, tid| alive.has(tgid, tid));
         self.stacks.prune(|tgid, tid| alive.has(tgid, tid));
+        for pid in std::mem::take(&mut self.exited_before) {
+            self.maps.forget(pid);
+        }
+        self.exited_before = self
+            .targets
+            .values()
+            .filter(|t| t.exited)
+            .map(|t| t.pid)
+            .collect();
         Ok((go, resolved, read))
     }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use common::{lockprof, record, repo_root, require_root, tag_line, tempdir, top_sites};
+use common::{lockprof, record, require_root, tag_line, tempdir, top_sites};
 use profiler::report::{Report, Site, WaitKind};
 
 const SOURCE: &str = "demo-targets/go/main.go";
@@ -38,20 +38,8 @@ const DB_SITES: [(&str, &str); 3] = [
 fn godemo() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = common::target_dir().join("go-demo");
-        std::fs::create_dir_all(&out).expect("create go-demo dir");
-        let bin = out.join("godemo");
-        let status = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(repo_root().join("demo-targets/go"))
-            .env("GOCACHE", out.join("cache"))
-            .env("GOFLAGS", "-mod=mod")
-            .status()
-            .expect("run `go build` (golang-go: `cargo xtask setup` installs it)");
-        assert!(status.success(), "go build of demo-targets/go failed");
-        let stripped = out.join("godemo-stripped");
+        let bin = common::go_build(".", "godemo");
+        let stripped = bin.with_file_name("godemo-stripped");
         let status = Command::new("strip")
             .arg("-o")
             .arg(&stripped)

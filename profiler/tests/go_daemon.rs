@@ -1,8 +1,9 @@
 //! lockprof attached by pid to a real Go daemon from Debian: containerd 1.6 (Debian's
 //! `containerd` package, built with Go 1.19, stripped), started by the test on a
 //! private root, state dir and unix socket under a temp dir (no network, no systemd),
-//! under concurrent `ctr images import` of one image built here from files (an OCI
-//! layout tar, no registry) and `ctr images rm` of it.
+//! under concurrent `ctr images import` of one image built from files (an OCI layout
+//! tar, no registry) and `ctr images rm` of it — both by `demo-targets/go/ctrload`,
+//! which the overhead benchmark uses too.
 //!
 //! Why containerd: it is the daemon of the Go demo's bug (containerd#4937: the content
 //! store's try-lock sleeps run inside a bbolt write transaction, so concurrent writers
@@ -21,10 +22,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{lockprof, require_root, tempdir, top_sites};
@@ -33,10 +33,9 @@ use profiler::report::{Report, Site, WaitKind};
 
 const CONTAINERD: &str = "/usr/bin/containerd";
 const CTR: &str = "/usr/bin/ctr";
-const IMAGE: &str = "lockprof.test/tiny:latest";
 /// Concurrent `ctr` loops: most import, every fourth removes the image again (so the
 /// imports keep writing content, unpacking and updating the metadata).
-const WORKERS: usize = 8;
+const WORKERS: &str = "8";
 const RECORD: &str = "6s";
 
 /// Install Debian's containerd when it is missing (a fresh CI machine).
@@ -52,140 +51,39 @@ fn ensure_containerd() {
     assert!(status.success(), "apt-get install containerd failed");
 }
 
-/// Run `program args…` and return its stdout, failing the test with its output.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Copy `file` into the layout's blob store under its sha256; returns (digest, size).
-fn add_blob(layout: &Path, file: &Path) -> (String, u64) {
-    let sum = run(Command::new("sha256sum").arg(file));
-    let hex = sum.split_whitespace().next().expect("sha256sum output");
-    std::fs::copy(file, layout.join("blobs/sha256").join(hex)).expect("copy blob");
-    let size = std::fs::metadata(file).expect("blob size").len();
-    (format!("sha256:{hex}"), size)
-}
-
-/// An OCI image layout tar of one layer of 200 small files, named [`IMAGE`].
-fn build_image(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("data")).expect("rootfs dir");
-    for i in 0..200 {
-        let text = format!("file {i}\n").repeat(100 + i);
-        std::fs::write(rootfs.join("data").join(format!("f{i}")), text).expect("write file");
-    }
-    let layout = dir.join("oci");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("layout dir");
-    let layer = dir.join("layer.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&layer)
-        .arg("."));
-    let (layer_digest, layer_size) = add_blob(&layout, &layer);
-
-    let write_json = |name: &str, v: &serde_json::Value| -> (String, u64) {
-        let path = dir.join(name);
-        std::fs::write(&path, v.to_string()).expect("write json");
-        add_blob(&layout, &path)
-    };
-    let (config_digest, config_size) = write_json(
-        "config.json",
-        &serde_json::json!({
-            "architecture": "amd64", "os": "linux", "config": { "Cmd": ["/bin/true"] },
-            "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
-        }),
-    );
-    let (manifest_digest, manifest_size) = write_json(
-        "manifest.json",
-        &serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                        "digest": config_digest, "size": config_size },
-            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                         "digest": layer_digest, "size": layer_size }],
-        }),
-    );
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .expect("oci-layout");
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest, "size": manifest_size,
-            "annotations": { "io.containerd.image.name": IMAGE,
-                             "org.opencontainers.image.ref.name": "latest" },
-        }],
-    });
-    std::fs::write(layout.join("index.json"), index.to_string()).expect("index.json");
-    let image = dir.join("image.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&image)
-        .arg("."));
-    image
-}
-
-/// containerd on a private root/state/socket, stopped by its PID when dropped.
+/// containerd on the private config `ctrload setup` wrote, stopped by its PID when
+/// dropped.
 struct Containerd {
     child: Child,
-    socket: PathBuf,
 }
 
 impl Containerd {
     fn start(dir: &Path) -> Containerd {
-        let socket = dir.join("containerd.sock");
-        let p = |name: &str| dir.join(name).display().to_string();
-        // Everything under `dir`: the CRI plugin (a streaming server, CNI) is off, and
-        // the `opt` plugin would otherwise create /opt/containerd.
-        let config = format!(
-            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}.ttrpc\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{}\"\n",
-            p("root"),
-            p("state"),
-            socket.display(),
-            socket.display(),
-            p("opt"),
-        );
-        let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config).expect("write config.toml");
         let log = std::fs::File::create(dir.join("containerd.log")).expect("log file");
         let child = Command::new(CONTAINERD)
             .arg("--config")
-            .arg(&config_path)
+            .arg(dir.join("config.toml"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .spawn()
             .expect("start containerd");
-        let d = Containerd { child, socket };
+        let d = Containerd { child };
+        let socket = dir.join("containerd.sock");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !d
-            .ctr()
+        while !Command::new(CTR)
+            .arg("-a")
+            .arg(&socket)
             .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
         {
             assert!(
                 Instant::now() < deadline,
                 "containerd did not answer on {} within 30s; log:\n{}",
-                d.socket.display(),
+                socket.display(),
                 std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -195,13 +93,6 @@ impl Containerd {
 
     fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    fn ctr(&self) -> Command {
-        let mut c = Command::new(CTR);
-        c.arg("-a").arg(&self.socket);
-        c.stdin(Stdio::null());
-        c
     }
 }
 
@@ -222,52 +113,42 @@ impl Drop for Containerd {
     }
 }
 
-/// `WORKERS` threads each running `ctr` commands back to back until stopped.
+/// `ctrload load`: concurrent `ctr` imports and removals until its stdin is closed.
 struct Load {
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    child: Child,
+    out: BufReader<ChildStdout>,
 }
 
 impl Load {
-    fn start(daemon: &Containerd, image: &Path) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let workers = (0..WORKERS)
-            .map(|w| {
-                let mut cmd = daemon.ctr();
-                if w % 4 == 3 {
-                    cmd.args(["images", "rm", IMAGE]);
-                } else {
-                    cmd.args(["images", "import"]).arg(image);
-                }
-                cmd.stdout(Stdio::null()).stderr(Stdio::null());
-                let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        // `rm` of an image another worker already removed fails: that
-                        // is load all the same, only successes are counted.
-                        if cmd.status().is_ok_and(|s| s.success()) {
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            done,
-            workers,
-        }
+    /// Starts the load and returns once the first import went through.
+    fn start(ctrload: &Path, dir: &Path) -> Load {
+        let mut child = Command::new(ctrload)
+            .arg("-dir")
+            .arg(dir)
+            .args(["-workers", WORKERS, "load"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start ctrload");
+        let mut out = BufReader::new(child.stdout.take().expect("ctrload stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read ctrload");
+        assert_eq!(line.trim(), "ready", "ctrload did not start its load");
+        Load { child, out }
     }
 
-    /// Stops the loops and returns how many commands succeeded.
-    fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        for w in self.workers {
-            let _ = w.join();
-        }
-        self.done.load(Ordering::Relaxed)
+    /// Stops the load and returns how many `ctr` commands succeeded.
+    fn finish(mut self) -> u64 {
+        drop(self.child.stdin.take());
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).expect("read ctrload");
+        assert!(self.child.wait().expect("ctrload exit").success());
+        let line = rest
+            .lines()
+            .find(|l| l.starts_with("{\"ctrload\""))
+            .unwrap_or_else(|| panic!("no result line from ctrload: {rest}"));
+        let v: serde_json::Value = serde_json::from_str(line).expect("ctrload JSON");
+        v["ok"].as_u64().expect("ok count")
     }
 }
 
@@ -322,13 +203,17 @@ fn containerd_lock_sites_are_named_from_gopclntab_with_their_holders() {
     assert!(elf.section_by_name(".gopclntab").is_some());
     drop(data);
 
+    let ctrload = common::go_build("./ctrload", "ctrload");
     let dir = tempdir();
-    let image = build_image(&dir);
+    let setup = Command::new(&ctrload)
+        .arg("-dir")
+        .arg(&dir)
+        .arg("setup")
+        .status()
+        .expect("run ctrload setup");
+    assert!(setup.success(), "ctrload setup failed");
     let daemon = Containerd::start(&dir);
-    // One import first: a broken image or daemon fails here with its message.
-    run(daemon.ctr().args(["images", "import"]).arg(&image));
-
-    let load = Load::start(&daemon, &image);
+    let load = Load::start(&ctrload, &dir);
     std::thread::sleep(Duration::from_secs(1));
     let report = record_pid(daemon.pid(), &dir.join("report.json"));
     let done = load.finish();

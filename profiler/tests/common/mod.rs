@@ -38,6 +38,28 @@ pub fn demo_bin(name: &str) -> PathBuf {
     path
 }
 
+/// Build the Go package `demo-targets/go/<package>` (`.` for the demo itself) with the
+/// installed Go toolchain into `target/<profile>/go-demo/<name>`, and return its path.
+pub fn go_build(package: &str, name: &str) -> PathBuf {
+    let out = target_dir().join("go-demo");
+    std::fs::create_dir_all(&out).expect("create go-demo dir");
+    let bin = out.join(name);
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(package)
+        .current_dir(repo_root().join("demo-targets/go"))
+        .env("GOCACHE", out.join("cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .status()
+        .expect("run `go build` (golang-go: `cargo xtask setup` installs it)");
+    assert!(
+        status.success(),
+        "go build of demo-targets/go/{package} failed"
+    );
+    bin
+}
+
 /// Root-only tests refuse to run silently without root.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.

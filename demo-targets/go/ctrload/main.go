@@ -1,11 +1,12 @@
 // Command ctrload prepares a private containerd (Debian's, a real Go daemon) and loads
-// it so that its goroutines block on its locks: many concurrent `ctr images import` of
-// one image, built here from files (an OCI image layout tar, no registry, no network),
-// with `ctr images rm` of it in between so imports keep writing content, unpacking and
-// updating the metadata database. Concurrent writers of the same blob hit containerd's
-// duplicate-pull bug (containerd#4937, the Go demo's): the content store's try-lock
-// sleeps run inside a bbolt write transaction, so the other writers queue on bbolt's
-// single writer lock.
+// it so that its goroutines block on its locks, with concurrent `ctr` commands: either
+// imports of one image, built here from files (an OCI image layout tar, no registry,
+// no network), with `ctr images rm` of it in between so imports keep writing content,
+// unpacking and updating the metadata database — concurrent writers of the same blob
+// hit containerd's duplicate-pull bug (containerd#4937, the Go demo's): the content
+// store's try-lock sleeps run inside a bbolt write transaction, so the other writers
+// queue on bbolt's single writer lock — or snapshot churn (prepare, remove), which
+// meets on the metadata database's locks and its garbage collector.
 //
 // It is the one home of this setup for lockprof's root test (profiler/tests/go_daemon.rs)
 // and the overhead benchmark (cargo xtask bench overhead). It never starts or stops the
@@ -17,10 +18,14 @@
 //	ctrload -dir DIR [-metrics 127.0.0.1:PORT] setup
 //	    writes DIR/config.toml (root, state, socket and the opt plugin's directory all
 //	    under DIR; the CRI plugin off) and DIR/image.tar.
-//	ctrload -dir DIR [-workers 8] [-rm-every 4] [-seconds N] load
+//	ctrload -dir DIR [-workers 8] [-mix import|snapshots] [-rm-every 4] [-seconds N] load
 //	    imports the image once (an error exits 1 with containerd's message), prints
 //	    "ready", then runs the workers until N seconds passed (0: until stdin is
 //	    closed) and prints one JSON line: {"ctrload":"containerd","ok":…,"failed":…}.
+//	    -mix import (the root test): every loop imports the same image, every 4th
+//	    removes it — the duplicate-pull bug, a bursty rate. -mix snapshots (the
+//	    benchmark): each loop prepares and removes snapshots of its own — the
+//	    metadata database's locks and garbage collector, a steady rate.
 package main
 
 import (
@@ -42,8 +47,8 @@ import (
 	"time"
 )
 
-// image is the name the index gives the image (`ctr images rm` needs it).
-const image = "lockprof.test/tiny:latest"
+// imageName is the name the index gives the image (`ctr images rm` needs it).
+const imageName = "lockprof.test/tiny:latest"
 
 func fail(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, "ctrload: "+format+"\n", args...)
@@ -122,7 +127,7 @@ func imageTar() []byte {
 		"layers":        []descriptor{layer},
 	}))
 	manifest.Annotations = map[string]string{
-		"io.containerd.image.name":          image,
+		"io.containerd.image.name":          imageName,
 		"org.opencontainers.image.ref.name": "latest",
 	}
 	blobs["oci-layout"] = []byte(`{"imageLayoutVersion":"1.0.0"}`)
@@ -165,10 +170,35 @@ func ctr(dir string, args ...string) *exec.Cmd {
 	return exec.Command("ctr", append([]string{"-a", filepath.Join(dir, "containerd.sock")}, args...)...)
 }
 
-func load(dir string, workers, rmEvery, seconds int) {
+// load runs the workers, each running `ctr` commands back to back:
+//   - mix "import": all import the one image and every rmEvery-th removes it, so
+//     writers of the same blobs meet in the content store's try-locks (inside a
+//     bbolt write transaction) — the duplicate-pull bug, with a bursty rate;
+//   - mix "snapshots": each prepares and removes snapshots of its own, so they meet
+//     on the metadata database's locks and its garbage collector, at a steady rate.
+func load(dir string, workers, rmEvery, seconds int, mix string) {
 	tarPath := filepath.Join(dir, "image.tar")
 	if out, err := ctr(dir, "images", "import", tarPath).CombinedOutput(); err != nil {
 		fail("the first import failed (%v): %s", err, bytes.TrimSpace(out))
+	}
+	// step[w](i) is worker w's i-th command.
+	step := make([]func(i int) []string, workers)
+	for w := range step {
+		w := w
+		switch {
+		case mix == "snapshots":
+			step[w] = func(i int) []string {
+				key := fmt.Sprintf("lockprof-%d-%d", w, i/2)
+				if i%2 == 0 {
+					return []string{"snapshots", "prepare", key}
+				}
+				return []string{"snapshots", "rm", key}
+			}
+		case rmEvery > 0 && w%rmEvery == rmEvery-1:
+			step[w] = func(int) []string { return []string{"images", "rm", imageName} }
+		default:
+			step[w] = func(int) []string { return []string{"images", "import", tarPath} }
+		}
 	}
 	fmt.Println("ready")
 	var stop atomic.Bool
@@ -183,18 +213,15 @@ func load(dir string, workers, rmEvery, seconds int) {
 	start := time.Now()
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		args := []string{"images", "import", tarPath}
-		if rmEvery > 0 && w%rmEvery == rmEvery-1 {
-			args = []string{"images", "rm", image}
-		}
+	for _, next := range step {
+		next := next
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for !stop.Load() {
+			for i := 0; !stop.Load(); i++ {
 				// `rm` of an image another worker already removed fails: load all
 				// the same, counted apart.
-				if ctr(dir, args...).Run() == nil {
+				if ctr(dir, next(i)...).Run() == nil {
 					ok.Add(1)
 				} else {
 					failed.Add(1)
@@ -214,7 +241,8 @@ func main() {
 	dir := flag.String("dir", "", "directory of the daemon's config, state and socket (required)")
 	metrics := flag.String("metrics", "", "setup: serve Prometheus metrics on this 127.0.0.1:PORT")
 	workers := flag.Int("workers", 8, "load: concurrent ctr loops")
-	rmEvery := flag.Int("rm-every", 4, "load: every Nth loop removes the image (0: none)")
+	mix := flag.String("mix", "import", "load: import (imports and removals of one image) or snapshots")
+	rmEvery := flag.Int("rm-every", 4, "load, -mix import: every Nth loop removes the image (0: none)")
 	seconds := flag.Int("seconds", 0, "load: stop after this long (0: when stdin is closed)")
 	flag.Parse()
 	if *dir == "" || flag.NArg() != 1 {
@@ -223,6 +251,10 @@ func main() {
 	}
 	if *workers < 1 || *rmEvery < 0 || *seconds < 0 {
 		fmt.Fprintln(os.Stderr, "ctrload: -workers must be positive, -rm-every and -seconds not negative")
+		os.Exit(2)
+	}
+	if *mix != "import" && *mix != "snapshots" {
+		fmt.Fprintln(os.Stderr, "ctrload: -mix must be import or snapshots")
 		os.Exit(2)
 	}
 	if *metrics != "" && !strings.HasPrefix(*metrics, "127.0.0.1:") {
@@ -237,7 +269,7 @@ func main() {
 	case "setup":
 		setup(abs, *metrics)
 	case "load":
-		load(abs, *workers, *rmEvery, *seconds)
+		load(abs, *workers, *rmEvery, *seconds, *mix)
 	default:
 		fmt.Fprintf(os.Stderr, "ctrload: unknown command %q (setup or load)\n", flag.Arg(0))
 		os.Exit(2)

@@ -1,8 +1,9 @@
 //! A real Go daemon for the benchmarks: Debian's containerd on a private root, state
 //! and socket under `target/bench/containerd`, its server-side count of gRPC calls
 //! handled (Prometheus metrics on 127.0.0.1 in the Go bench port range), and the load
-//! of `demo-targets/go/ctrload` (concurrent `ctr images import` of one local image,
-//! with `ctr images rm` in between) that makes its goroutines wait on its locks.
+//! of `demo-targets/go/ctrload -mix snapshots` (concurrent `ctr snapshots prepare` and
+//! `rm`, a steady rate) that makes its goroutines wait on the metadata database's
+//! locks and garbage collector.
 //!
 //! Owns: installing containerd when missing, starting and stopping the daemon and the
 //! load by the PIDs started here, and reading the metrics. The daemon's configuration
@@ -34,7 +35,7 @@ pub struct Containerd {
 /// What the load did, from `ctrload`'s result line.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoadResult {
-    /// `ctr` commands that succeeded and failed (an `rm` of an image already removed).
+    /// `ctr` commands that succeeded and failed.
     pub ok: u64,
     pub failed: u64,
     pub seconds: f64,
@@ -88,13 +89,20 @@ impl Containerd {
         self.server.id()
     }
 
-    /// Starts `ctrload load` with `workers` loops; returns once its first import went
-    /// through. It runs until [`Containerd::finish_load`] closes its stdin.
+    /// Starts `ctrload -mix snapshots load` with `workers` loops; returns once its
+    /// first command went through. It runs until [`Containerd::finish_load`] closes
+    /// its stdin.
     pub fn start_load(&mut self, ctrload: &Path, workers: u32) -> Result<()> {
         let mut child = Command::new(ctrload)
             .arg("-dir")
             .arg(&self.dir)
-            .args(["-workers", &workers.to_string(), "load"])
+            .args([
+                "-workers",
+                &workers.to_string(),
+                "-mix",
+                "snapshots",
+                "load",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -6,9 +6,12 @@
 //!   queueing on one `sync.Mutex`, short try-lock sleeps, so parks are frequent):
 //!   its own measured time for all pulls, launched under lockprof vs not, runs in
 //!   pairs whose order alternates;
-//! - (f) a real Go daemon, Debian's containerd under `ctrload` (concurrent `ctr images
-//!   import`/`rm` of one local image): the gRPC calls it handled per second (its own
-//!   metrics) in windows with lockprof attached by pid vs nothing attached.
+//! - (f) a real Go daemon, Debian's containerd under `ctrload -mix snapshots`
+//!   (concurrent `ctr snapshots prepare`/`rm`: bbolt's writer lock, the metadata
+//!   database's `RWMutex` against its garbage collector): the gRPC calls it handled per
+//!   second (its own metrics) in windows with lockprof attached by pid vs nothing
+//!   attached. (The root test's import load re-creates the duplicate-pull bug, whose
+//!   try-lock sleeps make the rate swing ×10 between windows: no use for a ratio.)
 //!
 //! There is no peer: bpftrace cannot follow goroutines. Attach and detach stay outside
 //! the measured part of a window (`attach`). Must not: assert anything.
@@ -175,7 +178,7 @@ fn daemon(plan: Plan, dir: &Path, ctrload: &Path, cost: &mut GoCost) -> Result<(
     let window = plan.window * 2;
     cost.daemon_window = window;
     say(&format!(
-        "bench overhead (f): containerd (metrics on 127.0.0.1:{}) under ctrload ({CTR_WORKERS} ctr loops: images import/rm)",
+        "bench overhead (f): containerd (metrics on 127.0.0.1:{}) under ctrload ({CTR_WORKERS} ctr loops: snapshots prepare/rm)",
         containerd::METRICS_PORT
     ));
     let mut server = Containerd::start(ctrload, &dir.join("containerd"))?;

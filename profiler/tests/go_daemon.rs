@@ -203,7 +203,7 @@ fn containerd_lock_sites_are_named_from_gopclntab_with_their_holders() {
     assert!(elf.section_by_name(".gopclntab").is_some());
     drop(data);
 
-    let ctrload = common::go_build("./ctrload", "ctrload");
+    let ctrload = common::go_build(Path::new("go"), "./ctrload", "ctrload");
     let dir = tempdir();
     let setup = Command::new(&ctrload)
         .arg("-dir")

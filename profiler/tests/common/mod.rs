@@ -39,23 +39,32 @@ pub fn demo_bin(name: &str) -> PathBuf {
 }
 
 /// Build the Go package `demo-targets/go/<package>` (`.` for the demo itself) with the
-/// installed Go toolchain into `target/<profile>/go-demo/<name>`, and return its path.
-pub fn go_build(package: &str, name: &str) -> PathBuf {
+/// Go toolchain `go` (a path, or `go` for the installed one) into
+/// `target/<profile>/go-demo/<name>`, and return its path.
+pub fn go_build(go: &Path, package: &str, name: &str) -> PathBuf {
     let out = target_dir().join("go-demo");
     std::fs::create_dir_all(&out).expect("create go-demo dir");
     let bin = out.join(name);
-    let status = Command::new("go")
+    let status = Command::new(go)
         .args(["build", "-o"])
         .arg(&bin)
         .arg(package)
         .current_dir(repo_root().join("demo-targets/go"))
         .env("GOCACHE", out.join("cache"))
         .env("GOFLAGS", "-mod=mod")
+        // A newer toolchain must build with itself, never fetch another.
+        .env("GOTOOLCHAIN", "local")
         .status()
-        .expect("run `go build` (golang-go: `cargo xtask setup` installs it)");
+        .unwrap_or_else(|e| {
+            panic!(
+                "run `{} build` ({e}; golang-go: `cargo xtask setup` installs it)",
+                go.display()
+            )
+        });
     assert!(
         status.success(),
-        "go build of demo-targets/go/{package} failed"
+        "go build of demo-targets/go/{package} with {} failed",
+        go.display()
     );
     bin
 }

@@ -4,8 +4,9 @@
 //! measured in one run with alternating windows:
 //! - (e) the Go demo (`demo-targets/go`, `godemo -unit-us 50 before`: 16 goroutines
 //!   queueing on one `sync.Mutex`, short try-lock sleeps, so parks are frequent):
-//!   its own measured time for all pulls, launched under lockprof vs not, runs in
-//!   pairs whose order alternates;
+//!   its own measured time for all pulls, with lockprof attached by pid vs nothing
+//!   (the demo waits with `-wait` until the tracer is attached), runs in pairs whose
+//!   order alternates;
 //! - (f) a real Go daemon, Debian's containerd under `ctrload -mix snapshots`
 //!   (concurrent `ctr snapshots prepare`/`rm`: bbolt's writer lock, the metadata
 //!   database's `RWMutex` against its garbage collector): the gRPC calls it handled per
@@ -17,10 +18,12 @@
 //! the measured part of a window (`attach`). Must not: assert anything.
 
 use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 use super::attach::{Attached, Tracer};
@@ -28,7 +31,7 @@ use super::containerd::{self, Containerd, LoadResult};
 use super::overhead::Plan;
 use super::{Stats, result_field};
 use crate::report::{LockReport, human_ns};
-use crate::run::{Cmd, release_bin, say};
+use crate::run::say;
 
 /// The demo's arguments: one upstream millisecond is 50 µs, so the try-lock sleeps
 /// are short and parks frequent (the default 500 µs spends the run asleep).
@@ -141,28 +144,17 @@ fn demo(plan: Plan, dir: &Path, godemo: &Path, cost: &mut GoCost) -> Result<()> 
     for i in 0..runs {
         let profiled_first = i % 2 == 1;
         for profiled in [profiled_first, !profiled_first] {
+            let tracer = if profiled {
+                Tracer::Lockprof
+            } else {
+                Tracer::None
+            };
             say(&format!(
                 "bench overhead (e) Go demo: run {}/{runs}, {}",
                 i + 1,
-                if profiled {
-                    "under lockprof"
-                } else {
-                    "unprofiled"
-                }
+                tracer.name()
             ));
-            let out = if profiled {
-                let _ = std::fs::remove_file(&report);
-                Cmd::new(release_bin("lockprof"))
-                    .args(["record", "-q", "-o"])
-                    .arg(&report)
-                    .arg("--")
-                    .arg(godemo)
-                    .args(DEMO_ARGS)
-                    .capture()?
-            } else {
-                Cmd::new(godemo).args(DEMO_ARGS).capture()?
-            };
-            let wall_s = result_field(&out.stdout, "the Go demo", "demo", "wall_s")?;
+            let wall_s = demo_run(godemo, tracer, &report)?;
             cost.demo_ms.push(profiled, wall_s * 1e3);
             if profiled {
                 cost.demo_probed.add(&report)?;
@@ -170,6 +162,43 @@ fn demo(plan: Plan, dir: &Path, godemo: &Path, cost: &mut GoCost) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// One run of the demo, started with `-wait` so the tracer attaches (and settles)
+/// before the measured run: returns the demo's own time for all pulls, seconds.
+fn demo_run(godemo: &Path, tracer: Tracer, report: &Path) -> Result<f64> {
+    let mut child = Command::new(godemo)
+        .arg("-wait")
+        .args(DEMO_ARGS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the Go demo")?;
+    let mut out = BufReader::new(child.stdout.take().context("the demo's stdout")?);
+    let mut ready = String::new();
+    out.read_line(&mut ready).context("read the Go demo")?;
+    if ready.trim() != "ready" {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("the Go demo did not print 'ready' with -wait");
+    }
+    let attached = Attached::start(tracer, child.id(), report)?;
+    std::thread::sleep(Duration::from_millis(500));
+    child
+        .stdin
+        .take()
+        .context("the demo's stdin")?
+        .write_all(b"go\n")
+        .context("start the Go demo")?;
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).context("read the Go demo")?;
+    let status = child.wait()?;
+    // lockprof stops by itself when its target exits; this waits for its report.
+    attached.stop()?;
+    if !status.success() {
+        bail!("the Go demo failed ({status})");
+    }
+    result_field(&rest, "the Go demo", "demo", "wall_s")
 }
 
 fn daemon(plan: Plan, dir: &Path, ctrload: &Path, cost: &mut GoCost) -> Result<()> {

@@ -186,15 +186,7 @@ fn check_demo(bin: &Path) {
     );
     assert_eq!(top.kind, WaitKind::GoMutex);
 
-    // The runtime's idle threads park on futexes: one folded line, never a site.
-    assert!(
-        report.sites.iter().all(|s| s.kind != WaitKind::GoIdle
-            && !s
-                .function
-                .as_deref()
-                .is_some_and(|f| f.starts_with("runtime.futex"))),
-        "Go scheduler idle waits must be folded:\n{listing}"
-    );
+    common::assert_go_idle_folded(report);
 
     // The fix: pullers wait on the per-layer key lock instead of the database lock.
     let after = record(&["--", bin, "after"]);
@@ -231,16 +223,8 @@ fn check_demo(bin: &Path) {
 fn stripped_go_daemon_attached_by_pid_is_named_from_gopclntab() {
     require_root();
     let (_, stripped) = godemo();
-    let mut demo = Command::new(stripped)
-        .args(["-wait", "before"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the stripped demo");
-    let mut out = BufReader::new(demo.stdout.take().expect("stdout"));
-    let mut ready = String::new();
-    out.read_line(&mut ready).expect("read ready");
-    assert_eq!(ready.trim(), "ready");
+    let (mut demo, mut out) =
+        common::spawn_until_ready(Command::new(stripped).args(["-wait", "before"]));
 
     let dir = tempdir();
     let json = dir.join("report.json");

@@ -22,7 +22,7 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufReader, Read as _};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,18 +122,12 @@ struct Load {
 impl Load {
     /// Starts the load and returns once the first import went through.
     fn start(ctrload: &Path, dir: &Path) -> Load {
-        let mut child = Command::new(ctrload)
-            .arg("-dir")
-            .arg(dir)
-            .args(["-workers", WORKERS, "load"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start ctrload");
-        let mut out = BufReader::new(child.stdout.take().expect("ctrload stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("read ctrload");
-        assert_eq!(line.trim(), "ready", "ctrload did not start its load");
+        let (child, out) = common::spawn_until_ready(
+            Command::new(ctrload)
+                .arg("-dir")
+                .arg(dir)
+                .args(["-workers", WORKERS, "load"]),
+        );
         Load { child, out }
     }
 
@@ -288,13 +282,5 @@ fn containerd_lock_sites_are_named_from_gopclntab_with_their_holders() {
         holder.function.as_deref().unwrap_or("?")
     );
 
-    // The runtime's idle threads park on futexes: one folded line, never a site.
-    assert!(
-        report.sites.iter().all(|s| s.kind != WaitKind::GoIdle
-            && !s
-                .function
-                .as_deref()
-                .is_some_and(|f| f.starts_with("runtime.futex"))),
-        "Go scheduler idle waits must be folded:\n{listing}"
-    );
+    common::assert_go_idle_folded(&report);
 }

@@ -11,7 +11,7 @@
 //! `profiler/tests/go_daemon.rs` uses them too). Must not: attach anything or decide
 //! what a window measures (`go` does).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -93,29 +93,17 @@ impl Containerd {
     /// first command went through. It runs until [`Containerd::finish_load`] closes
     /// its stdin.
     pub fn start_load(&mut self, ctrload: &Path, workers: u32) -> Result<()> {
-        let mut child = Command::new(ctrload)
-            .arg("-dir")
-            .arg(&self.dir)
-            .args([
+        let started = super::go::spawn_until_ready(
+            Command::new(ctrload).arg("-dir").arg(&self.dir).args([
                 "-workers",
                 &workers.to_string(),
                 "-mix",
                 "snapshots",
                 "load",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start ctrload")?;
-        let mut out = BufReader::new(child.stdout.take().context("ctrload stdout")?);
-        let mut line = String::new();
-        out.read_line(&mut line).context("read ctrload")?;
-        if line.trim() != "ready" {
-            let status = child.wait()?;
-            bail!("ctrload did not start its load ({status})");
-        }
-        self.load = Some((child, out));
+            ]),
+            "ctrload",
+        )?;
+        self.load = Some(started);
         Ok(())
     }
 

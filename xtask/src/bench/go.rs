@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -140,48 +140,64 @@ fn demo_runs(plan: Plan) -> u64 {
 
 fn demo(plan: Plan, dir: &Path, godemo: &Path, cost: &mut GoCost) -> Result<()> {
     let report = dir.join("overhead-go-demo.json");
-    let runs = demo_runs(plan);
-    for i in 0..runs {
-        let profiled_first = i % 2 == 1;
-        for profiled in [profiled_first, !profiled_first] {
-            let tracer = if profiled {
-                Tracer::Lockprof
-            } else {
-                Tracer::None
-            };
+    each_pair(demo_runs(plan), "(e) Go demo", |tracer| {
+        let wall_s = demo_run(godemo, tracer, &report)?;
+        cost.demo_ms.push(tracer == Tracer::Lockprof, wall_s * 1e3);
+        if tracer == Tracer::Lockprof {
+            cost.demo_probed.add(&report)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `measure` unattached and with lockprof, `pairs` times, the order alternating.
+fn each_pair(pairs: u64, part: &str, mut measure: impl FnMut(Tracer) -> Result<()>) -> Result<()> {
+    for i in 0..pairs {
+        let order = if i % 2 == 0 {
+            [Tracer::None, Tracer::Lockprof]
+        } else {
+            [Tracer::Lockprof, Tracer::None]
+        };
+        for tracer in order {
             say(&format!(
-                "bench overhead (e) Go demo: run {}/{runs}, {}",
+                "bench overhead {part}: {}/{pairs}, {}",
                 i + 1,
                 tracer.name()
             ));
-            let wall_s = demo_run(godemo, tracer, &report)?;
-            cost.demo_ms.push(profiled, wall_s * 1e3);
-            if profiled {
-                cost.demo_probed.add(&report)?;
-            }
+            measure(tracer)?;
         }
     }
     Ok(())
 }
 
-/// One run of the demo, started with `-wait` so the tracer attaches (and settles)
-/// before the measured run: returns the demo's own time for all pulls, seconds.
-fn demo_run(godemo: &Path, tracer: Tracer, report: &Path) -> Result<f64> {
-    let mut child = Command::new(godemo)
-        .arg("-wait")
-        .args(DEMO_ARGS)
+/// Starts `cmd` with piped stdin and stdout and waits for its first line, `ready`
+/// (the Go demo with `-wait`, `ctrload load`); returns it and the rest of its stdout.
+pub fn spawn_until_ready(cmd: &mut Command, what: &str) -> Result<(Child, BufReader<ChildStdout>)> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .context("cannot start the Go demo")?;
-    let mut out = BufReader::new(child.stdout.take().context("the demo's stdout")?);
+        .with_context(|| format!("cannot start {what}"))?;
+    let mut out = BufReader::new(child.stdout.take().context("stdout")?);
     let mut ready = String::new();
-    out.read_line(&mut ready).context("read the Go demo")?;
+    out.read_line(&mut ready)
+        .with_context(|| format!("read {what}"))?;
     if ready.trim() != "ready" {
-        let _ = child.kill();
-        let _ = child.wait();
-        bail!("the Go demo did not print 'ready' with -wait");
+        // Dropping its stdin lets a waiting program exit.
+        drop(child.stdin.take());
+        let status = child.wait()?;
+        bail!("{what} did not print 'ready' ({status})");
     }
+    Ok((child, out))
+}
+
+/// One run of the demo, started with `-wait` so the tracer attaches (and settles)
+/// before the measured run: returns the demo's own time for all pulls, seconds.
+fn demo_run(godemo: &Path, tracer: Tracer, report: &Path) -> Result<f64> {
+    let (mut child, mut out) = spawn_until_ready(
+        Command::new(godemo).arg("-wait").args(DEMO_ARGS),
+        "the Go demo",
+    )?;
     let attached = Attached::start(tracer, child.id(), report)?;
     std::thread::sleep(Duration::from_millis(500));
     child
@@ -213,38 +229,26 @@ fn daemon(plan: Plan, dir: &Path, ctrload: &Path, cost: &mut GoCost) -> Result<(
     let mut server = Containerd::start(ctrload, &dir.join("containerd"))?;
     server.start_load(ctrload, CTR_WORKERS)?;
     let report = dir.join("overhead-go-containerd.json");
-    for round in 0..plan.rounds {
-        let profiled_first = round % 2 == 1;
-        for profiled in [profiled_first, !profiled_first] {
-            let tracer = if profiled {
-                Tracer::Lockprof
-            } else {
-                Tracer::None
-            };
-            say(&format!(
-                "bench overhead (f) containerd: round {}/{}, {}",
-                round + 1,
-                plan.rounds,
-                tracer.name()
-            ));
-            let a = Attached::start(tracer, server.pid(), &report)?;
-            // Reading the daemon's maps and its 50 MB binary right after attaching
-            // is not what a long recording costs.
-            std::thread::sleep(Duration::from_millis(500));
-            let (n0, t0) = (containerd::rpcs_handled()?, Instant::now());
-            std::thread::sleep(window);
-            let (n1, t1) = (containerd::rpcs_handled()?, Instant::now());
-            a.stop()?;
-            if n1 <= n0 {
-                bail!("containerd handled no gRPC call in a window: is the load running?");
-            }
-            cost.daemon_rps
-                .push(profiled, (n1 - n0) as f64 / (t1 - t0).as_secs_f64());
-            if profiled {
-                cost.daemon_probed.add(&report)?;
-            }
+    each_pair(plan.rounds, "(f) containerd", |tracer| {
+        let a = Attached::start(tracer, server.pid(), &report)?;
+        // Reading the daemon's maps and its 50 MB binary right after attaching
+        // is not what a long recording costs.
+        std::thread::sleep(Duration::from_millis(500));
+        let (n0, t0) = (containerd::rpcs_handled()?, Instant::now());
+        std::thread::sleep(window);
+        let (n1, t1) = (containerd::rpcs_handled()?, Instant::now());
+        a.stop()?;
+        if n1 <= n0 {
+            bail!("containerd handled no gRPC call in a window: is the load running?");
         }
-    }
+        let profiled = tracer == Tracer::Lockprof;
+        cost.daemon_rps
+            .push(profiled, (n1 - n0) as f64 / (t1 - t0).as_secs_f64());
+        if profiled {
+            cost.daemon_probed.add(&report)?;
+        }
+        Ok(())
+    })?;
     cost.load = server.finish_load()?;
     Ok(())
 }
@@ -269,6 +273,20 @@ fn probe_cell(p: &Probed) -> String {
     )
 }
 
+/// Three rows of the table: the ratio, the unattached values (`plain`: label, unit)
+/// and what lockprof's reports said about its probes.
+fn part(t: &mut String, head: &str, p: &Pairs, plain: (&str, &str), probed: &Probed) {
+    let mut row = |label: &str, value: String| {
+        let _ = writeln!(t, "  {label:<58} {value:>26}");
+    };
+    row(head, cell(&p.ratios()));
+    row(&format!("    {}", plain.0), plain_cell(&p.plain, plain.1));
+    row(
+        "    BPF per probe run × runs/s; goroutine waits",
+        probe_cell(probed),
+    );
+}
+
 impl GoCost {
     /// The Go rows of the overhead table (after the futex rows).
     pub fn render(&self) -> String {
@@ -277,46 +295,27 @@ impl GoCost {
             t,
             "\nGo runtime probes: ratios in one run, alternating (median (min..max), n = pairs); no peer"
         );
-        let row = |t: &mut String, label: String, value: String| {
-            let _ = writeln!(t, "  {label:<58} {value:>26}");
-        };
-        row(
+        part(
             &mut t,
-            format!(
+            &format!(
                 "(e) Go demo ({}) time ×, n={}",
                 DEMO_ARGS.join(" "),
                 self.demo_ms.profiled.len()
             ),
-            cell(&self.demo_ms.ratios()),
+            &self.demo_ms,
+            ("unprofiled, the demo's own time for all pulls", "ms"),
+            &self.demo_probed,
         );
-        row(
+        part(
             &mut t,
-            "    unprofiled, the demo's own time for all pulls".to_owned(),
-            plain_cell(&self.demo_ms.plain, "ms"),
-        );
-        row(
-            &mut t,
-            "    BPF per probe run × runs/s; goroutine waits".to_owned(),
-            probe_cell(&self.demo_probed),
-        );
-        row(
-            &mut t,
-            format!(
+            &format!(
                 "(f) containerd gRPC calls/s ×, {} s windows, n={}",
                 self.daemon_window.as_secs(),
                 self.daemon_rps.profiled.len()
             ),
-            cell(&self.daemon_rps.ratios()),
-        );
-        row(
-            &mut t,
-            "    not attached (calls/s, containerd's metrics)".to_owned(),
-            plain_cell(&self.daemon_rps.plain, "/s"),
-        );
-        row(
-            &mut t,
-            "    BPF per probe run × runs/s; goroutine waits".to_owned(),
-            probe_cell(&self.daemon_probed),
+            &self.daemon_rps,
+            ("not attached (calls/s, containerd's metrics)", "/s"),
+            &self.daemon_probed,
         );
         let _ = write!(
             t,

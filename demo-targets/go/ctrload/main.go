@@ -32,6 +32,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -166,8 +167,16 @@ func setup(dir, metrics string) {
 	}
 }
 
-func ctr(dir string, args ...string) *exec.Cmd {
-	return exec.Command("ctr", append([]string{"-a", filepath.Join(dir, "containerd.sock")}, args...)...)
+// ctrTimeout bounds one `ctr` command: a `ctr` whose daemon went away mid-call can
+// wait forever, and the load must still end when told.
+const ctrTimeout = time.Minute
+
+// ctr runs `ctr -a DIR/containerd.sock args…` and returns its combined output.
+func ctr(dir string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ctrTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"-a", filepath.Join(dir, "containerd.sock")}, args...)...)
+	return cmd.CombinedOutput()
 }
 
 // load runs the workers, each running `ctr` commands back to back:
@@ -178,7 +187,7 @@ func ctr(dir string, args ...string) *exec.Cmd {
 //     on the metadata database's locks and its garbage collector, at a steady rate.
 func load(dir string, workers, rmEvery, seconds int, mix string) {
 	tarPath := filepath.Join(dir, "image.tar")
-	if out, err := ctr(dir, "images", "import", tarPath).CombinedOutput(); err != nil {
+	if out, err := ctr(dir, "images", "import", tarPath); err != nil {
 		fail("the first import failed (%v): %s", err, bytes.TrimSpace(out))
 	}
 	// step[w](i) is worker w's i-th command.
@@ -221,7 +230,7 @@ func load(dir string, workers, rmEvery, seconds int, mix string) {
 			for i := 0; !stop.Load(); i++ {
 				// `rm` of an image another worker already removed fails: load all
 				// the same, counted apart.
-				if ctr(dir, next(i)...).Run() == nil {
+				if _, err := ctr(dir, next(i)...); err == nil {
 					ok.Add(1)
 				} else {
 					failed.Add(1)

@@ -15,9 +15,11 @@ pub mod hist;
 pub mod loss;
 pub mod maps;
 pub mod rows;
+pub mod shared;
 
 pub use futex::{nr, op};
 pub use hist::{HIST_BUCKETS, hist_bucket};
 pub use loss::{LOSS_KINDS, Loss};
 pub use maps::*;
 pub use rows::*;
+pub use shared::*;

@@ -82,6 +82,8 @@ mod pairing;
 #[cfg(target_arch = "bpf")]
 mod regs;
 #[cfg(target_arch = "bpf")]
+mod shared;
+#[cfg(target_arch = "bpf")]
 mod stacks;
 #[cfg(target_arch = "bpf")]
 mod wait;

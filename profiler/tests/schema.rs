@@ -148,6 +148,7 @@ fn full_report() -> Report {
                 line: Some(44),
                 waits: 3,
                 wait_ns: 900,
+                from_other_processes: 1,
                 held: held(),
                 wake_to_run: WakeLatency {
                     count: 3,

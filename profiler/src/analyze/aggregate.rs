@@ -150,7 +150,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         else {
             continue;
         };
-        let waker_key = (edge.tgid, edge.waker_stack_id, edge.waker_leaf_ret);
+        let waker_key = (edge.waker_pid(), edge.waker_stack_id, edge.waker_leaf_ret);
         let waker_id = waker_of_stack.get(&waker_key).cloned().unwrap_or_else(|| {
             let frames = frames_of(stacks, waker_key);
             site_identity(frames, &attribute(frames, WaitKind::Other)).id
@@ -225,6 +225,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         user_stack_copy_errors: k.get(profiler_common::Loss::UserStackCopy),
         last_wake_lost: k.get(profiler_common::Loss::LastWakeLost),
         holder_windows_lost: k.get(profiler_common::Loss::HolderWindowLost),
+        shared_futex_unmapped: k.get(profiler_common::Loss::SharedFutexUnmapped),
         truncated_stacks: ctx
             .unwind
             .values()
@@ -510,6 +511,7 @@ mod tests {
             waker_stack_id: 4,
             waker_leaf_ret: 0,
             waker_tid: 11,
+            waker_tgid: 0,
             waits: 2,
             wait_ns: 4_000_000,
             holder: crate::collect::snapshot::HolderActivity {
@@ -580,6 +582,41 @@ mod tests {
         assert!(lookup.woken_by.is_empty());
         assert_eq!(r.wakers[0].caused_waits, 2);
         assert_eq!(r.wakers[0].caused_wait_ns, 4_000_000);
+    }
+
+    #[test]
+    fn a_waker_in_another_process_is_named_from_its_own_stacks() {
+        let mut s = snapshot();
+        // Process 2 posts the futex process 1's `lookup` waits on (shared memory):
+        // its stack id 4 is its own, not process 1's `writer` unlock.
+        s.wakes.push(WakeRow {
+            tgid: 2,
+            tid: 21,
+            ..s.wakes[0].clone()
+        });
+        s.edges.push(crate::collect::snapshot::EdgeRow {
+            tgid: 1,
+            waiter_stack_id: 3,
+            waker_stack_id: 4,
+            waker_tid: 21,
+            waker_tgid: 2,
+            waits: 1,
+            wait_ns: 50_000_000,
+            ..crate::collect::snapshot::EdgeRow::default()
+        });
+        let mut st = stacks();
+        st.insert(
+            (2, 4, 0),
+            vec![frame("sem_post", LIBC, 0), frame("demo::post", APP, 99)],
+        );
+        let r = build_report(&s, &st, ReportContext::default());
+        let lookup = r.sites.iter().find(|x| x.line == Some(70)).unwrap();
+        let edge = &lookup.woken_by[0];
+        assert_eq!(edge.function.as_deref(), Some("demo::post"));
+        assert_eq!((edge.waits, edge.from_other_processes), (1, 1));
+        let poster = r.wakers.iter().find(|w| w.line == Some(99)).unwrap();
+        assert_eq!(poster.caused_wait_ns, 50_000_000);
+        assert_eq!(poster.threads[0].pid, 2);
     }
 
     #[test]

@@ -252,6 +252,7 @@ impl SiteAcc {
                     line,
                     waits: edge.waits,
                     wait_ns: edge.wait_ns,
+                    from_other_processes: edge.from_other_processes,
                     held: held_across(&edge.holder),
                     wake_to_run: wake_latency(&edge.wake_to_run),
                 }

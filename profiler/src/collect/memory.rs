@@ -16,6 +16,7 @@ use profiler_common::{
     RawLastWake, RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey,
     RawWaitStats, RawWakeKey, RawWakeStats,
 };
+use profiler_common::{MAX_SHARED_PROCS, RawSharedMaps};
 
 /// How a map's memory scales.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +104,8 @@ fn definitions() -> Vec<MapDef> {
         def(Kind::Array, 4, size_of::<RawWakeStats>(), 1),
         def(Kind::Array, 4, size_of::<RawEdgeStats>(), 1),
         def(Kind::Array, 4, size_of::<RawTask>(), 1),
+        // `SHARED_MAPS` (`profiler-ebpf/src/shared.rs`).
+        def(Kind::Hash, 4, size_of::<RawSharedMaps>(), MAX_SHARED_PROCS),
     ]
 }
 

@@ -12,6 +12,7 @@ mod batch;
 pub mod features;
 pub mod go;
 pub mod memory;
+mod shared;
 pub mod snapshot;
 
 use std::collections::{BTreeSet, HashMap};
@@ -222,7 +223,7 @@ impl Probes {
             .iter()
             .map(|r| (r.tgid, r.stack_id))
             .chain(snap.wakes.iter().map(|r| (r.tgid, r.stack_id)))
-            .chain(snap.edges.iter().map(|e| (e.tgid, e.waker_stack_id)))
+            .chain(snap.edges.iter().map(|e| (e.waker_pid(), e.waker_stack_id)))
             .filter(|&(_, id)| id >= 0)
             .collect();
         snap.user_stacks = self.read_new_stacks(&wanted)?;

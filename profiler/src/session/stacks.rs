@@ -74,7 +74,7 @@ impl StackCache {
                 snapshot
                     .edges
                     .iter()
-                    .map(|e| (e.tgid, e.waker_stack_id, e.waker_leaf_ret)),
+                    .map(|e| (e.waker_pid(), e.waker_stack_id, e.waker_leaf_ret)),
             )
             .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
             .collect();

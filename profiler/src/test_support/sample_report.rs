@@ -201,6 +201,7 @@ pub(crate) fn site_contains() -> Site {
                     line: Some(169),
                     waits: 11_020,
                     wait_ns: 2_900_114_000,
+                    from_other_processes: 0,
                     held: HeldAcross {
                         window_ns: 1_450_000_000,
                         off_cpu_ns: 1_310_000_000,
@@ -221,6 +222,7 @@ pub(crate) fn site_contains() -> Site {
                     line: Some(218),
                     waits: 7_355,
                     wait_ns: 1_900_000_000,
+                    from_other_processes: 0,
                     held: HeldAcross::default(),
                     wake_to_run: WakeLatency::default(),
                 },

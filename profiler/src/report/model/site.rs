@@ -140,6 +140,10 @@ pub struct WokenBy {
     /// Waits of this site that this waker ended, and their total wait.
     pub waits: u64,
     pub wait_ns: u64,
+    /// Of `waits`, those ended by a thread of another process than the waiter's
+    /// (through a futex in shared memory, e.g. `PostgreSQL`'s semaphores).
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub from_other_processes: u64,
     /// What the waker thread did while these waits waited.
     #[serde(default, skip_serializing_if = "HeldAcross::is_empty")]
     pub held: HeldAcross,

@@ -37,10 +37,13 @@ pub enum Loss {
     /// mappings were not registered yet, or were too many to register: it was paired
     /// within its process only, so a wake from another process was missed.
     SharedFutexUnmapped = 11,
+    /// [`MAP_BLAME`](crate::blame::MAP_BLAME) was full: part of a wait was not
+    /// charged to the holder that released it (the wait itself was recorded).
+    BlameMapFull = 12,
 }
 
 /// Number of [`Loss`] counters.
-pub const LOSS_KINDS: u32 = 12;
+pub const LOSS_KINDS: u32 = 13;
 
 impl Loss {
     /// All loss kinds, in index order.
@@ -57,5 +60,6 @@ impl Loss {
         Loss::LastWakeLost,
         Loss::HolderWindowLost,
         Loss::SharedFutexUnmapped,
+        Loss::BlameMapFull,
     ];
 }

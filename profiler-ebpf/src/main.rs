@@ -70,6 +70,8 @@
 )]
 
 #[cfg(target_arch = "bpf")]
+mod blame;
+#[cfg(target_arch = "bpf")]
 mod children;
 #[cfg(target_arch = "bpf")]
 mod futex;
@@ -81,6 +83,8 @@ mod maps;
 mod pairing;
 #[cfg(target_arch = "bpf")]
 mod regs;
+#[cfg(target_arch = "bpf")]
+mod ring;
 #[cfg(target_arch = "bpf")]
 mod shared;
 #[cfg(target_arch = "bpf")]

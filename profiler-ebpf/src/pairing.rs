@@ -6,7 +6,9 @@ use profiler_common::{
     Loss, OFF_SLOTS, OFF_SPANS, RawEdgeKey, RawEdgeStats, RawLastWake, RawThreadState, RawWaitKey,
 };
 
+use crate::blame;
 use crate::maps::{LAST_SWITCH, LAST_WAKE, TASKS, add, count_loss, edge_row, raise};
+use crate::ring;
 use crate::shared::futex_key;
 
 /// Pair `waiter` (which started at `started` and waited `waited` ns; `shared`: on a
@@ -15,13 +17,16 @@ use crate::shared::futex_key;
 #[inline(always)]
 pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool) -> bool {
     let at = futex_key(waiter.tgid, waiter.uaddr, shared);
-    // SAFETY: the value is copied out immediately.
-    let Some(last) = (unsafe { LAST_WAKE.get(&at) }).copied() else {
+    let Some(wakes) = LAST_WAKE.get_ptr(&at) else {
+        return false;
+    };
+    let Some(last) = ring::newest(wakes) else {
         return false;
     };
     if last.ts_ns < started {
         return false;
     }
+    blame::charge(wakes, waiter, started, last.ts_ns);
     let key = RawEdgeKey {
         tgid: waiter.tgid,
         waiter_stack_id: waiter.stack_id,

@@ -3,13 +3,12 @@
 //! call is counted at exit, when the number woken is known.
 
 use aya_ebpf::programs::tracing::StackIdContext;
-use profiler_common::{CALL_SHARED, CALL_WAKE, Loss, RawLastWake, RawTask, RawWakeKey};
-
-use aya_ebpf::bindings::BPF_ANY;
+use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey};
 
 use crate::holders;
-use crate::maps::{LAST_WAKE, add, count_loss, wake_row};
+use crate::maps::{add, wake_row};
 use crate::regs::{Regs, current_ids, now_ns};
+use crate::ring;
 use crate::shared::futex_key;
 use crate::stacks;
 
@@ -45,16 +44,9 @@ pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u3
         fail_errno: task.holder.last_fail_errno,
         tgid,
     };
-    let key = futex_key(tgid, uaddr, shared);
-    // Overwrite the address's record in place when there is one: an LRU insert
-    // allocates a node and frees the old one, several times the cost. (A waiter
-    // reading it meanwhile may mix two wakes of this address.)
-    if let Some(p) = LAST_WAKE.get_ptr_mut(&key) {
-        // SAFETY: a live map value.
-        unsafe { *p = last };
-    } else if LAST_WAKE.insert(&key, last, u64::from(BPF_ANY)).is_err() {
-        count_loss(Loss::LastWakeLost);
-    }
+    // Written in place in the futex's ring: an LRU insert (allocating a node and
+    // freeing the old one) happens only for a futex not seen lately.
+    ring::push(&futex_key(tgid, uaddr, shared), &last);
 }
 
 /// The wake in `task` returned `ret` (threads woken or requeued, or an error);
@@ -93,14 +85,8 @@ pub fn finish(task: &RawTask, call: u32, ret: i64) {
 }
 
 /// A wake that woke nobody must not be taken for the waker of a wait that ends
-/// later: drop its last-wake record unless another wake replaced it meanwhile.
+/// later: drop it from the futex's ring unless another wake replaced it meanwhile.
 #[inline(always)]
 fn forget_last_wake(tgid: u32, tid: u32, task: &RawTask, shared: bool) {
-    let key = futex_key(tgid, task.uaddr, shared);
-    // SAFETY: the fields are copied out immediately.
-    let ours =
-        unsafe { LAST_WAKE.get(&key) }.is_some_and(|l| l.tid == tid && l.ts_ns == task.start_ns);
-    if ours {
-        let _ = LAST_WAKE.remove(&key);
-    }
+    ring::forget(&futex_key(tgid, task.uaddr, shared), tid, task.start_ns);
 }

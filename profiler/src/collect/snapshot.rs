@@ -23,6 +23,9 @@ pub struct Snapshot {
     /// Which wake stack ended which wait stack.
     #[serde(default)]
     pub edges: Vec<EdgeRow>,
+    /// Which holder's release ended which part of whose waits (holder blame).
+    #[serde(default)]
+    pub blame: Vec<crate::collect::blame::BlameRow>,
     /// User stacks by `(tgid, stack id)`: raw instruction addresses, innermost first.
     pub stacks: BTreeMap<(u32, i32), Vec<u64>>,
     pub losses: KernelLosses,
@@ -373,6 +376,7 @@ pub fn loss_name(loss: Loss) -> &'static str {
         Loss::LastWakeLost => "last_wake_lost",
         Loss::HolderWindowLost => "holder_windows_lost",
         Loss::SharedFutexUnmapped => "shared_futex_unmapped",
+        Loss::BlameMapFull => "blame_map_full",
     }
 }
 

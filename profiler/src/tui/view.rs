@@ -14,7 +14,7 @@ use ratatui::widgets::{Cell, Paragraph, Row as TableRow, Sparkline, Table, Widge
 use crate::render::text::{
     fmt_count, fmt_duration_ns, fmt_pct, held_lines, short_function, short_path,
 };
-use crate::report::{Frame, Site, WokenBy};
+use crate::report::{BlockedBy, Frame, Site, WokenBy};
 use crate::tui::app::{App, Scope, Screen, SortKey, Source, Stats};
 use crate::tui::columns::{KIND_WIDTH, NUM_WIDTH, SITE_MIN, SPACING, numeric_columns};
 
@@ -300,6 +300,23 @@ fn woken_by_line(w: &WokenBy, site_wait_ns: u64) -> String {
     )
 }
 
+/// One "blocked by" entry: a holder and its share of the site's wait.
+fn blocked_by_line(b: &BlockedBy, site_wait_ns: u64) -> String {
+    let place = match (&b.file, b.line) {
+        (Some(file), Some(line)) => format!(" ({}:{line})", short_path(file)),
+        _ => String::new(),
+    };
+    format!(
+        "  {}{place}  {} intervals  {}  {}",
+        b.function
+            .as_deref()
+            .map_or_else(|| b.holder.clone(), short_function),
+        fmt_count(b.intervals),
+        fmt_duration_ns(b.wait_ns),
+        fmt_pct(b.wait_ns, site_wait_ns)
+    )
+}
+
 /// The detail of one site, as lines (scrolled by the app).
 pub fn detail_lines(site: &Site, threads_expanded: bool) -> Vec<Line<'static>> {
     let bold = |s: String| Line::from(Span::styled(s, Style::new().bold()));
@@ -336,21 +353,48 @@ pub fn detail_lines(site: &Site, threads_expanded: bool) -> Vec<Line<'static>> {
         site.interrupted,
     )));
 
-    // Why: who held the lock (the waker that released it) and what it was doing.
-    out.push(bold(
-        "blocked by: the holders that woke these waits, and what they did meanwhile".to_owned(),
-    ));
-    if site.woken_by.is_empty() {
-        out.push(Line::from("  (no waker recorded)"));
-    }
-    for w in &site.woken_by {
-        out.push(Line::from(woken_by_line(w, site.total_wait_ns)));
-        // What that waker (the holder) did meanwhile: held across blocking.
-        out.extend(
-            held_lines(&w.held)
-                .into_iter()
-                .map(|l| Line::from(format!("      {l}"))),
-        );
+    // Why: who held the lock while these threads waited, and what it was doing.
+    let held = |id: &str| {
+        site.woken_by
+            .iter()
+            .find(|w| w.waker == id)
+            .map(|w| held_lines(&w.held))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| Line::from(format!("      {l}")))
+    };
+    if site.blocked_by.is_empty() {
+        out.push(bold(
+            "blocked by: the holders that woke these waits, and what they did meanwhile".to_owned(),
+        ));
+        if site.woken_by.is_empty() {
+            out.push(Line::from("  (no waker recorded)"));
+        }
+        for w in &site.woken_by {
+            out.push(Line::from(woken_by_line(w, site.total_wait_ns)));
+            // What that waker (the holder) did meanwhile: held across blocking.
+            out.extend(held(&w.waker));
+        }
+    } else {
+        out.push(bold(
+            "blocked by: the holders whose releases ended these waits' parts, and what they did meanwhile"
+                .to_owned(),
+        ));
+        for b in &site.blocked_by {
+            out.push(Line::from(blocked_by_line(b, site.total_wait_ns)));
+            out.extend(held(&b.holder));
+        }
+        if site.blocked_by_unknown_ns > 0 {
+            out.push(Line::from(format!(
+                "  {}  {}  behind holders no longer known",
+                fmt_duration_ns(site.blocked_by_unknown_ns),
+                fmt_pct(site.blocked_by_unknown_ns, site.total_wait_ns)
+            )));
+        }
+        out.push(bold("woken by".to_owned()));
+        for w in &site.woken_by {
+            out.push(Line::from(woken_by_line(w, site.total_wait_ns)));
+        }
     }
     let w = &site.wake_to_run;
     if w.count > 0 {

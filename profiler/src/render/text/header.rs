@@ -159,7 +159,7 @@ fn describe_target(t: &Target) -> String {
 
 /// One line per non-zero loss counter, saying what it cost.
 fn loss_lines(l: &Losses) -> Vec<String> {
-    let all: [(u64, &str, &str, &str); 14] = [
+    let all: [(u64, &str, &str, &str); 15] = [
         (
             l.stack_collisions,
             "stack collision",
@@ -237,6 +237,12 @@ fn loss_lines(l: &Losses) -> Vec<String> {
             "shared futex call",
             "shared futex calls",
             "paired within their process only (its shared memory was not registered yet)",
+        ),
+        (
+            l.blame_map_full,
+            "wait interval",
+            "wait intervals",
+            "not charged to their holder: kernel blame map full (\"blocked by\" undercounts)",
         ),
         (
             l.truncated_stacks,

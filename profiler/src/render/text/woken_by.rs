@@ -1,5 +1,6 @@
-//! "woken by" in a site's detail: the wake sites that ended its waits, what each
-//! waker's thread did while holding, the waits no waker was seen for, wasted wakeups
+//! "blocked by" and "woken by" in a site's detail: the holders whose releases ended
+//! the parts of its waits with their share and what each did while holding, then the
+//! wake sites that ended its waits, the waits no waker was seen for, wasted wakeups
 //! and the wake-to-run latency.
 
 use crate::render::fit::{clean, cut_end};
@@ -7,9 +8,64 @@ use crate::render::held::held_lines;
 use crate::render::names::{location, short_function};
 use crate::render::text::table::{Out, Table};
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, plural};
-use crate::report::model::Site;
+use crate::report::model::{Site, WokenBy};
 
-/// "Blocked by": the wake sites that ended this site's waits, and wasted wakeups.
+/// `function (file:line)`, or the site id when unnamed.
+fn waker_name(
+    id: &str,
+    function: Option<&String>,
+    file: Option<&String>,
+    line: Option<u32>,
+) -> String {
+    let name = match (function, file) {
+        (Some(f), Some(file)) => {
+            let base = file.rsplit('/').next().unwrap_or(file);
+            format!("{} ({})", short_function(f), location(base, line))
+        }
+        (Some(f), None) => short_function(f),
+        _ => id.to_owned(),
+    };
+    cut_end(&clean(&name), 64)
+}
+
+/// "Blocked by": the holders charged with this site's wait, by share, each followed
+/// by what it did while holding (its "woken by" entry's held-across figures).
+fn blocked_by_block(out: &mut Out, site: &Site) {
+    if site.blocked_by.is_empty() {
+        return;
+    }
+    let mut table = Table::shares();
+    for b in &site.blocked_by {
+        table.row(vec![
+            waker_name(&b.holder, b.function.as_ref(), b.file.as_ref(), b.line),
+            plural(b.intervals, "interval", "intervals"),
+            fmt_duration_ns(b.wait_ns),
+            fmt_pct(b.wait_ns, site.total_wait_ns),
+        ]);
+    }
+    let mut lines = Vec::new();
+    for (line, b) in table.lines(false).into_iter().zip(&site.blocked_by) {
+        lines.push(line);
+        if let Some(w) = site.woken_by.iter().find(|w| w.waker == b.holder) {
+            lines.extend(held_lines(&w.held).into_iter().map(|l| format!("  {l}")));
+        }
+    }
+    if site.blocked_by_unknown_ns > 0 {
+        lines.push(format!(
+            "{} ({}) behind holders no longer known (more than 8 releases during a wait)",
+            fmt_duration_ns(site.blocked_by_unknown_ns),
+            fmt_pct(site.blocked_by_unknown_ns, site.total_wait_ns),
+        ));
+    }
+    out.kv_block("blocked by", lines, 0, "holder", "holders");
+}
+
+/// Whether `w`'s held-across figures are already shown under "blocked by".
+fn held_shown(site: &Site, w: &WokenBy) -> bool {
+    site.blocked_by.iter().any(|b| b.holder == w.waker)
+}
+
+/// "Blocked by" (holders), "woken by" (wake sites), and wasted wakeups.
 pub(super) fn woken_by_block(out: &mut Out, site: &Site) {
     if site.wasted_wakeups > 0 {
         out.kv(
@@ -22,21 +78,14 @@ pub(super) fn woken_by_block(out: &mut Out, site: &Site) {
             ),
         );
     }
+    blocked_by_block(out, site);
     if site.woken_by.is_empty() {
         return;
     }
     let mut table = Table::shares();
     for w in &site.woken_by {
-        let name = match (&w.function, &w.file) {
-            (Some(f), Some(file)) => {
-                let base = file.rsplit('/').next().unwrap_or(file);
-                format!("{} ({})", short_function(f), location(base, w.line))
-            }
-            (Some(f), None) => short_function(f),
-            _ => w.waker.clone(),
-        };
         table.row(vec![
-            cut_end(&clean(&name), 64),
+            waker_name(&w.waker, w.function.as_ref(), w.file.as_ref(), w.line),
             plural(w.waits, "wait", "waits"),
             fmt_duration_ns(w.wait_ns),
             fmt_pct(w.wait_ns, site.total_wait_ns),
@@ -45,7 +94,9 @@ pub(super) fn woken_by_block(out: &mut Out, site: &Site) {
     let mut lines = Vec::new();
     for (line, w) in table.lines(false).into_iter().zip(&site.woken_by) {
         lines.push(line);
-        lines.extend(held_lines(&w.held).into_iter().map(|l| format!("  {l}")));
+        if !held_shown(site, w) {
+            lines.extend(held_lines(&w.held).into_iter().map(|l| format!("  {l}")));
+        }
     }
     if site.unpaired_waits > 0 {
         lines.push(format!(

@@ -18,8 +18,8 @@ mod timeline;
 pub use kinds::{Behavior, WaitKind};
 pub use locks::{LockAddress, SiteShare, WakerShare, WakerSite, WakerThread};
 pub use site::{
-    AddressShare, Fairness, Frame, HeldAcross, OffCpuIn, Site, StackShare, SyscallFailure,
-    ThreadShare, WaitSummary, WakeLatency, WokenBy,
+    AddressShare, BlockedBy, Fairness, Frame, HeldAcross, OffCpuIn, Site, StackShare,
+    SyscallFailure, ThreadShare, WaitSummary, WakeLatency, WokenBy,
 };
 pub use timeline::{Interval, IntervalCount, Timeline};
 
@@ -208,6 +208,10 @@ pub struct Losses {
     /// missed and the wait may count as unpaired.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub shared_futex_unmapped: u64,
+    /// Parts of waits not charged to the holder that released them: the kernel's
+    /// blame map was full ("blocked by" undercounts; the waits are kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blame_map_full: u64,
     /// Distinct stacks whose CFI unwinding stopped before the thread's root (stack
     /// deeper than the copy, or code without unwind information): their outermost
     /// frames are missing.

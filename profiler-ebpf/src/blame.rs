@@ -68,24 +68,26 @@ pub fn charge(ring: *const RawWakeRing, waiter: &RawWaitKey, started: u64, end: 
     }
 }
 
-/// Add one interval of `ns` to `key`'s row, created on first use.
+/// `key`'s row, created on first use; `None` when the map is full.
+#[inline(always)]
+fn blame_row(key: &RawBlameKey) -> Option<*mut RawBlameStats> {
+    if let Some(row) = BLAME.get_ptr_mut(key) {
+        return Some(row);
+    }
+    if let Err(e) = BLAME.insert(key, &RawBlameStats::default(), u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        return None;
+    }
+    BLAME.get_ptr_mut(key)
+}
+
+/// Add one interval of `ns` to `key`'s row.
 #[inline(always)]
 fn flush(key: &RawBlameKey, ns: u64) {
-    let row = match BLAME.get_ptr_mut(key) {
-        Some(row) => row,
-        None => {
-            let zero = RawBlameStats::default();
-            if let Err(e) = BLAME.insert(key, &zero, u64::from(BPF_NOEXIST))
-                && i64::from(e) != -EEXIST
-            {
-                count_loss(Loss::BlameMapFull);
-                return;
-            }
-            let Some(row) = BLAME.get_ptr_mut(key) else {
-                return;
-            };
-            row
-        }
+    let Some(row) = blame_row(key) else {
+        count_loss(Loss::BlameMapFull);
+        return;
     };
     // SAFETY: fields of a live map value.
     unsafe {

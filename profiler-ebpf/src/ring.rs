@@ -20,28 +20,29 @@ const EEXIST: i64 = 17;
 #[map]
 static ZERO_RING: Array<RawWakeRing> = Array::with_max_entries(1, 0);
 
+/// The ring of the futex `key`, created empty on first use; `None` when it could not
+/// be created (the LRU map evicts, so only under extreme pressure).
+#[inline(always)]
+fn ring_row(key: &RawAddrKey) -> Option<*mut RawWakeRing> {
+    if let Some(ring) = LAST_WAKE.get_ptr_mut(key) {
+        return Some(ring);
+    }
+    let zero = ZERO_RING.get_ptr(0)?;
+    // SAFETY: `zero` points at a live array slot the helper only reads.
+    if let Err(e) = LAST_WAKE.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        return None;
+    }
+    LAST_WAKE.get_ptr_mut(key)
+}
+
 /// Remember `wake` as the newest wake on the futex `key`.
 #[inline(always)]
 pub fn push(key: &RawAddrKey, wake: &RawLastWake) {
-    let ring = match LAST_WAKE.get_ptr_mut(key) {
-        Some(ring) => ring,
-        None => {
-            let Some(zero) = ZERO_RING.get_ptr(0) else {
-                return;
-            };
-            // SAFETY: `zero` points at a live array slot the helper only reads.
-            if let Err(e) = LAST_WAKE.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
-                && i64::from(e) != -EEXIST
-            {
-                count_loss(Loss::LastWakeLost);
-                return;
-            }
-            let Some(ring) = LAST_WAKE.get_ptr_mut(key) else {
-                count_loss(Loss::LastWakeLost);
-                return;
-            };
-            ring
-        }
+    let Some(ring) = ring_row(key) else {
+        count_loss(Loss::LastWakeLost);
+        return;
     };
     // SAFETY: `ring` is a live map value.
     unsafe {

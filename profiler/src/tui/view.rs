@@ -282,38 +282,41 @@ fn frame_line(f: &Frame) -> String {
     format!("    {func:<48} {place}{inl}")
 }
 
-/// One "woken by" entry. The model's `WokenBy` may grow fields; each one becomes a
-/// `key value` pair here.
-fn woken_by_line(w: &WokenBy, site_wait_ns: u64) -> String {
-    let place = match (&w.file, w.line) {
+/// One "blocked by" or "woken by" entry: the holder or waker (`id` when unnamed),
+/// where it is, how many `noun`, and its share of the site's wait.
+fn share_line(
+    id: &str,
+    (function, file, line): (Option<&str>, Option<&str>, Option<u32>),
+    (count, noun): (u64, &str),
+    ns: u64,
+    site_wait_ns: u64,
+) -> String {
+    let place = match (file, line) {
         (Some(file), Some(line)) => format!(" ({}:{line})", short_path(file)),
         _ => String::new(),
     };
     format!(
-        "  {}{place}  {} waits  {}  {}",
-        w.function
-            .as_deref()
-            .map_or_else(|| w.waker.clone(), short_function),
-        fmt_count(w.waits),
-        fmt_duration_ns(w.wait_ns),
-        fmt_pct(w.wait_ns, site_wait_ns)
+        "  {}{place}  {} {noun}  {}  {}",
+        function.map_or_else(|| id.to_owned(), short_function),
+        fmt_count(count),
+        fmt_duration_ns(ns),
+        fmt_pct(ns, site_wait_ns)
     )
 }
 
-/// One "blocked by" entry: a holder and its share of the site's wait.
+fn woken_by_line(w: &WokenBy, site_wait_ns: u64) -> String {
+    let at = (w.function.as_deref(), w.file.as_deref(), w.line);
+    share_line(&w.waker, at, (w.waits, "waits"), w.wait_ns, site_wait_ns)
+}
+
 fn blocked_by_line(b: &BlockedBy, site_wait_ns: u64) -> String {
-    let place = match (&b.file, b.line) {
-        (Some(file), Some(line)) => format!(" ({}:{line})", short_path(file)),
-        _ => String::new(),
-    };
-    format!(
-        "  {}{place}  {} intervals  {}  {}",
-        b.function
-            .as_deref()
-            .map_or_else(|| b.holder.clone(), short_function),
-        fmt_count(b.intervals),
-        fmt_duration_ns(b.wait_ns),
-        fmt_pct(b.wait_ns, site_wait_ns)
+    let at = (b.function.as_deref(), b.file.as_deref(), b.line);
+    share_line(
+        &b.holder,
+        at,
+        (b.intervals, "intervals"),
+        b.wait_ns,
+        site_wait_ns,
     )
 }
 

@@ -8,7 +8,7 @@ use crate::render::held::held_lines;
 use crate::render::names::{location, short_function};
 use crate::render::text::table::{Out, Table};
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, plural};
-use crate::report::model::{Site, WokenBy};
+use crate::report::model::{HeldAcross, Site, WokenBy};
 
 /// `function (file:line)`, or the site id when unnamed.
 fn waker_name(
@@ -28,28 +28,57 @@ fn waker_name(
     cut_end(&clean(&name), 64)
 }
 
+/// One row of "blocked by" or "woken by": who, how many of what, the wait time, and
+/// the held-across figures to show under it.
+struct ShareRow<'a> {
+    name: String,
+    count: String,
+    ns: u64,
+    held: Option<&'a HeldAcross>,
+}
+
+/// The rows as aligned lines (shares of `site_ns`), each followed by its held lines.
+fn share_lines(rows: &[ShareRow<'_>], site_ns: u64) -> Vec<String> {
+    let mut table = Table::shares();
+    for r in rows {
+        table.row(vec![
+            r.name.clone(),
+            r.count.clone(),
+            fmt_duration_ns(r.ns),
+            fmt_pct(r.ns, site_ns),
+        ]);
+    }
+    let mut lines = Vec::new();
+    for (line, r) in table.lines(false).into_iter().zip(rows) {
+        lines.push(line);
+        if let Some(held) = r.held {
+            lines.extend(held_lines(held).into_iter().map(|l| format!("  {l}")));
+        }
+    }
+    lines
+}
+
 /// "Blocked by": the holders charged with this site's wait, by share, each followed
 /// by what it did while holding (its "woken by" entry's held-across figures).
 fn blocked_by_block(out: &mut Out, site: &Site) {
     if site.blocked_by.is_empty() {
         return;
     }
-    let mut table = Table::shares();
-    for b in &site.blocked_by {
-        table.row(vec![
-            waker_name(&b.holder, b.function.as_ref(), b.file.as_ref(), b.line),
-            plural(b.intervals, "interval", "intervals"),
-            fmt_duration_ns(b.wait_ns),
-            fmt_pct(b.wait_ns, site.total_wait_ns),
-        ]);
-    }
-    let mut lines = Vec::new();
-    for (line, b) in table.lines(false).into_iter().zip(&site.blocked_by) {
-        lines.push(line);
-        if let Some(w) = site.woken_by.iter().find(|w| w.waker == b.holder) {
-            lines.extend(held_lines(&w.held).into_iter().map(|l| format!("  {l}")));
-        }
-    }
+    let rows: Vec<ShareRow<'_>> = site
+        .blocked_by
+        .iter()
+        .map(|b| ShareRow {
+            name: waker_name(&b.holder, b.function.as_ref(), b.file.as_ref(), b.line),
+            count: plural(b.intervals, "interval", "intervals"),
+            ns: b.wait_ns,
+            held: site
+                .woken_by
+                .iter()
+                .find(|w| w.waker == b.holder)
+                .map(|w| &w.held),
+        })
+        .collect();
+    let mut lines = share_lines(&rows, site.total_wait_ns);
     if site.blocked_by_unknown_ns > 0 {
         lines.push(format!(
             "{} ({}) behind holders no longer known (more than 8 releases during a wait)",
@@ -82,22 +111,17 @@ pub(super) fn woken_by_block(out: &mut Out, site: &Site) {
     if site.woken_by.is_empty() {
         return;
     }
-    let mut table = Table::shares();
-    for w in &site.woken_by {
-        table.row(vec![
-            waker_name(&w.waker, w.function.as_ref(), w.file.as_ref(), w.line),
-            plural(w.waits, "wait", "waits"),
-            fmt_duration_ns(w.wait_ns),
-            fmt_pct(w.wait_ns, site.total_wait_ns),
-        ]);
-    }
-    let mut lines = Vec::new();
-    for (line, w) in table.lines(false).into_iter().zip(&site.woken_by) {
-        lines.push(line);
-        if !held_shown(site, w) {
-            lines.extend(held_lines(&w.held).into_iter().map(|l| format!("  {l}")));
-        }
-    }
+    let rows: Vec<ShareRow<'_>> = site
+        .woken_by
+        .iter()
+        .map(|w| ShareRow {
+            name: waker_name(&w.waker, w.function.as_ref(), w.file.as_ref(), w.line),
+            count: plural(w.waits, "wait", "waits"),
+            ns: w.wait_ns,
+            held: (!held_shown(site, w)).then_some(&w.held),
+        })
+        .collect();
+    let mut lines = share_lines(&rows, site.total_wait_ns);
     if site.unpaired_waits > 0 {
         lines.push(format!(
             "{} with no waker seen (kernel wake or untraced process)",

@@ -11,9 +11,11 @@
 
 pub mod attach;
 mod batch;
+pub mod blame;
 pub mod features;
 pub mod go;
 pub mod memory;
+mod shared;
 pub mod snapshot;
 
 use std::collections::BTreeSet;
@@ -32,7 +34,9 @@ use thiserror::Error;
 
 pub use crate::collect::attach::AttachMethod;
 use crate::collect::attach::Link;
+use crate::collect::blame::BlameRow;
 use crate::collect::snapshot::{EdgeRow, Snapshot, UserStackCopy, WaitRow, WakeRow};
+use profiler_common::{MAP_BLAME, RawBlameKey, RawBlameStats};
 
 /// The probes, built by `profiler/build.rs` from `profiler-ebpf`.
 static PROBES_OBJECT: &[u8] =
@@ -192,6 +196,7 @@ impl Probes {
             edges: self.drain::<RawEdgeKey, RawEdgeStats, _>(MAP_EDGES, |k, v| {
                 EdgeRow::from_raw(k, std::slice::from_ref(v))
             })?,
+            blame: self.drain::<RawBlameKey, RawBlameStats, _>(MAP_BLAME, BlameRow::from_raw)?,
             ..Snapshot::default()
         };
         let wanted: BTreeSet<(u32, i32)> = snap
@@ -199,7 +204,8 @@ impl Probes {
             .iter()
             .map(|r| (r.tgid, r.stack_id))
             .chain(snap.wakes.iter().map(|r| (r.tgid, r.stack_id)))
-            .chain(snap.edges.iter().map(|e| (e.tgid, e.waker_stack_id)))
+            .chain(snap.edges.iter().map(|e| (e.waker_pid(), e.waker_stack_id)))
+            .chain(snap.blame.iter().filter_map(BlameRow::holder_stack))
             .filter(|&(_, id)| id >= 0)
             .filter(|&k| !known(k))
             .collect();

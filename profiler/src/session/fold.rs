@@ -20,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::analyze::aggregate::StackKey;
+use crate::collect::blame::BlameRow;
 use crate::collect::snapshot::{EXITED, EXITED_WAITER, EdgeRow, Snapshot, WaitRow, WakeRow};
 
 /// Threads held with their own rows before exited ones are folded.
@@ -30,7 +31,8 @@ pub(super) const PROCESS_DETAIL: usize = 64;
 const EXITED_NAME: &str = "[exited threads]";
 
 type WaitId = (u32, u32, u64, i32, u32, u64);
-type EdgeId = (u32, i32, u64, i32, u64, u32);
+type EdgeId = (u32, i32, u64, i32, u64, u32, u32);
+type BlameId = (u32, i32, u64, u32, i32, u64);
 
 fn wait_id(r: &WaitRow) -> WaitId {
     (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret)
@@ -48,6 +50,18 @@ fn edge_id(e: &EdgeRow) -> EdgeId {
         e.waker_stack_id,
         e.waker_leaf_ret,
         e.waker_tid,
+        e.waker_tgid,
+    )
+}
+
+fn blame_id(b: &BlameRow) -> BlameId {
+    (
+        b.tgid,
+        b.waiter_stack_id,
+        b.waiter_leaf_ret,
+        b.holder_tgid,
+        b.holder_stack_id,
+        b.holder_leaf_ret,
     )
 }
 
@@ -94,6 +108,7 @@ pub(super) struct Totals {
     waits: Indexed<WaitId, WaitRow>,
     wakes: Indexed<WaitId, WakeRow>,
     edges: Indexed<EdgeId, EdgeRow>,
+    blame: Indexed<BlameId, BlameRow>,
 }
 
 impl Default for Totals {
@@ -103,6 +118,7 @@ impl Default for Totals {
             waits: Indexed::new(wait_id, WaitRow::merge),
             wakes: Indexed::new(wake_id, WakeRow::merge),
             edges: Indexed::new(edge_id, EdgeRow::merge),
+            blame: Indexed::new(blame_id, BlameRow::merge),
         }
     }
 }
@@ -126,9 +142,20 @@ impl Totals {
         for mut e in delta.edges {
             (_, e.waiter_stack_id, e.waiter_leaf_ret) =
                 canonical((e.tgid, e.waiter_stack_id, e.waiter_leaf_ret), 0);
-            (_, e.waker_stack_id, e.waker_leaf_ret) =
-                canonical((e.tgid, e.waker_stack_id, e.waker_leaf_ret), e.waker_tid);
+            (_, e.waker_stack_id, e.waker_leaf_ret) = canonical(
+                (e.waker_pid(), e.waker_stack_id, e.waker_leaf_ret),
+                e.waker_tid,
+            );
             self.edges.add(&mut self.snap.edges, e);
+        }
+        for mut b in delta.blame {
+            (_, b.waiter_stack_id, b.waiter_leaf_ret) =
+                canonical((b.tgid, b.waiter_stack_id, b.waiter_leaf_ret), 0);
+            if !b.earlier() {
+                (_, b.holder_stack_id, b.holder_leaf_ret) =
+                    canonical((b.holder_tgid, b.holder_stack_id, b.holder_leaf_ret), 0);
+            }
+            self.blame.add(&mut self.snap.blame, b);
         }
         self.snap.losses = delta.losses;
         self.snap.unfinished_waits = delta.unfinished_waits;
@@ -139,9 +166,11 @@ impl Totals {
         let waits = self.snap.waits.iter().map(|r| r.tgid);
         let wakes = self.snap.wakes.iter().map(|r| r.tgid);
         let edges = self.snap.edges.iter().map(|e| e.tgid);
+        let blame = self.snap.blame.iter().map(|b| b.tgid);
         waits
             .chain(wakes)
             .chain(edges)
+            .chain(blame)
             .filter(|&p| p != EXITED)
             .collect()
     }
@@ -151,7 +180,7 @@ impl Totals {
         let own = |tid: u32| tid != 0 && tid != EXITED && tid != EXITED_WAITER;
         let waits = self.snap.waits.iter().map(|r| (r.tgid, r.tid));
         let wakes = self.snap.wakes.iter().map(|r| (r.tgid, r.tid));
-        let edges = self.snap.edges.iter().map(|e| (e.tgid, e.waker_tid));
+        let edges = self.snap.edges.iter().map(|e| (e.waker_pid(), e.waker_tid));
         waits
             .chain(wakes)
             .chain(edges)
@@ -192,15 +221,29 @@ impl Totals {
                     r.tgid = EXITED;
                 }
             }
-            for e in &mut self.snap.edges {
-                if exited_processes.contains(&e.tgid) {
-                    e.tgid = EXITED;
+            // Canonical stack keys name their frames whatever the process; a waker
+            // or holder in another process is folded with its own process, or kept.
+            let fold = |pid: &mut u32| {
+                if exited_processes.contains(pid) {
+                    *pid = EXITED;
                 }
+            };
+            for e in &mut self.snap.edges {
+                let own = e.waker_tgid == 0;
+                fold(&mut e.tgid);
+                if !own {
+                    fold(&mut e.waker_tgid);
+                }
+            }
+            for b in &mut self.snap.blame {
+                fold(&mut b.tgid);
+                fold(&mut b.holder_tgid);
             }
         }
         self.waits.rebuild(&mut self.snap.waits);
         self.wakes.rebuild(&mut self.snap.wakes);
         self.edges.rebuild(&mut self.snap.edges);
+        self.blame.rebuild(&mut self.snap.blame);
         let processes = if fold_processes {
             exited_processes.len()
         } else {
@@ -241,7 +284,7 @@ impl Totals {
             }
         }
         for e in &mut self.snap.edges {
-            if exited.contains(&(e.tgid, e.waker_tid)) {
+            if exited.contains(&(e.waker_pid(), e.waker_tid)) {
                 e.waker_tid = EXITED;
             }
         }
@@ -255,11 +298,13 @@ impl Totals {
             self.snap.waits.len(),
             self.snap.wakes.len(),
             self.snap.edges.len(),
+            self.snap.blame.len(),
         );
         let (losses, unfinished) = (self.snap.losses.clone(), self.snap.unfinished_waits);
         self.snap.waits.extend(extra.waits);
         self.snap.wakes.extend(extra.wakes);
         self.snap.edges.extend(extra.edges);
+        self.snap.blame.extend(extra.blame);
         for (name, n) in extra.losses.counts {
             *self.snap.losses.counts.entry(name).or_default() += n;
         }
@@ -268,6 +313,7 @@ impl Totals {
         self.snap.waits.truncate(lens.0);
         self.snap.wakes.truncate(lens.1);
         self.snap.edges.truncate(lens.2);
+        self.snap.blame.truncate(lens.3);
         self.snap.losses = losses;
         self.snap.unfinished_waits = unfinished;
         out

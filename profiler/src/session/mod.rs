@@ -10,6 +10,7 @@ pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;
+mod shared;
 mod stacks;
 mod targets;
 mod threads;

@@ -151,15 +151,7 @@ impl StackCache {
     /// Frames the symbolizer could not name, over the distinct stacks `snapshot`'s
     /// rows reference.
     pub(super) fn unsymbolized(&self, snapshot: &Snapshot) -> u64 {
-        let keys: HashSet<StackKey> = crate::analyze::aggregate::row_stacks(snapshot)
-            .chain(
-                snapshot
-                    .edges
-                    .iter()
-                    .map(|e| (e.tgid, e.waker_stack_id, e.waker_leaf_ret)),
-            )
-            .map(stack_slot)
-            .collect();
+        let keys: HashSet<StackKey> = referenced(snapshot).map(stack_slot).collect();
         keys.iter()
             .filter_map(|k| self.frames.get(k))
             .flatten()
@@ -175,13 +167,19 @@ impl StackCache {
     /// key whose stack the snapshot lacks has no frames (an unknown stack). Returns
     /// how many raw keys were resolved.
     pub(super) fn resolve(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> usize {
-        let keys: BTreeSet<StackKey> = crate::analyze::aggregate::row_stacks(snapshot)
-            .chain(snapshot.edges.iter().flat_map(|e| {
-                [
-                    (e.tgid, e.waker_stack_id, e.waker_leaf_ret),
-                    (e.tgid, e.waiter_stack_id, e.waiter_leaf_ret),
-                ]
-            }))
+        let keys: BTreeSet<StackKey> = referenced(snapshot)
+            .chain(
+                snapshot
+                    .edges
+                    .iter()
+                    .map(|e| (e.tgid, e.waiter_stack_id, e.waiter_leaf_ret)),
+            )
+            .chain(
+                snapshot
+                    .blame
+                    .iter()
+                    .map(|b| (b.tgid, b.waiter_stack_id, b.waiter_leaf_ret)),
+            )
             .filter(|k| k.1 >= 0 && !self.canon.contains_key(k))
             .collect();
         let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
@@ -294,6 +292,22 @@ impl StackCache {
         }
         slot
     }
+}
+
+/// The stacks of `snapshot`'s waits and wakes, its edges' wakers and its blamed
+/// holders (with repeats): what a report shows frames of.
+fn referenced(snapshot: &Snapshot) -> impl Iterator<Item = StackKey> + '_ {
+    crate::analyze::aggregate::row_stacks(snapshot)
+        .chain(
+            snapshot
+                .edges
+                .iter()
+                .map(|e| (e.waker_pid(), e.waker_stack_id, e.waker_leaf_ret)),
+        )
+        .chain(snapshot.blame.iter().filter_map(|b| {
+            b.holder_stack()
+                .map(|(pid, id)| (pid, id, b.holder_leaf_ret))
+        }))
 }
 
 /// Everything a frame says but its absolute address, which differs between

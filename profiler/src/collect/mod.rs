@@ -95,8 +95,9 @@ impl Probes {
         let method = AttachMethod::choose();
         let copy = u32::from(opts.copy_user_stacks);
         let raw = method.raw_syscall_bits(opts.syscall_errors);
+        // `EbpfLoader::new` reads the kernel's BTF itself; passing another parsed copy
+        // would hold two (~9 MiB each) at once.
         let mut ebpf = aya::EbpfLoader::new()
-            .btf(aya::Btf::from_sys_fs().ok().as_ref())
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
             .load(PROBES_OBJECT)

@@ -126,19 +126,16 @@ fn is_futex(id: u64) -> bool {
     )
 }
 
-/// A futex call enters. A traced thread that made a futex call before is found by
-/// one lookup of its row; any other thread pays one more, the target filter.
+/// A futex call enters. Untraced threads stop at the target bit (no map lookup);
+/// a traced thread finds its row with one lookup (created at its first call).
 #[inline(always)]
 fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
     let (tgid, tid) = current_ids();
-    let task = match TASKS.get_ptr_mut(tid) {
-        Some(task) => task,
-        // Rows exist only for threads of targets (and go when the thread exits).
-        None if is_target(tgid) => match task_row(tid) {
-            Some(task) => task,
-            None => return,
-        },
-        None => return,
+    if !is_target(tgid) {
+        return;
+    }
+    let Some(task) = task_row(tid) else {
+        return;
     };
     let (is_wait, fop, uaddr) = match id {
         nr::FUTEX => {
@@ -167,11 +164,14 @@ fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
     }
 }
 
-/// A futex call returns `ret`: one lookup of the thread's row (an untraced thread
-/// has none), then the call it recorded at entry is finished.
+/// A futex call returns `ret`: untraced threads stop at the target bit; a traced
+/// thread's row (one lookup) holds the call its entry recorded, finished here.
 #[inline(always)]
 fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
-    let tid = current_ids().1;
+    let (tgid, tid) = current_ids();
+    if !is_target(tgid) {
+        return;
+    }
     let Some(task) = TASKS.get_ptr_mut(tid) else {
         return;
     };

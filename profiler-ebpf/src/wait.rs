@@ -43,7 +43,7 @@ pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, call: u32, ret: i6
         // The fast path (memcached: most of its waits): the futex word had changed,
         // nothing blocked. Counted on the call position's row if the thread's stack
         // cache knows it, else on the address alone — never a stack walk.
-        let site = stacks::cached_site(regs);
+        let site = stacks::cached_site(regs, &mut task.wait_site);
         let key = RawWaitKey {
             tgid,
             tid,
@@ -61,7 +61,7 @@ pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, call: u32, ret: i6
     let now = now_ns();
     let waited = now.saturating_sub(task.start_ns);
     holders::on_cpu_again(&mut task.holder);
-    let site = stacks::site(ctx, regs);
+    let site = stacks::site(ctx, regs, &mut task.wait_site);
     let key = RawWaitKey {
         tgid,
         tid,

@@ -13,6 +13,7 @@ pub mod features;
 pub mod go;
 pub mod memory;
 pub mod snapshot;
+mod target_bits;
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -23,10 +24,10 @@ use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_WAIT, DRAIN_FRACTION, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
-    Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS,
-    MAP_WAITS, MAP_WAKES, MAX_EDGES, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawEdgeKey, RawEdgeStats,
-    RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
-    target_flags,
+    Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASKS,
+    MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, MAX_EDGES, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawEdgeKey,
+    RawEdgeStats, RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    STACK_ID_OVERFLOW, target_flags,
 };
 use thiserror::Error;
 
@@ -75,6 +76,8 @@ pub struct Probes {
     links: Vec<Link>,
     method: AttachMethod,
     programs: Vec<&'static str>,
+    /// The kernel's target filter, memory-mapped (one bit per traced tgid).
+    target_bits: target_bits::TargetBits,
     /// Rows drained from the kernel's shared maps, summed (see [`Probes::snapshot`]).
     drained: Drained,
     /// Frame-pointer stacks read so far, by `(tgid, id)`: each is read once.
@@ -110,12 +113,23 @@ impl Probes {
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let programs = attach::programs(method, opts.holders, opts.syscall_errors);
+        let target_bits = {
+            let map = ebpf
+                .map(MAP_TARGET_BITS)
+                .and_then(map_data)
+                .ok_or(CollectError::Map {
+                    map: MAP_TARGET_BITS,
+                    reason: "missing from the object".into(),
+                })?;
+            target_bits::TargetBits::map(map.fd().as_fd())?
+        };
         let links = attach::attach_all(&mut ebpf, &programs)?;
         Ok(Self {
             ebpf,
             links,
             method,
             programs,
+            target_bits,
             drained: Drained::default(),
             stacks: HashMap::new(),
             _stats: stats,
@@ -137,12 +151,15 @@ impl Probes {
         let mut targets: BpfHashMap<&mut MapData, u32, u32> = map_mut(&mut self.ebpf, MAP_TARGETS)?;
         targets
             .insert(tgid, flags, 0)
-            .map_err(|e| map_err(MAP_TARGETS, &e))
+            .map_err(|e| map_err(MAP_TARGETS, &e))?;
+        self.target_bits.set(tgid);
+        Ok(())
     }
 
     /// Stop tracing a process that exited (so its pid, once reused, is not traced,
     /// and the target map never fills with the dead).
     pub fn remove_target(&mut self, tgid: u32) {
+        self.target_bits.clear(tgid);
         if let Ok(mut targets) =
             map_mut::<BpfHashMap<&mut MapData, u32, u32>>(&mut self.ebpf, MAP_TARGETS)
         {

@@ -12,6 +12,7 @@ mod batch;
 pub mod features;
 pub mod go;
 pub mod memory;
+mod sizes;
 pub mod snapshot;
 mod target_bits;
 
@@ -105,7 +106,12 @@ impl Probes {
         let method = AttachMethod::choose();
         let copy = u32::from(opts.copy_user_stacks);
         let raw = method.raw_syscall_bits(opts.syscall_errors);
-        let mut ebpf = aya::EbpfLoader::new()
+        let sizes = sizes::overrides();
+        let mut loader = aya::EbpfLoader::new();
+        for (name, n) in &sizes {
+            loader.map_max_entries(name, *n);
+        }
+        let mut ebpf = loader
             .btf(aya::Btf::from_sys_fs().ok().as_ref())
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
@@ -206,15 +212,24 @@ impl Probes {
     /// userspace totals), so it never fills however long the recording.
     pub fn snapshot(&mut self) -> Result<Snapshot, CollectError> {
         let mut snap = Snapshot::default();
-        let waits = self.read_shared::<RawWaitKey, RawWaitStats>(MAP_WAITS, MAX_WAIT_KEYS)?;
+        let waits = self.read_shared::<RawWaitKey, RawWaitStats>(
+            MAP_WAITS,
+            sizes::max_entries(MAP_WAITS, MAX_WAIT_KEYS),
+        )?;
         snap.waits = merge_rows(&mut self.drained.waits, waits, WaitRow::merge, |k, v| {
             WaitRow::from_raw(k, std::slice::from_ref(v))
         });
-        let wakes = self.read_shared::<RawWakeKey, RawWakeStats>(MAP_WAKES, MAX_WAKE_KEYS)?;
+        let wakes = self.read_shared::<RawWakeKey, RawWakeStats>(
+            MAP_WAKES,
+            sizes::max_entries(MAP_WAKES, MAX_WAKE_KEYS),
+        )?;
         snap.wakes = merge_rows(&mut self.drained.wakes, wakes, WakeRow::merge, |k, v| {
             WakeRow::from_raw(k, std::slice::from_ref(v))
         });
-        let edges = self.read_shared::<RawEdgeKey, RawEdgeStats>(MAP_EDGES, MAX_EDGES)?;
+        let edges = self.read_shared::<RawEdgeKey, RawEdgeStats>(
+            MAP_EDGES,
+            sizes::max_entries(MAP_EDGES, MAX_EDGES),
+        )?;
         snap.edges = merge_rows(&mut self.drained.edges, edges, EdgeRow::merge, |k, v| {
             EdgeRow::from_raw(k, std::slice::from_ref(v))
         });

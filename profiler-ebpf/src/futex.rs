@@ -160,7 +160,7 @@ fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
     if is_wait {
         wait::begin(task, uaddr, fop);
     } else {
-        wake::begin(ctx, task, uaddr, fop);
+        wake::begin(ctx, (tgid, tid), task, uaddr, fop);
     }
 }
 
@@ -180,8 +180,8 @@ fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
     let call = task.call;
     task.call = CALL_NONE;
     if call & CALL_WAIT != 0 {
-        wait::finish(ctx, task, call, ret);
+        wait::finish(ctx, (tgid, tid), task, call, ret);
     } else if call & CALL_WAKE != 0 {
-        wake::finish(task, ret);
+        wake::finish((tgid, tid), task, ret);
     }
 }

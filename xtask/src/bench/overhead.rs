@@ -12,10 +12,10 @@
 //! - (d) the kernel memory of lockprof's maps (now, and the model's worst case at 96
 //!   and 256 CPUs) and lockprof's peak RSS, both taken from the memcached windows.
 //!
-//! Each round runs every state once in an order that rotates from round to round, so a
-//! drift of the shared machine hits all states alike; a ratio is taken inside a round
-//! (state / the unattached window of the same round). Attach and detach happen outside
-//! the measured part of a window. Must not: assert anything (it prints the targets and
+//! Every attached window sits between two unattached ones (lockprof and the peer take
+//! turns going first, see `schedule`), and its ratio is its value over the mean of
+//! those two neighbours, so a drift of the shared machine shows up on both sides of it.
+//! Attach and detach happen outside the measured part of a window. Must not: assert anything (it prints the targets and
 //! whether they were met; the test suite is `cargo xtask test`).
 
 use std::fmt::Write as _;
@@ -77,43 +77,57 @@ impl Plan {
     }
 }
 
-const STATES: [Tracer; 3] = [Tracer::None, Tracer::Lockprof, Tracer::Bpftrace];
-
-/// The order of the states in round `round`: rotated by one each round.
-fn order(round: u64) -> Vec<Tracer> {
-    let mut v = STATES.to_vec();
-    v.rotate_left((round % STATES.len() as u64) as usize);
+/// The windows of a run, in order: an unattached window before, between and after
+/// the attached ones, lockprof and the peer taking turns going first. Each attached
+/// window is compared with the mean of its two unattached neighbours, so a drift of
+/// the shared machine (other work starting or stopping) shows up on both sides of it
+/// instead of on one.
+fn schedule(rounds: u64) -> Vec<Tracer> {
+    let mut v = vec![Tracer::None];
+    for r in 0..rounds {
+        let (a, b) = if r % 2 == 0 {
+            (Tracer::Lockprof, Tracer::Bpftrace)
+        } else {
+            (Tracer::Bpftrace, Tracer::Lockprof)
+        };
+        v.extend([a, Tracer::None, b, Tracer::None]);
+    }
     v
 }
 
-/// One value per state for each round; ratios are taken within a round.
+/// One value per window, in the order of [`schedule`].
 #[derive(Default, Debug)]
 struct Rounds {
-    none: Vec<f64>,
-    lockprof: Vec<f64>,
-    bpftrace: Vec<f64>,
+    windows: Vec<(Tracer, f64)>,
 }
 
 impl Rounds {
     fn push(&mut self, t: Tracer, v: f64) {
-        match t {
-            Tracer::None => self.none.push(v),
-            Tracer::Lockprof => self.lockprof.push(v),
-            Tracer::Bpftrace => self.bpftrace.push(v),
-        }
+        self.windows.push((t, v));
     }
 
+    /// The values of the windows in state `t`.
+    fn values(&self, t: Tracer) -> Vec<f64> {
+        self.windows
+            .iter()
+            .filter(|(s, _)| *s == t)
+            .map(|(_, v)| *v)
+            .collect()
+    }
+
+    /// Each window in state `t` over the mean of the unattached windows next to it.
     fn ratios(&self, t: Tracer) -> Vec<f64> {
-        let side = if t == Tracer::Lockprof {
-            &self.lockprof
-        } else {
-            &self.bpftrace
-        };
-        side.iter().zip(&self.none).map(|(s, n)| s / n).collect()
+        self.windows
+            .windows(3)
+            .filter(|w| w[1].0 == t && w[0].0 == Tracer::None && w[2].0 == Tracer::None)
+            .map(|w| w[1].1 / f64::midpoint(w[0].1, w[2].1))
+            .collect()
     }
 
     fn to_json(&self) -> Value {
-        json!({ "not_attached": self.none, "lockprof": self.lockprof, "bpftrace": self.bpftrace,
+        json!({ "not_attached": self.values(Tracer::None), "lockprof": self.values(Tracer::Lockprof),
+                "bpftrace": self.values(Tracer::Bpftrace),
+                "order": self.windows.iter().map(|(t, _)| t.name()).collect::<Vec<_>>(),
                 "ratio_lockprof": self.ratios(Tracer::Lockprof), "ratio_bpftrace": self.ratios(Tracer::Bpftrace) })
     }
 }
@@ -186,22 +200,21 @@ fn machine_tax(plan: Plan, dir: &Path) -> Result<Rounds> {
     result.map(|()| r)
 }
 
-/// Runs `measure` for every state of every round, in the rotating order.
+/// Runs `measure` for every window of the [`schedule`].
 fn each_window(
     plan: Plan,
     part: &str,
     mut measure: impl FnMut(Tracer) -> Result<()>,
 ) -> Result<()> {
-    for round in 0..plan.rounds {
-        for t in order(round) {
-            say(&format!(
-                "bench overhead {part}: round {}/{}, {}",
-                round + 1,
-                plan.rounds,
-                t.name()
-            ));
-            measure(t)?;
-        }
+    let windows = schedule(plan.rounds);
+    for (i, &t) in windows.iter().enumerate() {
+        say(&format!(
+            "bench overhead {part}: window {}/{}, {}",
+            i + 1,
+            windows.len(),
+            t.name()
+        ));
+        measure(t)?;
     }
     Ok(())
 }
@@ -300,7 +313,7 @@ struct Daemon {
 
 /// How long the load must last: every window plus attach/detach time, generously.
 fn load_seconds(plan: Plan) -> u64 {
-    plan.rounds * STATES.len() as u64 * (plan.window.as_secs() + 20) + 30
+    schedule(plan.rounds).len() as u64 * (plan.window.as_secs() + 20) + 30
 }
 
 fn daemon(plan: Plan, dir: &Path) -> Result<Daemon> {
@@ -428,7 +441,7 @@ fn render(plan: Plan, tax: &Rounds, pp: &PingPong, d: &Daemon, cpus: u64) -> Str
         ratio_cell(&dl),
         ratio_cell(&db)
     );
-    let plain = Stats::of(&d.ops_per_s.none);
+    let plain = Stats::of(&d.ops_per_s.values(Tracer::None));
     let _ = writeln!(
         t,
         "  {:<58} {:>26}",
@@ -568,23 +581,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_state_leads_a_round_in_turn() {
-        let firsts: Vec<Tracer> = (0..3).map(|r| order(r)[0]).collect();
-        assert_eq!(firsts, STATES.to_vec());
-        assert_eq!(order(4), order(1));
-        assert_eq!(order(2).len(), 3);
+    fn attached_windows_alternate_between_unattached_ones() {
+        use Tracer::{Bpftrace as B, Lockprof as L, None as N};
+        assert_eq!(schedule(2), vec![N, L, N, B, N, B, N, L, N]);
+        assert_eq!(schedule(1).len(), 5);
     }
 
     #[test]
-    fn ratios_pair_each_state_with_its_own_round() {
+    fn ratios_compare_each_window_with_its_unattached_neighbours() {
         let mut r = Rounds::default();
-        for (n, l, b) in [(100.0, 90.0, 80.0), (200.0, 200.0, 100.0)] {
-            r.push(Tracer::Bpftrace, b);
-            r.push(Tracer::None, n);
-            r.push(Tracer::Lockprof, l);
+        for (t, v) in schedule(2)
+            .into_iter()
+            .zip([100.0, 45.0, 80.0, 60.0, 120.0, 100.0, 80.0, 50.0, 20.0])
+        {
+            r.push(t, v);
         }
-        assert_eq!(r.ratios(Tracer::Lockprof), vec![0.9, 1.0]);
-        assert_eq!(r.ratios(Tracer::Bpftrace), vec![0.8, 0.5]);
+        assert_eq!(r.ratios(Tracer::Lockprof), vec![0.5, 1.0]);
+        assert_eq!(r.ratios(Tracer::Bpftrace), vec![0.6, 1.0]);
+        assert_eq!(r.values(Tracer::None), vec![100.0, 80.0, 120.0, 80.0, 20.0]);
     }
 
     #[test]
@@ -599,6 +613,6 @@ mod tests {
         let (q, f) = (Plan::new(true, None), Plan::new(false, Some(12)));
         assert!(q.rounds < f.rounds && q.window < f.window);
         assert_eq!(f.rounds, 12);
-        assert!(load_seconds(f) > 12 * 3 * 3);
+        assert!(load_seconds(f) > 12 * 4 * 3);
     }
 }

@@ -30,16 +30,14 @@ const TP_RET: usize = 16;
 
 #[tracepoint]
 pub fn futex_enter(ctx: TracePointContext) -> u32 {
-    match try_futex_enter(&ctx) {
-        Ok(()) | Err(()) => 0,
-    }
+    enter_if_traced(&ctx);
+    0
 }
 
 #[tracepoint]
 pub fn futex_exit(ctx: TracePointContext) -> u32 {
-    match try_futex_exit(&ctx) {
-        Ok(()) | Err(()) => 0,
-    }
+    exit_if_traced(&ctx);
+    0
 }
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -56,12 +54,13 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     }
 }
 
-fn try_futex_enter(ctx: &TracePointContext) -> Result<(), ()> {
+/// The filter, then the record (loaded directly: nothing here can fail).
+fn enter_if_traced(ctx: &TracePointContext) {
     // The filter comes before anything else: most futex calls of a machine are not
     // ours.
     let ids = current_ids();
     if !is_target(ids.0) {
-        return Ok(());
+        return;
     }
     // SAFETY: fields of the syscalls tracepoint record (8-byte aligned offsets inside
     // it); a tracepoint program may load its context directly, which costs no helper
@@ -74,18 +73,16 @@ fn try_futex_enter(ctx: &TracePointContext) -> Result<(), ()> {
         )
     };
     on_enter(ctx, ids, id as u64, arg0, arg1);
-    Ok(())
 }
 
-fn try_futex_exit(ctx: &TracePointContext) -> Result<(), ()> {
+fn exit_if_traced(ctx: &TracePointContext) {
     let ids = current_ids();
     if !is_target(ids.0) {
-        return Ok(());
+        return;
     }
     // SAFETY: as above.
     let ret = unsafe { tp_field::<i64>(ctx, TP_RET) };
     on_exit(ctx, ids, ret);
-    Ok(())
 }
 
 /// A field of the tracepoint record at `offset`.

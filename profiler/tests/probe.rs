@@ -210,7 +210,7 @@ fn trace(
     let pid = child.id();
     probes.add_target(pid, false).expect("add target");
     let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait workload"));
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     while !waiter.is_finished() {
         assert!(Instant::now() < deadline, "workload did not finish");
         std::thread::sleep(every);

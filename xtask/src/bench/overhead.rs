@@ -43,12 +43,14 @@ const TARGET_KERNEL_MEM_256: u64 = 128 << 20;
 /// How long and how often.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    /// Rounds of (a) and (c); each round measures every state once.
+    /// Rounds of (a) and (c); each round measures lockprof and the peer once.
     pub rounds: u64,
     /// Runs of (b) each way.
     pub pingpong_runs: u64,
     /// Length of one measured memcached window.
     pub window: Duration,
+    /// How long after attaching a memcached window starts.
+    pub settle: Duration,
     /// `dd bs=1 count=…` of (a).
     pub dd_count: u64,
 }
@@ -60,13 +62,15 @@ impl Plan {
                 rounds: 3,
                 pingpong_runs: 2,
                 window: Duration::from_secs(2),
+                settle: Duration::from_millis(500),
                 dd_count: 1_000_000,
             }
         } else {
             Plan {
                 rounds: 10,
                 pingpong_runs: 5,
-                window: Duration::from_secs(3),
+                window: Duration::from_secs(5),
+                settle: Duration::from_secs(2),
                 dd_count: 3_000_000,
             }
         };
@@ -327,9 +331,11 @@ fn daemon(plan: Plan, dir: &Path) -> Result<Daemon> {
     let mut d = Daemon::default();
     each_window(plan, "(c) memcached", |t| {
         let a = Attached::start(t, server.pid(), &report)?;
-        // The first moments after attaching (lockprof reads the target's maps and
-        // binaries) are not what a long recording costs.
-        std::thread::sleep(Duration::from_millis(500));
+        // The first moments after attaching are not what a long recording costs:
+        // lockprof reads the target's maps and binaries, and unwinds and symbolizes
+        // every call path it sees for the first time (a burst of its own CPU that
+        // took up to half of memcached's throughput in a 0.5 s-settle run).
+        std::thread::sleep(plan.settle);
         let (ops0, t0) = (memcached::stats_ops()?, Instant::now());
         std::thread::sleep(plan.window);
         let (ops1, t1) = (memcached::stats_ops()?, Instant::now());

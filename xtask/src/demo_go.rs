@@ -2,7 +2,8 @@
 //! demo`: what it is, and building it with the Go toolchain `cargo xtask setup`
 //! installs (Debian's `golang-go`).
 //!
-//! Owns: the Go demo's catalog entry and its build. Must not: run or judge it (that
+//! Owns: the Go demo's catalog entry and its build, and the build of `ctrload` (the
+//! containerd load of `cargo xtask bench overhead`). Must not: run or judge it (that
 //! is `demo.rs`, the same way as the Rust demos, and `profiler/tests/go.rs`).
 
 use std::path::PathBuf;
@@ -30,19 +31,32 @@ pub const INFO: DemoInfo = DemoInfo {
 
 /// Build the Go demo into `target/go-demo/godemo` and return its path.
 pub fn build() -> Result<PathBuf> {
-    // Absolute: `go` runs in the demo's directory, and GOCACHE must be absolute.
+    say("building the Go demo (go build demo-targets/go)");
+    build_package(".", "godemo")
+        .context("build the Go demo (golang-go: 'cargo xtask setup' installs it)")
+}
+
+/// Build `demo-targets/go/ctrload` (containerd's setup and load for the overhead
+/// benchmark) into `target/go-demo/ctrload` and return its path.
+pub fn build_ctrload() -> Result<PathBuf> {
+    say("building ctrload (go build demo-targets/go/ctrload)");
+    build_package("./ctrload", "ctrload")
+        .context("build ctrload (golang-go: 'cargo xtask setup' installs it)")
+}
+
+/// `go build` of a package of the `demo-targets/go` module into `target/go-demo/NAME`.
+fn build_package(package: &str, name: &str) -> Result<PathBuf> {
+    // Absolute: `go` runs in the module's directory, and GOCACHE must be absolute.
     let out =
         std::path::absolute(target_dir().join("go-demo")).context("resolve the target dir")?;
-    let bin = out.join("godemo");
-    say("building the Go demo (go build demo-targets/go)");
+    let bin = out.join(name);
     Cmd::new("go")
         .args(["build", "-o"])
         .arg(&bin)
-        .arg(".")
+        .arg(package)
         .current_dir(workspace_root().join("demo-targets").join("go"))
         .env("GOCACHE", out.join("cache"))
         .env("GOFLAGS", "-mod=mod")
-        .run()
-        .context("build the Go demo (golang-go: 'cargo xtask setup' installs it)")?;
+        .run()?;
     Ok(bin)
 }

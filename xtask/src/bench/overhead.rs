@@ -12,11 +12,15 @@
 //! - (d) the kernel memory of lockprof's maps (now, and the model's worst case at 96
 //!   and 256 CPUs) and lockprof's peak RSS, both taken from the memcached windows.
 //!
+//! (e) and (f), the Go runtime probes' cost on the Go demo and on containerd, are
+//! measured and rendered by `go`, after these.
+//!
 //! Every attached window sits between two unattached ones (lockprof and the peer take
 //! turns going first, see `schedule`), and its ratio is its value over the mean of
 //! those two neighbours, so a drift of the shared machine shows up on both sides of it.
-//! Attach and detach happen outside the measured part of a window. Must not: assert anything (it prints the targets and
-//! whether they were met; the test suite is `cargo xtask test`).
+//! Attach and detach happen outside the measured part of a window. Must not: assert
+//! anything (it prints the targets and whether they were met; the test suite is
+//! `cargo xtask test`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -151,11 +155,14 @@ pub fn overhead(plan: Plan) -> Result<()> {
     let tax = machine_tax(plan, &dir)?;
     let pp = pingpong(plan, &dir)?;
     let daemon = daemon(plan, &dir)?;
+    let go = super::go::measure(plan, &dir)?;
     let cpus = kmem::possible_cpus();
     let table = render(plan, &tax, &pp, &daemon, cpus);
     let path = dir.join("overhead.json");
-    println!("{table}\nresults: {}", show(&path));
-    write_json(&path, &to_json(plan, &tax, &pp, &daemon, cpus))
+    println!("{table}\n{}\nresults: {}", go.render(), show(&path));
+    let mut json = to_json(plan, &tax, &pp, &daemon, cpus);
+    json["go"] = go.to_json();
+    write_json(&path, &json)
 }
 
 /// Syscall tracepoints need tracefs; a fresh machine does not mount it.

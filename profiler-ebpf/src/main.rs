@@ -58,8 +58,8 @@
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (110 MiB at 2 CPUs, 114 MiB at 256) and reads the real
-//! figure from the loaded maps. Userspace drains `WAITS`/`WAKES`/`EDGES` before they
+//! the worst case from these definitions (110 MiB at 2 CPUs, 114 MiB at 256) and
+//! reads the real figure from the loaded maps. Userspace drains `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is
 //! counted in `LOSSES`.
 //!

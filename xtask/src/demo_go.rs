@@ -2,8 +2,8 @@
 //! demo`: what it is, and building it with the Go toolchain `cargo xtask setup`
 //! installs (Debian's `golang-go`).
 //!
-//! Owns: the Go demo's catalog entry and its build, and the build of `ctrload` (the
-//! containerd load of `cargo xtask bench overhead`). Must not: run or judge it (that
+//! Owns: the Go demo's catalog entry and its build, and the build of the Go tools of
+//! `cargo xtask bench overhead` (`ctrload`, `parkpong`). Must not: run or judge it (that
 //! is `demo.rs`, the same way as the Rust demos, and `profiler/tests/go.rs`).
 
 use std::path::PathBuf;
@@ -36,12 +36,14 @@ pub fn build() -> Result<PathBuf> {
         .context("build the Go demo (golang-go: 'cargo xtask setup' installs it)")
 }
 
-/// Build `demo-targets/go/ctrload` (containerd's setup and load for the overhead
-/// benchmark) into `target/go-demo/ctrload` and return its path.
-pub fn build_ctrload() -> Result<PathBuf> {
-    say("building ctrload (go build demo-targets/go/ctrload)");
-    build_package("./ctrload", "ctrload")
-        .context("build ctrload (golang-go: 'cargo xtask setup' installs it)")
+/// Build a benchmark tool of the Go module (`ctrload`: containerd's setup and load;
+/// `parkpong`: goroutine park ping-pong) into `target/go-demo/NAME` and return its path.
+pub fn build_tool(name: &str) -> Result<PathBuf> {
+    say(&format!(
+        "building {name} (go build demo-targets/go/{name})"
+    ));
+    build_package(&format!("./{name}"), name)
+        .with_context(|| format!("build {name} (golang-go: 'cargo xtask setup' installs it)"))
 }
 
 /// `go build` of a package of the `demo-targets/go` module into `target/go-demo/NAME`.

@@ -14,6 +14,11 @@
 //!   attached. (The root test's import load re-creates the duplicate-pull bug, whose
 //!   try-lock sleeps make the rate swing ×10 between windows: no use for a ratio.)
 //!
+//! - (g) `parkpong` (`demo-targets/go/parkpong`): two goroutines on one P handing a
+//!   token over unbuffered channels, every round trip two parks and two wake-ups and
+//!   nothing else — the worst case per event, like futex-pingpong for (b): its CPU time
+//!   per round trip (user + system, which holds the uprobe traps) attached vs not.
+//!
 //! There is no peer: bpftrace cannot follow goroutines. Attach and detach stay outside
 //! the measured part of a window (`attach`). Must not: assert anything.
 
@@ -126,15 +131,20 @@ pub struct GoCost {
     daemon_window: Duration,
     daemon_probed: Probed,
     load: LoadResult,
+    /// (g) parkpong's CPU time per round trip, ns.
+    pong_cpu_ns: Pairs,
+    pong_probed: Probed,
 }
 
 /// Measures (e) and (f); `dir` holds the reports and the daemon's private state.
 pub fn measure(plan: Plan, dir: &Path) -> Result<GoCost> {
     let godemo = crate::demo_go::build()?;
-    let ctrload = crate::demo_go::build_ctrload()?;
+    let ctrload = crate::demo_go::build_tool("ctrload")?;
     let mut cost = GoCost::default();
+    let parkpong = crate::demo_go::build_tool("parkpong")?;
     demo(plan, dir, &godemo, &mut cost)?;
     daemon(plan, dir, &ctrload, &mut cost)?;
+    pong(plan, dir, &parkpong, &mut cost)?;
     Ok(cost)
 }
 
@@ -147,7 +157,7 @@ fn demo_runs(plan: Plan) -> u64 {
 fn demo(plan: Plan, dir: &Path, godemo: &Path, cost: &mut GoCost) -> Result<()> {
     let report = dir.join("overhead-go-demo.json");
     each_pair(demo_runs(plan), "(e) Go demo", |tracer| {
-        let wall_s = demo_run(godemo, tracer, &report)?;
+        let wall_s = waited_run(godemo, &DEMO_ARGS, tracer, &report, ("demo", "wall_s"))?;
         cost.demo_ms.push(tracer == Tracer::Lockprof, wall_s * 1e3);
         if tracer == Tracer::Lockprof {
             cost.demo_probed.add(&report)?;
@@ -197,30 +207,55 @@ pub fn spawn_until_ready(cmd: &mut Command, what: &str) -> Result<(Child, BufRea
     Ok((child, out))
 }
 
-/// One run of the demo, started with `-wait` so the tracer attaches (and settles)
-/// before the measured run: returns the demo's own time for all pulls, seconds.
-fn demo_run(godemo: &Path, tracer: Tracer, report: &Path) -> Result<f64> {
-    let (mut child, mut out) = spawn_until_ready(
-        Command::new(godemo).arg("-wait").args(DEMO_ARGS),
-        "the Go demo",
-    )?;
+/// One run of a Go program started with `-wait`, so the tracer attaches (and settles)
+/// before the measured run: returns `field` of its JSON result line (the one that
+/// starts with `{"<first>"`).
+fn waited_run(
+    bin: &Path,
+    args: &[&str],
+    tracer: Tracer,
+    report: &Path,
+    (first, field): (&str, &str),
+) -> Result<f64> {
+    let what = bin.display().to_string();
+    let (mut child, mut out) = spawn_until_ready(Command::new(bin).arg("-wait").args(args), &what)?;
     let attached = Attached::start(tracer, child.id(), report)?;
     std::thread::sleep(Duration::from_millis(500));
     child
         .stdin
         .take()
-        .context("the demo's stdin")?
+        .context("stdin")?
         .write_all(b"go\n")
-        .context("start the Go demo")?;
+        .with_context(|| format!("start {what}"))?;
     let mut rest = Vec::new();
-    out.read_to_end(&mut rest).context("read the Go demo")?;
+    out.read_to_end(&mut rest)
+        .with_context(|| format!("read {what}"))?;
     let status = child.wait()?;
     // lockprof stops by itself when its target exits; this waits for its report.
     attached.stop()?;
     if !status.success() {
-        bail!("the Go demo failed ({status})");
+        bail!("{what} failed ({status})");
     }
-    result_field(&rest, "the Go demo", "demo", "wall_s")
+    result_field(&rest, &what, first, field)
+}
+
+/// (g) parkpong: CPU time per round trip (two parks, two wake-ups).
+fn pong(plan: Plan, dir: &Path, parkpong: &Path, cost: &mut GoCost) -> Result<()> {
+    let report = dir.join("overhead-go-parkpong.json");
+    each_pair(plan.rounds, "(g) goroutine ping-pong", |tracer| {
+        let cpu_ns = waited_run(
+            parkpong,
+            &["-seconds", "1"],
+            tracer,
+            &report,
+            ("cpu_ns_per_rtt", "cpu_ns_per_rtt"),
+        )?;
+        cost.pong_cpu_ns.push(tracer == Tracer::Lockprof, cpu_ns);
+        if tracer == Tracer::Lockprof {
+            cost.pong_probed.add(&report)?;
+        }
+        Ok(())
+    })
 }
 
 fn daemon(plan: Plan, dir: &Path, ctrload: &Path, cost: &mut GoCost) -> Result<()> {
@@ -323,11 +358,31 @@ impl GoCost {
             ("not attached (calls/s, containerd's metrics)", "/s"),
             &self.daemon_probed,
         );
+        part(
+            &mut t,
+            &format!(
+                "(g) goroutine ping-pong CPU per round trip ×, n={}",
+                self.pong_cpu_ns.profiled.len()
+            ),
+            &self.pong_cpu_ns,
+            ("unprofiled (2 parks + 2 wake-ups, parkpong)", "ns"),
+            &self.pong_probed,
+        );
+        let added = (Stats::of(&self.pong_cpu_ns.profiled).median
+            - Stats::of(&self.pong_cpu_ns.plain).median)
+            / 2.0;
+        let _ = writeln!(
+            t,
+            "  {:<58} {:>26}",
+            "    added CPU per park + wake-up (median difference / 2)",
+            human_ns(added.max(0.0) as u64)
+        );
         let _ = write!(
             t,
-            "  lost events in lockprof's reports: {} (Go demo) and {} (containerd); ctr commands: {} ok, {} failed in {:.0} s",
+            "  lost events in lockprof's reports: {} (Go demo), {} (containerd), {} (ping-pong); ctr commands: {} ok, {} failed in {:.0} s",
             self.demo_probed.losses,
             self.daemon_probed.losses,
+            self.pong_probed.losses,
             self.load.ok,
             self.load.failed,
             self.load.seconds
@@ -344,6 +399,8 @@ impl GoCost {
                             "grpc_calls_per_s": self.daemon_rps.to_json(),
                             "probes": self.daemon_probed.to_json(),
                             "ctr_ok": self.load.ok, "ctr_failed": self.load.failed },
+            "parkpong": { "cpu_ns_per_round_trip": self.pong_cpu_ns.to_json(),
+                          "probes": self.pong_probed.to_json() },
         })
     }
 }

@@ -270,13 +270,13 @@ fn every_ping_pong_wait_is_paired_with_the_partner_thread_that_woke_it() {
         );
         unpaired += r.unpaired;
     }
-    // Measured here: 0–2 unpaired of ~100k blocked waits per thread (about one run
-    // in two has one), with no loss counted. Not explained yet: the wake's record is
-    // written at its entry, after the word changed, so it should always be later than
-    // the waiter's entry; one suspect is `bpf_ktime_get_ns` (the kernel's fast
-    // monotonic accessor) stepping back a little between CPUs. One in 10,000 is
-    // allowed; a systematic race (pairing with the previous wake, or losing the
-    // record) misses far more.
+    // Measured here: in about 4 runs of 10, exactly one blocked wait of ~100k is
+    // unpaired, with no loss counted. Not explained yet: the wake's record is written
+    // at its entry, after the word changed, so it should always be later than the
+    // waiter's entry. Draining the waker's store buffer (a locked add) before its
+    // clock read did not change it; that it is always exactly one suggests the start
+    // or the end of the run. One in 10,000 is allowed; a systematic race (pairing
+    // with the previous wake, or losing the record) misses far more.
     assert!(
         unpaired * 10_000 <= n,
         "{unpaired} of {n} blocked waits without their waker; {:?}",

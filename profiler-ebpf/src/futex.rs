@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext, tracing::StackIdContext},
 };
-use profiler_common::{CALL_NONE, CALL_WAIT, CALL_WAKE, nr, op, raw_syscalls};
+use profiler_common::{CALL_NONE, CALL_WAIT, CALL_WAKE, FUTEX_PRIVATE_FLAG, nr, op, raw_syscalls};
 
 use crate::children;
 use crate::holders;
@@ -152,10 +152,10 @@ fn is_futex(id: u64) -> bool {
     )
 }
 
-/// A futex call of a traced thread (`tgid`, `tid`) enters: its row is found with one
-/// lookup (created at its first call). Untraced threads stopped at the target bit.
+/// A futex call of a traced thread (`ids`: tgid, tid) enters: its row is found with
+/// one lookup (created at its first call). Untraced threads stopped at the target bit.
 #[inline(always)]
-fn on_enter<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), id: u64, arg0: u64, arg1: u64) {
+fn on_enter<C: StackIdContext>(ctx: &C, (_, tid): (u32, u32), id: u64, arg0: u64, arg1: u64) {
     let Some(task) = task_row(tid) else {
         return;
     };
@@ -176,13 +176,16 @@ fn on_enter<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), id: u64, arg0: 
         nr::FUTEX_REQUEUE => (false, op::FUTEX2_REQUEUE, first_waiter_addr(arg0)),
         _ => return,
     };
+    // Shared between processes unless private (the futex2 calls count as private:
+    // their flags are not decoded).
+    let shared = id == nr::FUTEX && arg1 as u32 & FUTEX_PRIVATE_FLAG == 0;
     // SAFETY: the row lives until this thread exits; only this thread writes its
     // call fields (`sched_switch` of the same thread cannot run concurrently).
     let task = unsafe { &mut *task };
     if is_wait {
-        wait::begin(task, uaddr, fop);
+        wait::begin(task, uaddr, fop, shared);
     } else {
-        wake::begin(ctx, (tgid, tid), task, uaddr, fop);
+        wake::begin(ctx, task, uaddr, fop, shared);
     }
 }
 
@@ -200,6 +203,6 @@ fn on_exit<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), ret: i64) {
     if call & CALL_WAIT != 0 {
         wait::finish(ctx, (tgid, tid), task, call, ret);
     } else if call & CALL_WAKE != 0 {
-        wake::finish((tgid, tid), task, ret);
+        wake::finish(task, call, ret);
     }
 }

@@ -15,11 +15,13 @@
 //!   directly. A traced thread's row (`TASKS`) is found with one lookup at entry and
 //!   one at exit. A wait's entry only stamps the row; a wake's entry finds its stack
 //!   (the row's memo of its last wake position, else the per-thread cache, else a
-//!   walk) and writes the address's last-wake record *before* the kernel wakes
-//!   anyone. At exit, a wait that returned `EAGAIN` and a wake that woke nobody are
-//!   counted on their row without a stack walk or pairing (the latter blanks its
-//!   last-wake record in place); a blocked wait finds its stack the same way, is
-//!   counted, and is paired with the address's last wake into `EDGES`.
+//!   walk) and pushes itself on the futex's ring of last wakes ([`ring`]) *before*
+//!   the kernel wakes anyone. At exit, a wait that returned `EAGAIN` and a wake that
+//!   woke nobody are counted on their row without a stack walk or pairing; a blocked
+//!   wait finds its stack the same way, is counted, paired with the futex's newest
+//!   wake into `EDGES`, and its window split among the ring's wakes into `BLAME`
+//!   ([`blame`]). A futex is keyed by (process, address), or for a shared one by
+//!   (mapped object, offset) — one more lookup, only for shared calls ([`shared`]).
 //! - `sched_switch` (raw, only with holder tracking, [`holders`]): stamps the CPU's
 //!   switch time, then the target bit; only traced threads touch their row (and a
 //!   thread blocking in a futex wait needs no register read for its syscall).
@@ -58,8 +60,9 @@
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (110 MiB at 2 CPUs, 114 MiB at 256) and
-//! reads the real figure from the loaded maps. Userspace drains `WAITS`/`WAKES`/`EDGES` before they
+//! the worst case from these definitions (118 MiB at 256 CPUs, `cargo xtask bench
+//! overhead` row (d)) and reads the real figure from the loaded maps. Userspace drains
+//! `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is
 //! counted in `LOSSES`.
 //!
@@ -96,6 +99,8 @@
 )]
 
 #[cfg(target_arch = "bpf")]
+mod blame;
+#[cfg(target_arch = "bpf")]
 mod children;
 #[cfg(target_arch = "bpf")]
 mod futex;
@@ -107,6 +112,10 @@ mod maps;
 mod pairing;
 #[cfg(target_arch = "bpf")]
 mod regs;
+#[cfg(target_arch = "bpf")]
+mod ring;
+#[cfg(target_arch = "bpf")]
+mod shared;
 #[cfg(target_arch = "bpf")]
 mod stacks;
 #[cfg(target_arch = "bpf")]

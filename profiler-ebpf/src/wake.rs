@@ -3,31 +3,30 @@
 //! call is counted at exit, when the number woken is known.
 
 use aya_ebpf::programs::tracing::StackIdContext;
-use profiler_common::{CALL_WAKE, Loss, RawLastWake, RawTask, RawWakeKey};
-
-use aya_ebpf::bindings::BPF_ANY;
+use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey};
 
 use crate::holders;
-use crate::maps::{LAST_WAKE, add, addr_key, count_loss, wake_row};
-use crate::regs::{Regs, now_ns};
+use crate::maps::{add, wake_row};
+use crate::regs::{Regs, current_ids, now_ns};
+use crate::ring;
+use crate::shared::futex_key;
 use crate::stacks;
 
-/// A traced thread enters a wake on `uaddr`.
+/// A traced thread enters a wake on `uaddr` (`shared`: not process-private).
 #[inline(always)]
-pub fn begin<C: StackIdContext>(
-    ctx: &C,
-    (tgid, tid): (u32, u32),
-    task: &mut RawTask,
-    uaddr: u64,
-    fop: u32,
-) {
+pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
+    let (tgid, tid) = current_ids();
     let now = now_ns();
     let site = stacks::site(ctx, Regs::current(), &mut task.wake_site);
     holders::on_cpu_again(&mut task.holder);
     task.start_ns = now;
     task.uaddr = uaddr;
     task.op = fop;
-    task.call = CALL_WAKE;
+    task.call = if shared {
+        CALL_WAKE | CALL_SHARED
+    } else {
+        CALL_WAKE
+    };
     task.wake_stack_id = site.stack_id;
     task.wake_leaf_ret = site.leaf_ret;
     // Waking on the address it was woken from means the thread got past it (it took
@@ -43,25 +42,20 @@ pub fn begin<C: StackIdContext>(
         fails: task.holder.fails,
         fail_nr: task.holder.last_fail_nr,
         fail_errno: task.holder.last_fail_errno,
-        pad: 0,
+        tgid,
     };
-    let key = addr_key(tgid, uaddr);
-    // Overwrite the address's record in place when there is one: an LRU insert
-    // allocates a node and frees the old one, several times the cost. (A waiter
-    // reading it meanwhile may mix two wakes of this address.)
-    if let Some(p) = LAST_WAKE.get_ptr_mut(&key) {
-        // SAFETY: a live map value.
-        unsafe { *p = last };
-    } else if LAST_WAKE.insert(&key, last, u64::from(BPF_ANY)).is_err() {
-        count_loss(Loss::LastWakeLost);
-    }
+    // Written in place in the futex's ring: an LRU insert (allocating a node and
+    // freeing the old one) happens only for a futex not seen lately.
+    ring::push(&futex_key(tgid, uaddr, shared), &last);
 }
 
-/// The wake in `task` returned `ret` (threads woken or requeued, or an error).
+/// The wake in `task` returned `ret` (threads woken or requeued, or an error);
+/// `call` is what its entry recorded.
 #[inline(always)]
-pub fn finish((tgid, tid): (u32, u32), task: &RawTask, ret: i64) {
+pub fn finish(task: &RawTask, call: u32, ret: i64) {
+    let (tgid, tid) = current_ids();
     if ret == 0 {
-        forget_last_wake(tgid, tid, task);
+        forget_last_wake(tgid, tid, task, call & CALL_SHARED != 0);
     }
     let key = RawWakeKey {
         tgid,
@@ -91,19 +85,8 @@ pub fn finish((tgid, tid): (u32, u32), task: &RawTask, ret: i64) {
 }
 
 /// A wake that woke nobody must not be taken for the waker of a wait that ends
-/// later: blank its last-wake record (time 0, which no wait can start before) unless
-/// another wake replaced it meanwhile. Blanked in place, not deleted: a delete and the
-/// next wake's re-insert cost an LRU node each (≈ 0.3 µs here), the store nothing.
+/// later: drop it from the futex's ring unless another wake replaced it meanwhile.
 #[inline(always)]
-fn forget_last_wake(tgid: u32, tid: u32, task: &RawTask) {
-    let key = addr_key(tgid, task.uaddr);
-    if let Some(l) = LAST_WAKE.get_ptr_mut(&key) {
-        // SAFETY: a live map value; a wake overwriting it between the test and the
-        // store is lost to pairing, as with a delete.
-        unsafe {
-            if (*l).tid == tid && (*l).ts_ns == task.start_ns {
-                (*l).ts_ns = 0;
-            }
-        }
-    }
+fn forget_last_wake(tgid: u32, tid: u32, task: &RawTask, shared: bool) {
+    ring::forget(&futex_key(tgid, task.uaddr, shared), tid, task.start_ns);
 }

@@ -603,3 +603,100 @@ fn launched_command_runs_as_the_sudo_caller_with_their_groups() {
     let got = ids(&[], &["--user", user]);
     assert_eq!(got[0], uid);
 }
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn under_sudo_the_report_and_its_fallback_belong_to_the_caller() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, "nobody"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    assert_ne!(uid, 0);
+    let (uid_s, gid_s) = (uid.to_string(), gid.to_string());
+    let sudo_record = |args: &[&str], tmp: &Path| {
+        Command::new(lockprof())
+            .arg("record")
+            .args(args)
+            .env("SUDO_UID", &uid_s)
+            .env("SUDO_GID", &gid_s)
+            .env("SUDO_USER", "nobody")
+            .env("TMPDIR", tmp)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+
+    // Where asked, replacing a file root had there.
+    let dir = tempdir();
+    let json = dir.join("r.json");
+    std::fs::write(&json, "old").unwrap();
+    let out = sudo_record(
+        &["-q", "-o", json.to_str().unwrap(), "--", "/bin/true"],
+        &dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    complete_or_empty(&json);
+    assert_eq!(owner(&json), (uid, gid), "the report is the sudo caller's");
+
+    // The fallback: the command (running as the caller) removes the directory of -o.
+    let gone = tempdir();
+    std::os::unix::fs::chown(&gone, Some(uid), Some(gid)).unwrap();
+    let script = format!("rm -rf '{}'", gone.display());
+    let out = sudo_record(
+        &[
+            "-o",
+            gone.join("r.json").to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(!gone.exists(), "the command removed it");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("the report was saved to"))
+        .unwrap_or_else(|| panic!("no fallback line: {stderr}"));
+    let fallback = PathBuf::from(line.split('\'').rev().nth(1).unwrap());
+    assert!(fallback.starts_with(&dir), "{line}");
+    complete_or_empty(&fallback);
+    assert_eq!(owner(&fallback), (uid, gid), "the fallback is the caller's");
+    // Without sudo, root's file stays root's.
+    let plain = dir.join("plain.json");
+    let out = Command::new(lockprof())
+        .args([
+            "record",
+            "-q",
+            "-o",
+            plain.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ])
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(owner(&plain), (0, 0));
+}
+
+/// A report file that parses (a command that never waits gives an empty one).
+fn complete_or_empty(path: &Path) {
+    profiler::report::json::read(path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+}

@@ -665,7 +665,9 @@ fn attach_by_pid_follows_processes_forked_after_attaching() {
     assert!(t.comm.starts_with("lockprof-fixtur"), "{t:?}");
     let site = hot_site(&r.report);
     assert!(
-        site.threads.iter().any(|th| th.pid == child && th.wait.waits > 0),
+        site.threads
+            .iter()
+            .any(|th| th.pid == child && th.wait.waits > 0),
         "the child's waits are in the report with its pid: {:?}",
         site.threads
     );

@@ -1,0 +1,147 @@
+//! The maps' and programs' names, their sizes, and the constants stored in map
+//! values: what both sides must agree on by name or number.
+
+/// Hash map `RawWaitKey → RawWaitStats` (shared by all CPUs, updated with atomic
+/// adds): the in-kernel wait aggregation. Userspace drains it when it fills up.
+pub const MAP_WAITS: &str = "WAITS";
+/// Hash map `RawWakeKey → RawWakeStats` (shared, atomic adds): the wake aggregation.
+pub const MAP_WAKES: &str = "WAKES";
+/// Stack-trace map of user stacks, keyed by the ids stored in the keys above.
+pub const MAP_STACKS: &str = "STACKS";
+/// Overflow stack map, of a different size: the kernel buckets stacks by a seedless
+/// hash masked to the map size, so a stack that collides in [`MAP_STACKS`] lands in
+/// another bucket here. Its ids are reported as `id + STACK_ID_OVERFLOW`.
+pub const MAP_STACKS2: &str = "STACKS2";
+/// Added to ids from [`MAP_STACKS2`] so the two id spaces never overlap.
+pub const STACK_ID_OVERFLOW: i32 = 1 << 24;
+/// Hash map `tgid → TargetFlags`: the processes to trace.
+pub const MAP_TARGETS: &str = "TARGETS";
+/// Hash map `tid → RawTask`: per traced thread, the futex call in progress and what
+/// the holder tracking knows. Created at a thread's first futex call (or first
+/// switch-out), deleted when the thread exits.
+pub const MAP_TASKS: &str = "TASKS";
+/// Per-CPU array of `u64`, indexed by [`Loss`](crate::loss::Loss): everything the probe could not record.
+pub const MAP_LOSSES: &str = "LOSSES";
+/// Hash map `RawEdgeKey → RawEdgeStats` (shared, atomic adds): which wake stack woke
+/// which wait stack, and the wait time it ended.
+pub const MAP_EDGES: &str = "EDGES";
+
+/// Hash map `stack id → RawUserStack`: registers and a copy of the user stack, taken
+/// once per new call position, for DWARF (`.eh_frame`) unwinding in userspace. Its
+/// ids start at [`DWARF_STACK_ID_BASE`] and are used in place of the frame-pointer
+/// stack id in the wait/wake/edge keys, so call paths a frame-pointer walk cannot tell
+/// apart (everything blocked inside glibc looks alike) stay apart.
+pub const MAP_USER_STACKS: &str = "USER_STACKS";
+/// First id of a [`MAP_USER_STACKS`] entry; ids are `BASE + n` for the n-th copy of
+/// the session (a shared counter), so an id is never reused: once `n` would reach
+/// [`DWARF_STACK_IDS`], copies stop (counted as [`Loss::UserStackCopy`](crate::loss::Loss::UserStackCopy)).
+pub const DWARF_STACK_ID_BASE: i32 = 1 << 30;
+/// How many user-stack copy ids a session can hand out (`i32::MAX - BASE`).
+pub const DWARF_STACK_IDS: u64 = (1 << 30) - 1;
+/// Array map of one `u64`: the number of user-stack copy ids handed out so far.
+pub const MAP_USER_STACK_SEQ: &str = "USER_STACK_SEQ";
+/// Pages of user stack copied per capture, starting at the page holding the stack
+/// pointer: at least `(USER_STACK_PAGES - 1) * 4 KiB` above the stack pointer.
+pub const USER_STACK_PAGES: usize = 4;
+/// Bytes of [`RawUserStack::data`](crate::rows::RawUserStack::data).
+pub const USER_STACK_BYTES: usize = USER_STACK_PAGES * 4096;
+/// Global `u32` in the probes: 1 (default) copies user stacks for DWARF unwinding, 0
+/// keeps frame-pointer stacks only.
+pub const GLOBAL_COPY_USER_STACKS: &str = "COPY_USER_STACKS";
+/// Capacity of [`MAP_USER_STACKS`] (allocated on demand, not preallocated). Userspace
+/// reads each copy once and deletes it, so this bounds the copies taken between two
+/// reads, not over the session.
+pub const MAX_USER_STACKS: u32 = 2_048;
+
+/// Program attached to every `syscalls:sys_enter_<futex call>` tracepoint.
+pub const PROG_FUTEX_ENTER: &str = "futex_enter";
+/// Program attached to every `syscalls:sys_exit_<futex call>` tracepoint.
+pub const PROG_FUTEX_EXIT: &str = "futex_exit";
+/// The futex system calls, as named by their `syscalls:sys_{enter,exit}_*`
+/// tracepoints. Only these run the futex programs: other syscalls cost nothing.
+pub const FUTEX_SYSCALLS: [&str; 5] = [
+    "futex",
+    "futex_wait",
+    "futex_waitv",
+    "futex_wake",
+    "futex_requeue",
+];
+/// Program attached to the `task:task_newtask` tracepoint: follows forked children.
+pub const PROG_TASK_NEWTASK: &str = "task_newtask";
+/// Program attached to the `sched_process_exit` raw tracepoint: drops an exiting
+/// thread's state.
+pub const PROG_TASK_EXIT: &str = "sched_process_exit";
+/// Program attached to the `sys_enter` raw tracepoint (every syscall of every
+/// process): the fallback when tracefs cannot be mounted.
+pub const PROG_SYS_ENTER: &str = "sys_enter";
+/// Program attached to the `sys_exit` raw tracepoint: the fallback's futex exits and
+/// child following, and the failed-syscall counting of `--syscall-errors`.
+pub const PROG_SYS_EXIT: &str = "sys_exit";
+/// Global `u32` of [`raw_syscalls`] bits: what the raw syscall programs do.
+pub const GLOBAL_RAW_SYSCALLS: &str = "RAW_SYSCALLS";
+
+/// Bits of [`GLOBAL_RAW_SYSCALLS`].
+pub mod raw_syscalls {
+    /// The raw programs decode futex calls and follow clones (no tracefs).
+    pub const FUTEX: u32 = 1;
+    /// `sys_exit` counts traced threads' failed non-futex syscalls.
+    pub const FAILURES: u32 = 2;
+}
+/// Program attached to the `sched_switch` raw tracepoint: when traced threads go off
+/// and come back on a CPU, so a waker's "held across blocking" can be measured.
+pub const PROG_SCHED_SWITCH: &str = "sched_switch";
+
+/// Capacity of [`MAP_WAITS`]. One entry per (tgid, tid, futex address, stack, op).
+pub const MAX_WAIT_KEYS: u32 = 32_768;
+/// Userspace moves a shared aggregation map's rows into its own totals (and deletes
+/// them from the kernel) once the map holds more than this fraction (1/N) of its
+/// capacity, so a long recording never fills it.
+pub const DRAIN_FRACTION: u32 = 4;
+/// Capacity of [`MAP_WAKES`].
+pub const MAX_WAKE_KEYS: u32 = 16_384;
+/// Capacity of [`MAP_STACKS`]; the kernel rounds the bucket count to a power of two,
+/// and a larger table makes hash collisions between distinct stacks rarer. Each
+/// bucket holds 127 frames (≈ 1 KiB), so this is the largest map.
+pub const MAX_STACKS: u32 = 16_384;
+/// Capacity of [`MAP_STACKS2`] (a different power of two than [`MAX_STACKS`]).
+pub const MAX_STACKS2: u32 = 8_192;
+/// Capacity of the per-thread stack cache (kernel-internal LRU).
+pub const MAX_STACK_CACHE: u32 = 65_536;
+/// Capacity of [`MAP_TARGETS`].
+pub const MAX_TARGETS: u32 = 4_096;
+/// Capacity of [`MAP_TASKS`]: traced threads alive at once.
+pub const MAX_TASKS: u32 = 32_768;
+/// Capacity of [`MAP_EDGES`].
+pub const MAX_EDGES: u32 = 16_384;
+/// Capacity of the last-waker-per-address LRU map (kernel-internal).
+pub const MAX_LAST_WAKES: u32 = 16_384;
+/// Off-CPU periods remembered per thread ([`RawThreadState::spans`](crate::rows::RawThreadState::spans)); a power of two.
+pub const OFF_SPANS: usize = 16;
+/// Syscalls kept per edge for "where the waker was off CPU" ([`RawEdgeStats::off`](crate::rows::RawEdgeStats::off)).
+pub const OFF_SLOTS: usize = 3;
+/// [`RawOffSpan::nr`](crate::rows::RawOffSpan::nr) of a thread switched out while runnable (preempted or
+/// yielding): it was waiting for a CPU, not blocked.
+pub const OFF_RUNNABLE: u32 = u32::MAX;
+/// [`RawOffSpan::nr`](crate::rows::RawOffSpan::nr) of a thread that blocked outside a syscall (e.g. a page fault).
+pub const OFF_NO_SYSCALL: u32 = u32::MAX - 1;
+
+/// [`RawTask::call`](crate::rows::RawTask::call): no futex call in progress.
+pub const CALL_NONE: u32 = 0;
+/// [`RawTask::call`](crate::rows::RawTask::call): a wait is in progress.
+pub const CALL_WAIT: u32 = 1;
+/// [`RawTask::call`](crate::rows::RawTask::call): a wake is in progress.
+pub const CALL_WAKE: u32 = 2;
+/// [`RawTask::call`](crate::rows::RawTask::call) bit: the thread was woken from this same futex by its previous
+/// wait and has not released it since — if this wait blocks, that wakeup was wasted.
+pub const CALL_REWAIT: u32 = 4;
+/// Stack id of rows counted on a fast path without a stack walk (a wait that
+/// returned `EAGAIN` at a call position the per-thread stack cache did not know).
+pub const STACK_NOT_WALKED: i32 = -2;
+
+/// Bit flags stored as the value of [`MAP_TARGETS`].
+pub mod target_flags {
+    /// The tgid is traced.
+    pub const TRACED: u32 = 1;
+    /// Processes this tgid forks are traced too (launch mode follows descendants).
+    pub const FOLLOW_CHILDREN: u32 = 2;
+}

@@ -1,0 +1,309 @@
+//! The `#[repr(C)]` keys and values of the maps, each pinned in size.
+
+use crate::hist::HIST_BUCKETS;
+use crate::maps::{OFF_SLOTS, OFF_SPANS, USER_STACK_BYTES};
+
+/// One traced thread (kernel-internal, [`MAP_TASKS`](crate::maps::MAP_TASKS)): the futex call it is in,
+/// written at syscall entry and consumed at exit, and its holder state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawTask {
+    /// When the call in progress entered the kernel.
+    pub start_ns: u64,
+    pub uaddr: u64,
+    pub op: u32,
+    /// `CALL_*`: what is in progress, plus [`CALL_REWAIT`](crate::maps::CALL_REWAIT).
+    pub call: u32,
+    /// For a wake in progress: its stack, found at entry.
+    pub wake_stack_id: i32,
+    pub pad: u32,
+    pub wake_leaf_ret: u64,
+    /// The futex address the thread was last woken from, until it releases it.
+    pub woken_uaddr: u64,
+    pub holder: RawThreadState,
+}
+
+/// Aggregation key of a wait: one row per thread, futex address, user stack and op.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawWaitKey {
+    pub tgid: u32,
+    pub tid: u32,
+    pub uaddr: u64,
+    /// Id in [`MAP_STACKS`](crate::maps::MAP_STACKS), or negative when the stack was lost (see [`Loss`](crate::loss::Loss)).
+    pub stack_id: i32,
+    pub op: u32,
+    /// The word at the user stack pointer when the syscall was made. When the
+    /// syscall came from a frameless leaf such as glibc's `syscall()`, it is the
+    /// return address into the function that called the leaf — the frame a
+    /// frame-pointer walk skips. Userspace keeps it only if it follows a call
+    /// instruction. 0 when unreadable.
+    pub leaf_ret: u64,
+}
+
+/// Wait statistics for one [`RawWaitKey`] on one CPU (userspace sums the CPUs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawWaitStats {
+    /// Waits that blocked and returned 0 (woken, or the lock was handed over).
+    pub blocked: u64,
+    /// Sum of the blocked waits' durations.
+    pub total_ns: u64,
+    /// Shortest blocked wait; 0 in a slot with no blocked wait yet (`blocked == 0`), set
+    /// by the first one.
+    pub min_ns: u64,
+    /// Longest blocked wait.
+    pub max_ns: u64,
+    /// Waits that returned `-EAGAIN`: the futex word had changed, nothing blocked.
+    pub eagain: u64,
+    /// Waits that returned `-ETIMEDOUT`.
+    pub timedout: u64,
+    /// Time spent in waits that timed out.
+    pub timedout_ns: u64,
+    /// Waits interrupted by a signal (`-EINTR`, `-ERESTARTSYS` and friends).
+    pub interrupted: u64,
+    /// Waits that failed any other way.
+    pub other_err: u64,
+    /// Blocked waits that began right after a wakeup from the same futex, with no
+    /// release of it by this thread in between: the previous wakeup was wasted (the
+    /// thundering herd, or a lock barged by another thread).
+    pub rewaits: u64,
+    /// Blocked waits for which no wake call on the same address was seen (woken by
+    /// the kernel, e.g. thread exit for a join, or by a process not traced).
+    pub unpaired: u64,
+    /// Log2 histogram of blocked wait durations (see [`hist_bucket`](crate::hist::hist_bucket)).
+    pub hist: [u64; HIST_BUCKETS],
+    /// `comm` of the thread when the row was created (thread name).
+    pub comm: [u8; 16],
+}
+
+/// Aggregation key of a wake call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawWakeKey {
+    pub tgid: u32,
+    pub tid: u32,
+    pub uaddr: u64,
+    pub stack_id: i32,
+    pub op: u32,
+    /// As [`RawWaitKey::leaf_ret`].
+    pub leaf_ret: u64,
+}
+
+/// Wake statistics for one [`RawWakeKey`] on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWakeStats {
+    /// Wake calls made.
+    pub calls: u64,
+    /// Threads woken (or requeued), summed over calls.
+    pub woken: u64,
+    /// Calls that woke nobody.
+    pub woke_none: u64,
+    /// Calls that woke more than one thread (broadcasts).
+    pub woke_many: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    pub comm: [u8; 16],
+}
+
+/// Aggregation key of a wake → wait edge: the waiter's stack and the stack of the
+/// wake call that ended its wait (the last wake on the same futex address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawEdgeKey {
+    pub tgid: u32,
+    pub waiter_stack_id: i32,
+    pub waker_stack_id: i32,
+    pub waker_tid: u32,
+    pub waiter_leaf_ret: u64,
+    pub waker_leaf_ret: u64,
+}
+
+/// Per-CPU statistics of one edge.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawEdgeStats {
+    pub waits: u64,
+    pub wait_ns: u64,
+    /// Sum of the waits' windows: from their start (or from when the waker itself
+    /// got the lock, if later) to the wake call — the span in which the waker held
+    /// what the waiter wanted.
+    pub window_ns: u64,
+    /// How much of those windows the waker spent off CPU, per syscall it was in
+    /// (the top [`OFF_SLOTS`]; the rest in `off_other_ns`).
+    pub off: [RawOffSlot; OFF_SLOTS],
+    pub off_other_ns: u64,
+    /// Windows older than the waker's ring of [`OFF_SPANS`] off-CPU periods (it went
+    /// off CPU more often than that during the wait): their off-CPU time is a lower
+    /// bound.
+    pub truncated: u64,
+    /// Failed syscalls of the waker during the windows, and the last one seen.
+    pub fails: u64,
+    pub fail_nr: u32,
+    pub fail_errno: u32,
+    /// Wake-to-run latency: from the wake call until the waiter was back on CPU,
+    /// over `wake_to_run_n` measured waits.
+    pub wake_to_run_n: u64,
+    pub wake_to_run_ns: u64,
+    pub wake_to_run_max_ns: u64,
+}
+
+/// The last wake call on a futex address (kernel-internal map value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawLastWake {
+    /// When the wake syscall was entered (the waiter becomes runnable inside it).
+    pub ts_ns: u64,
+    pub leaf_ret: u64,
+    pub tid: u32,
+    pub stack_id: i32,
+    /// The waker's [`RawThreadState::fails`] at the wake, and its last failure.
+    pub fails: u32,
+    pub fail_nr: u32,
+    pub fail_errno: u32,
+    pub pad: u32,
+}
+
+/// One period a traced thread spent off CPU: `[start_ns, end_ns)`, what it was in
+/// (a syscall number, [`OFF_RUNNABLE`](crate::maps::OFF_RUNNABLE) or [`OFF_NO_SYSCALL`](crate::maps::OFF_NO_SYSCALL)) and its failed-syscall
+/// count when it went off.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawOffSpan {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub nr: u32,
+    pub fails: u32,
+}
+
+/// What a traced thread has been doing lately, kept by the kernel so that when it
+/// wakes a waiter, the waiter's window can be matched against it (part of [`RawTask`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawThreadState {
+    /// Start of the current off-CPU period, 0 while on CPU (closed lazily: the
+    /// switch-in time is known the next time the thread runs a probe).
+    pub off_start_ns: u64,
+    pub off_nr: u32,
+    pub off_fails: u32,
+    /// Failed non-futex syscalls since tracing began, and the last one.
+    pub fails: u32,
+    pub last_fail_nr: u32,
+    pub last_fail_errno: u32,
+    /// Ring index of the next span to write.
+    pub next_span: u32,
+    /// The futex address this thread last returned from a blocked wait on, and
+    /// when: for a lock, when it acquired it. A waiter's window is clipped to start
+    /// there when this thread turns out to be its waker — before it, this thread was
+    /// itself queued for the lock, not holding it.
+    pub acquired_uaddr: u64,
+    pub acquired_ns: u64,
+    pub spans: [RawOffSpan; OFF_SPANS],
+}
+
+/// Off-CPU time of a waker in one syscall (slot of [`RawEdgeStats::off`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawOffSlot {
+    /// Syscall number, [`OFF_RUNNABLE`](crate::maps::OFF_RUNNABLE) or [`OFF_NO_SYSCALL`](crate::maps::OFF_NO_SYSCALL); meaningless while
+    /// `ns == 0` (free slot).
+    pub nr: u32,
+    pub pad: u32,
+    pub ns: u64,
+}
+
+/// Key of the stack cache: where a thread is when it makes a futex call. Two calls
+/// with the same instruction pointer, stack and frame pointer and the same first two
+/// return addresses come from the same call path, so the kernel's full stack walk is
+/// done once and its id reused (kernel-internal).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawStackCacheKey {
+    pub tid: u32,
+    pub pad: u32,
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub ret1: u64,
+    pub ret2: u64,
+}
+
+/// Value of the stack cache: the call position's stack id and the word at its stack
+/// pointer (see [`RawWaitKey::leaf_ret`]), so a cache hit reads no user memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawStackCacheValue {
+    pub stack_id: i32,
+    pub pad: u32,
+    pub leaf_ret: u64,
+}
+
+/// Key of the last-wake map: a futex address within a process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawAddrKey {
+    pub tgid: u32,
+    pub pad: u32,
+    pub uaddr: u64,
+}
+
+/// The user registers at a futex syscall and a copy of the user stack, for unwinding
+/// in userspace with the modules' CFI. The copy starts at the page holding `sp`
+/// (`base = sp & !4095`) and holds `len` bytes (whole pages, up to the first page that
+/// could not be read).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawUserStack {
+    pub tgid: u32,
+    /// The frame-pointer stack id of the same capture, or a negative errno: the
+    /// fallback when this copy cannot be unwound.
+    pub fp_stack_id: i32,
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// Bytes of `data` that were read, counted from `sp & !4095`.
+    pub len: u32,
+    pub pad: u32,
+    pub data: [u8; USER_STACK_BYTES],
+}
+
+const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BYTES);
+const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 48 + OFF_SPANS * 24);
+const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
+const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);
+const _: () = assert!(core::mem::size_of::<RawOffSpan>() == 24);
+const _: () = assert!(core::mem::size_of::<RawThreadState>() == 48 + OFF_SPANS * 24);
+const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);
+const _: () = assert!(core::mem::size_of::<RawStackCacheKey>() == 48);
+const _: () = assert!(core::mem::size_of::<RawStackCacheValue>() == 16);
+const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 11 * 8 + HIST_BUCKETS * 8 + 16);
+const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawWakeStats>() == 5 * 8 + 16);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::{
+        RawEdgeKey, RawEdgeStats, RawTask, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    };
+
+    // SAFETY: all of these are #[repr(C)], Copy, made only of integers and integer
+    // arrays, with explicit padding fields, so every bit pattern is a valid value.
+    unsafe impl aya::Pod for RawTask {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWaitKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWaitStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWakeKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawWakeStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawEdgeKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for RawEdgeStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RawUserStack {}
+}

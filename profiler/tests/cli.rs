@@ -65,6 +65,156 @@ fn report_renders_a_saved_report_as_text_and_json() {
     assert!(v["sites"].as_array().is_some_and(|s| !s.is_empty()));
 }
 
+/// A recorded `PostgreSQL` 15 report (see `tests/fixtures/README.md`).
+fn pg_fixture(clients: u32) -> String {
+    repo_root()
+        .join(format!(
+            "profiler/tests/fixtures/pg-pgbench-c{clients}.json"
+        ))
+        .display()
+        .to_string()
+}
+
+/// `ProcSleep` (the heavyweight-lock sleep on a backend's semaphore), the static
+/// `WaitOnLock` that calls it (unnamed in Debian's stripped `postgres`) and
+/// `LockAcquireExtended`: the wrappers between a row-lock wait and the code that
+/// wanted the lock.
+const PG_LOCK_FNS: [&str; 6] = [
+    "--lock-fn",
+    "ProcSleep",
+    "--lock-fn",
+    "postgres+0x45d95c",
+    "--lock-fn",
+    "LockAcquire*",
+];
+
+fn json_report(args: &[&str]) -> profiler::report::Report {
+    let (code, out, err) = run(args);
+    assert_eq!(code, Some(0), "{err}");
+    profiler::report::json::from_str(&out, "stdout").expect("a report on stdout")
+}
+
+#[test]
+fn report_lock_fn_ranks_the_callers_of_a_named_wrapper() {
+    let file = pg_fixture(16);
+    let recorded = json_report(&["report", &file, "--format", "json"]);
+    assert_eq!(recorded.sites[0].function.as_deref(), Some("ProcSleep"));
+    let mut args = vec!["report", file.as_str(), "--format", "json"];
+    args.extend(PG_LOCK_FNS);
+    let r = json_report(&args);
+    let top = &r.sites[0];
+    assert_eq!(
+        top.function.as_deref(),
+        Some("XactLockTableWait"),
+        "{top:?}"
+    );
+    assert!(
+        top.total_wait_ns * 10 > recorded.totals.wait_ns * 9,
+        "the row-lock wait of another transaction is most of the wait"
+    );
+    assert!(
+        r.sites
+            .iter()
+            .any(|s| s.function.as_deref() == Some("LockTuple")),
+        "ProcSleep's other caller is ranked too"
+    );
+    assert!(
+        r.sites
+            .iter()
+            .filter(|s| s.function.as_deref() == Some("ProcSleep"))
+            .all(|s| s.stacks.is_empty() && s.total_wait_ns < recorded.sites[0].total_wait_ns / 100),
+        "only the unlisted tail stays with the wrapper"
+    );
+    assert_eq!(r.totals, recorded.totals, "totals unchanged");
+    let sum = |r: &profiler::report::Report| -> (u64, u64) {
+        r.sites
+            .iter()
+            .fold((0, 0), |(w, t), s| (w + s.waits, t + s.total_wait_ns))
+    };
+    assert_eq!(sum(&r), sum(&recorded), "no wait lost or counted twice");
+
+    // The text view ranks them the same way, with what is not known as '-'.
+    let mut args = vec!["report", file.as_str(), "--top", "1"];
+    args.extend(PG_LOCK_FNS);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let first = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_else(|| panic!("no ranked site:\n{out}"));
+    assert!(first.contains("XactLockTableWait"), "{first}");
+    assert!(first.contains(" - "), "p50/p99/threads unknown: {first}");
+    assert!(out.contains("re-attributed by --lock-fn"), "{out}");
+}
+
+#[test]
+fn diff_and_check_lock_fn_compare_re_attributed_sites() {
+    let (base, new) = (pg_fixture(4), pg_fixture(16));
+    let mut args = vec!["diff", base.as_str(), new.as_str(), "--format", "json"];
+    args.extend(PG_LOCK_FNS);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let both = v["sites"].as_array().unwrap();
+    let xact = both
+        .iter()
+        .find(|c| c["site"]["function"] == "XactLockTableWait")
+        .unwrap_or_else(|| panic!("XactLockTableWait not matched in both: {out}"));
+    assert_eq!(xact["status"], "regressed", "{xact}");
+    assert!(
+        !both.iter().any(|c| c["site"]["function"] == "ProcSleep"
+            && c["before"]["total_wait_ns"].as_u64() > Some(1_000_000)),
+        "the wrapper no longer carries the wait"
+    );
+    // Without --lock-fn the same pair compares the wrapper's site.
+    let (_, plain, _) = run(&["diff", &base, &new, "--format", "json"]);
+    let plain: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    let plain = plain["sites"].as_array().unwrap();
+    assert!(
+        plain
+            .iter()
+            .any(|c| c["site"]["function"] == "ProcSleep" && c["status"] == "regressed")
+    );
+    assert!(
+        !plain
+            .iter()
+            .any(|c| c["site"]["function"] == "XactLockTableWait")
+    );
+    // check --baseline judges the same re-attributed sites.
+    let mut args = vec!["check", new.as_str(), "--baseline", base.as_str()];
+    args.extend(PG_LOCK_FNS);
+    let (code, out, _) = run(&args);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("XactLockTableWait"), "{out}");
+}
+
+#[test]
+fn lock_fn_leaves_the_flame_graph_alone_and_says_when_it_matches_nothing() {
+    let file = pg_fixture(16);
+    let folded = |extra: &[&str]| {
+        let mut args = vec!["flamegraph", file.as_str(), "--format", "folded"];
+        args.extend(extra);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(0), "{err}");
+        (out, err)
+    };
+    let (plain, _) = folded(&[]);
+    let (moved, _) = folded(&PG_LOCK_FNS);
+    assert_eq!(
+        plain, moved,
+        "the call paths and their weights do not change"
+    );
+    let (same, err) = folded(&["--lock-fn", "no_such_function"]);
+    assert_eq!(same, plain);
+    assert!(
+        err.contains("--lock-fn 'no_such_function' is no site frame of"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["report", &file, "--lock-fn", ""]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("an empty pattern names no function"), "{err}");
+}
+
 /// One bad input: what the user typed, and what the table says about it.
 struct BadInput {
     what: &'static str,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
 
+use super::args::LockFnArgs;
 use super::output::{read_report, write_stdout};
 use crate::exit::input_error;
 use crate::export::{flamegraph, folded, pprof};
@@ -39,6 +40,8 @@ pub struct FlamegraphArgs {
     /// Title of the SVG.
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
+    #[command(flatten)]
+    pub lock_fns: LockFnArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -56,7 +59,9 @@ pub fn run(args: &FlamegraphArgs) -> Result<i32> {
             "a pprof profile is binary: give -o FILE (e.g. -o waits.pb.gz)"
         )));
     }
-    let report = read_report(&args.report)?;
+    let report = args
+        .lock_fns
+        .apply(read_report(&args.report)?, &args.report);
     let bytes = match args.format {
         ExportFormat::Pprof if args.wakers => pprof::to_gzip(&pprof::wakers(&report)),
         ExportFormat::Pprof => pprof::to_gzip(&pprof::waits(&report)),

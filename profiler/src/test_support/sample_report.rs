@@ -285,6 +285,7 @@ pub(crate) fn site_contains() -> Site {
             ],
             more_stacks: 1,
             series: Vec::new(),
+            from_saved_stacks: false,
         }
 }
 
@@ -390,6 +391,7 @@ fn site_cond_wait() -> Site {
         }],
         more_stacks: 0,
         series: Vec::new(),
+        from_saved_stacks: false,
     }
 }
 
@@ -503,6 +505,7 @@ fn site_epoch_lock() -> Site {
         ],
         more_stacks: 0,
         series: Vec::new(),
+        from_saved_stacks: false,
     }
 }
 

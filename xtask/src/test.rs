@@ -208,7 +208,17 @@ fn unit_tests() -> Result<()> {
 fn bpf_test_targets() -> Vec<&'static str> {
     let dir = workspace_root().join("profiler").join("tests");
     [
-        "bpf", "demos", "ci", "targets", "unwind", "top", "daemons", "go", "probe", "cli",
+        "bpf",
+        "demos",
+        "ci",
+        "targets",
+        "unwind",
+        "top",
+        "daemons",
+        "go",
+        "go_daemon",
+        "probe",
+        "cli",
     ]
     .into_iter()
     .filter(|t| dir.join(format!("{t}.rs")).is_file())

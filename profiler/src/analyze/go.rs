@@ -28,11 +28,18 @@ pub const GO_STACK_ID_BASE: i32 = 1 << 29;
 pub const GO_PARK_OP: u32 = 0x476f_0000;
 
 /// Is `name` a Go runtime or standard-library function that blocking goes through
-/// (never the target's own code)?
+/// (never the target's own code)? Go 1.24 moved `sync.Mutex`'s body to
+/// `internal/sync` (`sync.(*Mutex).Lock` only calls it).
 pub fn is_runtime_function(name: &str) -> bool {
-    ["runtime.", "sync.", "internal/poll.", "time.Sleep"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "runtime.",
+        "sync.",
+        "internal/sync.",
+        "internal/poll.",
+        "time.Sleep",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// The kind a Go function tells: `Some(Some(kind))` for a telling one, `Some(None)`
@@ -51,7 +58,11 @@ pub fn classify(name: &str) -> Option<Option<WaitKind>> {
         "sync.(*Mutex).Lock"
         | "sync.(*Mutex).lockSlow"
         | "sync.(*Mutex).Unlock"
-        | "sync.(*Mutex).unlockSlow" => WaitKind::GoMutex,
+        | "sync.(*Mutex).unlockSlow"
+        | "internal/sync.(*Mutex).Lock"
+        | "internal/sync.(*Mutex).lockSlow"
+        | "internal/sync.(*Mutex).Unlock"
+        | "internal/sync.(*Mutex).unlockSlow" => WaitKind::GoMutex,
         "sync.(*Cond).Wait" | "sync.(*Cond).Signal" | "sync.(*Cond).Broadcast" => WaitKind::GoCond,
         "sync.(*WaitGroup).Wait" | "sync.(*WaitGroup).Add" | "sync.(*WaitGroup).Done" => {
             WaitKind::GoWaitgroup
@@ -194,6 +205,12 @@ mod tests {
             classify("sync.(*Mutex).lockSlow"),
             Some(Some(WaitKind::GoMutex))
         );
+        // Go 1.24 and later: the mutex lives in internal/sync.
+        assert_eq!(
+            classify("internal/sync.(*Mutex).lockSlow"),
+            Some(Some(WaitKind::GoMutex))
+        );
+        assert_eq!(classify("internal/sync.runtime_Semrelease"), Some(None));
         assert_eq!(
             classify("sync.(*RWMutex).RLock"),
             Some(Some(WaitKind::GoRwmutexRead))

@@ -6,10 +6,11 @@
 //! missing privilege is a failure, not a skip.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
-use profiler::report::{HeldAcross, Report, Site};
+use profiler::report::{HeldAcross, Report, Site, WaitKind};
 
 /// `target/<profile>`, derived from this test binary's own path
 /// (`target/<profile>/deps/<test>-<hash>`).
@@ -36,6 +37,53 @@ pub fn demo_bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Build the Go package `demo-targets/go/<package>` (`.` for the demo itself) with the
+/// Go toolchain `go` (a path, or `go` for the installed one) into
+/// `target/<profile>/go-demo/<name>`, and return its path.
+pub fn go_build(go: &Path, package: &str, name: &str) -> PathBuf {
+    let out = target_dir().join("go-demo");
+    std::fs::create_dir_all(&out).expect("create go-demo dir");
+    let bin = out.join(name);
+    let status = Command::new(go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(package)
+        .current_dir(repo_root().join("demo-targets/go"))
+        .env("GOCACHE", out.join("cache"))
+        .env("GOFLAGS", "-mod=mod")
+        // A newer toolchain must build with itself, never fetch another.
+        .env("GOTOOLCHAIN", "local")
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "run `{} build` ({e}; golang-go: `cargo xtask setup` installs it)",
+                go.display()
+            )
+        });
+    assert!(
+        status.success(),
+        "go build of demo-targets/go/{package} with {} failed",
+        go.display()
+    );
+    bin
+}
+
+/// Start `cmd` with piped stdin and stdout and wait for its first line, `ready` (the
+/// Go demo with `-wait`, `ctrload load`): it waits for a line on (or the end of) its
+/// stdin to go on. Returns it and the rest of its stdout.
+pub fn spawn_until_ready(cmd: &mut Command) -> (Child, BufReader<ChildStdout>) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut ready = String::new();
+    out.read_line(&mut ready).expect("read its first line");
+    assert_eq!(ready.trim(), "ready", "{cmd:?} did not print 'ready'");
+    (child, out)
 }
 
 /// Root-only tests refuse to run silently without root.
@@ -159,6 +207,19 @@ pub fn top_sites(report: &Report, n: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The Go runtime's idle threads park on futexes: one folded line, never a site.
+pub fn assert_go_idle_folded(report: &Report) {
+    assert!(
+        report.sites.iter().all(|s| s.kind != WaitKind::GoIdle
+            && !s
+                .function
+                .as_deref()
+                .is_some_and(|f| f.starts_with("runtime.futex"))),
+        "Go scheduler idle waits must be folded:\n{}",
+        top_sites(report, 8)
+    );
 }
 
 /// A waker that held the lock across a sleep: off CPU for most of its waiters'

@@ -5,7 +5,8 @@
 //! benchmark prints (median, min..max, count). Each benchmark lives in its own file:
 //! - `overhead`: what attaching costs, ratios against nothing attached and against the
 //!   bpftrace peer (`bench overhead`), with `attach` (tracers on and off), `memcached`
-//!   (the real daemon and its load) and `kmem` (kernel memory of the maps);
+//!   (the real daemon and its load), `kmem` (kernel memory of the maps) and `go` (the
+//!   Go probes' cost on the Go demo and on containerd, with `containerd`);
 //! - `storm`: `futex-storm` unprofiled vs under `lockprof record` (`bench storm`);
 //! - `soak`: lockprof attached for minutes to a churning workload (`bench soak`);
 //! - `demos`: each demo pair without lockprof against the spec's ratios (`bench demos`).
@@ -14,8 +15,10 @@
 //! here), or assert on a timing.
 
 mod attach;
+mod containerd;
 mod demos;
 mod gate;
+mod go;
 mod kmem;
 mod memcached;
 mod overhead;

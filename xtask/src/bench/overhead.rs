@@ -12,6 +12,9 @@
 //! - (d) the kernel memory of lockprof's maps (now, and the model's worst case at 96
 //!   and 256 CPUs) and lockprof's peak RSS, both taken from the memcached windows.
 //!
+//! (e) and (f), the Go runtime probes' cost on the Go demo and on containerd, are
+//! measured and rendered by `go`, after these.
+//!
 //! Each round runs every state once in an order that rotates from round to round, so a
 //! drift of the shared machine hits all states alike; a ratio is taken inside a round
 //! (state / the unattached window of the same round). Attach and detach happen outside
@@ -133,11 +136,14 @@ pub fn overhead(plan: Plan) -> Result<()> {
     let tax = machine_tax(plan, &dir)?;
     let pp = pingpong(plan, &dir)?;
     let daemon = daemon(plan, &dir)?;
+    let go = super::go::measure(plan, &dir)?;
     let cpus = kmem::possible_cpus();
     let table = render(plan, &tax, &pp, &daemon, cpus);
     let path = dir.join("overhead.json");
-    println!("{table}\nresults: {}", show(&path));
-    write_json(&path, &to_json(plan, &tax, &pp, &daemon, cpus))
+    println!("{table}\n{}\nresults: {}", go.render(), show(&path));
+    let mut json = to_json(plan, &tax, &pp, &daemon, cpus);
+    json["go"] = go.to_json();
+    write_json(&path, &json)
 }
 
 /// Syscall tracepoints need tracefs; a fresh machine does not mount it.

@@ -330,6 +330,7 @@ fn bad_inputs(f: &Files) -> Vec<BadInput> {
             &["record", "-p", "1", "-o", "/nonexistent/dir/x.json"],
         ),
         case("output is a directory", &["record", "-p", "1", "-o", "/"]),
+        case("empty --lock-fn pattern", &["report", &s, "--lock-fn", ""]),
         case(
             "budget file missing",
             &["record", "-p", "1", "--check", "/nonexistent/budget.toml"],

@@ -594,17 +594,7 @@ fn a_target_that_execs_is_symbolized_from_its_new_image() {
 
     // Attached: the same exec in a process that was a shell when lockprof attached.
     let script = format!("sleep 1.2; exec {} {fixture_args}", fixture.display());
-    let shell = Command::new("/bin/sh")
-        .args(["-c", &script])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = shell.id();
-    let mut procs = Procs(vec![shell]);
-    let r = record(&["-p", &pid.to_string()]);
-    assert!(procs.0[0].wait().unwrap().success());
-    procs.0.clear();
-    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    let (_, r) = record_attached_shell(&script);
     assert_no_shell_frames(hot_site(&r.report));
     assert!(r.report.targets[0].comm.starts_with("lockprof-fixtur"));
 
@@ -638,17 +628,7 @@ fn attach_by_pid_follows_processes_forked_after_attaching() {
         fixture.display(),
         child_pid_file.display()
     );
-    let shell = Command::new("/bin/sh")
-        .args(["-c", &script])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let parent = shell.id();
-    let mut procs = Procs(vec![shell]);
-    let r = record(&["-p", &parent.to_string()]);
-    assert!(procs.0[0].wait().unwrap().success());
-    procs.0.clear();
-    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    let (parent, r) = record_attached_shell(&script);
     let child: u32 = std::fs::read_to_string(&child_pid_file)
         .expect("the shell wrote its child's pid")
         .trim()
@@ -676,6 +656,23 @@ fn attach_by_pid_follows_processes_forked_after_attaching() {
         "only the child contends: {:?}",
         site.threads
     );
+}
+
+/// Starts `/bin/sh -c script`, records it with `lockprof record -p` until it (and
+/// what it follows) exits, and checks both succeeded; returns the shell's pid.
+fn record_attached_shell(script: &str) -> (u32, common::Recorded) {
+    let shell = Command::new("/bin/sh")
+        .args(["-c", script])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start /bin/sh");
+    let pid = shell.id();
+    let mut procs = Procs(vec![shell]);
+    let r = record(&["-p", &pid.to_string()]);
+    assert!(procs.0[0].wait().expect("wait for the shell").success());
+    procs.0.clear();
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    (pid, r)
 }
 
 /// No frame of the site's stacks resolved into the pre-exec image (the shell).

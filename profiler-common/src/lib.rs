@@ -9,15 +9,19 @@
 //! reads them back, so a silent layout drift would corrupt every number.
 #![no_std]
 
+pub mod blame;
 pub mod futex;
 pub mod go;
 pub mod hist;
 pub mod loss;
 pub mod maps;
 pub mod rows;
+pub mod shared;
 
+pub use blame::*;
 pub use futex::{nr, op};
 pub use hist::{HIST_BUCKETS, hist_bucket};
 pub use loss::{LOSS_KINDS, Loss};
 pub use maps::*;
 pub use rows::*;
+pub use shared::*;

@@ -33,10 +33,17 @@ pub enum Loss {
     /// or its row could not be created): the holder's window is left out, never
     /// assumed on CPU.
     HolderWindowLost = 10,
+    /// A shared futex call (no `FUTEX_PRIVATE_FLAG`) of a process whose shared
+    /// mappings were not registered yet, or were too many to register: it was paired
+    /// within its process only, so a wake from another process was missed.
+    SharedFutexUnmapped = 11,
+    /// [`MAP_BLAME`](crate::blame::MAP_BLAME) was full: part of a wait was not
+    /// charged to the holder that released it (the wait itself was recorded).
+    BlameMapFull = 12,
 }
 
 /// Number of [`Loss`] counters.
-pub const LOSS_KINDS: u32 = 11;
+pub const LOSS_KINDS: u32 = 13;
 
 impl Loss {
     /// All loss kinds, in index order.
@@ -52,5 +59,7 @@ impl Loss {
         Loss::UserStackCopy,
         Loss::LastWakeLost,
         Loss::HolderWindowLost,
+        Loss::SharedFutexUnmapped,
+        Loss::BlameMapFull,
     ];
 }

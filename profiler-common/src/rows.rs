@@ -118,6 +118,10 @@ pub struct RawEdgeKey {
     pub waker_tid: u32,
     pub waiter_leaf_ret: u64,
     pub waker_leaf_ret: u64,
+    /// The waker's process: another one than `tgid` when they share the futex
+    /// (see [`crate::shared`]).
+    pub waker_tgid: u32,
+    pub pad: u32,
 }
 
 /// Per-CPU statistics of one edge.
@@ -162,7 +166,8 @@ pub struct RawLastWake {
     pub fails: u32,
     pub fail_nr: u32,
     pub fail_errno: u32,
-    pub pad: u32,
+    /// The waker's process.
+    pub tgid: u32,
 }
 
 /// One period a traced thread spent off CPU: `[start_ns, end_ns)`, what it was in
@@ -239,7 +244,9 @@ pub struct RawStackCacheValue {
     pub leaf_ret: u64,
 }
 
-/// Key of the last-wake map: a futex address within a process.
+/// Key of the last-wake map: a futex address within a process, or for a shared
+/// futex in a registered shared mapping, an offset in a mapped object (see
+/// [`SHARED_KEY_TGID`](crate::shared::SHARED_KEY_TGID)).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RawAddrKey {
@@ -270,7 +277,7 @@ pub struct RawUserStack {
 
 const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BYTES);
 const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 48 + OFF_SPANS * 24);
-const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
 const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);
 const _: () = assert!(core::mem::size_of::<RawOffSpan>() == 24);

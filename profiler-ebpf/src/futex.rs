@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext, tracing::StackIdContext},
 };
-use profiler_common::{CALL_NONE, CALL_WAIT, CALL_WAKE, nr, op, raw_syscalls};
+use profiler_common::{CALL_NONE, CALL_WAIT, CALL_WAKE, FUTEX_PRIVATE_FLAG, nr, op, raw_syscalls};
 
 use crate::children;
 use crate::holders;
@@ -157,13 +157,16 @@ fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
         nr::FUTEX_REQUEUE => (false, op::FUTEX2_REQUEUE, first_waiter_addr(arg0)),
         _ => return,
     };
+    // Shared between processes unless private (the futex2 calls count as private:
+    // their flags are not decoded).
+    let shared = id == nr::FUTEX && arg1 as u32 & FUTEX_PRIVATE_FLAG == 0;
     // SAFETY: the row lives until this thread exits; only this thread writes its
     // call fields (`sched_switch` of the same thread cannot run concurrently).
     let task = unsafe { &mut *task };
     if is_wait {
-        wait::begin(task, uaddr, fop);
+        wait::begin(task, uaddr, fop, shared);
     } else {
-        wake::begin(ctx, task, uaddr, fop);
+        wake::begin(ctx, task, uaddr, fop, shared);
     }
 }
 
@@ -182,6 +185,6 @@ fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
     if call & CALL_WAIT != 0 {
         wait::finish(ctx, task, call, ret);
     } else if call & CALL_WAKE != 0 {
-        wake::finish(task, ret);
+        wake::finish(task, call, ret);
     }
 }

@@ -11,12 +11,14 @@
 //!   `syscalls:sys_{enter,exit}_{futex,futex_wait,futex_waitv,futex_wake,futex_requeue}`
 //!   ([`futex`]): no program runs for any other syscall. Entry: one `TARGETS` lookup
 //!   (the target filter), then the thread's `TASKS` row is stamped in place; a wake
-//!   also finds its stack (per-thread cache, walk on a miss) and writes the address's
-//!   last-wake record *before* the kernel wakes anyone. Exit: one `TASKS` lookup (an
+//!   also finds its stack (per-thread cache, walk on a miss) and pushes itself on the
+//!   futex's ring of last wakes ([`ring`]) *before* the kernel wakes anyone. Exit: one `TASKS` lookup (an
 //!   untraced thread has no row and stops there). A wait that returned `EAGAIN` and
 //!   a wake that woke nobody are counted on their row without a stack walk or
-//!   pairing; a blocked wait is walked (cached), counted, and paired with the
-//!   address's last wake into `EDGES`.
+//!   pairing; a blocked wait is walked (cached), counted, paired with the futex's
+//!   newest wake into `EDGES`, and its window split among the ring's wakes into
+//!   `BLAME` ([`blame`]). A futex is keyed by (process, address), or for a shared one
+//!   by (mapped object, offset) — one more lookup, only for shared calls ([`shared`]).
 //! - `sched_switch` (raw, only with holder tracking, [`holders`]): stamps the CPU's
 //!   switch time, then one filter; only traced threads touch their row.
 //! - `task_newtask` (tracepoint) follows forked processes — never threads — of
@@ -32,7 +34,7 @@
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (106 MiB at 1 CPU, 111 MiB at 256) and reads the real
+//! the worst case from these definitions (114 MiB at 1 CPU, 118 MiB at 256) and reads the real
 //! figure from the loaded maps. Userspace drains `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is
 //! counted in `LOSSES`.
@@ -70,6 +72,8 @@
 )]
 
 #[cfg(target_arch = "bpf")]
+mod blame;
+#[cfg(target_arch = "bpf")]
 mod children;
 #[cfg(target_arch = "bpf")]
 mod futex;
@@ -81,6 +85,10 @@ mod maps;
 mod pairing;
 #[cfg(target_arch = "bpf")]
 mod regs;
+#[cfg(target_arch = "bpf")]
+mod ring;
+#[cfg(target_arch = "bpf")]
+mod shared;
 #[cfg(target_arch = "bpf")]
 mod stacks;
 #[cfg(target_arch = "bpf")]

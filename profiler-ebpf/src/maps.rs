@@ -13,8 +13,8 @@ use aya_ebpf::{
 use profiler_common::{
     LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2,
     MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey,
-    RawEdgeStats, RawLastWake, RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack,
-    RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    RawEdgeStats, RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey,
+    RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats,
 };
 
 #[map]
@@ -48,9 +48,9 @@ pub static TASKS: HashMap<u32, RawTask> = HashMap::with_max_entries(MAX_TASKS, 0
 #[map]
 pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_KINDS, 0);
 
-/// The last wake call seen on each futex address. LRU: old addresses age out.
+/// The last wake calls seen on each futex (see `ring`). LRU: old futexes age out.
 #[map]
-pub static LAST_WAKE: LruHashMap<RawAddrKey, RawLastWake> =
+pub static LAST_WAKE: LruHashMap<RawAddrKey, RawWakeRing> =
     LruHashMap::with_max_entries(MAX_LAST_WAKES, 0);
 
 /// Per CPU: when the last context switch happened there — the time the task now

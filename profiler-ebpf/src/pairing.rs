@@ -6,20 +6,27 @@ use profiler_common::{
     Loss, OFF_SLOTS, OFF_SPANS, RawEdgeKey, RawEdgeStats, RawLastWake, RawThreadState, RawWaitKey,
 };
 
-use crate::maps::{LAST_SWITCH, LAST_WAKE, TASKS, add, addr_key, count_loss, edge_row, raise};
+use crate::blame;
+use crate::maps::{LAST_SWITCH, LAST_WAKE, TASKS, add, count_loss, edge_row, raise};
+use crate::ring;
+use crate::shared::futex_key;
 
-/// Pair `waiter` (which started at `started` and waited `waited` ns) with its waker.
+/// Pair `waiter` (which started at `started` and waited `waited` ns; `shared`: on a
+/// futex not private to its process) with its waker, of any traced process.
 /// Returns whether a waker was found.
 #[inline(always)]
-pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64) -> bool {
-    // SAFETY: the value is copied out immediately.
-    let Some(last) = (unsafe { LAST_WAKE.get(addr_key(waiter.tgid, waiter.uaddr)) }).copied()
-    else {
+pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool) -> bool {
+    let at = futex_key(waiter.tgid, waiter.uaddr, shared);
+    let Some(wakes) = LAST_WAKE.get_ptr(&at) else {
+        return false;
+    };
+    let Some(last) = ring::newest(wakes) else {
         return false;
     };
     if last.ts_ns < started {
         return false;
     }
+    blame::charge(wakes, waiter, started, last.ts_ns);
     let key = RawEdgeKey {
         tgid: waiter.tgid,
         waiter_stack_id: waiter.stack_id,
@@ -27,6 +34,8 @@ pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64) -> bool {
         waker_tid: last.tid,
         waiter_leaf_ret: waiter.leaf_ret,
         waker_leaf_ret: last.leaf_ret,
+        waker_tgid: last.tgid,
+        pad: 0,
     };
     let Some(edge) = edge_row(&key) else {
         return true;

@@ -2,8 +2,8 @@
 
 use aya_ebpf::programs::tracing::StackIdContext;
 use profiler_common::{
-    CALL_REWAIT, CALL_WAIT, HIST_BUCKETS, RawTask, RawWaitKey, RawWaitStats, STACK_NOT_WALKED,
-    hist_bucket,
+    CALL_REWAIT, CALL_SHARED, CALL_WAIT, HIST_BUCKETS, RawTask, RawWaitKey, RawWaitStats,
+    STACK_NOT_WALKED, hist_bucket,
 };
 
 use crate::holders;
@@ -19,9 +19,10 @@ const EINTR: i64 = 4;
 const ERESTARTSYS: i64 = 512;
 const ERESTART_RESTARTBLOCK: i64 = 516;
 
-/// A traced thread enters a wait on `uaddr`: stamp its row (no other map work).
+/// A traced thread enters a wait on `uaddr` (`shared`: not process-private): stamp
+/// its row (no other map work).
 #[inline(always)]
-pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32) {
+pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
     task.start_ns = now_ns();
     task.uaddr = uaddr;
     task.op = fop;
@@ -32,6 +33,9 @@ pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32) {
     } else {
         CALL_WAIT
     };
+    if shared {
+        task.call |= CALL_SHARED;
+    }
 }
 
 /// The wait in `task` returned `ret`; `call` is what its entry recorded.
@@ -77,7 +81,7 @@ pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, call: u32, ret: i6
         // futex_waitv returns the index of the futex that woke it.
         r if r >= 0 => {
             count_blocked(stats, waited, call & CALL_REWAIT != 0);
-            if !pairing::record_edge(&key, task.start_ns, waited) {
+            if !pairing::record_edge(&key, task.start_ns, waited, call & CALL_SHARED != 0) {
                 // SAFETY: a field of a live map value.
                 add(unsafe { &raw mut (*stats).unpaired }, 1);
             }

@@ -3,18 +3,18 @@
 //! call is counted at exit, when the number woken is known.
 
 use aya_ebpf::programs::tracing::StackIdContext;
-use profiler_common::{CALL_WAKE, Loss, RawLastWake, RawTask, RawWakeKey};
-
-use aya_ebpf::bindings::BPF_ANY;
+use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey};
 
 use crate::holders;
-use crate::maps::{LAST_WAKE, add, addr_key, count_loss, wake_row};
+use crate::maps::{add, wake_row};
 use crate::regs::{Regs, current_ids, now_ns};
+use crate::ring;
+use crate::shared::futex_key;
 use crate::stacks;
 
-/// A traced thread enters a wake on `uaddr`.
+/// A traced thread enters a wake on `uaddr` (`shared`: not process-private).
 #[inline(always)]
-pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u32) {
+pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
     let (tgid, tid) = current_ids();
     let now = now_ns();
     let site = stacks::site(ctx, Regs::current());
@@ -22,7 +22,11 @@ pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u3
     task.start_ns = now;
     task.uaddr = uaddr;
     task.op = fop;
-    task.call = CALL_WAKE;
+    task.call = if shared {
+        CALL_WAKE | CALL_SHARED
+    } else {
+        CALL_WAKE
+    };
     task.wake_stack_id = site.stack_id;
     task.wake_leaf_ret = site.leaf_ret;
     // Waking on the address it was woken from means the thread got past it (it took
@@ -38,26 +42,20 @@ pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u3
         fails: task.holder.fails,
         fail_nr: task.holder.last_fail_nr,
         fail_errno: task.holder.last_fail_errno,
-        pad: 0,
+        tgid,
     };
-    let key = addr_key(tgid, uaddr);
-    // Overwrite the address's record in place when there is one: an LRU insert
-    // allocates a node and frees the old one, several times the cost. (A waiter
-    // reading it meanwhile may mix two wakes of this address.)
-    if let Some(p) = LAST_WAKE.get_ptr_mut(&key) {
-        // SAFETY: a live map value.
-        unsafe { *p = last };
-    } else if LAST_WAKE.insert(&key, last, u64::from(BPF_ANY)).is_err() {
-        count_loss(Loss::LastWakeLost);
-    }
+    // Written in place in the futex's ring: an LRU insert (allocating a node and
+    // freeing the old one) happens only for a futex not seen lately.
+    ring::push(&futex_key(tgid, uaddr, shared), &last);
 }
 
-/// The wake in `task` returned `ret` (threads woken or requeued, or an error).
+/// The wake in `task` returned `ret` (threads woken or requeued, or an error);
+/// `call` is what its entry recorded.
 #[inline(always)]
-pub fn finish(task: &RawTask, ret: i64) {
+pub fn finish(task: &RawTask, call: u32, ret: i64) {
     let (tgid, tid) = current_ids();
     if ret == 0 {
-        forget_last_wake(tgid, tid, task);
+        forget_last_wake(tgid, tid, task, call & CALL_SHARED != 0);
     }
     let key = RawWakeKey {
         tgid,
@@ -87,14 +85,8 @@ pub fn finish(task: &RawTask, ret: i64) {
 }
 
 /// A wake that woke nobody must not be taken for the waker of a wait that ends
-/// later: drop its last-wake record unless another wake replaced it meanwhile.
+/// later: drop it from the futex's ring unless another wake replaced it meanwhile.
 #[inline(always)]
-fn forget_last_wake(tgid: u32, tid: u32, task: &RawTask) {
-    let key = addr_key(tgid, task.uaddr);
-    // SAFETY: the fields are copied out immediately.
-    let ours =
-        unsafe { LAST_WAKE.get(&key) }.is_some_and(|l| l.tid == tid && l.ts_ns == task.start_ns);
-    if ours {
-        let _ = LAST_WAKE.remove(&key);
-    }
+fn forget_last_wake(tgid: u32, tid: u32, task: &RawTask, shared: bool) {
+    ring::forget(&futex_key(tgid, task.uaddr, shared), tid, task.start_ns);
 }

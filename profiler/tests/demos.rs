@@ -544,3 +544,75 @@ fn switch_write_lock_ranks_first_and_frees_rx_and_churn() {
         summary.join(", ")
     );
 }
+
+/// Issue 12 item 4: behind a slow operation holding a container lock, the listers
+/// queue and then wake each other in turn, so "woken by" names mostly other listers.
+/// "Blocked by" splits each wait at the releases made during it and charges every
+/// interval to the release that ended it: the slow operation gets the majority.
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn container_store_listers_are_blocked_by_the_slow_operation() {
+    require_root();
+    let demo = Demo {
+        name: "container-store",
+        file: "demo-targets/src/container_store.rs",
+        knobs: &["--duration-ms", "1000"],
+    };
+    let before = demo.record("before");
+    let (_, site) = demo
+        .site(
+            &before,
+            at(
+                "container_store::Daemon::list_before",
+                "cs.before.container_lock",
+            ),
+        )
+        .expect("the listers' container lock site");
+    // The slow operation's unlock is a tail call (its frame is gone from the wake's
+    // stack), so it is recognized by the threads that make it: `slow-op-N`.
+    let slow_op = |id: &str| {
+        before.wakers.iter().any(|w| {
+            w.id == id
+                && !w.threads.is_empty()
+                && w.threads.iter().all(|t| t.name.starts_with("slow-op"))
+        })
+    };
+    let blamed: u64 = site
+        .blocked_by
+        .iter()
+        .filter(|b| slow_op(&b.holder))
+        .map(|b| b.wait_ns)
+        .sum();
+    let woke: u64 = site
+        .woken_by
+        .iter()
+        .filter(|w| slow_op(&w.waker))
+        .map(|w| w.wait_ns)
+        .sum();
+    let show = || {
+        let blocked: Vec<_> = site
+            .blocked_by
+            .iter()
+            .map(|b| (b.function.clone(), b.wait_ns))
+            .collect();
+        let woken: Vec<_> = site
+            .woken_by
+            .iter()
+            .map(|w| (w.function.clone(), w.wait_ns))
+            .collect();
+        format!(
+            "site wait {} ns\nblocked by {blocked:?}\nwoken by {woken:?}",
+            site.total_wait_ns
+        )
+    };
+    assert!(
+        blamed * 2 > site.total_wait_ns,
+        "the slow operation is charged {blamed} ns, not the majority\n{}",
+        show()
+    );
+    assert!(
+        blamed > woke,
+        "blame ({blamed} ns) should exceed the waits the slow operation woke directly ({woke} ns)\n{}",
+        show()
+    );
+}

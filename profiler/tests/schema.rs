@@ -8,10 +8,10 @@ mod common;
 
 use common::repo_root;
 use profiler::report::{
-    AddressShare, Behavior, Frame, HeldAcross, Interval, IntervalCount, KindShare, LockAddress,
-    OffCpuIn, Report, Site, SiteShare, StackShare, SyscallFailure, Target, TargetOrigin,
-    ThreadShare, Timeline, Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite,
-    WakerThread, WokenBy, json,
+    AddressShare, Behavior, BlockedBy, Frame, HeldAcross, Interval, IntervalCount, KindShare,
+    LockAddress, OffCpuIn, Report, Site, SiteShare, StackShare, SyscallFailure, Target,
+    TargetOrigin, ThreadShare, Timeline, Totals, WaitKind, WaitSummary, WakeLatency, WakerShare,
+    WakerSite, WakerThread, WokenBy, json,
 };
 use serde_json::Value;
 
@@ -149,6 +149,7 @@ fn full_report() -> Report {
                 line: Some(44),
                 waits: 3,
                 wait_ns: 900,
+                from_other_processes: 1,
                 held: held(),
                 wake_to_run: WakeLatency {
                     count: 3,
@@ -166,6 +167,15 @@ fn full_report() -> Report {
                 wait_ns: 900,
             }],
             from_saved_stacks: true,
+            blocked_by: vec![BlockedBy {
+                holder: "mutex|app|app::Store::put|src/store.rs:44".to_owned(),
+                function: Some("app::Store::put".to_owned()),
+                file: Some("src/store.rs".to_owned()),
+                line: Some(44),
+                intervals: 4,
+                wait_ns: 800,
+            }],
+            blocked_by_unknown_ns: 100,
             ..Site::default()
         }],
         locks: vec![LockAddress {

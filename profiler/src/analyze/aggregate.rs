@@ -144,17 +144,20 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
 
     // Wake → wait edges: credit each waiter site with its wakers, and each waker site
     // with the wait it ended.
+    // A wake stack's waker site (one with no wake row left gets its own identity).
+    let waker_id = |key: StackKey| {
+        waker_of_stack.get(&key).cloned().unwrap_or_else(|| {
+            let frames = frames_of(stacks, key);
+            site_identity(frames, &attribute(frames, WaitKind::Other)).id
+        })
+    };
     for edge in &snapshot.edges {
         let Some(site_id) =
             site_of_stack.get(&(edge.tgid, edge.waiter_stack_id, edge.waiter_leaf_ret))
         else {
             continue;
         };
-        let waker_key = (edge.tgid, edge.waker_stack_id, edge.waker_leaf_ret);
-        let waker_id = waker_of_stack.get(&waker_key).cloned().unwrap_or_else(|| {
-            let frames = frames_of(stacks, waker_key);
-            site_identity(frames, &attribute(frames, WaitKind::Other)).id
-        });
+        let waker_id = waker_id((edge.waker_pid(), edge.waker_stack_id, edge.waker_leaf_ret));
         if let Some(site) = sites.get_mut(site_id) {
             site.woken_by.entry(waker_id.clone()).or_default().add(edge);
             site.wake_to_run.merge(&edge.wake_to_run);
@@ -165,6 +168,8 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
             waker.held.merge(&edge.holder);
         }
     }
+    // Each site's wait split among the holders whose releases ended it.
+    crate::analyze::blame::charge(&mut sites, &snapshot.blame, &site_of_stack, waker_id);
     // Where each waker site is, to name it in the waiters' "woken by" lists.
     let waker_locations: WakerLocations = wakers
         .values()
@@ -225,6 +230,8 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         user_stack_copy_errors: k.get(profiler_common::Loss::UserStackCopy),
         last_wake_lost: k.get(profiler_common::Loss::LastWakeLost),
         holder_windows_lost: k.get(profiler_common::Loss::HolderWindowLost),
+        shared_futex_unmapped: k.get(profiler_common::Loss::SharedFutexUnmapped),
+        blame_map_full: k.get(profiler_common::Loss::BlameMapFull),
         truncated_stacks: ctx
             .unwind
             .values()
@@ -510,6 +517,7 @@ mod tests {
             waker_stack_id: 4,
             waker_leaf_ret: 0,
             waker_tid: 11,
+            waker_tgid: 0,
             waits: 2,
             wait_ns: 4_000_000,
             holder: crate::collect::snapshot::HolderActivity {
@@ -580,6 +588,83 @@ mod tests {
         assert!(lookup.woken_by.is_empty());
         assert_eq!(r.wakers[0].caused_waits, 2);
         assert_eq!(r.wakers[0].caused_wait_ns, 4_000_000);
+    }
+
+    #[test]
+    fn a_waker_in_another_process_is_named_from_its_own_stacks() {
+        let mut s = snapshot();
+        // Process 2 posts the futex process 1's `lookup` waits on (shared memory):
+        // its stack id 4 is its own, not process 1's `writer` unlock.
+        s.wakes.push(WakeRow {
+            tgid: 2,
+            tid: 21,
+            ..s.wakes[0].clone()
+        });
+        s.edges.push(crate::collect::snapshot::EdgeRow {
+            tgid: 1,
+            waiter_stack_id: 3,
+            waker_stack_id: 4,
+            waker_tid: 21,
+            waker_tgid: 2,
+            waits: 1,
+            wait_ns: 50_000_000,
+            ..crate::collect::snapshot::EdgeRow::default()
+        });
+        let mut st = stacks();
+        st.insert(
+            (2, 4, 0),
+            vec![frame("sem_post", LIBC, 0), frame("demo::post", APP, 99)],
+        );
+        let r = build_report(&s, &st, ReportContext::default());
+        let lookup = r.sites.iter().find(|x| x.line == Some(70)).unwrap();
+        let edge = &lookup.woken_by[0];
+        assert_eq!(edge.function.as_deref(), Some("demo::post"));
+        assert_eq!((edge.waits, edge.from_other_processes), (1, 1));
+        let poster = r.wakers.iter().find(|w| w.line == Some(99)).unwrap();
+        assert_eq!(poster.caused_wait_ns, 50_000_000);
+        assert_eq!(poster.threads[0].pid, 2);
+    }
+
+    #[test]
+    fn blocked_by_charges_each_holder_its_intervals_largest_first() {
+        let mut s = snapshot();
+        let blame = |holder_stack_id, intervals, ns| crate::collect::blame::BlameRow {
+            tgid: 1,
+            waiter_stack_id: 1,
+            holder_tgid: 1,
+            holder_stack_id,
+            intervals,
+            ns,
+            ..crate::collect::blame::BlameRow::default()
+        };
+        // The writer's waits (stacks 1 and 2, one site): 5 ms behind the unlock at
+        // line 44 in two rows, 1 ms behind stack 3, 0.5 ms unknown.
+        s.blame = vec![
+            blame(4, 2, 3_000_000),
+            blame(3, 1, 1_000_000),
+            blame(profiler_common::BLAME_EARLIER, 1, 500_000),
+            crate::collect::blame::BlameRow {
+                waiter_stack_id: 2,
+                ..blame(4, 1, 2_000_000)
+            },
+        ];
+        let r = build_report(&s, &stacks(), ReportContext::default());
+        let writer = r.sites.iter().find(|x| x.line == Some(40)).unwrap();
+        let got: Vec<(Option<u32>, u64, u64)> = writer
+            .blocked_by
+            .iter()
+            .map(|b| (b.line, b.intervals, b.wait_ns))
+            .collect();
+        // Stack 3 made no wake call: it is named by its identity only.
+        assert_eq!(got, [(Some(44), 3, 5_000_000), (None, 1, 1_000_000)]);
+        assert_eq!(
+            writer.blocked_by[0].holder,
+            "mutex|demo|demo::Store::writer|src/demo.rs:44"
+        );
+        assert!(writer.blocked_by[1].holder.contains("demo::lookup"));
+        assert_eq!(writer.blocked_by_unknown_ns, 500_000);
+        let lookup = r.sites.iter().find(|x| x.line == Some(70)).unwrap();
+        assert!(lookup.blocked_by.is_empty());
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! Each listed stack of a site keeps its exact waits, total and longest wait, so a
 //! stack whose site frame is a named wrapper moves, with those numbers, to the site of
 //! the first frame past the wrappers. What is recorded per site only (the histogram and
-//! its quantiles, the shortest wait, the threads, addresses, "woken by", the interval
-//! series, fairness) cannot be divided among stacks: a site that lost or gained stacks
+//! its quantiles, the shortest wait, the threads, addresses, "woken by", "blocked
+//! by", the interval series, fairness) cannot be divided among stacks: a site that lost or gained stacks
 //! has them cleared and is marked `from_saved_stacks`, which renderers show as
 //! unknown. Counters the stacks do not carry (`EAGAIN`, timeouts, wasted wakeups,
 //! unpaired waits) stay with the wrapper's site, as does the wait of the stacks the
@@ -156,6 +156,8 @@ fn distributions_unknown(site: &mut Site) {
     site.threads.clear();
     site.addresses.clear();
     site.woken_by.clear();
+    site.blocked_by.clear();
+    site.blocked_by_unknown_ns = 0;
     site.wake_to_run = WakeLatency::default();
     site.fairness = Fairness::default();
     site.series.clear();

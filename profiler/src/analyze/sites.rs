@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::analyze::aggregate::{MAX_ADDRESSES_PER_SITE, StackKey, SymbolizedStacks, frames_of};
 use crate::analyze::attribute::{Attribution, attribute};
 use crate::analyze::behavior::{is_contention, site_behavior};
+use crate::analyze::blame::{self, BlameAcc};
 use crate::analyze::histogram::Log2Histogram;
 use crate::analyze::stacks;
 use crate::analyze::wakers::{EdgeAcc, WakerLocations, held_across, wake_latency};
@@ -123,6 +124,10 @@ pub(crate) struct SiteAcc {
     pub(crate) unpaired: u64,
     /// waker site id → what it ended and what it did meanwhile
     pub(crate) woken_by: BTreeMap<String, EdgeAcc>,
+    /// holder (waker site id) → the part of this site's wait its releases ended
+    pub(crate) blocked_by: BTreeMap<String, BlameAcc>,
+    /// Wait whose holders the kernel's wake ring no longer held.
+    pub(crate) blocked_by_unknown_ns: u64,
     pub(crate) wake_to_run: WakeToRun,
     pub(crate) threads: BTreeMap<(u32, u32), (String, WaitSummary)>,
     pub(crate) addresses: BTreeMap<(u32, u64), WaitSummary>,
@@ -148,6 +153,8 @@ impl SiteAcc {
             rewaits: 0,
             unpaired: 0,
             woken_by: BTreeMap::new(),
+            blocked_by: BTreeMap::new(),
+            blocked_by_unknown_ns: 0,
             wake_to_run: WakeToRun::default(),
             threads: BTreeMap::new(),
             addresses: BTreeMap::new(),
@@ -252,6 +259,7 @@ impl SiteAcc {
                     line,
                     waits: edge.waits,
                     wait_ns: edge.wait_ns,
+                    from_other_processes: edge.from_other_processes,
                     held: held_across(&edge.holder),
                     wake_to_run: wake_latency(&edge.wake_to_run),
                 }
@@ -290,6 +298,8 @@ impl SiteAcc {
             wasted_wakeups: self.rewaits,
             unpaired_waits: self.unpaired,
             woken_by,
+            blocked_by: blame::blocked_by(self.blocked_by, waker_locations),
+            blocked_by_unknown_ns: self.blocked_by_unknown_ns,
             wake_to_run: wake_latency(&self.wake_to_run),
             fairness,
             histogram: self.hist,

@@ -21,11 +21,16 @@ pub(crate) struct EdgeAcc {
     pub(crate) wait_ns: u64,
     pub(crate) holder: HolderActivity,
     pub(crate) wake_to_run: WakeToRun,
+    /// Of `waits`, those ended by a thread of another process (a shared futex).
+    pub(crate) from_other_processes: u64,
 }
 
 impl EdgeAcc {
     pub(crate) fn add(&mut self, edge: &EdgeRow) {
         self.waits += edge.waits;
+        if edge.cross_process() {
+            self.from_other_processes += edge.waits;
+        }
         self.wait_ns += edge.wait_ns;
         self.holder.merge(&edge.holder);
         self.wake_to_run.merge(&edge.wake_to_run);

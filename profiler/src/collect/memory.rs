@@ -13,8 +13,11 @@ use std::mem::size_of;
 use profiler_common::{
     LOSS_KINDS, MAX_EDGES, MAX_LAST_WAKES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2, MAX_TARGETS,
     MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey, RawEdgeStats,
-    RawLastWake, RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey,
-    RawWaitStats, RawWakeKey, RawWakeStats,
+    RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey, RawWaitStats,
+    RawWakeKey, RawWakeStats,
+};
+use profiler_common::{
+    MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeRing,
 };
 
 /// How a map's memory scales.
@@ -87,7 +90,7 @@ fn definitions() -> Vec<MapDef> {
         def(
             Kind::Lru,
             size_of::<RawAddrKey>(),
-            size_of::<RawLastWake>(),
+            size_of::<RawWakeRing>(),
             MAX_LAST_WAKES,
         ),
         def(Kind::PerCpuArray, 4, 8, 1),
@@ -103,6 +106,16 @@ fn definitions() -> Vec<MapDef> {
         def(Kind::Array, 4, size_of::<RawWakeStats>(), 1),
         def(Kind::Array, 4, size_of::<RawEdgeStats>(), 1),
         def(Kind::Array, 4, size_of::<RawTask>(), 1),
+        // `SHARED_MAPS` (`profiler-ebpf/src/shared.rs`).
+        def(Kind::Hash, 4, size_of::<RawSharedMaps>(), MAX_SHARED_PROCS),
+        // `BLAME` and `ZERO_RING` (`profiler-ebpf/src/{blame,ring}.rs`).
+        def(
+            Kind::Hash,
+            size_of::<RawBlameKey>(),
+            size_of::<RawBlameStats>(),
+            MAX_BLAME,
+        ),
+        def(Kind::Array, 4, size_of::<RawWakeRing>(), 1),
     ]
 }
 

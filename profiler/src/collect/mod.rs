@@ -9,9 +9,11 @@
 
 pub mod attach;
 mod batch;
+pub mod blame;
 pub mod features;
 pub mod go;
 pub mod memory;
+mod shared;
 pub mod snapshot;
 
 use std::collections::{BTreeSet, HashMap};
@@ -32,7 +34,9 @@ use thiserror::Error;
 
 pub use crate::collect::attach::AttachMethod;
 use crate::collect::attach::Link;
+use crate::collect::blame::BlameRow;
 use crate::collect::snapshot::{EdgeRow, Snapshot, UserStackCopy, WaitRow, WakeRow};
+use profiler_common::{MAP_BLAME, MAX_BLAME, RawBlameKey, RawBlameStats};
 
 /// The probes, built by `profiler/build.rs` from `profiler-ebpf`.
 static PROBES_OBJECT: &[u8] =
@@ -89,6 +93,7 @@ struct Drained {
     waits: HashMap<RawWaitKey, WaitRow>,
     wakes: HashMap<RawWakeKey, WakeRow>,
     edges: HashMap<RawEdgeKey, EdgeRow>,
+    blame: HashMap<RawBlameKey, BlameRow>,
 }
 
 impl Probes {
@@ -201,6 +206,13 @@ impl Probes {
         snap.edges = merge_rows(&mut self.drained.edges, edges, EdgeRow::merge, |k, v| {
             EdgeRow::from_raw(k, std::slice::from_ref(v))
         });
+        let blame = self.read_shared::<RawBlameKey, RawBlameStats>(MAP_BLAME, MAX_BLAME)?;
+        snap.blame = merge_rows(
+            &mut self.drained.blame,
+            blame,
+            BlameRow::merge,
+            BlameRow::from_raw,
+        );
         // Sorted so that downstream stages see a deterministic order.
         snap.waits
             .sort_by_key(|r| (r.tgid, r.tid, r.uaddr, r.stack_id, r.op, r.leaf_ret));
@@ -222,7 +234,8 @@ impl Probes {
             .iter()
             .map(|r| (r.tgid, r.stack_id))
             .chain(snap.wakes.iter().map(|r| (r.tgid, r.stack_id)))
-            .chain(snap.edges.iter().map(|e| (e.tgid, e.waker_stack_id)))
+            .chain(snap.edges.iter().map(|e| (e.waker_pid(), e.waker_stack_id)))
+            .chain(snap.blame.iter().filter_map(BlameRow::holder_stack))
             .filter(|&(_, id)| id >= 0)
             .collect();
         snap.user_stacks = self.read_new_stacks(&wanted)?;

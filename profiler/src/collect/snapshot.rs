@@ -23,6 +23,9 @@ pub struct Snapshot {
     /// Which wake stack ended which wait stack.
     #[serde(default)]
     pub edges: Vec<EdgeRow>,
+    /// Which holder's release ended which part of whose waits (holder blame).
+    #[serde(default)]
+    pub blame: Vec<crate::collect::blame::BlameRow>,
     /// User stacks by `(tgid, stack id)`: raw instruction addresses, innermost first.
     pub stacks: BTreeMap<(u32, i32), Vec<u64>>,
     pub losses: KernelLosses,
@@ -210,6 +213,9 @@ pub struct EdgeRow {
     pub waker_stack_id: i32,
     pub waker_leaf_ret: u64,
     pub waker_tid: u32,
+    /// The waker's process when it is not `tgid` (a shared futex); 0 when it is.
+    #[serde(default)]
+    pub waker_tgid: u32,
     pub waits: u64,
     pub wait_ns: u64,
     /// What the waker did while these waits waited (see [`HolderActivity`]).
@@ -283,6 +289,20 @@ impl EdgeRow {
         self.wake_to_run.merge(&other.wake_to_run);
     }
 
+    /// The process whose stack `waker_stack_id` is.
+    pub fn waker_pid(&self) -> u32 {
+        if self.waker_tgid == 0 {
+            self.tgid
+        } else {
+            self.waker_tgid
+        }
+    }
+
+    /// Whether the waker was a thread of another process than the waiter.
+    pub fn cross_process(&self) -> bool {
+        self.waker_pid() != self.tgid
+    }
+
     pub fn from_raw(key: &RawEdgeKey, per_cpu: &[RawEdgeStats]) -> Self {
         let mut row = EdgeRow {
             tgid: key.tgid,
@@ -291,6 +311,12 @@ impl EdgeRow {
             waker_stack_id: key.waker_stack_id,
             waker_leaf_ret: key.waker_leaf_ret,
             waker_tid: key.waker_tid,
+            // 0 for "the waiter's own process" keeps in-process edges as they were.
+            waker_tgid: if key.waker_tgid == key.tgid {
+                0
+            } else {
+                key.waker_tgid
+            },
             ..EdgeRow::default()
         };
         for s in per_cpu {
@@ -349,6 +375,8 @@ pub fn loss_name(loss: Loss) -> &'static str {
         Loss::UserStackCopy => "user_stack_copy_errors",
         Loss::LastWakeLost => "last_wake_lost",
         Loss::HolderWindowLost => "holder_windows_lost",
+        Loss::SharedFutexUnmapped => "shared_futex_unmapped",
+        Loss::BlameMapFull => "blame_map_full",
     }
 }
 

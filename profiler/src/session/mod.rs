@@ -9,6 +9,7 @@ pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;
+mod shared;
 mod stacks;
 mod targets;
 pub mod user;

@@ -27,6 +27,7 @@ use crate::resolve::unwind::UnwindMethod;
 use crate::session::go::GoTracer;
 use crate::session::process::{self, Launched, signals};
 use crate::session::procmaps::MapsHistory;
+use crate::session::shared::SharedFutexes;
 use crate::session::stacks::StackCache;
 use crate::session::targets::{describe, join_cgroups, poll_targets, target};
 use crate::session::user::Credentials;
@@ -191,6 +192,8 @@ pub struct Session {
     cgroups: Vec<PathBuf>,
     /// Goroutine waits of Go targets.
     go: GoTracer,
+    /// Shared memory of the targets, registered for cross-process pairing.
+    shared: SharedFutexes,
     /// How long each `report_now` took (wall), its kernel-map reading part (wall),
     /// and the CPU time it used (on a loaded machine, wall time is mostly waiting).
     refreshes: Vec<(Duration, Duration, Duration)>,
@@ -282,6 +285,7 @@ impl Session {
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
             cgroups,
             go,
+            shared: SharedFutexes::default(),
             refreshes: Vec::new(),
             lock_fns: opts.lock_fns.clone(),
         };
@@ -458,6 +462,8 @@ impl Session {
             &mut self.first_seen,
             full,
         );
+        self.shared
+            .poll(&mut self.probes, self.targets.keys().copied(), &relaid);
         // After an exec the same stack id can stand for other code: symbolize anew.
         self.stacks.forget(&relaid);
         // A new target (or one that exec'd) may be a Go program: attach to it now.

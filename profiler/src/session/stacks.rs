@@ -74,8 +74,12 @@ impl StackCache {
                 snapshot
                     .edges
                     .iter()
-                    .map(|e| (e.tgid, e.waker_stack_id, e.waker_leaf_ret)),
+                    .map(|e| (e.waker_pid(), e.waker_stack_id, e.waker_leaf_ret)),
             )
+            .chain(snapshot.blame.iter().filter_map(|b| {
+                b.holder_stack()
+                    .map(|(pid, id)| (pid, id, b.holder_leaf_ret))
+            }))
             .filter(|k| snapshot.stacks.contains_key(&(k.0, k.1)))
             .collect();
         let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();

@@ -7,10 +7,10 @@
 
 use crate::analyze::histogram::Log2Histogram;
 use crate::report::model::{
-    AddressShare, Behavior, Fairness, Frame, HeldAcross, LockAddress, Losses, OffCpuIn, ProbeCost,
-    Report, SCHEMA_VERSION, Site, SiteShare, StackShare, SyscallFailure, Target, TargetOrigin,
-    ThreadShare, Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite, WakerThread,
-    WokenBy,
+    AddressShare, Behavior, BlockedBy, Fairness, Frame, HeldAcross, LockAddress, Losses, OffCpuIn,
+    ProbeCost, Report, SCHEMA_VERSION, Site, SiteShare, StackShare, SyscallFailure, Target,
+    TargetOrigin, ThreadShare, Totals, WaitKind, WaitSummary, WakeLatency, WakerShare, WakerSite,
+    WakerThread, WokenBy,
 };
 
 const EXE: &str = "/work/main/target/release/demo-targets";
@@ -201,6 +201,7 @@ pub(crate) fn site_contains() -> Site {
                     line: Some(169),
                     waits: 11_020,
                     wait_ns: 2_900_114_000,
+                    from_other_processes: 0,
                     held: HeldAcross {
                         window_ns: 1_450_000_000,
                         off_cpu_ns: 1_310_000_000,
@@ -221,10 +222,30 @@ pub(crate) fn site_contains() -> Site {
                     line: Some(218),
                     waits: 7_355,
                     wait_ns: 1_900_000_000,
+                    from_other_processes: 0,
                     held: HeldAcross::default(),
                     wake_to_run: WakeLatency::default(),
                 },
             ],
+            blocked_by: vec![
+                BlockedBy {
+                    holder: format!("rwlock-write|demo-targets|<demo_targets::forwarder::Before as demo_targets::forwarder::Forwarder>::register|{FWD}:218"),
+                    function: Some("<demo_targets::forwarder::Before as demo_targets::forwarder::Forwarder>::register".to_owned()),
+                    file: Some(FWD.to_owned()),
+                    line: Some(218),
+                    intervals: 7_355,
+                    wait_ns: 2_950_000_000,
+                },
+                BlockedBy {
+                    holder: format!("rwlock|demo-targets|demo_targets::forwarder::Before::watcher_broadcast|{FWD}:169"),
+                    function: Some("demo_targets::forwarder::Before::watcher_broadcast".to_owned()),
+                    file: Some(FWD.to_owned()),
+                    line: Some(169),
+                    intervals: 11_020,
+                    wait_ns: 1_800_000_000,
+                },
+            ],
+            blocked_by_unknown_ns: 40_000_000,
             wake_to_run: WakeLatency {
                 count: 18_375,
                 avg_ns: 41_000,
@@ -349,6 +370,8 @@ fn site_cond_wait() -> Site {
         wasted_wakeups: 0,
         unpaired_waits: 0,
         woken_by: Vec::new(),
+        blocked_by: Vec::new(),
+        blocked_by_unknown_ns: 0,
         wake_to_run: WakeLatency::default(),
         fairness: Fairness::default(),
         histogram: hist(&[
@@ -455,6 +478,8 @@ fn site_epoch_lock() -> Site {
         wasted_wakeups: 0,
         unpaired_waits: 0,
         woken_by: Vec::new(),
+        blocked_by: Vec::new(),
+        blocked_by_unknown_ns: 0,
         wake_to_run: WakeLatency::default(),
         fairness: Fairness::default(),
         histogram: hist(&[

@@ -14,7 +14,7 @@ use ratatui::widgets::{Cell, Paragraph, Row as TableRow, Sparkline, Table, Widge
 use crate::render::text::{
     fmt_count, fmt_duration_ns, fmt_pct, held_lines, short_function, short_path,
 };
-use crate::report::{Frame, Site, WokenBy};
+use crate::report::{BlockedBy, Frame, Site, WokenBy};
 use crate::tui::app::{App, Scope, Screen, SortKey, Source, Stats};
 use crate::tui::columns::{KIND_WIDTH, NUM_WIDTH, SITE_MIN, SPACING, numeric_columns};
 
@@ -282,21 +282,41 @@ fn frame_line(f: &Frame) -> String {
     format!("    {func:<48} {place}{inl}")
 }
 
-/// One "woken by" entry. The model's `WokenBy` may grow fields; each one becomes a
-/// `key value` pair here.
-fn woken_by_line(w: &WokenBy, site_wait_ns: u64) -> String {
-    let place = match (&w.file, w.line) {
+/// One "blocked by" or "woken by" entry: the holder or waker (`id` when unnamed),
+/// where it is, how many `noun`, and its share of the site's wait.
+fn share_line(
+    id: &str,
+    (function, file, line): (Option<&str>, Option<&str>, Option<u32>),
+    (count, noun): (u64, &str),
+    ns: u64,
+    site_wait_ns: u64,
+) -> String {
+    let place = match (file, line) {
         (Some(file), Some(line)) => format!(" ({}:{line})", short_path(file)),
         _ => String::new(),
     };
     format!(
-        "  {}{place}  {} waits  {}  {}",
-        w.function
-            .as_deref()
-            .map_or_else(|| w.waker.clone(), short_function),
-        fmt_count(w.waits),
-        fmt_duration_ns(w.wait_ns),
-        fmt_pct(w.wait_ns, site_wait_ns)
+        "  {}{place}  {} {noun}  {}  {}",
+        function.map_or_else(|| id.to_owned(), short_function),
+        fmt_count(count),
+        fmt_duration_ns(ns),
+        fmt_pct(ns, site_wait_ns)
+    )
+}
+
+fn woken_by_line(w: &WokenBy, site_wait_ns: u64) -> String {
+    let at = (w.function.as_deref(), w.file.as_deref(), w.line);
+    share_line(&w.waker, at, (w.waits, "waits"), w.wait_ns, site_wait_ns)
+}
+
+fn blocked_by_line(b: &BlockedBy, site_wait_ns: u64) -> String {
+    let at = (b.function.as_deref(), b.file.as_deref(), b.line);
+    share_line(
+        &b.holder,
+        at,
+        (b.intervals, "intervals"),
+        b.wait_ns,
+        site_wait_ns,
     )
 }
 
@@ -344,21 +364,48 @@ pub fn detail_lines(site: &Site, threads_expanded: bool) -> Vec<Line<'static>> {
         site.interrupted,
     )));
 
-    // Why: who held the lock (the waker that released it) and what it was doing.
-    out.push(bold(
-        "blocked by: the holders that woke these waits, and what they did meanwhile".to_owned(),
-    ));
-    if site.woken_by.is_empty() {
-        out.push(Line::from("  (no waker recorded)"));
-    }
-    for w in &site.woken_by {
-        out.push(Line::from(woken_by_line(w, site.total_wait_ns)));
-        // What that waker (the holder) did meanwhile: held across blocking.
-        out.extend(
-            held_lines(&w.held)
-                .into_iter()
-                .map(|l| Line::from(format!("      {l}"))),
-        );
+    // Why: who held the lock while these threads waited, and what it was doing.
+    let held = |id: &str| {
+        site.woken_by
+            .iter()
+            .find(|w| w.waker == id)
+            .map(|w| held_lines(&w.held))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| Line::from(format!("      {l}")))
+    };
+    if site.blocked_by.is_empty() {
+        out.push(bold(
+            "blocked by: the holders that woke these waits, and what they did meanwhile".to_owned(),
+        ));
+        if site.woken_by.is_empty() {
+            out.push(Line::from("  (no waker recorded)"));
+        }
+        for w in &site.woken_by {
+            out.push(Line::from(woken_by_line(w, site.total_wait_ns)));
+            // What that waker (the holder) did meanwhile: held across blocking.
+            out.extend(held(&w.waker));
+        }
+    } else {
+        out.push(bold(
+            "blocked by: the holders whose releases ended these waits' parts, and what they did meanwhile"
+                .to_owned(),
+        ));
+        for b in &site.blocked_by {
+            out.push(Line::from(blocked_by_line(b, site.total_wait_ns)));
+            out.extend(held(&b.holder));
+        }
+        if site.blocked_by_unknown_ns > 0 {
+            out.push(Line::from(format!(
+                "  {}  {}  behind holders no longer known",
+                fmt_duration_ns(site.blocked_by_unknown_ns),
+                fmt_pct(site.blocked_by_unknown_ns, site.total_wait_ns)
+            )));
+        }
+        out.push(bold("woken by".to_owned()));
+        for w in &site.woken_by {
+            out.push(Line::from(woken_by_line(w, site.total_wait_ns)));
+        }
     }
     let w = &site.wake_to_run;
     if w.count > 0 {

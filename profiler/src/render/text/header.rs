@@ -159,7 +159,7 @@ fn describe_target(t: &Target) -> String {
 
 /// One line per non-zero loss counter, saying what it cost.
 fn loss_lines(l: &Losses) -> Vec<String> {
-    let all: [(u64, &str, &str, &str); 13] = [
+    let all: [(u64, &str, &str, &str); 15] = [
         (
             l.stack_collisions,
             "stack collision",
@@ -231,6 +231,18 @@ fn loss_lines(l: &Losses) -> Vec<String> {
             "waker window",
             "waker windows",
             "without holder activity: the waker had exited",
+        ),
+        (
+            l.shared_futex_unmapped,
+            "shared futex call",
+            "shared futex calls",
+            "paired within their process only (its shared memory was not registered yet)",
+        ),
+        (
+            l.blame_map_full,
+            "wait interval",
+            "wait intervals",
+            "not charged to their holder: kernel blame map full (\"blocked by\" undercounts)",
         ),
         (
             l.truncated_stacks,

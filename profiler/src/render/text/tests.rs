@@ -200,9 +200,12 @@ fn sample_report_renders_sites_stacks_and_wakers() {
                        … 2 more threads
             fairness   wait spread over 6 threads: cv 0.28, max/min 2.2x
             wasted     15.1k of 18.4k waits began right after a wakeup from the same futex (82%): woken for nothing
-            woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
+            blocked by Before::register (forwarder.rs:218)                       7355 intervals  2.95s  61%
+                       forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k intervals  1.80s  37%
                          holder: 1.45s held, off CPU 90% of it (sendmsg 83%, runnable 7.6%)
                          holder: 1204 syscalls failed, last sendmsg → ENOBUFS
+                       40.0ms (0.8%) behind holders no longer known (more than 8 releases during a wait)
+            woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
                        Before::register (forwarder.rs:218)                       7355 waits  1.90s  39%
                        57 waits with no waker seen (kernel wake or untraced process)
             wake→run   avg 41.0µs  max 3.20ms  over 18.4k woken waits (from the wake call until back on a CPU)
@@ -321,9 +324,12 @@ fn options_limit_sites_threads_and_frames() {
                        … 5 more threads
             fairness   wait spread over 6 threads: cv 0.28, max/min 2.2x
             wasted     15.1k of 18.4k waits began right after a wakeup from the same futex (82%): woken for nothing
-            woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
+            blocked by Before::register (forwarder.rs:218)                       7355 intervals  2.95s  61%
+                       forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k intervals  1.80s  37%
                          holder: 1.45s held, off CPU 90% of it (sendmsg 83%, runnable 7.6%)
                          holder: 1204 syscalls failed, last sendmsg → ENOBUFS
+                       40.0ms (0.8%) behind holders no longer known (more than 8 releases during a wait)
+            woken by   forwarder::Before::watcher_broadcast (forwarder.rs:169)  11.0k waits  2.90s  60%
                        Before::register (forwarder.rs:218)                       7355 waits  1.90s  39%
                        57 waits with no waker seen (kernel wake or untraced process)
             wake→run   avg 41.0µs  max 3.20ms  over 18.4k woken waits (from the wake call until back on a CPU)

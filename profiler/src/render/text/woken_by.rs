@@ -1,5 +1,6 @@
-//! "woken by" in a site's detail: the wake sites that ended its waits, what each
-//! waker's thread did while holding, the waits no waker was seen for, wasted wakeups
+//! "blocked by" and "woken by" in a site's detail: the holders whose releases ended
+//! the parts of its waits with their share and what each did while holding, then the
+//! wake sites that ended its waits, the waits no waker was seen for, wasted wakeups
 //! and the wake-to-run latency.
 
 use crate::render::fit::{clean, cut_end};
@@ -7,9 +8,93 @@ use crate::render::held::held_lines;
 use crate::render::names::{location, short_function};
 use crate::render::text::table::{Out, Table};
 use crate::render::units::{fmt_count, fmt_duration_ns, fmt_pct, plural};
-use crate::report::model::Site;
+use crate::report::model::{HeldAcross, Site, WokenBy};
 
-/// "Blocked by": the wake sites that ended this site's waits, and wasted wakeups.
+/// `function (file:line)`, or the site id when unnamed.
+fn waker_name(
+    id: &str,
+    function: Option<&String>,
+    file: Option<&String>,
+    line: Option<u32>,
+) -> String {
+    let name = match (function, file) {
+        (Some(f), Some(file)) => {
+            let base = file.rsplit('/').next().unwrap_or(file);
+            format!("{} ({})", short_function(f), location(base, line))
+        }
+        (Some(f), None) => short_function(f),
+        _ => id.to_owned(),
+    };
+    cut_end(&clean(&name), 64)
+}
+
+/// One row of "blocked by" or "woken by": who, how many of what, the wait time, and
+/// the held-across figures to show under it.
+struct ShareRow<'a> {
+    name: String,
+    count: String,
+    ns: u64,
+    held: Option<&'a HeldAcross>,
+}
+
+/// The rows as aligned lines (shares of `site_ns`), each followed by its held lines.
+fn share_lines(rows: &[ShareRow<'_>], site_ns: u64) -> Vec<String> {
+    let mut table = Table::shares();
+    for r in rows {
+        table.row(vec![
+            r.name.clone(),
+            r.count.clone(),
+            fmt_duration_ns(r.ns),
+            fmt_pct(r.ns, site_ns),
+        ]);
+    }
+    let mut lines = Vec::new();
+    for (line, r) in table.lines(false).into_iter().zip(rows) {
+        lines.push(line);
+        if let Some(held) = r.held {
+            lines.extend(held_lines(held).into_iter().map(|l| format!("  {l}")));
+        }
+    }
+    lines
+}
+
+/// "Blocked by": the holders charged with this site's wait, by share, each followed
+/// by what it did while holding (its "woken by" entry's held-across figures).
+fn blocked_by_block(out: &mut Out, site: &Site) {
+    if site.blocked_by.is_empty() {
+        return;
+    }
+    let rows: Vec<ShareRow<'_>> = site
+        .blocked_by
+        .iter()
+        .map(|b| ShareRow {
+            name: waker_name(&b.holder, b.function.as_ref(), b.file.as_ref(), b.line),
+            count: plural(b.intervals, "interval", "intervals"),
+            ns: b.wait_ns,
+            held: site
+                .woken_by
+                .iter()
+                .find(|w| w.waker == b.holder)
+                .map(|w| &w.held),
+        })
+        .collect();
+    let mut lines = share_lines(&rows, site.total_wait_ns);
+    if site.blocked_by_unknown_ns > 0 {
+        lines.push(format!(
+            "{} ({}) behind holders no longer known (more than 8 releases during a wait)",
+            fmt_duration_ns(site.blocked_by_unknown_ns),
+            fmt_pct(site.blocked_by_unknown_ns, site.total_wait_ns),
+        ));
+    }
+    out.kv_block("blocked by", lines, 0, "holder", "holders");
+}
+
+/// Whether `w`'s held-across figures are already shown under "blocked by".
+fn held_shown(site: &Site, w: &WokenBy) -> bool {
+    site.blocked_by.iter().any(|b| b.holder == w.waker)
+}
+
+/// "Blocked by" (holders), "woken by" (wake sites), and wasted wakeups.
 pub(super) fn woken_by_block(out: &mut Out, site: &Site) {
     if site.wasted_wakeups > 0 {
         out.kv(
@@ -22,31 +107,21 @@ pub(super) fn woken_by_block(out: &mut Out, site: &Site) {
             ),
         );
     }
+    blocked_by_block(out, site);
     if site.woken_by.is_empty() {
         return;
     }
-    let mut table = Table::shares();
-    for w in &site.woken_by {
-        let name = match (&w.function, &w.file) {
-            (Some(f), Some(file)) => {
-                let base = file.rsplit('/').next().unwrap_or(file);
-                format!("{} ({})", short_function(f), location(base, w.line))
-            }
-            (Some(f), None) => short_function(f),
-            _ => w.waker.clone(),
-        };
-        table.row(vec![
-            cut_end(&clean(&name), 64),
-            plural(w.waits, "wait", "waits"),
-            fmt_duration_ns(w.wait_ns),
-            fmt_pct(w.wait_ns, site.total_wait_ns),
-        ]);
-    }
-    let mut lines = Vec::new();
-    for (line, w) in table.lines(false).into_iter().zip(&site.woken_by) {
-        lines.push(line);
-        lines.extend(held_lines(&w.held).into_iter().map(|l| format!("  {l}")));
-    }
+    let rows: Vec<ShareRow<'_>> = site
+        .woken_by
+        .iter()
+        .map(|w| ShareRow {
+            name: waker_name(&w.waker, w.function.as_ref(), w.file.as_ref(), w.line),
+            count: plural(w.waits, "wait", "waits"),
+            ns: w.wait_ns,
+            held: (!held_shown(site, w)).then_some(&w.held),
+        })
+        .collect();
+    let mut lines = share_lines(&rows, site.total_wait_ns);
     if site.unpaired_waits > 0 {
         lines.push(format!(
             "{} with no waker seen (kernel wake or untraced process)",

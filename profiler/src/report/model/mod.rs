@@ -18,8 +18,8 @@ mod timeline;
 pub use kinds::{Behavior, WaitKind};
 pub use locks::{LockAddress, SiteShare, WakerShare, WakerSite, WakerThread};
 pub use site::{
-    AddressShare, Fairness, Frame, HeldAcross, OffCpuIn, Site, StackShare, SyscallFailure,
-    ThreadShare, WaitSummary, WakeLatency, WokenBy,
+    AddressShare, BlockedBy, Fairness, Frame, HeldAcross, OffCpuIn, Site, StackShare,
+    SyscallFailure, ThreadShare, WaitSummary, WakeLatency, WokenBy,
 };
 pub use timeline::{Interval, IntervalCount, Timeline};
 
@@ -202,6 +202,16 @@ pub struct Losses {
     /// holder's activity in that window is left out, never assumed on CPU.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub holder_windows_lost: u64,
+    /// Shared futex calls (no `FUTEX_PRIVATE_FLAG`) of a process whose shared
+    /// mappings were not registered yet (it had just started) or were too many: they
+    /// were paired within their process only, so a wake from another process was
+    /// missed and the wait may count as unpaired.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shared_futex_unmapped: u64,
+    /// Parts of waits not charged to the holder that released them: the kernel's
+    /// blame map was full ("blocked by" undercounts; the waits are kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blame_map_full: u64,
     /// Distinct stacks whose CFI unwinding stopped before the thread's root (stack
     /// deeper than the copy, or code without unwind information): their outermost
     /// frames are missing.

@@ -99,6 +99,15 @@ pub struct Site {
     /// descending. A wait is paired with the last wake on its futex address.
     #[serde(default)]
     pub woken_by: Vec<WokenBy>,
+    /// "Blocked by": the holders whose releases ended the parts of this site's waits
+    /// (each interval between consecutive releases on the futex during a wait goes to
+    /// the release that ended it), by wait time charged, descending (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<BlockedBy>,
+    /// Wait time whose holders are unknown: more releases came during those waits
+    /// than the kernel remembers per futex (8).
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub blocked_by_unknown_ns: u64,
     /// Wake-to-run latency of this site's woken waits (all wakers).
     #[serde(default, skip_serializing_if = "WakeLatency::is_empty")]
     pub wake_to_run: WakeLatency,
@@ -127,13 +136,31 @@ pub struct Site {
     /// Re-attributed by `--lock-fn` from a saved report's stacks (`lockprof report
     /// --lock-fn`, `diff`, `check`, `flamegraph`, `top --replay`): only the waits,
     /// total, average and longest wait are known; the histogram, percentiles, threads,
-    /// addresses and wakers were recorded for the wrapper's site as a whole and are
+    /// addresses, wakers and holders ("blocked by") were recorded for the wrapper's site as a whole and are
     /// left empty. Never set in a recorded report.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_saved_stacks: bool,
 }
 
-/// One "blocked by" edge: a wake site and the waits of this site it ended.
+/// A holder blamed for part of a site's wait: the release (wake) site that ended
+/// those intervals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedBy {
+    /// `WakerSite::id` of the release.
+    pub holder: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Intervals charged (consecutive ones of the same holder in one wait count once).
+    pub intervals: u64,
+    /// The wait time charged to this holder.
+    pub wait_ns: u64,
+}
+
+/// One "woken by" edge: a wake site and the waits of this site it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WokenBy {
     /// `WakerSite::id` of the waker.
@@ -147,6 +174,10 @@ pub struct WokenBy {
     /// Waits of this site that this waker ended, and their total wait.
     pub waits: u64,
     pub wait_ns: u64,
+    /// Of `waits`, those ended by a thread of another process than the waiter's
+    /// (through a futex in shared memory, e.g. `PostgreSQL`'s semaphores).
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub from_other_processes: u64,
     /// What the waker thread did while these waits waited.
     #[serde(default, skip_serializing_if = "HeldAcross::is_empty")]
     pub held: HeldAcross,

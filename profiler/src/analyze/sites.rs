@@ -308,6 +308,7 @@ impl SiteAcc {
             stacks: stacks_out,
             more_stacks,
             series: Vec::new(),
+            from_saved_stacks: false,
         }
     }
 }

@@ -16,6 +16,16 @@ pub const MAP_STACKS2: &str = "STACKS2";
 pub const STACK_ID_OVERFLOW: i32 = 1 << 24;
 /// Hash map `tgid → TargetFlags`: the processes to trace.
 pub const MAP_TARGETS: &str = "TARGETS";
+/// Array of `u64` words, one bit per tgid (`word = tgid / 64`, `bit = tgid % 64`), set
+/// for every tgid in [`MAP_TARGETS`]: the target filter every context switch and
+/// untraced futex call pays. An array lookup is inlined by the verifier (no helper
+/// call, no hashing), so an untraced thread pays a few instructions. Memory-mapped
+/// (`BPF_F_MMAPABLE`) so userspace sets and clears bits with atomic operations that
+/// cannot race the kernel's own (a followed child's bit).
+pub const MAP_TARGET_BITS: &str = "TARGET_BITS";
+/// Words of [`MAP_TARGET_BITS`]: enough for every pid up to Linux's `PID_MAX_LIMIT`
+/// (4 Mi on 64-bit), i.e. 512 KiB.
+pub const TARGET_BITS_WORDS: u32 = (1 << 22) / 64;
 /// Hash map `tid → RawTask`: per traced thread, the futex call in progress and what
 /// the holder tracking knows. Created at a thread's first futex call (or first
 /// switch-out), deleted when the thread exits.

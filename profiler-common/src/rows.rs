@@ -20,7 +20,28 @@ pub struct RawTask {
     pub wake_leaf_ret: u64,
     /// The futex address the thread was last woken from, until it releases it.
     pub woken_uaddr: u64,
+    /// The call positions of the thread's last wait and last wake: a thread that
+    /// calls again from where it called last time (a lock loop, a ping-pong) finds its
+    /// stack here, without the stack cache's hash lookup.
+    pub wait_site: RawSiteMemo,
+    pub wake_site: RawSiteMemo,
     pub holder: RawThreadState,
+}
+
+/// A call position ([`RawStackCacheKey`] without the thread) and its stack
+/// ([`RawStackCacheValue`]), remembered in the thread's own row; empty while `ip` is
+/// 0 (kernel-internal).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawSiteMemo {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub ret1: u64,
+    pub ret2: u64,
+    pub leaf_ret: u64,
+    pub stack_id: i32,
+    pub pad: u32,
 }
 
 /// Aggregation key of a wait: one row per thread, futex address, user stack and op.
@@ -276,7 +297,8 @@ pub struct RawUserStack {
 }
 
 const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BYTES);
-const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 48 + OFF_SPANS * 24);
+const _: () = assert!(core::mem::size_of::<RawSiteMemo>() == 56);
+const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 2 * 56 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
 const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);

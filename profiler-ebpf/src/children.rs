@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use profiler_common::{Loss, nr, target_flags};
 
-use crate::maps::{TARGETS, TASKS, count_loss};
+use crate::maps::{TARGETS, TASKS, count_loss, is_target, set_target_bit};
 use crate::regs::{REG_DI, Regs, current_ids};
 
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -28,8 +28,12 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
-    // The exiting task is current. Its row goes (a missing key costs one lookup).
-    let _ = TASKS.remove(current_ids().1);
+    // The exiting task is current. A traced thread's row goes; any other thread
+    // stops at the target bit.
+    let (tgid, tid) = current_ids();
+    if is_target(tgid) {
+        let _ = TASKS.remove(tid);
+    }
     0
 }
 
@@ -51,14 +55,20 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), ()> {
 #[inline(always)]
 fn follow(child: u32) {
     let tgid = current_ids().0;
+    if !is_target(tgid) {
+        return;
+    }
     // SAFETY: the value is copied out immediately.
     let Some(flags) = (unsafe { TARGETS.get(tgid) }).copied() else {
         return;
     };
-    if flags & target_flags::FOLLOW_CHILDREN != 0
-        && TARGETS.insert(child, flags, u64::from(BPF_ANY)).is_err()
-    {
+    if flags & target_flags::FOLLOW_CHILDREN == 0 {
+        return;
+    }
+    if TARGETS.insert(child, flags, u64::from(BPF_ANY)).is_err() {
         count_loss(Loss::TargetMapFull);
+    } else {
+        set_target_bit(child);
     }
 }
 

@@ -3,6 +3,7 @@
 //! hand it to [`wait`](crate::wait) or [`wake`](crate::wake).
 
 use aya_ebpf::{
+    EbpfContext as _,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext, tracing::StackIdContext},
 };
@@ -29,16 +30,14 @@ const TP_RET: usize = 16;
 
 #[tracepoint]
 pub fn futex_enter(ctx: TracePointContext) -> u32 {
-    match try_futex_enter(&ctx) {
-        Ok(()) | Err(()) => 0,
-    }
+    enter_if_traced(&ctx);
+    0
 }
 
 #[tracepoint]
 pub fn futex_exit(ctx: TracePointContext) -> u32 {
-    match try_futex_exit(&ctx) {
-        Ok(()) | Err(()) => 0,
-    }
+    exit_if_traced(&ctx);
+    0
 }
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -55,24 +54,45 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     }
 }
 
-fn try_futex_enter(ctx: &TracePointContext) -> Result<(), ()> {
-    // SAFETY: offsets of the syscalls tracepoint record; the helper bounds-checks.
+/// The filter, then the record (loaded directly: nothing here can fail).
+fn enter_if_traced(ctx: &TracePointContext) {
+    // The filter comes before anything else: most futex calls of a machine are not
+    // ours.
+    let ids = current_ids();
+    if !is_target(ids.0) {
+        return;
+    }
+    // SAFETY: fields of the syscalls tracepoint record (8-byte aligned offsets inside
+    // it); a tracepoint program may load its context directly, which costs no helper
+    // call.
     let (id, arg0, arg1) = unsafe {
         (
-            ctx.read_at::<i32>(TP_NR).map_err(|_| ())?,
-            ctx.read_at::<u64>(TP_ARG0).map_err(|_| ())?,
-            ctx.read_at::<u64>(TP_ARG1).map_err(|_| ())?,
+            tp_field::<i32>(ctx, TP_NR),
+            tp_field::<u64>(ctx, TP_ARG0),
+            tp_field::<u64>(ctx, TP_ARG1),
         )
     };
-    on_enter(ctx, id as u64, arg0, arg1);
-    Ok(())
+    on_enter(ctx, ids, id as u64, arg0, arg1);
 }
 
-fn try_futex_exit(ctx: &TracePointContext) -> Result<(), ()> {
+fn exit_if_traced(ctx: &TracePointContext) {
+    let ids = current_ids();
+    if !is_target(ids.0) {
+        return;
+    }
     // SAFETY: as above.
-    let ret = unsafe { ctx.read_at::<i64>(TP_RET) }.map_err(|_| ())?;
-    on_exit(ctx, ret);
-    Ok(())
+    let ret = unsafe { tp_field::<i64>(ctx, TP_RET) };
+    on_exit(ctx, ids, ret);
+}
+
+/// A field of the tracepoint record at `offset`.
+///
+/// # Safety
+/// `offset` must be a field of type `T` inside the record.
+#[inline(always)]
+unsafe fn tp_field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    // SAFETY: per the contract; the verifier checks the access against the record.
+    unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
 }
 
 /// Every syscall of every process (fallback only): leave at once unless it is a
@@ -82,9 +102,14 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     if !is_futex(id) {
         return Ok(());
     }
+    let ids = current_ids();
+    if !is_target(ids.0) {
+        return Ok(());
+    }
     let regs = Regs::from_ptr(ctx.arg(0));
     on_enter(
         ctx,
+        ids,
         id,
         regs.get(REG_DI).map_err(|_| ())?,
         regs.get(REG_SI).map_err(|_| ())?,
@@ -104,8 +129,9 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), ()> {
     let regs = Regs::from_ptr(ctx.arg(0));
     let id = regs.get(REG_ORIG_AX).map_err(|_| ())?;
     if is_futex(id) {
-        if mode & raw_syscalls::FUTEX != 0 {
-            on_exit(ctx, ret);
+        let ids = current_ids();
+        if mode & raw_syscalls::FUTEX != 0 && is_target(ids.0) {
+            on_exit(ctx, ids, ret);
         }
     } else if mode & raw_syscalls::FUTEX != 0
         && matches!(id, nr::CLONE | nr::FORK | nr::VFORK | nr::CLONE3)
@@ -126,19 +152,12 @@ fn is_futex(id: u64) -> bool {
     )
 }
 
-/// A futex call enters. A traced thread that made a futex call before is found by
-/// one lookup of its row; any other thread pays one more, the target filter.
+/// A futex call of a traced thread (`ids`: tgid, tid) enters: its row is found with
+/// one lookup (created at its first call). Untraced threads stopped at the target bit.
 #[inline(always)]
-fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
-    let (tgid, tid) = current_ids();
-    let task = match TASKS.get_ptr_mut(tid) {
-        Some(task) => task,
-        // Rows exist only for threads of targets (and go when the thread exits).
-        None if is_target(tgid) => match task_row(tid) {
-            Some(task) => task,
-            None => return,
-        },
-        None => return,
+fn on_enter<C: StackIdContext>(ctx: &C, (_, tid): (u32, u32), id: u64, arg0: u64, arg1: u64) {
+    let Some(task) = task_row(tid) else {
+        return;
     };
     let (is_wait, fop, uaddr) = match id {
         nr::FUTEX => {
@@ -170,11 +189,10 @@ fn on_enter<C: StackIdContext>(ctx: &C, id: u64, arg0: u64, arg1: u64) {
     }
 }
 
-/// A futex call returns `ret`: one lookup of the thread's row (an untraced thread
-/// has none), then the call it recorded at entry is finished.
+/// A futex call of a traced thread returns `ret`: its row (one lookup) holds the call
+/// its entry recorded, finished here.
 #[inline(always)]
-fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
-    let tid = current_ids().1;
+fn on_exit<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), ret: i64) {
     let Some(task) = TASKS.get_ptr_mut(tid) else {
         return;
     };
@@ -183,7 +201,7 @@ fn on_exit<C: StackIdContext>(ctx: &C, ret: i64) {
     let call = task.call;
     task.call = CALL_NONE;
     if call & CALL_WAIT != 0 {
-        wait::finish(ctx, task, call, ret);
+        wait::finish(ctx, (tgid, tid), task, call, ret);
     } else if call & CALL_WAKE != 0 {
         wake::finish(task, call, ret);
     }

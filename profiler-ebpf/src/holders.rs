@@ -3,7 +3,9 @@
 //! blocking" can be measured over its waiters' windows.
 
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use profiler_common::{OFF_NO_SYSCALL, OFF_RUNNABLE, OFF_SPANS, RawOffSpan, RawThreadState};
+use profiler_common::{
+    CALL_WAIT, OFF_NO_SYSCALL, OFF_RUNNABLE, OFF_SPANS, RawOffSpan, RawThreadState, nr, op,
+};
 
 use crate::maps::{LAST_SWITCH, is_target, task_row};
 use crate::regs::{REG_ORIG_AX, Regs, current_ids, now_ns};
@@ -29,6 +31,9 @@ fn try_sched_switch(ctx: &RawTracePointContext) -> Result<i32, i32> {
         return Ok(0);
     }
     let task = task_row(tid).ok_or(0)?;
+    // SAFETY: the row lives until the thread exits (see below); its call fields are
+    // only written by the thread itself, which is here.
+    let (call, fop) = unsafe { ((*task).call, (*task).op) };
     // SAFETY: the row lives until the thread exits, which cannot happen while it is
     // being switched out here.
     let state = unsafe { &mut (*task).holder };
@@ -40,11 +45,25 @@ fn try_sched_switch(ctx: &RawTracePointContext) -> Result<i32, i32> {
     state.off_start_ns = now;
     state.off_nr = if preempt & 0xff != 0 || prev_state as u32 == 0 {
         OFF_RUNNABLE
+    } else if call & CALL_WAIT != 0 {
+        // Blocking in the futex wait its row records (most switches of a traced
+        // thread): the syscall is known without reading its registers.
+        futex_wait_nr(fop)
     } else {
         current_syscall()
     };
     state.off_fails = state.fails;
     Ok(0)
+}
+
+/// The syscall number of a futex wait with operation `fop` (see `RawTask::op`).
+#[inline(always)]
+fn futex_wait_nr(fop: u32) -> u32 {
+    (match fop {
+        op::FUTEX2_WAIT => nr::FUTEX_WAIT,
+        op::FUTEX2_WAITV => nr::FUTEX_WAITV,
+        _ => nr::FUTEX,
+    }) as u32
 }
 
 /// The syscall the current task is in, from its user `pt_regs` (`orig_ax`).

@@ -5,7 +5,7 @@
 //! one row serves all CPUs.
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::bpf_get_current_comm,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, StackTrace},
@@ -14,7 +14,7 @@ use profiler_common::{
     LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2,
     MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey,
     RawEdgeStats, RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey,
-    RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats,
+    RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats, TARGET_BITS_WORDS,
 };
 
 #[map]
@@ -40,6 +40,10 @@ pub static STACK_CACHE: LruHashMap<RawStackCacheKey, RawStackCacheValue> =
 /// The traced processes (`tgid → target_flags`).
 #[map]
 pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+/// One bit per traced tgid (see `MAP_TARGET_BITS`): the filter on every hot path.
+#[map]
+pub static TARGET_BITS: Array<u64> = Array::with_max_entries(TARGET_BITS_WORDS, BPF_F_MMAPABLE);
 
 /// One row per traced thread (see `RawTask`); deleted when the thread exits.
 #[map]
@@ -112,9 +116,28 @@ pub fn raise(slot: *mut u64, v: u64) {
     }
 }
 
+/// Whether `tgid` is traced: one bit of `TARGET_BITS` (an inlined array access, no
+/// helper call), so untraced threads — most of the machine — pay a few instructions.
 #[inline(always)]
 pub fn is_target(tgid: u32) -> bool {
-    TARGETS.get_ptr(tgid).is_some()
+    TARGET_BITS
+        .get(tgid >> 6)
+        .is_some_and(|w| w & (1u64 << (tgid & 63)) != 0)
+}
+
+/// Mark `tgid` traced in `TARGET_BITS` (atomically: userspace and other CPUs set
+/// bits of the same word concurrently).
+#[inline(always)]
+pub fn set_target_bit(tgid: u32) {
+    if let Some(w) = TARGET_BITS.get_ptr_mut(tgid >> 6) {
+        // SAFETY: a live array slot; BPF_ATOMIC | BPF_OR (5.12+) on an aligned u64.
+        unsafe {
+            core::intrinsics::atomic_or::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                w,
+                1u64 << (tgid & 63),
+            );
+        }
+    }
 }
 
 #[inline(always)]

@@ -1,7 +1,9 @@
 //! User stacks: which call path a futex call came from.
 //!
-//! A call position already seen by the thread is found in `STACK_CACHE` (register
-//! reads, at most two user reads); a new one costs the kernel's frame-pointer walk
+//! A call position already seen by the thread is found in its row's memo of its last
+//! wait or wake position (the common case: a thread locking in a loop calls from the
+//! same place), else in `STACK_CACHE` (one hash lookup) — both after register reads
+//! and at most two user reads; a new one costs the kernel's frame-pointer walk
 //! (`STACKS`, overflowing into `STACKS2`) and, for DWARF unwinding in userspace, one
 //! copy of up to 16 KiB of user stack (`USER_STACKS`), under an id never used before.
 
@@ -11,7 +13,7 @@ use aya_ebpf::{
     programs::tracing::StackIdContext,
 };
 use profiler_common::{
-    DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawStackCacheKey, RawStackCacheValue,
+    DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawSiteMemo, RawStackCacheKey, RawStackCacheValue,
     STACK_ID_OVERFLOW, USER_STACK_PAGES,
 };
 
@@ -30,23 +32,32 @@ const EEXIST: i64 = 17;
 /// How far above the stack pointer a frame pointer may be (see [`cache_key`]).
 const MAX_FRAME_DISTANCE: u64 = 256 * 1024;
 
-/// The current call position's stack, from the cache when known (no walk, no user
-/// read); `None` otherwise.
+/// The current call position's stack when the thread's `memo` or the cache knows it
+/// (no walk, no stack copy); `None` otherwise.
 #[inline(always)]
-pub fn cached_site(regs: Regs) -> Option<RawStackCacheValue> {
+pub fn cached_site(regs: Regs, memo: &mut RawSiteMemo) -> Option<RawStackCacheValue> {
     let key = cache_key(regs)?;
+    if let Some(site) = recall(memo, &key) {
+        return Some(site);
+    }
     // SAFETY: the value is copied out immediately.
-    unsafe { STACK_CACHE.get(&key) }.copied()
+    let site = unsafe { STACK_CACHE.get(&key) }.copied()?;
+    remember(memo, &key, site);
+    Some(site)
 }
 
-/// The current call position's stack: from the cache, or from a fresh walk (and
-/// stack copy) that is then cached.
+/// The current call position's stack: from the thread's `memo`, the cache, or a
+/// fresh walk (and stack copy) that is then cached.
 #[inline(always)]
-pub fn site<C: StackIdContext>(ctx: &C, regs: Regs) -> RawStackCacheValue {
+pub fn site<C: StackIdContext>(ctx: &C, regs: Regs, memo: &mut RawSiteMemo) -> RawStackCacheValue {
     let key = cache_key(regs);
     if let Some(key) = &key {
+        if let Some(site) = recall(memo, key) {
+            return site;
+        }
         // SAFETY: the value is copied out immediately.
         if let Some(&site) = unsafe { STACK_CACHE.get(key) } {
+            remember(memo, key, site);
             return site;
         }
     }
@@ -64,8 +75,39 @@ pub fn site<C: StackIdContext>(ctx: &C, regs: Regs) -> RawStackCacheValue {
         && let Some(key) = &key
     {
         let _ = STACK_CACHE.insert(key, site, u64::from(BPF_ANY));
+        remember(memo, key, site);
     }
     site
+}
+
+/// The memo's stack when `key` is the position it remembers.
+#[inline(always)]
+fn recall(memo: &RawSiteMemo, key: &RawStackCacheKey) -> Option<RawStackCacheValue> {
+    (memo.ip != 0
+        && memo.ip == key.ip
+        && memo.sp == key.sp
+        && memo.bp == key.bp
+        && memo.ret1 == key.ret1
+        && memo.ret2 == key.ret2)
+        .then_some(RawStackCacheValue {
+            stack_id: memo.stack_id,
+            pad: 0,
+            leaf_ret: memo.leaf_ret,
+        })
+}
+
+#[inline(always)]
+fn remember(memo: &mut RawSiteMemo, key: &RawStackCacheKey, site: RawStackCacheValue) {
+    *memo = RawSiteMemo {
+        ip: key.ip,
+        sp: key.sp,
+        bp: key.bp,
+        ret1: key.ret1,
+        ret2: key.ret2,
+        leaf_ret: site.leaf_ret,
+        stack_id: site.stack_id,
+        pad: 0,
+    };
 }
 
 /// Where the thread is: registers plus the first two frame records' return

@@ -9,7 +9,7 @@ use profiler_common::{
 use crate::holders;
 use crate::maps::{add, raise, wait_row};
 use crate::pairing;
-use crate::regs::{Regs, current_ids, now_ns};
+use crate::regs::{Regs, now_ns};
 use crate::stacks;
 
 const EAGAIN: i64 = 11;
@@ -38,16 +38,22 @@ pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
     }
 }
 
-/// The wait in `task` returned `ret`; `call` is what its entry recorded.
+/// The wait in `task` (thread `tid` of `tgid`) returned `ret`; `call` is what its
+/// entry recorded.
 #[inline(always)]
-pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, call: u32, ret: i64) {
-    let (tgid, tid) = current_ids();
+pub fn finish<C: StackIdContext>(
+    ctx: &C,
+    (tgid, tid): (u32, u32),
+    task: &mut RawTask,
+    call: u32,
+    ret: i64,
+) {
     let regs = Regs::current();
     if ret == -EAGAIN {
         // The fast path (memcached: most of its waits): the futex word had changed,
         // nothing blocked. Counted on the call position's row if the thread's stack
         // cache knows it, else on the address alone — never a stack walk.
-        let site = stacks::cached_site(regs);
+        let site = stacks::cached_site(regs, &mut task.wait_site);
         let key = RawWaitKey {
             tgid,
             tid,
@@ -65,7 +71,7 @@ pub fn finish<C: StackIdContext>(ctx: &C, task: &mut RawTask, call: u32, ret: i6
     let now = now_ns();
     let waited = now.saturating_sub(task.start_ns);
     holders::on_cpu_again(&mut task.holder);
-    let site = stacks::site(ctx, regs);
+    let site = stacks::site(ctx, regs, &mut task.wait_site);
     let key = RawWaitKey {
         tgid,
         tid,

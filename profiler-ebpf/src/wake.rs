@@ -17,7 +17,7 @@ use crate::stacks;
 pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
     let (tgid, tid) = current_ids();
     let now = now_ns();
-    let site = stacks::site(ctx, Regs::current());
+    let site = stacks::site(ctx, Regs::current(), &mut task.wake_site);
     holders::on_cpu_again(&mut task.holder);
     task.start_ns = now;
     task.uaddr = uaddr;

@@ -65,6 +65,206 @@ fn report_renders_a_saved_report_as_text_and_json() {
     assert!(v["sites"].as_array().is_some_and(|s| !s.is_empty()));
 }
 
+/// A recorded `PostgreSQL` 15 report (see `tests/fixtures/README.md`).
+fn pg_fixture(clients: u32) -> String {
+    repo_root()
+        .join(format!(
+            "profiler/tests/fixtures/pg-pgbench-c{clients}.json"
+        ))
+        .display()
+        .to_string()
+}
+
+/// `ProcSleep` (where a backend waits on a heavyweight lock, and takes the lock
+/// manager's partition `LWLock` whose waits these are), the static `WaitOnLock` that
+/// calls it (unnamed in Debian's stripped `postgres`) and `LockAcquireExtended`: the
+/// wrappers between a row-lock wait and the code that wanted the row.
+const PG_LOCK_FNS: [&str; 6] = [
+    "--lock-fn",
+    "ProcSleep",
+    "--lock-fn",
+    "postgres+0x45d95c",
+    "--lock-fn",
+    "LockAcquire*",
+];
+
+fn json_report(args: &[&str]) -> profiler::report::Report {
+    let (code, out, err) = run(args);
+    assert_eq!(code, Some(0), "{err}");
+    profiler::report::json::from_str(&out, "stdout").expect("a report on stdout")
+}
+
+#[test]
+fn report_lock_fn_ranks_the_callers_of_a_named_wrapper() {
+    let file = pg_fixture(16);
+    let recorded = json_report(&["report", &file, "--format", "json"]);
+    assert_eq!(recorded.sites[0].function.as_deref(), Some("ProcSleep"));
+    let mut args = vec!["report", file.as_str(), "--format", "json"];
+    args.extend(PG_LOCK_FNS);
+    let r = json_report(&args);
+    let top = &r.sites[0];
+    assert_eq!(
+        top.function.as_deref(),
+        Some("XactLockTableWait"),
+        "{top:?}"
+    );
+    assert!(
+        top.total_wait_ns * 10 > recorded.totals.wait_ns * 9,
+        "the row-lock wait of another transaction is most of the wait"
+    );
+    assert!(
+        r.sites
+            .iter()
+            .any(|s| s.function.as_deref() == Some("LockTuple")),
+        "ProcSleep's other caller is ranked too"
+    );
+    assert!(
+        r.sites
+            .iter()
+            .filter(|s| s.function.as_deref() == Some("ProcSleep"))
+            .all(|s| s.stacks.is_empty() && s.total_wait_ns < recorded.sites[0].total_wait_ns / 100),
+        "only the unlisted tail stays with the wrapper"
+    );
+    assert_eq!(r.totals, recorded.totals, "totals unchanged");
+    let sum = |r: &profiler::report::Report| -> (u64, u64) {
+        r.sites
+            .iter()
+            .fold((0, 0), |(w, t), s| (w + s.waits, t + s.total_wait_ns))
+    };
+    assert_eq!(sum(&r), sum(&recorded), "no wait lost or counted twice");
+
+    // The text view ranks them the same way, with what is not known as '-'.
+    let mut args = vec!["report", file.as_str(), "--top", "1"];
+    args.extend(PG_LOCK_FNS);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let first = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_else(|| panic!("no ranked site:\n{out}"));
+    assert!(first.contains("XactLockTableWait"), "{first}");
+    assert!(first.contains(" - "), "p50/p99/threads unknown: {first}");
+    assert!(out.contains("re-attributed by --lock-fn"), "{out}");
+}
+
+#[test]
+fn diff_and_check_lock_fn_compare_re_attributed_sites() {
+    let (base, new) = (pg_fixture(4), pg_fixture(16));
+    let mut args = vec!["diff", base.as_str(), new.as_str(), "--format", "json"];
+    args.extend(PG_LOCK_FNS);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let both = v["sites"].as_array().unwrap();
+    let xact = both
+        .iter()
+        .find(|c| c["site"]["function"] == "XactLockTableWait")
+        .unwrap_or_else(|| panic!("XactLockTableWait not matched in both: {out}"));
+    assert_eq!(xact["status"], "regressed", "{xact}");
+    assert!(
+        !both.iter().any(|c| c["site"]["function"] == "ProcSleep"
+            && c["before"]["total_wait_ns"].as_u64() > Some(1_000_000)),
+        "the wrapper no longer carries the wait"
+    );
+    // Without --lock-fn the same pair compares the wrapper's site.
+    let (_, plain, _) = run(&["diff", &base, &new, "--format", "json"]);
+    let plain: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    let plain = plain["sites"].as_array().unwrap();
+    assert!(
+        plain
+            .iter()
+            .any(|c| c["site"]["function"] == "ProcSleep" && c["status"] == "regressed")
+    );
+    assert!(
+        !plain
+            .iter()
+            .any(|c| c["site"]["function"] == "XactLockTableWait")
+    );
+    // check --baseline judges the same re-attributed sites.
+    let mut args = vec!["check", new.as_str(), "--baseline", base.as_str()];
+    args.extend(PG_LOCK_FNS);
+    let (code, out, _) = run(&args);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("XactLockTableWait"), "{out}");
+}
+
+#[test]
+fn lock_fn_leaves_the_flame_graph_alone_and_says_when_it_matches_nothing() {
+    let file = pg_fixture(16);
+    let folded = |extra: &[&str]| {
+        let mut args = vec!["flamegraph", file.as_str(), "--format", "folded"];
+        args.extend(extra);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(0), "{err}");
+        (out, err)
+    };
+    let (plain, _) = folded(&[]);
+    let (moved, _) = folded(&PG_LOCK_FNS);
+    assert_eq!(
+        plain, moved,
+        "the call paths and their weights do not change"
+    );
+    let (same, err) = folded(&["--lock-fn", "no_such_function"]);
+    assert_eq!(same, plain);
+    assert!(
+        err.contains("--lock-fn 'no_such_function' is no site frame of"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["report", &file, "--lock-fn", ""]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("an empty pattern names no function"), "{err}");
+}
+
+#[test]
+fn flame_graphs_of_recorded_reports_draw_full_call_paths_for_95_percent_of_the_wait() {
+    use profiler::export::coverage::{Coverage, FULL_PATH_GOAL};
+    // Recorded from PostgreSQL, memcached and two demos (tests/fixtures/README.md).
+    for name in common::RECORDED_FIXTURES {
+        let path = repo_root().join("profiler/tests/fixtures").join(name);
+        let report = profiler::report::json::read(&path).unwrap();
+        let c = Coverage::of(&report);
+        assert_eq!(
+            c.total_ns(),
+            report.totals.wait_ns,
+            "{name}: every wait drawn"
+        );
+        assert!(
+            c.full_share() >= FULL_PATH_GOAL,
+            "{name}: only {:.1}% of the wait has a full call path: {c:?}",
+            100.0 * c.full_share()
+        );
+        // The folded output draws the same split: `[other stacks]` carries the rest.
+        let (code, folded, err) =
+            run(&["flamegraph", path.to_str().unwrap(), "--format", "folded"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(!err.contains("note:"), "{name}: {err}");
+        let other: u64 = folded
+            .lines()
+            .filter(|l| l.starts_with("[other stacks];"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(other, c.other_ns, "{name}");
+    }
+}
+
+#[test]
+fn flamegraph_says_when_most_of_the_wait_has_no_call_path() {
+    let mut report = profiler::report::json::read(
+        &repo_root().join("profiler/tests/fixtures/pg-pgbench-c16.json"),
+    )
+    .unwrap();
+    // As if the report had kept no stacks for its hottest site.
+    report.sites[0].stacks.clear();
+    let path = tempdir().join("stackless.json");
+    profiler::report::json::write(&report, &path).unwrap();
+    let (code, _, err) = run(&["flamegraph", path.to_str().unwrap(), "--format", "folded"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.starts_with("lockprof: note: 3.") && err.contains("is drawn under '[other stacks]'"),
+        "{err}"
+    );
+}
+
 /// One bad input: what the user typed, and what the table says about it.
 struct BadInput {
     what: &'static str,
@@ -130,6 +330,7 @@ fn bad_inputs(f: &Files) -> Vec<BadInput> {
             &["record", "-p", "1", "-o", "/nonexistent/dir/x.json"],
         ),
         case("output is a directory", &["record", "-p", "1", "-o", "/"]),
+        case("empty --lock-fn pattern", &["report", &s, "--lock-fn", ""]),
         case(
             "budget file missing",
             &["record", "-p", "1", "--check", "/nonexistent/budget.toml"],
@@ -602,4 +803,101 @@ fn launched_command_runs_as_the_sudo_caller_with_their_groups() {
     // --user NAME without sudo.
     let got = ids(&[], &["--user", user]);
     assert_eq!(got[0], uid);
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn under_sudo_the_report_and_its_fallback_belong_to_the_caller() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, "nobody"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    assert_ne!(uid, 0);
+    let (uid_s, gid_s) = (uid.to_string(), gid.to_string());
+    let sudo_record = |args: &[&str], tmp: &Path| {
+        Command::new(lockprof())
+            .arg("record")
+            .args(args)
+            .env("SUDO_UID", &uid_s)
+            .env("SUDO_GID", &gid_s)
+            .env("SUDO_USER", "nobody")
+            .env("TMPDIR", tmp)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+
+    // Where asked, replacing a file root had there.
+    let dir = tempdir();
+    let json = dir.join("r.json");
+    std::fs::write(&json, "old").unwrap();
+    let out = sudo_record(
+        &["-q", "-o", json.to_str().unwrap(), "--", "/bin/true"],
+        &dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    complete_or_empty(&json);
+    assert_eq!(owner(&json), (uid, gid), "the report is the sudo caller's");
+
+    // The fallback: the command (running as the caller) removes the directory of -o.
+    let gone = tempdir();
+    std::os::unix::fs::chown(&gone, Some(uid), Some(gid)).unwrap();
+    let script = format!("rm -rf '{}'", gone.display());
+    let out = sudo_record(
+        &[
+            "-o",
+            gone.join("r.json").to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(!gone.exists(), "the command removed it");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("the report was saved to"))
+        .unwrap_or_else(|| panic!("no fallback line: {stderr}"));
+    let fallback = PathBuf::from(line.split('\'').rev().nth(1).unwrap());
+    assert!(fallback.starts_with(&dir), "{line}");
+    complete_or_empty(&fallback);
+    assert_eq!(owner(&fallback), (uid, gid), "the fallback is the caller's");
+    // Without sudo, root's file stays root's.
+    let plain = dir.join("plain.json");
+    let out = Command::new(lockprof())
+        .args([
+            "record",
+            "-q",
+            "-o",
+            plain.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ])
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(owner(&plain), (0, 0));
+}
+
+/// A report file that parses (a command that never waits gives an empty one).
+fn complete_or_empty(path: &Path) {
+    profiler::report::json::read(path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
 }

@@ -1,13 +1,23 @@
 //! Root-only tests of the probe's own contract: how it hooks futex calls, what kernel
-//! memory it takes, which processes it follows.
+//! memory it takes, which processes it follows, and its integrity (issue 13 item 4):
+//! full maps counted as losses and no wait counted twice (maps shrunk on purpose with
+//! the test-only `LOCKPROF_TEST_MAX_ENTRIES`), stack-copy ids never reused, every
+//! wake paired with the wait it ended.
 //!
 //! `#[ignore]`d like every kernel test; `cargo xtask test` runs them as root with one
 //! test thread.
 
 mod common;
 
-use common::{demo_bin, record, require_root};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{demo_bin, lockprof, record, require_root, tempdir};
+use profiler::collect::{LoadOptions, Probes};
 use profiler::report::TargetOrigin;
+use profiler_common::DWARF_STACK_ID_BASE;
+use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
 
@@ -76,4 +86,281 @@ fn threads_of_a_launched_command_are_never_taken_for_child_processes() {
         "threads followed as processes: {children:?}"
     );
     assert!(r.report.totals.waits > 0, "the threads' waits are traced");
+}
+
+/// The counts `futex-pingpong` prints about its own futex calls.
+struct PingPongCalls {
+    wait_calls: u64,
+    blocked_waits: u64,
+    wake_calls: u64,
+}
+
+fn pingpong_calls(stdout: &[u8]) -> PingPongCalls {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("{\"round_trips\""))
+        .unwrap_or_else(|| panic!("no futex-pingpong result line in:\n{text}"));
+    let v: Value = serde_json::from_str(line).expect("futex-pingpong JSON");
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("'{k}' in {line}"));
+    PingPongCalls {
+        wait_calls: n("wait_calls"),
+        blocked_waits: n("blocked_waits"),
+        wake_calls: n("wake_calls"),
+    }
+}
+
+/// Futex calls lockprof may see beyond the ping-pong's own: the runtime's (thread
+/// joins, stdout's lock), a handful at most.
+const RUNTIME_CALLS: u64 = 16;
+
+/// `lockprof record` of a 2 s ping-pong with the maps shrunk to `sizes`
+/// (`LOCKPROF_TEST_MAX_ENTRIES`), draining every 100 ms: its report, and the calls
+/// the ping-pong counted itself.
+fn record_pingpong_with_maps(sizes: &str) -> (profiler::report::Report, PingPongCalls) {
+    let json = tempdir().join("report.json");
+    let output = Command::new(lockprof())
+        .env("LOCKPROF_TEST_MAX_ENTRIES", sizes)
+        .args(["record", "-q", "--interval", "100ms", "-o"])
+        .arg(&json)
+        .arg("--")
+        .arg(demo_bin("futex-pingpong"))
+        .args(["--seconds", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lockprof");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report = profiler::report::json::read(&json).expect("report");
+    (report, pingpong_calls(&output.stdout))
+}
+
+/// Every wait and wake call the ping-pong made is either counted once in the totals
+/// or counted as lost: never dropped silently, never counted twice by the drains.
+fn assert_every_call_counted_once(report: &profiler::report::Report, pp: &PingPongCalls) {
+    let t = &report.totals;
+    let l = &report.losses;
+    let waits =
+        t.waits + t.eagain + t.timeouts + t.interrupted + t.other_errors + t.unfinished_waits;
+    let accounted = waits + l.wait_map_full;
+    assert!(
+        (pp.wait_calls..=pp.wait_calls + RUNTIME_CALLS).contains(&accounted),
+        "ping-pong made {} wait calls; lockprof counted {waits} + {} lost = {accounted}",
+        pp.wait_calls,
+        l.wait_map_full
+    );
+    let wakes = t.wake_calls + l.wake_map_full;
+    assert!(
+        (pp.wake_calls..=pp.wake_calls + RUNTIME_CALLS).contains(&wakes),
+        "ping-pong made {} wake calls; lockprof counted {} + {} lost",
+        pp.wake_calls,
+        t.wake_calls,
+        l.wake_map_full
+    );
+    assert!(t.waits <= pp.blocked_waits + RUNTIME_CALLS, "{t:?}");
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn full_maps_count_their_losses_and_never_count_a_wait_twice() {
+    require_root();
+    // Room for one row: each ping-pong thread needs its own, so the maps are full all
+    // the time, and drained (read and deleted) at every 100 ms interval.
+    let (report, pp) = record_pingpong_with_maps("WAITS=1,WAKES=1");
+    let l = &report.losses;
+    assert!(
+        l.wait_map_full > 0 && l.wake_map_full > 0,
+        "one-row maps must overflow: {l:?}"
+    );
+    assert_every_call_counted_once(&report, &pp);
+    // Pairings: one row for the two directions (each thread wakes the other).
+    let (report, pp) = record_pingpong_with_maps("EDGES=1");
+    let l = &report.losses;
+    assert!(
+        l.edge_map_full > 0,
+        "a one-row edge map must overflow: {l:?}"
+    );
+    assert_eq!((l.wait_map_full, l.wake_map_full), (0, 0), "{l:?}");
+    assert_every_call_counted_once(&report, &pp);
+}
+
+/// Load the probes, start `cmd` (which waits a moment before its first futex call),
+/// trace it, snapshot every `every` until it exits, and hand each snapshot to `each`;
+/// returns the last snapshot and the command's output.
+fn trace(
+    cmd: &mut Command,
+    every: Duration,
+    mut each: impl FnMut(&profiler::collect::snapshot::Snapshot),
+) -> (
+    u32,
+    profiler::collect::snapshot::Snapshot,
+    std::process::Output,
+) {
+    let mut probes = Probes::load(LoadOptions {
+        holders: true,
+        copy_user_stacks: true,
+        syscall_errors: false,
+    })
+    .expect("load probes");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start workload");
+    let pid = child.id();
+    probes.add_target(pid, false).expect("add target");
+    let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait workload"));
+    let deadline = Instant::now() + Duration::from_mins(1);
+    // Each snapshot drains what was counted since the previous one: `all` sums them
+    // (rows appended, so a key may appear once per snapshot), and stacks are read once.
+    let mut all = profiler::collect::snapshot::Snapshot::default();
+    let mut seen: BTreeSet<(u32, i32)> = BTreeSet::new();
+    let mut drain = |probes: &mut Probes| {
+        let snap = probes.snapshot(|k| seen.contains(&k)).expect("snapshot");
+        seen.extend(snap.stacks.keys().copied());
+        each(&snap);
+        all.waits.extend(snap.waits);
+        all.wakes.extend(snap.wakes);
+        all.edges.extend(snap.edges);
+        all.blame.extend(snap.blame);
+        all.stacks.extend(snap.stacks);
+        all.user_stacks.extend(snap.user_stacks);
+        all.losses = snap.losses;
+        all.unfinished_waits = snap.unfinished_waits;
+    };
+    while !waiter.is_finished() {
+        assert!(Instant::now() < deadline, "workload did not finish");
+        std::thread::sleep(every);
+        drain(&mut probes);
+    }
+    let out = waiter.join().expect("workload thread");
+    drain(&mut probes);
+    (pid, all, out)
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn every_ping_pong_wait_is_paired_with_the_partner_thread_that_woke_it() {
+    require_root();
+    let (pid, snap, out) = trace(
+        Command::new(demo_bin("futex-pingpong")).args([
+            "--seconds",
+            "2",
+            "--start-delay-ms",
+            "300",
+        ]),
+        Duration::from_millis(500),
+        |_| {},
+    );
+    assert!(out.status.success());
+    let pp = pingpong_calls(&out.stdout);
+    let blocked: Vec<_> = snap
+        .waits
+        .iter()
+        .filter(|r| r.tgid == pid && r.blocked > 0)
+        .collect();
+    // The word both threads hand over: where nearly all blocked waits are.
+    let mut by_addr: BTreeMap<u64, u64> = BTreeMap::new();
+    for r in &blocked {
+        *by_addr.entry(r.uaddr).or_default() += r.blocked;
+    }
+    let (&word, &n) = by_addr
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .expect("blocked waits");
+    assert!(
+        n * 10 >= pp.blocked_waits * 9,
+        "{n} of {} blocked waits seen",
+        pp.blocked_waits
+    );
+    // Each thread waits at its own call position (its own stack copy), so a pairing's
+    // waiter stack names the waiting thread.
+    let mut waiter_tid: BTreeMap<(i32, u64), u32> = BTreeMap::new();
+    let mut unpaired = 0;
+    for r in blocked.iter().filter(|r| r.uaddr == word) {
+        let prev = waiter_tid.insert((r.stack_id, r.leaf_ret), r.tid);
+        assert!(
+            prev.is_none_or(|t| t == r.tid),
+            "stack {} shared by threads",
+            r.stack_id
+        );
+        unpaired += r.unpaired;
+    }
+    // Measured here: in about 4 runs of 10, exactly one blocked wait of ~100k is
+    // unpaired, with no loss counted. Not explained yet: the wake's record is written
+    // at its entry, after the word changed, so it should always be later than the
+    // waiter's entry. Draining the waker's store buffer (a locked add) before its
+    // clock read did not change it; that it is always exactly one suggests the start
+    // or the end of the run. One in 10,000 is allowed; a systematic race (pairing
+    // with the previous wake, or losing the record) misses far more.
+    assert!(
+        unpaired * 10_000 <= n,
+        "{unpaired} of {n} blocked waits without their waker; {:?}",
+        snap.losses
+    );
+    let tids: BTreeSet<u32> = waiter_tid.values().copied().collect();
+    assert_eq!(tids.len(), 2, "both threads block: {tids:?}");
+    let mut paired = 0;
+    for e in snap.edges.iter().filter(|e| e.tgid == pid) {
+        let Some(&waiter) = waiter_tid.get(&(e.waiter_stack_id, e.waiter_leaf_ret)) else {
+            continue;
+        };
+        assert!(
+            e.waker_tid != waiter && tids.contains(&e.waker_tid),
+            "a wait of thread {waiter} paired with a wake of thread {}",
+            e.waker_tid
+        );
+        paired += e.waits;
+    }
+    assert_eq!(
+        paired + unpaired,
+        n,
+        "every blocked wait on the word is paired once"
+    );
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn stack_copy_ids_are_never_reused() {
+    require_root();
+    // Threads come and go (each generation new threads, so new call positions and new
+    // copies) while snapshots drain and read the copies.
+    let mut owner: BTreeMap<i32, (u32, u32)> = BTreeMap::new();
+    let mut read: BTreeSet<(u32, i32)> = BTreeSet::new();
+    let (_, _, out) = trace(
+        Command::new(demo_bin("lock-churn")).args([
+            "--seconds",
+            "3",
+            "--threads",
+            "4",
+            "--locks",
+            "256",
+            "--exec-every-ms",
+            "100000",
+        ]),
+        Duration::from_millis(100),
+        |snap| {
+            for &k in snap.user_stacks.keys() {
+                assert!(read.insert(k), "stack copy {k:?} read twice");
+            }
+            let rows = snap
+                .waits
+                .iter()
+                .map(|r| (r.stack_id, r.tgid, r.tid))
+                .chain(snap.wakes.iter().map(|r| (r.stack_id, r.tgid, r.tid)))
+                .chain(
+                    snap.edges
+                        .iter()
+                        .map(|e| (e.waker_stack_id, e.tgid, e.waker_tid)),
+                );
+            for (id, tgid, tid) in rows.filter(|(id, _, _)| *id >= DWARF_STACK_ID_BASE) {
+                let first = *owner.entry(id).or_insert((tgid, tid));
+                assert_eq!(first, (tgid, tid), "stack copy id {id} used by two threads");
+            }
+        },
+    );
+    assert!(out.status.success());
+    assert!(owner.len() >= 8, "only {} stack copies taken", owner.len());
+    let ids: BTreeSet<i32> = read.iter().map(|(_, id)| *id).collect();
+    assert_eq!(ids.len(), read.len(), "one id in two processes");
 }

@@ -41,7 +41,8 @@ fn assert_valid(v: &jsonschema::Validator, name: &str, text: &str) {
 #[test]
 fn fixture_reports_validate() {
     let v = validator();
-    for name in ["report-sample.json", "report-base.json", "report-new.json"] {
+    let made = ["report-sample.json", "report-base.json", "report-new.json"];
+    for &name in made.iter().chain(common::RECORDED_FIXTURES) {
         let path = repo_root().join("profiler/tests/fixtures").join(name);
         let text = std::fs::read_to_string(&path).expect("read fixture");
         assert_valid(&v, name, &text);
@@ -165,6 +166,7 @@ fn full_report() -> Report {
                 waits: 3,
                 wait_ns: 900,
             }],
+            from_saved_stacks: true,
             blocked_by: vec![BlockedBy {
                 holder: "mutex|app|app::Store::put|src/store.rs:44".to_owned(),
                 function: Some("app::Store::put".to_owned()),

@@ -594,17 +594,7 @@ fn a_target_that_execs_is_symbolized_from_its_new_image() {
 
     // Attached: the same exec in a process that was a shell when lockprof attached.
     let script = format!("sleep 1.2; exec {} {fixture_args}", fixture.display());
-    let shell = Command::new("/bin/sh")
-        .args(["-c", &script])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = shell.id();
-    let mut procs = Procs(vec![shell]);
-    let r = record(&["-p", &pid.to_string()]);
-    assert!(procs.0[0].wait().unwrap().success());
-    procs.0.clear();
-    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    let (_, r) = record_attached_shell(&script);
     assert_no_shell_frames(hot_site(&r.report));
     assert!(r.report.targets[0].comm.starts_with("lockprof-fixtur"));
 
@@ -621,6 +611,68 @@ fn a_target_that_execs_is_symbolized_from_its_new_image() {
         "{:?}",
         r.report.targets
     );
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn attach_by_pid_follows_processes_forked_after_attaching() {
+    require_root();
+    // A parent that forks its worker only after lockprof attached (as PostgreSQL's
+    // postmaster forks a backend per connection): the shell sleeps, then runs the
+    // fixture as a child process and waits for it.
+    let fixture = demo_bin("lockprof-fixture");
+    let dir = tempdir();
+    let child_pid_file = dir.join("child.pid");
+    let script = format!(
+        "sleep 1.5; {} --threads 3 --iters 100 & echo $! > {}; wait $!",
+        fixture.display(),
+        child_pid_file.display()
+    );
+    let (parent, r) = record_attached_shell(&script);
+    let child: u32 = std::fs::read_to_string(&child_pid_file)
+        .expect("the shell wrote its child's pid")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(child, parent);
+    let t = r
+        .report
+        .targets
+        .iter()
+        .find(|t| t.pid == child)
+        .unwrap_or_else(|| panic!("child {child} not a target: {:?}", r.report.targets));
+    assert_eq!(t.origin, TargetOrigin::Child);
+    assert!(t.comm.starts_with("lockprof-fixtur"), "{t:?}");
+    let site = hot_site(&r.report);
+    assert!(
+        site.threads
+            .iter()
+            .any(|th| th.pid == child && th.wait.waits > 0),
+        "the child's waits are in the report with its pid: {:?}",
+        site.threads
+    );
+    assert!(
+        site.threads.iter().all(|th| th.pid == child),
+        "only the child contends: {:?}",
+        site.threads
+    );
+}
+
+/// Starts `/bin/sh -c script`, records it with `lockprof record -p` until it (and
+/// what it follows) exits, and checks both succeeded; returns the shell's pid.
+fn record_attached_shell(script: &str) -> (u32, common::Recorded) {
+    let shell = Command::new("/bin/sh")
+        .args(["-c", script])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start /bin/sh");
+    let pid = shell.id();
+    let mut procs = Procs(vec![shell]);
+    let r = record(&["-p", &pid.to_string()]);
+    assert!(procs.0[0].wait().expect("wait for the shell").success());
+    procs.0.clear();
+    assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
+    (pid, r)
 }
 
 /// No frame of the site's stacks resolved into the pre-exec image (the shell).

@@ -3,7 +3,8 @@
 //! (`behavior`), and the pure fold of resolved rows into a `Report` (`aggregate`, with
 //! its per-site, per-waker and per-address parts in `sites`, `wakers`, `locks`, the
 //! holders blamed for each site's wait in `blame`, and
-//! stacks merged by call path in `stacks`), with histograms, the per-interval timeline
+//! stacks merged by call path in `stacks`; `reattribute` applies `--lock-fn` to a
+//! saved report), with histograms, the per-interval timeline
 //! and the syscall names the report carries.
 //!
 //! Owns: every judgement about what the waits mean. Must not: read the clock, the
@@ -17,6 +18,7 @@ pub mod blame;
 pub mod go;
 pub mod histogram;
 pub mod locks;
+pub mod reattribute;
 pub mod sites;
 pub mod stacks;
 pub mod syscalls;

@@ -310,6 +310,7 @@ impl SiteAcc {
             stacks: stacks_out,
             more_stacks,
             series: Vec::new(),
+            from_saved_stacks: false,
         }
     }
 }

@@ -45,7 +45,8 @@ pub struct LockFns {
 }
 
 impl LockFns {
-    /// User patterns: a function's full name, its last path segment, or a `*` glob.
+    /// User patterns: a function's full name, its last path segment, or a `*` glob;
+    /// an unnamed frame's `module+offset`.
     pub fn new(patterns: &[String]) -> Self {
         LockFns {
             patterns: patterns.to_vec(),
@@ -60,7 +61,10 @@ impl LockFns {
 
     fn is_wrapper(&self, f: &Frame) -> bool {
         let Some(name) = f.function.as_deref() else {
-            return false;
+            // An unnamed frame (a static function of a stripped daemon) is named as
+            // the report shows it, `module+offset`.
+            let label = unnamed_label(f);
+            return label.is_some_and(|l| self.patterns.iter().any(|p| matches(p, &l)));
         };
         self.detected.contains(name) || self.patterns.iter().any(|p| matches(p, name))
     }
@@ -108,6 +112,17 @@ impl LockFns {
             }
         }
     }
+}
+
+/// `postgres+0x45d95c`: an unnamed frame's module file name and offset, as reports
+/// show it.
+fn unnamed_label(f: &Frame) -> Option<String> {
+    let module = f.module.as_deref()?;
+    let offset = f.module_offset.as_deref()?;
+    Some(format!(
+        "{}+{offset}",
+        module.rsplit('/').next().unwrap_or(module)
+    ))
 }
 
 /// `pattern` matches `name` exactly, as its last `::` segment, or as a `*` glob.
@@ -268,5 +283,20 @@ mod tests {
         assert_eq!(fns.skip(&s, 1), 3);
         assert_eq!(fns.skip(&s[..3], 1), 2, "never past the last frame");
         assert!(glob(b"a*c*", b"abcd") && !glob(b"a*x", b"abc"));
+    }
+
+    #[test]
+    fn an_unnamed_frame_is_named_by_module_and_offset() {
+        let unnamed = Frame {
+            address: "0x55d0045d95c".into(),
+            module: Some("/usr/lib/postgresql/15/bin/postgres".into()),
+            module_offset: Some("0x45d95c".into()),
+            ..Frame::default()
+        };
+        let s = [f("sem_wait"), unnamed, f("LockAcquireExtended"), f("main")];
+        let fns = LockFns::new(&["postgres+0x45d95c".into()]);
+        assert_eq!(fns.skip(&s, 1), 2);
+        assert_eq!(LockFns::new(&["postgres+0x4*".into()]).skip(&s, 1), 2);
+        assert_eq!(LockFns::new(&["0x45d95c".into()]).skip(&s, 1), 1);
     }
 }

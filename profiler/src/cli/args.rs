@@ -2,7 +2,8 @@
 //!
 //! Owns: what to trace ([`TargetArgs`]: `-p`, `--name`, `--cgroup`, `-- CMD`, `--user`),
 //! how to trace it ([`ProbeArgs`]: `-d`, `--interval`, `--unwind`, `--no-holders`,
-//! `--debug-dir`), how a report is shown ([`RenderArgs`]), and the ranges durations
+//! `--debug-dir`), how a report is shown ([`RenderArgs`]), `--lock-fn` on saved
+//! reports ([`LockFnArgs`]), and the ranges durations
 //! must fall in. `record` and `top` flatten the same groups, so they take the same
 //! options with the same meaning. Must not: run anything.
 
@@ -13,7 +14,9 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
 
+use crate::analyze::reattribute::reattribute;
 use crate::exit::input_error;
+use crate::report::Report;
 use crate::session::user::{self, Credentials, SudoEnv};
 
 use crate::session::record::RecordOptions;
@@ -128,9 +131,10 @@ pub struct ProbeArgs {
     pub debug_dirs: Vec<PathBuf>,
     /// A function of the target that wraps a lock (e.g. `LWLockAcquire`, or `mylock_*`):
     /// skipped like glibc's frames, so sites are its callers. Matches the full name,
-    /// its last '::' segment, or a '*' glob. Repeatable. Lock-like functions that wait
+    /// its last '::' segment, or a '*' glob (an unnamed frame as its `module+offset`).
+    /// Repeatable. Lock-like functions that wait
     /// from 3+ callers are recognized without it.
-    #[arg(long = "lock-fn", value_name = "PATTERN")]
+    #[arg(long = "lock-fn", value_name = "PATTERN", value_parser = parse_lock_fn)]
     pub lock_fns: Vec<String>,
     /// Do not fetch debug files of stripped modules from the debuginfod servers in
     /// `DEBUGINFOD_URLS` (by default they are fetched by build id and cached like
@@ -162,6 +166,45 @@ pub fn record_options(
         lock_fns: probes.lock_fns.clone(),
         no_debuginfod: probes.no_debuginfod,
     })
+}
+
+/// `--lock-fn` on a saved report (`report`, `diff`, `check`, `flamegraph`).
+#[derive(Debug, Default, Args)]
+pub struct LockFnArgs {
+    /// A function of the target that wraps a lock (e.g. `ProcSleep`, or `mylock_*`):
+    /// the saved report's sites whose site frame it is are re-attributed to its
+    /// callers, from the call paths the report keeps, as `record --lock-fn` would
+    /// have. Matches the full name, its last '::' segment, or a '*' glob (an unnamed
+    /// frame as shown: `postgres+0x45d95c`). Repeatable.
+    #[arg(long = "lock-fn", value_name = "PATTERN", value_parser = parse_lock_fn)]
+    pub lock_fns: Vec<String>,
+}
+
+impl LockFnArgs {
+    /// `report` re-attributed past the named wrappers (unchanged without any); says on
+    /// stderr when the patterns match no site of `name`, which is most likely a typo.
+    pub fn apply(&self, report: Report, name: &std::path::Path) -> Report {
+        if self.lock_fns.is_empty() {
+            return report;
+        }
+        let out = reattribute(&report, &self.lock_fns);
+        if out == report {
+            eprintln!(
+                "lockprof: note: --lock-fn '{}' is no site frame of '{}': nothing re-attributed",
+                self.lock_fns.join("', '"),
+                name.display()
+            );
+        }
+        out
+    }
+}
+
+/// A `--lock-fn` pattern: anything but empty (which would name no function).
+fn parse_lock_fn(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("an empty pattern names no function".to_owned());
+    }
+    Ok(s.to_owned())
 }
 
 /// How a report is shown on stdout.

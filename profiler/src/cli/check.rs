@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use clap::Args;
 
-use super::args::Format;
+use super::args::{Format, LockFnArgs};
 use super::gate::GateArgs;
 use super::output::{read_report, write_stdout};
 use crate::ci::budget::{self, Baseline, Budget, Evaluation};
@@ -37,6 +37,9 @@ pub struct CheckArgs {
     /// Output format on stdout [default: text].
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
+    /// Applied to the report (and the baseline) before checking.
+    #[command(flatten)]
+    pub lock_fns: LockFnArgs,
 }
 
 /// Checks; returns 0 within budget, 1 over it.
@@ -60,8 +63,13 @@ pub fn run(args: &CheckArgs) -> Result<i32> {
             )));
         }
     };
-    let report = read_report(&args.report)?;
-    let base = args.baseline.as_deref().map(read_report).transpose()?;
+    let report = args
+        .lock_fns
+        .apply(read_report(&args.report)?, &args.report);
+    let base = match args.baseline.as_deref() {
+        Some(path) => Some(args.lock_fns.apply(read_report(path)?, path)),
+        None => None,
+    };
     let base_name = args
         .baseline
         .as_deref()

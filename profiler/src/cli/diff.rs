@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
+use super::args::LockFnArgs;
 use super::gate::GateArgs;
 use super::output::{read_report, write_stdout};
 use crate::ci::budget::{self, Budget};
@@ -17,7 +18,8 @@ use crate::exit::input_error;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
 lockprof diff base.json new.json\n  \
-lockprof diff base.json new.json --format markdown > comment.md\n\n\
+lockprof diff base.json new.json --format markdown > comment.md\n  \
+lockprof diff base.json new.json --lock-fn LWLockAcquire   compare the wrapper's callers\n\n\
 Sites are matched by kind, module, function and file:line, never by address; a site that \
 moved up to 10 lines in the same function is still matched (shown as 'moved from line N'). \
 Changes are judged on wait per second of recording; see docs/ci.md.")]
@@ -39,6 +41,9 @@ pub struct DiffArgs {
     pub budget: Option<PathBuf>,
     #[command(flatten)]
     pub gate: GateArgs,
+    /// Applied to both reports before they are compared.
+    #[command(flatten)]
+    pub lock_fns: LockFnArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -56,8 +61,8 @@ pub fn run(args: &DiffArgs) -> Result<i32> {
             .gate_rules(args.gate.overrides()),
         None => Budget::default().gate_rules(args.gate.overrides()),
     };
-    let base = read_report(&args.base)?;
-    let new = read_report(&args.new)?;
+    let base = args.lock_fns.apply(read_report(&args.base)?, &args.base);
+    let new = args.lock_fns.apply(read_report(&args.new)?, &args.new);
     let diff = diffing::diff(
         &base,
         &args.base.display().to_string(),

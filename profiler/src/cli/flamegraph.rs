@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
 
+use super::args::LockFnArgs;
 use super::output::{read_report, write_stdout};
 use crate::exit::input_error;
+use crate::export::coverage::{Coverage, FULL_PATH_GOAL};
 use crate::export::{flamegraph, folded, pprof};
+use crate::render::units::fmt_pct;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -19,8 +22,10 @@ lockprof flamegraph run.json -o waits.svg\n  \
 lockprof flamegraph run.json --wakers -o wakers.svg\n  \
 lockprof flamegraph run.json --format folded > waits.folded\n  \
 lockprof flamegraph run.json --format pprof -o waits.pb.gz && go tool pprof -top waits.pb.gz\n\n\
-Waiting stacks are weighted by wait time; the report keeps the 5 hottest stacks of each \
-site, and the rest of a site's wait is drawn under '[other stacks]'.")]
+Waiting stacks are weighted by wait time; the report keeps each site's hottest call paths \
+(enough to cover 99% of its wait, 5 to 64), and the rest of a site's wait is drawn under \
+'[other stacks]'. When less than 95% of the wait has a full call path, a note on stderr \
+says how much is under '[other stacks]' or truncated.")]
 pub struct FlamegraphArgs {
     /// A report written by `lockprof record -o`.
     #[arg(value_name = "REPORT")]
@@ -39,6 +44,8 @@ pub struct FlamegraphArgs {
     /// Title of the SVG.
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
+    #[command(flatten)]
+    pub lock_fns: LockFnArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -56,7 +63,12 @@ pub fn run(args: &FlamegraphArgs) -> Result<i32> {
             "a pprof profile is binary: give -o FILE (e.g. -o waits.pb.gz)"
         )));
     }
-    let report = read_report(&args.report)?;
+    let report = args
+        .lock_fns
+        .apply(read_report(&args.report)?, &args.report);
+    if !args.wakers {
+        note_coverage(&Coverage::of(&report));
+    }
     let bytes = match args.format {
         ExportFormat::Pprof if args.wakers => pprof::to_gzip(&pprof::wakers(&report)),
         ExportFormat::Pprof => pprof::to_gzip(&pprof::waits(&report)),
@@ -84,4 +96,20 @@ pub fn run(args: &FlamegraphArgs) -> Result<i32> {
         _ => write_stdout(&bytes, "the output")?,
     }
     Ok(0)
+}
+
+/// Says on stderr when the flame graph cannot show a full call path for most of the
+/// wait, so that a wide `[other stacks]` bar or stunted towers are not taken for the
+/// program's shape.
+fn note_coverage(c: &Coverage) {
+    if c.full_share() >= FULL_PATH_GOAL {
+        return;
+    }
+    eprintln!(
+        "lockprof: note: {} of the wait has a full call path: {} is drawn under \
+         '[other stacks]' (call paths the report did not keep), {} with truncated stacks",
+        fmt_pct(c.full_ns, c.total_ns()),
+        fmt_pct(c.other_ns, c.total_ns()),
+        fmt_pct(c.truncated_ns, c.total_ns()),
+    );
 }

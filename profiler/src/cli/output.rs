@@ -2,7 +2,8 @@
 //! written without loss after it, stdout, and saved reports read back as input.
 //!
 //! Owns: the pre-flight check of `-o` (before any probe is attached), the fallback
-//! file when the report cannot be written at the end anyway, writing to stdout, and
+//! file when the report cannot be written at the end anyway, giving both to the sudo
+//! caller, writing to stdout, and
 //! reading report files as bad input (exit 2) when they are unreadable. Must not:
 //! format reports (`render`, `report::json`).
 
@@ -16,6 +17,7 @@ use super::args::{Format, RenderArgs};
 use crate::exit::input_error;
 use crate::render::text::{self, TextOptions};
 use crate::report::{self, Report};
+use crate::session::user;
 
 /// A report file that was checked to be writable before the recording started.
 #[derive(Debug)]
@@ -81,8 +83,10 @@ impl ReportOutput {
     /// Writes the report atomically where asked; if that fails (the directory was
     /// removed, the disk is full), to a fallback file in the temporary directory, then
     /// in the current one. Fails only when none of them can be written.
+    /// Under `sudo`, the file written belongs to the user who ran sudo.
     pub fn save(&self, report: &Report) -> Result<Saved> {
         let Err(first) = report::json::write(report, &self.path) else {
+            give_to_caller(&self.path);
             return Ok(Saved::AsAsked);
         };
         let error = format!("{first}");
@@ -91,7 +95,10 @@ impl ReportOutput {
         for dir in [std::env::temp_dir(), PathBuf::from(".")] {
             let path = dir.join(&name);
             match report::json::write(report, &path) {
-                Ok(()) => return Ok(Saved::Fallback { path, error }),
+                Ok(()) => {
+                    give_to_caller(&path);
+                    return Ok(Saved::Fallback { path, error });
+                }
                 Err(e) => tried.push(format!("{e}")),
             }
         }
@@ -99,6 +106,18 @@ impl ReportOutput {
             "{error}; no fallback file could be written either ({})",
             tried.join("; ")
         )
+    }
+}
+
+/// Gives a written report to the sudo caller; a refusal is a warning, since the
+/// report itself is safe.
+pub fn give_to_caller(path: &Path) {
+    if let Err(e) = user::give_to_caller(path) {
+        eprintln!(
+            "lockprof: warning: '{}' stays owned by root: cannot give it to the sudo caller: {}",
+            path.display(),
+            io_message(&e)
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow};
 use clap::Args;
 
-use super::args::{ProbeArgs, TargetArgs, record_options};
+use super::args::{LockFnArgs, ProbeArgs, TargetArgs, record_options};
 use super::output::{ReportOutput, read_report};
 use crate::exit::input_error;
 use crate::tui;
@@ -20,7 +20,8 @@ sudo lockprof top -p 4242\n  \
 sudo lockprof top -p 4242 -p 4243 --interval 500ms -o snapshot.json\n  \
 sudo lockprof top --name server --no-holders\n  \
 sudo lockprof top -- ./server --flag\n  \
-lockprof top --replay run.json                 browse a saved report (no root needed)\n\n\
+lockprof top --replay run.json                 browse a saved report (no root needed)\n  \
+lockprof top --replay pg.json --lock-fn ProcSleep   its sites re-attributed past a wrapper\n\n\
 Keys: arrows/PgUp/PgDn/Home/End move, Enter opens the site's detail (Esc back), / filters, \
 w t a 9 m h sort by waits, total, avg, p99, max, threads (again: reverse), i switches the \
 sort between the last interval and the cumulative columns, p pauses, r resets the counters, \
@@ -51,7 +52,11 @@ pub struct TopArgs {
 /// Runs the live view until the user quits; returns the exit code.
 pub fn run(args: TopArgs) -> Result<i32> {
     if let Some(path) = &args.replay {
-        let report = read_report(path)?;
+        // --lock-fn re-attributes the saved report as `lockprof report` does.
+        let lock_fns = LockFnArgs {
+            lock_fns: args.probes.lock_fns.clone(),
+        };
+        let report = lock_fns.apply(read_report(path)?, path);
         return tui::run::replay(report, &args.output);
     }
     if args.targets.is_empty() {

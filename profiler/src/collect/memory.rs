@@ -14,7 +14,7 @@ use profiler_common::{
     LOSS_KINDS, MAX_EDGES, MAX_LAST_WAKES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2, MAX_TARGETS,
     MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey, RawEdgeStats,
     RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey, RawWaitStats,
-    RawWakeKey, RawWakeStats,
+    RawWakeKey, RawWakeStats, TARGET_BITS_WORDS,
 };
 use profiler_common::{
     MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeRing,
@@ -85,6 +85,7 @@ fn definitions() -> Vec<MapDef> {
             MAX_STACK_CACHE,
         ),
         def(Kind::Hash, 4, 4, MAX_TARGETS),
+        def(Kind::Array, 4, 8, TARGET_BITS_WORDS),
         def(Kind::Hash, 4, size_of::<RawTask>(), MAX_TASKS),
         def(Kind::PerCpuArray, 4, 8, LOSS_KINDS),
         def(

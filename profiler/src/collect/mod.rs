@@ -16,7 +16,9 @@ pub mod features;
 pub mod go;
 pub mod memory;
 mod shared;
+mod sizes;
 pub mod snapshot;
+mod target_bits;
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -26,9 +28,9 @@ use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS, Loss, MAP_EDGES,
-    MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS,
-    MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask, RawUserStack, RawWaitKey, RawWaitStats,
-    RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
+    MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS,
+    MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask, RawUserStack, RawWaitKey,
+    RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
 };
 use thiserror::Error;
 
@@ -79,6 +81,8 @@ pub struct Probes {
     links: Vec<Link>,
     method: AttachMethod,
     programs: Vec<&'static str>,
+    /// The kernel's target filter, memory-mapped (one bit per traced tgid).
+    target_bits: target_bits::TargetBits,
     /// Keeps the kernel's BPF run-time accounting on while we live (`None` if the
     /// kernel refused; then run times read as zero).
     _stats: Option<OwnedFd>,
@@ -97,19 +101,35 @@ impl Probes {
         let raw = method.raw_syscall_bits(opts.syscall_errors);
         // `EbpfLoader::new` reads the kernel's BTF itself; passing another parsed copy
         // would hold two (~9 MiB each) at once.
-        let mut ebpf = aya::EbpfLoader::new()
+        let sizes = sizes::overrides();
+        let mut loader = aya::EbpfLoader::new();
+        for (name, n) in &sizes {
+            loader.map_max_entries(name, *n);
+        }
+        let mut ebpf = loader
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
             .load(PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let programs = attach::programs(method, opts.holders, opts.syscall_errors);
+        let target_bits = {
+            let map = ebpf
+                .map(MAP_TARGET_BITS)
+                .and_then(map_data)
+                .ok_or(CollectError::Map {
+                    map: MAP_TARGET_BITS,
+                    reason: "missing from the object".into(),
+                })?;
+            target_bits::TargetBits::map(map.fd().as_fd())?
+        };
         let links = attach::attach_all(&mut ebpf, &programs)?;
         Ok(Self {
             ebpf,
             links,
             method,
             programs,
+            target_bits,
             _stats: stats,
         })
     }
@@ -129,12 +149,15 @@ impl Probes {
         let mut targets: BpfHashMap<&mut MapData, u32, u32> = map_mut(&mut self.ebpf, MAP_TARGETS)?;
         targets
             .insert(tgid, flags, 0)
-            .map_err(|e| map_err(MAP_TARGETS, &e))
+            .map_err(|e| map_err(MAP_TARGETS, &e))?;
+        self.target_bits.set(tgid);
+        Ok(())
     }
 
     /// Stop tracing a process that exited (so its pid, once reused, is not traced,
     /// and the target map never fills with the dead).
     pub fn remove_target(&mut self, tgid: u32) {
+        self.target_bits.clear(tgid);
         if let Ok(mut targets) =
             map_mut::<BpfHashMap<&mut MapData, u32, u32>>(&mut self.ebpf, MAP_TARGETS)
         {

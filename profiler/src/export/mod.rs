@@ -6,6 +6,7 @@
 //! site, so each site's remaining wait is shown under an `[other stacks]` root rather
 //! than spread over guessed stacks.
 
+pub mod coverage;
 pub mod flamegraph;
 pub mod folded;
 pub mod pprof;

@@ -260,7 +260,9 @@ impl Session {
         if opts.command.is_empty() {
             for &pid in opts.pids.iter().chain(&named) {
                 if let std::collections::btree_map::Entry::Vacant(slot) = targets.entry(pid) {
-                    probes.add_target(pid, false)?;
+                    // Processes it forks from now on are followed too (a server that
+                    // forks a worker per connection, like PostgreSQL's postmaster).
+                    probes.add_target(pid, true)?;
                     slot.insert(target(pid, TargetOrigin::Attach, false));
                 }
             }

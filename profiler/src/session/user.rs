@@ -69,6 +69,32 @@ pub fn resolve(user: Option<&str>, sudo: &SudoEnv) -> Result<Option<Credentials>
     Ok(Some(creds))
 }
 
+/// Who should own the files lockprof writes for its caller: under `sudo` (lockprof is
+/// root and `SUDO_UID` names another user), that user and `SUDO_GID`, so that
+/// `sudo lockprof record -o run.json` leaves a report its caller can move, edit and
+/// delete. `None` when lockprof is not root through sudo, or `SUDO_UID` is not a
+/// number (nothing to change then: the file stays lockprof's own).
+pub fn file_owner(sudo: &SudoEnv) -> Option<(u32, Option<u32>)> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let uid = sudo.uid.as_deref()?.parse::<u32>().ok()?;
+    if euid != 0 || uid == 0 {
+        return None;
+    }
+    Some((uid, sudo.gid.as_deref().and_then(|g| g.parse().ok())))
+}
+
+/// Gives `path` to the sudo caller (see [`file_owner`]); nothing to do otherwise.
+///
+/// # Errors
+/// The `chown` failed (the file system refuses, the file is gone).
+pub fn give_to_caller(path: &std::path::Path) -> std::io::Result<()> {
+    match file_owner(&SudoEnv::from_env()) {
+        Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), gid),
+        None => Ok(()),
+    }
+}
+
 /// `--user`: a user name, or a numeric uid.
 fn by_name_or_uid(user: &str) -> Result<Credentials> {
     let entry = match user.parse::<u32>() {
@@ -207,6 +233,26 @@ fn with_groups(e: Passwd) -> Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_go_to_the_sudo_caller_only_when_root_through_sudo() {
+        let sudo = |uid: &str, gid: Option<&str>| SudoEnv {
+            uid: Some(uid.into()),
+            gid: gid.map(Into::into),
+            user: None,
+        };
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let want = |w: Option<(u32, Option<u32>)>| if root { w } else { None };
+        assert_eq!(
+            file_owner(&sudo("1000", Some("100"))),
+            want(Some((1000, Some(100))))
+        );
+        assert_eq!(file_owner(&sudo("1000", None)), want(Some((1000, None))));
+        assert_eq!(file_owner(&sudo("0", Some("0"))), None, "root for root");
+        assert_eq!(file_owner(&sudo("x", None)), None);
+        assert_eq!(file_owner(&SudoEnv::default()), None, "no sudo");
+    }
 
     fn sudo(uid: &str, gid: &str, user: &str) -> SudoEnv {
         SudoEnv {

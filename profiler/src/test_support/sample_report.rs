@@ -306,6 +306,7 @@ pub(crate) fn site_contains() -> Site {
             ],
             more_stacks: 1,
             series: Vec::new(),
+            from_saved_stacks: false,
         }
 }
 
@@ -413,6 +414,7 @@ fn site_cond_wait() -> Site {
         }],
         more_stacks: 0,
         series: Vec::new(),
+        from_saved_stacks: false,
     }
 }
 
@@ -528,6 +530,7 @@ fn site_epoch_lock() -> Site {
         ],
         more_stacks: 0,
         series: Vec::new(),
+        from_saved_stacks: false,
     }
 }
 

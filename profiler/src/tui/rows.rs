@@ -79,9 +79,11 @@ pub fn delta(before: Option<&Site>, now: &Site) -> Stats {
             waits: now.waits,
             wait_ns: now.total_wait_ns,
             avg_ns: now.avg_wait_ns,
-            p99_ns: Some(now.p99_wait_ns),
+            // Re-attributed by `--lock-fn` from saved stacks: p99 and threads unknown.
+            p99_ns: (!now.from_saved_stacks).then_some(now.p99_wait_ns),
             max_ns: Some(now.max_wait_ns),
-            threads: Some(now.threads.iter().filter(|t| t.wait.waits > 0).count() as u64),
+            threads: (!now.from_saved_stacks)
+                .then(|| now.threads.iter().filter(|t| t.wait.waits > 0).count() as u64),
         };
     };
     let waits = now.waits.saturating_sub(before.waits);

@@ -278,7 +278,11 @@ fn wait_key(app: &mut App, timeout: Duration) -> Result<Step> {
 fn save(app: &mut App, path: &Path) {
     let report: &Report = app.latest_report();
     let status = match report::json::write(report, path) {
-        Ok(()) => format!("saved to {}", path.display()),
+        // Under sudo the file is the caller's (no stderr here: the screen is ours).
+        Ok(()) => match crate::session::user::give_to_caller(path) {
+            Ok(()) => format!("saved to {}", path.display()),
+            Err(e) => format!("saved to {} (still root's: {e})", path.display()),
+        },
         Err(e) => format!("save failed: {e}"),
     };
     app.set_status(status);

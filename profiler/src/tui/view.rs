@@ -333,15 +333,23 @@ pub fn detail_lines(site: &Site, threads_expanded: bool) -> Vec<Line<'static>> {
         site.kind.as_str(),
         site.function.as_deref().unwrap_or("[unknown]")
     )));
+    // `--lock-fn` on a saved report: what was recorded for the wrapper's site only.
+    let known = |ns: u64| {
+        if site.from_saved_stacks {
+            "-".to_owned()
+        } else {
+            fmt_duration_ns(ns)
+        }
+    };
     out.push(Line::from(format!(
         "lock impl {}  waits {} blocked, {} total  min {}  avg {}  p50 {}  p99 {}  max {}",
         site.lock_impl,
         fmt_count(site.waits),
         fmt_duration_ns(site.total_wait_ns),
-        fmt_duration_ns(site.min_wait_ns),
+        known(site.min_wait_ns),
         fmt_duration_ns(site.avg_wait_ns),
-        fmt_duration_ns(site.p50_wait_ns),
-        fmt_duration_ns(site.p99_wait_ns),
+        known(site.p50_wait_ns),
+        known(site.p99_wait_ns),
         fmt_duration_ns(site.max_wait_ns),
     )));
     out.push(Line::from(format!(

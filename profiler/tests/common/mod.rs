@@ -238,3 +238,17 @@ pub fn assert_held_across_sleep(held: &HeldAcross) {
         held.off_cpu_in
     );
 }
+
+/// The fixture reports recorded from live runs (`tests/fixtures/README.md`): real
+/// daemons and demos, for checks that hand-made reports cannot stand in for.
+#[allow(
+    dead_code,
+    reason = "used by some of the test binaries that include this module"
+)]
+pub const RECORDED_FIXTURES: &[&str] = &[
+    "pg-pgbench-c16.json",
+    "pg-pgbench-c4.json",
+    "memcached-hotkeys.json",
+    "demo-container-store-before.json",
+    "demo-layer-store-before.json",
+];

@@ -15,11 +15,12 @@
 //! (e) and (f), the Go runtime probes' cost on the Go demo and on containerd, are
 //! measured and rendered by `go`, after these.
 //!
-//! Each round runs every state once in an order that rotates from round to round, so a
-//! drift of the shared machine hits all states alike; a ratio is taken inside a round
-//! (state / the unattached window of the same round). Attach and detach happen outside
-//! the measured part of a window. Must not: assert anything (it prints the targets and
-//! whether they were met; the test suite is `cargo xtask test`).
+//! Every attached window sits between two unattached ones (lockprof and the peer take
+//! turns going first, see `schedule`), and its ratio is its value over the mean of
+//! those two neighbours, so a drift of the shared machine shows up on both sides of it.
+//! Attach and detach happen outside the measured part of a window. Must not: assert
+//! anything (it prints the targets and whether they were met; the test suite is
+//! `cargo xtask test`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -46,12 +47,14 @@ const TARGET_KERNEL_MEM_256: u64 = 128 << 20;
 /// How long and how often.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    /// Rounds of (a) and (c); each round measures every state once.
+    /// Rounds of (a) and (c); each round measures lockprof and the peer once.
     pub rounds: u64,
     /// Runs of (b) each way.
     pub pingpong_runs: u64,
     /// Length of one measured memcached window.
     pub window: Duration,
+    /// How long after attaching a memcached window starts.
+    pub settle: Duration,
     /// `dd bs=1 count=…` of (a).
     pub dd_count: u64,
 }
@@ -63,13 +66,15 @@ impl Plan {
                 rounds: 3,
                 pingpong_runs: 2,
                 window: Duration::from_secs(2),
+                settle: Duration::from_millis(500),
                 dd_count: 1_000_000,
             }
         } else {
             Plan {
                 rounds: 10,
                 pingpong_runs: 5,
-                window: Duration::from_secs(3),
+                window: Duration::from_secs(5),
+                settle: Duration::from_secs(2),
                 dd_count: 3_000_000,
             }
         };
@@ -80,43 +85,57 @@ impl Plan {
     }
 }
 
-const STATES: [Tracer; 3] = [Tracer::None, Tracer::Lockprof, Tracer::Bpftrace];
-
-/// The order of the states in round `round`: rotated by one each round.
-fn order(round: u64) -> Vec<Tracer> {
-    let mut v = STATES.to_vec();
-    v.rotate_left((round % STATES.len() as u64) as usize);
+/// The windows of a run, in order: an unattached window before, between and after
+/// the attached ones, lockprof and the peer taking turns going first. Each attached
+/// window is compared with the mean of its two unattached neighbours, so a drift of
+/// the shared machine (other work starting or stopping) shows up on both sides of it
+/// instead of on one.
+fn schedule(rounds: u64) -> Vec<Tracer> {
+    let mut v = vec![Tracer::None];
+    for r in 0..rounds {
+        let (a, b) = if r % 2 == 0 {
+            (Tracer::Lockprof, Tracer::Bpftrace)
+        } else {
+            (Tracer::Bpftrace, Tracer::Lockprof)
+        };
+        v.extend([a, Tracer::None, b, Tracer::None]);
+    }
     v
 }
 
-/// One value per state for each round; ratios are taken within a round.
+/// One value per window, in the order of [`schedule`].
 #[derive(Default, Debug)]
 struct Rounds {
-    none: Vec<f64>,
-    lockprof: Vec<f64>,
-    bpftrace: Vec<f64>,
+    windows: Vec<(Tracer, f64)>,
 }
 
 impl Rounds {
     fn push(&mut self, t: Tracer, v: f64) {
-        match t {
-            Tracer::None => self.none.push(v),
-            Tracer::Lockprof => self.lockprof.push(v),
-            Tracer::Bpftrace => self.bpftrace.push(v),
-        }
+        self.windows.push((t, v));
     }
 
+    /// The values of the windows in state `t`.
+    fn values(&self, t: Tracer) -> Vec<f64> {
+        self.windows
+            .iter()
+            .filter(|(s, _)| *s == t)
+            .map(|(_, v)| *v)
+            .collect()
+    }
+
+    /// Each window in state `t` over the mean of the unattached windows next to it.
     fn ratios(&self, t: Tracer) -> Vec<f64> {
-        let side = if t == Tracer::Lockprof {
-            &self.lockprof
-        } else {
-            &self.bpftrace
-        };
-        side.iter().zip(&self.none).map(|(s, n)| s / n).collect()
+        self.windows
+            .windows(3)
+            .filter(|w| w[1].0 == t && w[0].0 == Tracer::None && w[2].0 == Tracer::None)
+            .map(|w| w[1].1 / f64::midpoint(w[0].1, w[2].1))
+            .collect()
     }
 
     fn to_json(&self) -> Value {
-        json!({ "not_attached": self.none, "lockprof": self.lockprof, "bpftrace": self.bpftrace,
+        json!({ "not_attached": self.values(Tracer::None), "lockprof": self.values(Tracer::Lockprof),
+                "bpftrace": self.values(Tracer::Bpftrace),
+                "order": self.windows.iter().map(|(t, _)| t.name()).collect::<Vec<_>>(),
                 "ratio_lockprof": self.ratios(Tracer::Lockprof), "ratio_bpftrace": self.ratios(Tracer::Bpftrace) })
     }
 }
@@ -192,22 +211,21 @@ fn machine_tax(plan: Plan, dir: &Path) -> Result<Rounds> {
     result.map(|()| r)
 }
 
-/// Runs `measure` for every state of every round, in the rotating order.
+/// Runs `measure` for every window of the [`schedule`].
 fn each_window(
     plan: Plan,
     part: &str,
     mut measure: impl FnMut(Tracer) -> Result<()>,
 ) -> Result<()> {
-    for round in 0..plan.rounds {
-        for t in order(round) {
-            say(&format!(
-                "bench overhead {part}: round {}/{}, {}",
-                round + 1,
-                plan.rounds,
-                t.name()
-            ));
-            measure(t)?;
-        }
+    let windows = schedule(plan.rounds);
+    for (i, &t) in windows.iter().enumerate() {
+        say(&format!(
+            "bench overhead {part}: window {}/{}, {}",
+            i + 1,
+            windows.len(),
+            t.name()
+        ));
+        measure(t)?;
     }
     Ok(())
 }
@@ -306,7 +324,7 @@ struct Daemon {
 
 /// How long the load must last: every window plus attach/detach time, generously.
 fn load_seconds(plan: Plan) -> u64 {
-    plan.rounds * STATES.len() as u64 * (plan.window.as_secs() + 20) + 30
+    schedule(plan.rounds).len() as u64 * (plan.window.as_secs() + 20) + 30
 }
 
 fn daemon(plan: Plan, dir: &Path) -> Result<Daemon> {
@@ -320,9 +338,11 @@ fn daemon(plan: Plan, dir: &Path) -> Result<Daemon> {
     let mut d = Daemon::default();
     each_window(plan, "(c) memcached", |t| {
         let a = Attached::start(t, server.pid(), &report)?;
-        // The first moments after attaching (lockprof reads the target's maps and
-        // binaries) are not what a long recording costs.
-        std::thread::sleep(Duration::from_millis(500));
+        // The first moments after attaching are not what a long recording costs:
+        // lockprof reads the target's maps and binaries, and unwinds and symbolizes
+        // every call path it sees for the first time (a burst of its own CPU that
+        // took up to half of memcached's throughput in a 0.5 s-settle run).
+        std::thread::sleep(plan.settle);
         let (ops0, t0) = (memcached::stats_ops()?, Instant::now());
         std::thread::sleep(plan.window);
         let (ops1, t1) = (memcached::stats_ops()?, Instant::now());
@@ -434,7 +454,7 @@ fn render(plan: Plan, tax: &Rounds, pp: &PingPong, d: &Daemon, cpus: u64) -> Str
         ratio_cell(&dl),
         ratio_cell(&db)
     );
-    let plain = Stats::of(&d.ops_per_s.none);
+    let plain = Stats::of(&d.ops_per_s.values(Tracer::None));
     let _ = writeln!(
         t,
         "  {:<58} {:>26}",
@@ -574,23 +594,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_state_leads_a_round_in_turn() {
-        let firsts: Vec<Tracer> = (0..3).map(|r| order(r)[0]).collect();
-        assert_eq!(firsts, STATES.to_vec());
-        assert_eq!(order(4), order(1));
-        assert_eq!(order(2).len(), 3);
+    fn attached_windows_alternate_between_unattached_ones() {
+        use Tracer::{Bpftrace as B, Lockprof as L, None as N};
+        assert_eq!(schedule(2), vec![N, L, N, B, N, B, N, L, N]);
+        assert_eq!(schedule(1).len(), 5);
     }
 
     #[test]
-    fn ratios_pair_each_state_with_its_own_round() {
+    fn ratios_compare_each_window_with_its_unattached_neighbours() {
         let mut r = Rounds::default();
-        for (n, l, b) in [(100.0, 90.0, 80.0), (200.0, 200.0, 100.0)] {
-            r.push(Tracer::Bpftrace, b);
-            r.push(Tracer::None, n);
-            r.push(Tracer::Lockprof, l);
+        for (t, v) in schedule(2)
+            .into_iter()
+            .zip([100.0, 45.0, 80.0, 60.0, 120.0, 100.0, 80.0, 50.0, 20.0])
+        {
+            r.push(t, v);
         }
-        assert_eq!(r.ratios(Tracer::Lockprof), vec![0.9, 1.0]);
-        assert_eq!(r.ratios(Tracer::Bpftrace), vec![0.8, 0.5]);
+        assert_eq!(r.ratios(Tracer::Lockprof), vec![0.5, 1.0]);
+        assert_eq!(r.ratios(Tracer::Bpftrace), vec![0.6, 1.0]);
+        assert_eq!(r.values(Tracer::None), vec![100.0, 80.0, 120.0, 80.0, 20.0]);
     }
 
     #[test]
@@ -605,6 +626,6 @@ mod tests {
         let (q, f) = (Plan::new(true, None), Plan::new(false, Some(12)));
         assert!(q.rounds < f.rounds && q.window < f.window);
         assert_eq!(f.rounds, 12);
-        assert!(load_seconds(f) > 12 * 3 * 3);
+        assert!(load_seconds(f) > 12 * 4 * 3);
     }
 }

@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use crate::ci::diff::text::{
-    change_cell, contention_change, count_arrow, ns_arrow, per_sec_text, rate_arrow, rules_line,
+    arrow, change_cell, contention_change, count_arrow, ns_arrow, p99_text, per_sec_text,
+    rate_arrow, rules_line,
 };
 use crate::ci::diff::{Diff, RenderOptions, SiteRef, clean};
 use crate::render::text::{fmt_count, fmt_duration_ns, short_function, short_path};
@@ -67,7 +68,7 @@ pub fn to_markdown(diff: &Diff, opts: RenderOptions) -> String {
                 change_cell(c),
                 ns_arrow(x.total_wait_ns, y.total_wait_ns),
                 count_arrow(x.waits, y.waits),
-                ns_arrow(x.p99_wait_ns, y.p99_wait_ns),
+                arrow(&p99_text(x), &p99_text(y)),
                 ns_arrow(x.max_wait_ns, y.max_wait_ns),
             ));
         }
@@ -94,7 +95,7 @@ pub fn to_markdown(diff: &Diff, opts: RenderOptions) -> String {
                 per_sec_text(s.wait_per_sec_ns),
                 fmt_duration_ns(s.total_wait_ns),
                 fmt_count(s.waits),
-                fmt_duration_ns(s.p99_wait_ns),
+                p99_text(s),
                 fmt_duration_ns(s.max_wait_ns),
             ));
         }

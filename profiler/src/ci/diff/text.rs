@@ -21,6 +21,17 @@ pub(super) fn ns_arrow(before: u64, after: u64) -> String {
     arrow(&fmt_duration_ns(before), &fmt_duration_ns(after))
 }
 
+/// A site's p99, or `-` when it has waits but no p99: a site re-attributed by
+/// `--lock-fn` from a saved report's stacks, whose histogram was recorded for the
+/// wrapper's site as a whole.
+pub(super) fn p99_text(s: &super::SiteStats) -> String {
+    if s.waits > 0 && s.p99_wait_ns == 0 {
+        "-".to_owned()
+    } else {
+        fmt_duration_ns(s.p99_wait_ns)
+    }
+}
+
 /// `1.20s/s → 969µs/s`.
 pub(super) fn rate_arrow(before: Option<u64>, after: Option<u64>) -> String {
     arrow(&per_sec_text(before), &per_sec_text(after))
@@ -163,7 +174,7 @@ pub fn to_text(diff: &Diff, opts: RenderOptions) -> String {
                 change_cell(c),
                 ns_arrow(x.total_wait_ns, y.total_wait_ns),
                 count_arrow(x.waits, y.waits),
-                ns_arrow(x.p99_wait_ns, y.p99_wait_ns),
+                arrow(&p99_text(x), &p99_text(y)),
                 ns_arrow(x.max_wait_ns, y.max_wait_ns),
             ]);
             labels.push(format!("{}{}", c.site.label(), moved(c)));
@@ -198,7 +209,7 @@ pub fn to_text(diff: &Diff, opts: RenderOptions) -> String {
                 per_sec_text(s.wait_per_sec_ns),
                 fmt_duration_ns(s.total_wait_ns),
                 fmt_count(s.waits),
-                fmt_duration_ns(s.p99_wait_ns),
+                p99_text(s),
                 fmt_duration_ns(s.max_wait_ns),
             ]);
             labels.push(e.site.label());

@@ -70,17 +70,31 @@ pub(super) fn site_detail(
         waits.push_str(&extra.join(", "));
     }
     out.kv("waits", waits);
-    out.kv(
-        "durations",
-        format!(
-            "min {}  avg {}  p50 {}  p99 {}  max {}",
-            fmt_duration_ns(site.min_wait_ns),
-            fmt_duration_ns(site.avg_wait_ns),
-            fmt_duration_ns(site.p50_wait_ns),
-            fmt_duration_ns(site.p99_wait_ns),
-            fmt_duration_ns(site.max_wait_ns),
-        ),
-    );
+    if site.from_saved_stacks {
+        // Re-attributed from a saved report's stacks (`--lock-fn`): only the stacks'
+        // own figures are known.
+        out.kv(
+            "durations",
+            format!(
+                "avg {}  max {}  (re-attributed by --lock-fn from saved stacks: \
+                 percentiles, threads and wakers were recorded for the whole wrapper site)",
+                fmt_duration_ns(site.avg_wait_ns),
+                fmt_duration_ns(site.max_wait_ns),
+            ),
+        );
+    } else {
+        out.kv(
+            "durations",
+            format!(
+                "min {}  avg {}  p50 {}  p99 {}  max {}",
+                fmt_duration_ns(site.min_wait_ns),
+                fmt_duration_ns(site.avg_wait_ns),
+                fmt_duration_ns(site.p50_wait_ns),
+                fmt_duration_ns(site.p99_wait_ns),
+                fmt_duration_ns(site.max_wait_ns),
+            ),
+        );
+    }
     threads_block(out, site, opts.threads);
     if site.fairness.threads >= 2 {
         out.kv(

@@ -28,16 +28,19 @@ pub(super) fn sites_table(out: &mut Out, report: &Report, opts: &TextOptions) {
         ("SITE", Align::Left),
     ]);
     for (rank, site) in report.sites.iter().take(shown).enumerate() {
+        // `--lock-fn` on a saved report: what was recorded per site only is unknown.
+        let unknown = site.from_saved_stacks;
+        let or_unknown = |v: String| if unknown { "-".to_owned() } else { v };
         table.row(vec![
             (rank + 1).to_string(),
             kind_label(site),
             fmt_count(site.waits),
             fmt_duration_ns(site.total_wait_ns),
             fmt_duration_ns(site.avg_wait_ns),
-            fmt_duration_ns(site.p50_wait_ns),
-            fmt_duration_ns(site.p99_wait_ns),
+            or_unknown(fmt_duration_ns(site.p50_wait_ns)),
+            or_unknown(fmt_duration_ns(site.p99_wait_ns)),
             fmt_duration_ns(site.max_wait_ns),
-            fmt_count(site.threads.len() as u64),
+            or_unknown(fmt_count(site.threads.len() as u64)),
         ]);
     }
     let places: Vec<Place<'_>> = report.sites[..shown].iter().map(Place::of_site).collect();

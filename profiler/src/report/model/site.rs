@@ -133,6 +133,13 @@ pub struct Site {
     /// [`Report::timeline`] (same length and order); empty without a timeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<IntervalCount>,
+    /// Re-attributed by `--lock-fn` from a saved report's stacks (`lockprof report
+    /// --lock-fn`, `diff`, `check`, `flamegraph`, `top --replay`): only the waits,
+    /// total, average and longest wait are known; the histogram, percentiles, threads,
+    /// addresses, wakers and holders ("blocked by") were recorded for the wrapper's site as a whole and are
+    /// left empty. Never set in a recorded report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_saved_stacks: bool,
 }
 
 /// A holder blamed for part of a site's wait: the release (wake) site that ended

@@ -1,0 +1,97 @@
+//! The probes' target filter as userspace sees it: `TARGET_BITS` (one bit per
+//! traced tgid) memory-mapped, so setting and clearing a bit is an atomic operation
+//! on the shared page — it cannot undo a bit the kernel sets at the same moment for a
+//! followed child (a read-modify-write through `bpf(2)` could).
+//!
+//! Owns: the mapping and its bit arithmetic. Must not: decide what is traced (the
+//! session does, through [`Probes::add_target`](super::Probes::add_target)).
+
+use std::os::fd::{AsRawFd as _, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use profiler_common::{MAP_TARGET_BITS, TARGET_BITS_WORDS};
+
+use super::CollectError;
+
+/// `TARGET_BITS`, mapped read-write.
+pub struct TargetBits {
+    words: *mut AtomicU64,
+}
+
+// SAFETY: the mapping is only accessed through atomics and lives as long as the value.
+unsafe impl Send for TargetBits {}
+
+const BYTES: usize = TARGET_BITS_WORDS as usize * 8;
+
+impl TargetBits {
+    /// Map the loaded `TARGET_BITS` array (created `BPF_F_MMAPABLE`).
+    pub fn map(fd: BorrowedFd<'_>) -> Result<Self, CollectError> {
+        // SAFETY: a fresh shared mapping of a BPF array fd of exactly BYTES bytes; the
+        // kernel keeps the map alive while the mapping exists.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(CollectError::Map {
+                map: MAP_TARGET_BITS,
+                reason: format!("mmap: {}", std::io::Error::last_os_error()),
+            });
+        }
+        Ok(Self { words: p.cast() })
+    }
+
+    /// Mark `tgid` traced.
+    pub fn set(&self, tgid: u32) {
+        if let Some((w, bit)) = self.slot(tgid) {
+            w.fetch_or(bit, Ordering::SeqCst);
+        }
+    }
+
+    /// Mark `tgid` untraced.
+    pub fn clear(&self, tgid: u32) {
+        if let Some((w, bit)) = self.slot(tgid) {
+            w.fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
+
+    fn slot(&self, tgid: u32) -> Option<(&AtomicU64, u64)> {
+        let (word, bit) = position(tgid)?;
+        // SAFETY: `word` < TARGET_BITS_WORDS, inside the mapping; AtomicU64 has the
+        // layout of the u64 the kernel reads.
+        Some((unsafe { &*self.words.add(word) }, bit))
+    }
+}
+
+impl Drop for TargetBits {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.words.cast(), BYTES) };
+    }
+}
+
+/// Word index and bit mask of `tgid`, `None` beyond the largest possible pid.
+fn position(tgid: u32) -> Option<(usize, u64)> {
+    let word = (tgid / 64) as usize;
+    (word < TARGET_BITS_WORDS as usize).then_some((word, 1u64 << (tgid % 64)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_splits_tgid_into_word_and_bit() {
+        assert_eq!(position(0), Some((0, 1)));
+        assert_eq!(position(63), Some((0, 1 << 63)));
+        assert_eq!(position(64), Some((1, 1)));
+        assert_eq!(position(4_194_303), Some((65_535, 1 << 63)));
+        assert_eq!(position(4_194_304), None);
+    }
+}

@@ -10,6 +10,7 @@ pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;
+mod refresh;
 mod shared;
 mod stacks;
 mod targets;

@@ -85,31 +85,32 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
             .or_insert_with(|| SiteAcc::new(site));
         let address = behaviors.of(row.tgid, row.uaddr);
         let wasted = if behavior::rewait_is_wasted(attr.kind, address) {
-            row.rewaits
+            row.counts.rewaits
         } else {
             0
         };
         acc.add(row, address.behavior, wasted);
         site_of_stack.insert((row.tgid, row.stack_id, row.leaf_ret), acc.site.id.clone());
 
-        totals.waits += row.blocked;
-        totals.wait_ns += row.total_ns;
-        totals.eagain += row.eagain;
-        totals.timeouts += row.timedout;
-        totals.timeout_wait_ns += row.timedout_ns;
-        totals.interrupted += row.interrupted;
-        totals.other_errors += row.other_err;
+        totals.waits += row.counts.blocked;
+        totals.wait_ns += row.counts.total_ns;
+        totals.eagain += row.counts.eagain;
+        totals.timeouts += row.counts.timedout;
+        totals.timeout_wait_ns += row.counts.timedout_ns;
+        totals.interrupted += row.counts.interrupted;
+        totals.other_errors += row.counts.other_err;
 
-        if row.blocked > 0 || row.eagain > 0 {
+        if row.counts.blocked > 0 || row.counts.eagain > 0 {
             let lock = locks.entry((row.tgid, row.uaddr)).or_default();
-            lock.wait.add(row.blocked, row.total_ns, row.max_ns);
-            lock.eagain += row.eagain;
+            lock.wait
+                .add(row.counts.blocked, row.counts.total_ns, row.counts.max_ns);
+            lock.eagain += row.counts.eagain;
             lock.wasted_wakeups += wasted;
             lock.behavior = address;
             lock.sites.entry(acc.site.id.clone()).or_default().add(
-                row.blocked,
-                row.total_ns,
-                row.max_ns,
+                row.counts.blocked,
+                row.counts.total_ns,
+                row.counts.max_ns,
             );
         }
     }
@@ -330,7 +331,7 @@ pub fn stack_slot(key: StackKey) -> StackKey {
 mod tests {
     use super::*;
     use crate::analyze::sites::fairness;
-    use crate::collect::snapshot::{WaitRow, WakeRow};
+    use crate::collect::snapshot::{WaitCounts, WaitRow, WakeRow};
     use crate::report::{ThreadShare, WaitSummary};
     use profiler_common::{Loss, hist_bucket, op};
 
@@ -402,14 +403,17 @@ mod tests {
             uaddr,
             stack_id,
             op: op::WAIT_BITSET,
-            min_ns: waits.iter().copied().min().unwrap_or(0),
-            max_ns: waits.iter().copied().max().unwrap_or(0),
+            counts: WaitCounts {
+                min_ns: waits.iter().copied().min().unwrap_or(0),
+                max_ns: waits.iter().copied().max().unwrap_or(0),
+                ..WaitCounts::default()
+            },
             ..WaitRow::default()
         };
         for &w in waits {
-            r.blocked += 1;
-            r.total_ns += w;
-            r.hist.counts[hist_bucket(w)] += 1;
+            r.counts.blocked += 1;
+            r.counts.total_ns += w;
+            r.counts.hist.counts[hist_bucket(w)] += 1;
         }
         r
     }
@@ -508,13 +512,13 @@ mod tests {
     #[test]
     fn edges_name_the_waker_of_each_site_and_its_cost() {
         let mut s = snapshot();
-        s.waits[0].rewaits = 1;
+        s.waits[0].counts.rewaits = 1;
         // The writer's waiters release 0xa0 themselves: it behaves as a lock, so the
         // re-wait is a wasted wakeup.
         let mut unlock = s.wakes[0].clone();
         unlock.tid = 12;
         s.wakes.push(unlock);
-        s.waits[2].unpaired = 1;
+        s.waits[2].counts.unpaired = 1;
         s.edges.push(crate::collect::snapshot::EdgeRow {
             tgid: 1,
             waiter_stack_id: 1,
@@ -784,9 +788,9 @@ mod tests {
         // A condvar worker loop: woken one at a time by a producer, re-waits.
         st.insert((1, 3, 0), stacks()[&(1, 3, 0)].clone());
         let mut srw = row(11, 0xc0, 7, &[4_000_000, 4_000_000]);
-        srw.rewaits = 1;
+        srw.counts.rewaits = 1;
         let mut worker = row(12, 0xd0, 3, &[50_000_000]);
-        worker.rewaits = 1;
+        worker.counts.rewaits = 1;
         let wake = |tid, uaddr, stack_id| WakeRow {
             tgid: 1,
             tid,

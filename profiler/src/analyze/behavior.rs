@@ -58,13 +58,13 @@ struct Facts {
 pub fn classify(snapshot: &Snapshot) -> Behaviors {
     let mut facts: BTreeMap<(u32, u64), Facts> = BTreeMap::new();
     for w in &snapshot.waits {
-        if w.blocked == 0 && w.eagain == 0 {
+        if w.counts.blocked == 0 && w.counts.eagain == 0 {
             continue;
         }
         let f = facts.entry((w.tgid, w.uaddr)).or_default();
         let t = f.waiters.entry(w.tid).or_default();
-        t.0 += w.total_ns;
-        t.1 += w.blocked + w.eagain;
+        t.0 += w.counts.total_ns;
+        t.1 += w.counts.blocked + w.counts.eagain;
     }
     for k in &snapshot.wakes {
         let f = facts.entry((k.tgid, k.uaddr)).or_default();
@@ -153,15 +153,18 @@ pub fn is_contention(kind: WaitKind, behavior: Behavior) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::snapshot::{WaitRow, WakeRow};
+    use crate::collect::snapshot::{WaitCounts, WaitRow, WakeRow};
 
     fn wait(tid: u32, uaddr: u64, ns: u64) -> WaitRow {
         WaitRow {
             tgid: 1,
             tid,
             uaddr,
-            blocked: 1,
-            total_ns: ns,
+            counts: WaitCounts {
+                blocked: 1,
+                total_ns: ns,
+                ..WaitCounts::default()
+            },
             ..WaitRow::default()
         }
     }

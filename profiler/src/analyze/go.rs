@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use profiler_common::Loss;
 
 use crate::collect::go::GoSnapshot;
-use crate::collect::snapshot::{EdgeRow, Snapshot, WaitRow, WakeRow};
+use crate::collect::snapshot::{EdgeRow, Snapshot, WaitCounts, WaitRow, WakeRow};
 use crate::report::{Report, WaitKind, WaitSummary};
 
 /// Go stack ids are offset by this in the [`Snapshot`], so they never meet the futex
@@ -107,12 +107,14 @@ pub fn merge_into(snap: &mut Snapshot, go: &GoSnapshot) {
             stack_id: waiter,
             op: GO_PARK_OP | row.reason,
             leaf_ret: row.waiter_leaf_ret,
-            blocked: row.waits,
-            total_ns: row.total_ns,
-            min_ns: row.min_ns,
-            max_ns: row.max_ns,
-            hist: row.hist.clone(),
-            ..WaitRow::default()
+            counts: WaitCounts {
+                blocked: row.waits,
+                total_ns: row.total_ns,
+                min_ns: row.min_ns,
+                max_ns: row.max_ns,
+                hist: row.hist.clone(),
+                ..WaitCounts::default()
+            },
         });
         let wake = wakes
             .entry((row.tgid, waker, row.sema_addr))
@@ -265,7 +267,13 @@ mod tests {
         assert_eq!(snap.waits.len(), 1);
         let w = &snap.waits[0];
         assert_eq!(
-            (w.tgid, w.stack_id, w.uaddr, w.blocked, w.total_ns),
+            (
+                w.tgid,
+                w.stack_id,
+                w.uaddr,
+                w.counts.blocked,
+                w.counts.total_ns
+            ),
             (9, base + 3, 0xc000_0100, 5, 5_000)
         );
         assert_eq!(w.leaf_ret, 0x40_1000);

@@ -12,11 +12,10 @@ use crate::analyze::aggregate::{
 use crate::analyze::attribute::{Attribution, attribute};
 use crate::analyze::behavior::{is_contention, site_behavior};
 use crate::analyze::blame::{self, BlameAcc};
-use crate::analyze::histogram::Log2Histogram;
 use crate::analyze::stacks;
 use crate::analyze::wakers::{EdgeAcc, WakerLocations, held_across, wake_latency};
 use crate::analyze::wrappers::LockFns;
-use crate::collect::snapshot::{WaitRow, WakeToRun, listed_id};
+use crate::collect::snapshot::{WaitCounts, WaitRow, WakeToRun, listed_id};
 use crate::report::{
     AddressShare, Behavior, Fairness, Frame, Site, StackShare, ThreadShare, WaitKind, WaitSummary,
     WokenBy,
@@ -112,18 +111,8 @@ impl WaitSummary {
 
 pub(crate) struct SiteAcc {
     pub(crate) site: SiteIdentity,
-    pub(crate) waits: u64,
-    pub(crate) total_ns: u64,
-    pub(crate) min_ns: u64,
-    pub(crate) max_ns: u64,
-    pub(crate) hist: Log2Histogram,
-    pub(crate) eagain: u64,
-    pub(crate) timeouts: u64,
-    pub(crate) timeout_ns: u64,
-    pub(crate) interrupted: u64,
-    pub(crate) other_errors: u64,
-    pub(crate) rewaits: u64,
-    pub(crate) unpaired: u64,
+    /// The rows' counts summed; `rewaits` holds only the wasted ones.
+    pub(crate) counts: WaitCounts,
     /// waker site id → what it ended and what it did meanwhile
     pub(crate) woken_by: BTreeMap<String, EdgeAcc>,
     /// holder (waker site id) → the part of this site's wait its releases ended
@@ -142,18 +131,7 @@ impl SiteAcc {
     pub(crate) fn new(site: SiteIdentity) -> Self {
         Self {
             site,
-            waits: 0,
-            total_ns: 0,
-            min_ns: u64::MAX,
-            max_ns: 0,
-            hist: Log2Histogram::default(),
-            eagain: 0,
-            timeouts: 0,
-            timeout_ns: 0,
-            interrupted: 0,
-            other_errors: 0,
-            rewaits: 0,
-            unpaired: 0,
+            counts: WaitCounts::default(),
             woken_by: BTreeMap::new(),
             blocked_by: BTreeMap::new(),
             blocked_by_unknown_ns: 0,
@@ -168,34 +146,25 @@ impl SiteAcc {
     /// Add one wait row; `behavior` is its address's, `wasted` the part of its
     /// re-waits that count as wasted wakeups (see `behavior::rewait_is_wasted`).
     pub(crate) fn add(&mut self, row: &WaitRow, behavior: Behavior, wasted: u64) {
-        *self.behaviors.entry(behavior).or_default() += row.total_ns.max(row.blocked);
-        self.waits += row.blocked;
-        self.total_ns += row.total_ns;
-        if row.blocked > 0 {
-            self.min_ns = self.min_ns.min(row.min_ns);
-        }
-        self.max_ns = self.max_ns.max(row.max_ns);
-        self.hist.merge(&row.hist);
-        self.eagain += row.eagain;
-        self.timeouts += row.timedout;
-        self.timeout_ns += row.timedout_ns;
-        self.interrupted += row.interrupted;
-        self.other_errors += row.other_err;
-        self.rewaits += wasted;
-        self.unpaired += row.unpaired;
+        let c = &row.counts;
+        *self.behaviors.entry(behavior).or_default() += c.total_ns.max(c.blocked);
+        // Only the wasted part of the row's re-waits counts at a site.
+        let rewaits = self.counts.rewaits + wasted;
+        self.counts.merge(c);
+        self.counts.rewaits = rewaits;
         let t = self
             .threads
             .entry((listed_id(row.tgid), listed_id(row.tid)))
             .or_insert_with(|| (row.comm.clone(), WaitSummary::default()));
-        t.1.add(row.blocked, row.total_ns, row.max_ns);
+        t.1.add(c.blocked, c.total_ns, c.max_ns);
         self.addresses
             .entry((listed_id(row.tgid), row.uaddr))
             .or_default()
-            .add(row.blocked, row.total_ns, row.max_ns);
+            .add(c.blocked, c.total_ns, c.max_ns);
         self.stacks
             .entry((row.tgid, row.stack_id, row.leaf_ret))
             .or_default()
-            .add(row.blocked, row.total_ns, row.max_ns);
+            .add(c.blocked, c.total_ns, c.max_ns);
     }
 
     pub(crate) fn finish(
@@ -205,7 +174,8 @@ impl SiteAcc {
         waker_locations: &WakerLocations,
         lock_fns: &LockFns,
     ) -> Site {
-        let min = if self.waits > 0 { self.min_ns } else { 0 };
+        let c = &self.counts;
+        let min = if c.blocked > 0 { c.min_ns } else { 0 };
         let mut threads: Vec<ThreadShare> = self
             .threads
             .into_iter()
@@ -285,26 +255,26 @@ impl SiteAcc {
             file: self.site.file,
             line: self.site.line,
             module: self.site.module,
-            waits: self.waits,
-            total_wait_ns: self.total_ns,
-            avg_wait_ns: self.total_ns.checked_div(self.waits).unwrap_or(0),
+            waits: c.blocked,
+            total_wait_ns: c.total_ns,
+            avg_wait_ns: c.total_ns.checked_div(c.blocked).unwrap_or(0),
             min_wait_ns: min,
-            max_wait_ns: self.max_ns,
-            p50_wait_ns: self.hist.quantile(0.50, min, self.max_ns),
-            p99_wait_ns: self.hist.quantile(0.99, min, self.max_ns),
-            eagain: self.eagain,
-            timeouts: self.timeouts,
-            timeout_wait_ns: self.timeout_ns,
-            interrupted: self.interrupted,
-            other_errors: self.other_errors,
-            wasted_wakeups: self.rewaits,
-            unpaired_waits: self.unpaired,
+            max_wait_ns: c.max_ns,
+            p50_wait_ns: c.hist.quantile(0.50, min, c.max_ns),
+            p99_wait_ns: c.hist.quantile(0.99, min, c.max_ns),
+            eagain: c.eagain,
+            timeouts: c.timedout,
+            timeout_wait_ns: c.timedout_ns,
+            interrupted: c.interrupted,
+            other_errors: c.other_err,
+            wasted_wakeups: c.rewaits,
+            unpaired_waits: c.unpaired,
             woken_by,
             blocked_by: blame::blocked_by(self.blocked_by, waker_locations),
             blocked_by_unknown_ns: self.blocked_by_unknown_ns,
             wake_to_run: wake_latency(&self.wake_to_run),
             fairness,
-            histogram: self.hist,
+            histogram: self.counts.hist,
             threads,
             addresses,
             stacks: stacks_out,

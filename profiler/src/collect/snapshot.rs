@@ -78,22 +78,19 @@ impl UserStackCopy {
     }
 }
 
-/// One (thread, futex address, stack, op) wait row, summed over CPUs.
+/// What the waits of one row (or one site) came to: the kernel's `RawWaitStats`
+/// counters, decoded. The one list of these counts: kernel rows, drained rows and
+/// site accumulators all hold a `WaitCounts` and sum it with [`WaitCounts::merge`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WaitRow {
-    pub tgid: u32,
-    pub tid: u32,
-    pub comm: String,
-    pub uaddr: u64,
-    /// Negative when the kernel could not capture the stack.
-    pub stack_id: i32,
-    pub op: u32,
-    /// Candidate return address of a frameless leaf's caller (see `RawWaitKey`).
-    pub leaf_ret: u64,
+pub struct WaitCounts {
+    /// Waits that blocked and returned 0 (woken, or the lock was handed over).
     pub blocked: u64,
+    /// Sum of the blocked waits' durations.
     pub total_ns: u64,
+    /// Shortest blocked wait; meaningless (0) while `blocked == 0`.
     pub min_ns: u64,
     pub max_ns: u64,
+    /// Waits that returned `-EAGAIN`: nothing blocked.
     pub eagain: u64,
     pub timedout: u64,
     pub timedout_ns: u64,
@@ -106,46 +103,29 @@ pub struct WaitRow {
     pub hist: Log2Histogram,
 }
 
-impl WaitRow {
-    /// Sum one key's per-CPU slots. A CPU slot that never saw a blocked wait has
-    /// `min_ns == 0` from zero-initialisation, so minima only count slots with waits.
-    pub fn from_raw(key: &RawWaitKey, per_cpu: &[RawWaitStats]) -> Self {
-        let mut row = WaitRow {
-            tgid: key.tgid,
-            tid: key.tid,
-            uaddr: key.uaddr,
-            stack_id: key.stack_id,
-            op: key.op,
-            leaf_ret: key.leaf_ret,
-            ..WaitRow::default()
-        };
-        for s in per_cpu {
-            row.merge(&WaitRow {
-                comm: comm_str(&s.comm),
-                blocked: s.blocked,
-                total_ns: s.total_ns,
-                min_ns: s.min_ns,
-                max_ns: s.max_ns,
-                eagain: s.eagain,
-                timedout: s.timedout,
-                timedout_ns: s.timedout_ns,
-                interrupted: s.interrupted,
-                other_err: s.other_err,
-                rewaits: s.rewaits,
-                unpaired: s.unpaired,
-                hist: Log2Histogram::from_buckets(&s.hist),
-                ..WaitRow::default()
-            });
+impl WaitCounts {
+    /// One kernel slot's counters.
+    pub fn from_raw(s: &RawWaitStats) -> Self {
+        WaitCounts {
+            blocked: s.blocked,
+            total_ns: s.total_ns,
+            min_ns: s.min_ns,
+            max_ns: s.max_ns,
+            eagain: s.eagain,
+            timedout: s.timedout,
+            timedout_ns: s.timedout_ns,
+            interrupted: s.interrupted,
+            other_err: s.other_err,
+            rewaits: s.rewaits,
+            unpaired: s.unpaired,
+            hist: Log2Histogram::from_buckets(&s.hist),
         }
-        row
     }
 
-    /// Add a later part of the same key's counts (rows drained from the kernel,
-    /// then new counts for the same key).
-    pub fn merge(&mut self, other: &WaitRow) {
-        if self.comm.is_empty() {
-            self.comm.clone_from(&other.comm);
-        }
+    /// Add `other`'s counts. A side with no blocked wait has no minimum (a kernel slot
+    /// that never saw one holds 0 from zero-initialisation), so minima only count
+    /// sides with blocked waits.
+    pub fn merge(&mut self, other: &WaitCounts) {
         self.min_ns = match (self.blocked, other.blocked) {
             (0, _) => other.min_ns,
             (_, 0) => self.min_ns,
@@ -162,6 +142,52 @@ impl WaitRow {
         self.rewaits += other.rewaits;
         self.unpaired += other.unpaired;
         self.hist.merge(&other.hist);
+    }
+}
+
+/// One (thread, futex address, stack, op) wait row, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WaitRow {
+    pub tgid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub uaddr: u64,
+    /// Negative when the kernel could not capture the stack.
+    pub stack_id: i32,
+    pub op: u32,
+    /// Candidate return address of a frameless leaf's caller (see `RawWaitKey`).
+    pub leaf_ret: u64,
+    pub counts: WaitCounts,
+}
+
+impl WaitRow {
+    /// Sum one key's per-CPU slots.
+    pub fn from_raw(key: &RawWaitKey, per_cpu: &[RawWaitStats]) -> Self {
+        let mut row = WaitRow {
+            tgid: key.tgid,
+            tid: key.tid,
+            uaddr: key.uaddr,
+            stack_id: key.stack_id,
+            op: key.op,
+            leaf_ret: key.leaf_ret,
+            ..WaitRow::default()
+        };
+        for s in per_cpu {
+            if row.comm.is_empty() {
+                row.comm = comm_str(&s.comm);
+            }
+            row.counts.merge(&WaitCounts::from_raw(s));
+        }
+        row
+    }
+
+    /// Add a later part of the same key's counts (rows drained from the kernel,
+    /// then new counts for the same key).
+    pub fn merge(&mut self, other: &WaitRow) {
+        if self.comm.is_empty() {
+            self.comm.clone_from(&other.comm);
+        }
+        self.counts.merge(&other.counts);
     }
 }
 
@@ -437,18 +463,18 @@ pub(crate) mod tests {
         let mut idle = stats(0, 0, 0, 0);
         idle.comm = [0; 16];
         let row = WaitRow::from_raw(&key, &[idle, stats(2, 300, 100, 200), stats(1, 50, 50, 50)]);
-        assert_eq!(row.blocked, 3);
-        assert_eq!(row.total_ns, 350);
-        assert_eq!(row.min_ns, 50);
-        assert_eq!(row.max_ns, 200);
-        assert_eq!(row.eagain, 3);
+        assert_eq!(row.counts.blocked, 3);
+        assert_eq!(row.counts.total_ns, 350);
+        assert_eq!(row.counts.min_ns, 50);
+        assert_eq!(row.counts.max_ns, 200);
+        assert_eq!(row.counts.eagain, 3);
         assert_eq!(row.comm, "worker-1");
     }
 
     #[test]
     fn from_raw_without_blocks_has_zero_min() {
         let row = WaitRow::from_raw(&RawWaitKey::default(), &[stats(0, 0, 0, 0)]);
-        assert_eq!(row.min_ns, 0);
+        assert_eq!(row.counts.min_ns, 0);
     }
 
     #[test]

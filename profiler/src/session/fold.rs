@@ -324,6 +324,7 @@ impl Totals {
 mod tests {
     use super::*;
     use crate::analyze::behavior;
+    use crate::collect::snapshot::WaitCounts;
     use crate::report::Behavior;
 
     fn wait(tgid: u32, tid: u32, uaddr: u64, stack_id: i32, ns: u64) -> WaitRow {
@@ -333,13 +334,16 @@ mod tests {
             comm: format!("t{tid}"),
             uaddr,
             stack_id,
-            blocked: 1,
-            total_ns: ns,
-            min_ns: ns,
-            max_ns: ns,
+            counts: WaitCounts {
+                blocked: 1,
+                total_ns: ns,
+                min_ns: ns,
+                max_ns: ns,
+                ..WaitCounts::default()
+            },
             ..WaitRow::default()
         };
-        r.hist.counts[profiler_common::hist_bucket(ns)] += 1;
+        r.counts.hist.counts[profiler_common::hist_bucket(ns)] += 1;
         r
     }
 
@@ -379,7 +383,12 @@ mod tests {
         assert_eq!(t.snap.waits.len(), 1);
         let w = &t.snap.waits[0];
         assert_eq!(
-            (w.blocked, w.total_ns, w.min_ns, w.max_ns),
+            (
+                w.counts.blocked,
+                w.counts.total_ns,
+                w.counts.min_ns,
+                w.counts.max_ns
+            ),
             (6, 453, 50, 102)
         );
         assert_eq!(w.stack_id, 1000);
@@ -427,7 +436,7 @@ mod tests {
             (
                 s.waits
                     .iter()
-                    .map(|r| (r.blocked, r.total_ns))
+                    .map(|r| (r.counts.blocked, r.counts.total_ns))
                     .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
                 s.wakes.iter().map(|r| r.calls).sum::<u64>(),
                 s.edges.iter().map(|e| e.wait_ns).sum::<u64>(),
@@ -448,7 +457,7 @@ mod tests {
             .iter()
             .find(|r| r.uaddr == 0xa && r.tid == EXITED);
         assert_eq!(
-            lock.map(|r| (r.blocked, r.comm.as_str())),
+            lock.map(|r| (r.counts.blocked, r.comm.as_str())),
             Some((199, EXITED_NAME))
         );
         let event = t.snap.waits.iter().find(|r| r.uaddr == 0xe);
@@ -490,7 +499,7 @@ mod tests {
         assert_eq!(t.snap.waits.len(), 1);
         let w = &t.snap.waits[0];
         assert_eq!(
-            (w.tgid, w.tid, w.blocked, w.total_ns),
+            (w.tgid, w.tid, w.counts.blocked, w.counts.total_ns),
             (EXITED, EXITED, u64::from(n), 7 * u64::from(n))
         );
         assert_eq!(t.snap.wakes.len(), 1);

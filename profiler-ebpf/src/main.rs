@@ -123,20 +123,4 @@ mod wait;
 #[cfg(target_arch = "bpf")]
 mod wake;
 
-/// A host build of this crate (e.g. `cargo check --workspace`) has nothing to run: the
-/// programs only exist for `bpfel-unknown-none`, built by `profiler/build.rs`.
-#[cfg(not(target_arch = "bpf"))]
-fn main() {
-    eprintln!("profiler-ebpf builds for bpfel-unknown-none only (see profiler/build.rs)");
-}
-
-#[cfg(all(target_arch = "bpf", not(test)))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[cfg(target_arch = "bpf")]
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
+profiler_ebpf::probe_object!();

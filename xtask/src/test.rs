@@ -256,9 +256,11 @@ fn bpf_tests(opts: &Options) -> Result<Outcome> {
         test_args.extend(["--test", t]);
     }
     if is_root() {
+        // Every root test file runs even after one fails, so a red run names all of
+        // its failures at once.
         Cmd::cargo()
             .args(&test_args)
-            .args(["--", "--ignored", "--test-threads=1"])
+            .args(["--no-fail-fast", "--", "--ignored", "--test-threads=1"])
             .run()?;
     } else {
         say("test: not root: building the BPF tests as you, running them with sudo -E");

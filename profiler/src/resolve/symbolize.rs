@@ -236,6 +236,8 @@ pub struct StackSymbolizer<S> {
     cache: HashMap<(PathBuf, u64), Vec<ResolvedFrame>>,
     /// Asked before each module: `true` stops symbolizing (the rest stay module+offset).
     stop: fn() -> bool,
+    /// `stop` said so while modules were left: some frames stayed module+offset.
+    stopped: bool,
 }
 
 impl<S: Symbolize> StackSymbolizer<S> {
@@ -244,6 +246,7 @@ impl<S: Symbolize> StackSymbolizer<S> {
             symbolizer,
             cache: HashMap::new(),
             stop: || false,
+            stopped: false,
         }
     }
 
@@ -253,6 +256,11 @@ impl<S: Symbolize> StackSymbolizer<S> {
     pub fn stop_when(mut self, stop: fn() -> bool) -> Self {
         self.stop = stop;
         self
+    }
+
+    /// Whether `stop` cut symbolizing short, leaving frames as module+offset.
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// Resolve many stacks of many processes at once, batching lookups per module.
@@ -287,6 +295,7 @@ impl<S: Symbolize> StackSymbolizer<S> {
         }
         for (path, mut offsets) in wanted {
             if (self.stop)() {
+                self.stopped = true;
                 break;
             }
             offsets.sort_unstable();

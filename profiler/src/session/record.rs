@@ -374,19 +374,20 @@ impl Session {
         self.go.detach();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
         self.poll_targets(true);
-        let (go, resolved, _) = self.drain()?;
         if verbose {
+            // Before the last drain, which unwinds and symbolizes what is new: a
+            // second Ctrl-C from here on cuts that short.
             eprintln!(
-                "lockprof: stopped ({}) after {:.1}s; symbolizing {} stacks…",
+                "lockprof: stopped ({}) after {:.1}s; symbolizing the stacks not resolved yet…",
                 match stopped {
                     StopReason::Duration => "duration reached".to_owned(),
                     StopReason::Signal(s) => format!("signal {s}"),
                     StopReason::TargetsExited => "target exited".to_owned(),
                 },
                 duration_ns as f64 / 1e9,
-                resolved
             );
         }
+        let (go, resolved, _) = self.drain()?;
         let mut report = self.build(go, duration_ns);
         if verbose {
             eprintln!(
@@ -395,11 +396,13 @@ impl Session {
                 refresh_summary(&mut self.refreshes)
             );
         }
-        if verbose && signals::hurry() {
+        if verbose && self.stacks.symbolization_cut_short() {
             eprintln!(
                 "lockprof: symbolization stopped early (signal again): {} frames left as module+offset",
                 report.losses.unsymbolized_frames
             );
+        } else if verbose {
+            eprintln!("lockprof: {resolved} new stacks resolved at the end");
         }
         if verbose && self.stacks.copies_unwound > 0 {
             let truncated = self

@@ -277,6 +277,11 @@ impl StackCache {
         symbolizer.symbolize_stacks(maps, &inputs)
     }
 
+    /// Whether a second Ctrl-C cut symbolization short (frames left as module+offset).
+    pub fn symbolization_cut_short(&self) -> bool {
+        self.symbolizer.as_ref().is_some_and(StackSymbolizer::stopped)
+    }
+
     /// The canonical slot of a symbolized stack: the same frames (up to their absolute
     /// addresses, which differ between processes) unwound the same way share one.
     fn intern(&mut self, frames: Vec<Frame>, method: Option<UnwindMethod>) -> StackKey {

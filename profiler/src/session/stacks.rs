@@ -279,7 +279,9 @@ impl StackCache {
 
     /// Whether a second Ctrl-C cut symbolization short (frames left as module+offset).
     pub fn symbolization_cut_short(&self) -> bool {
-        self.symbolizer.as_ref().is_some_and(StackSymbolizer::stopped)
+        self.symbolizer
+            .as_ref()
+            .is_some_and(StackSymbolizer::stopped)
     }
 
     /// The canonical slot of a symbolized stack: the same frames (up to their absolute

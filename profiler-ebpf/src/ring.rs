@@ -52,15 +52,22 @@ pub fn push(key: &RawAddrKey, wake: &RawLastWake) {
     }
 }
 
-/// The newest wake on the futex of `ring`, if its slot holds one.
+/// The newest wake on the futex of `ring` that woke somebody. Wakes that woke nobody
+/// were blanked by [`forget`]; skipping them keeps such a wake, made between a
+/// waiter's wake-up and its exit, from hiding the wake that really ended the wait.
 #[inline(always)]
 pub fn newest(ring: *const RawWakeRing) -> Option<RawLastWake> {
-    // SAFETY: a live map value, copied out.
-    let last = unsafe {
-        let next = (*ring).next;
-        (*ring).slots[next.wrapping_sub(1) as usize & (WAKE_RING - 1)]
-    };
-    (last.ts_ns != 0).then_some(last)
+    // SAFETY: a live map value.
+    let next = unsafe { (*ring).next };
+    for back in 1..=WAKE_RING {
+        // SAFETY: a slot of a live map value, copied out.
+        let wake =
+            unsafe { (*ring).slots[next.wrapping_sub(back as u64) as usize & (WAKE_RING - 1)] };
+        if wake.ts_ns != 0 {
+            return Some(wake);
+        }
+    }
+    None
 }
 
 /// A wake by `tid` entered at `ts_ns` woke nobody: it must not be taken for the waker

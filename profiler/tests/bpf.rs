@@ -399,7 +399,9 @@ fn forwarder_herd_has_wasted_wakeups_and_named_wakers() {
         .unwrap_or_else(|| panic!("{}", top_sites(&before.report, 6)));
     // The herd's wasted wakeups, at the RwLock re-check and the Condvar wait together.
     // Measured on 2 cores with these knobs: 122–178 per build over four runs (47k–68k
-    // for 384 builds); with `--calls 32` it ranged 80–228, too close to the bar.
+    // for 384 builds), later 80–208 per build (30.8k–80k) across CI runs and loads;
+    // with `--calls 32` it ranged 80–228. The bar, 50 per build, sits well below
+    // that and far above the fixed build's 0 (asserted below).
     let wasted: u64 = before
         .report
         .sites
@@ -413,7 +415,7 @@ fn forwarder_herd_has_wasted_wakeups_and_named_wakers() {
         .map(|s| s.wasted_wakeups)
         .sum();
     assert!(
-        wasted >= 100 * builds,
+        wasted >= 50 * builds,
         "{wasted} wasted wakeups for {builds} builds; re-check site: {} of {} waits",
         site.wasted_wakeups,
         site.waits

@@ -140,6 +140,11 @@ pub const CALL_WAKE: u32 = 2;
 /// [`RawTask::call`](crate::rows::RawTask::call) bit: the thread was woken from this same futex by its previous
 /// wait and has not released it since — if this wait blocks, that wakeup was wasted.
 pub const CALL_REWAIT: u32 = 4;
+/// [`RawTask::call`](crate::rows::RawTask::call): the thread exited. Its row is kept
+/// (not deleted at exit) until userspace has drained the maps twice since, so a
+/// waiter it woke just before exiting still finds what it did in the window (its
+/// off-CPU time, its syscalls); userspace deletes it then.
+pub const CALL_EXITED: u32 = 8;
 /// Stack id of rows counted on a fast path without a stack walk (a wait that
 /// returned `EAGAIN` at a call position the per-thread stack cache did not know).
 pub const STACK_NOT_WALKED: i32 = -2;

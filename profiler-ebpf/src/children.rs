@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use profiler_common::{Loss, nr, target_flags};
+use profiler_common::{CALL_EXITED, Loss, nr, target_flags};
 
 use crate::maps::{TARGETS, TASKS, count_loss, is_target, set_target_bit};
 use crate::regs::{REG_DI, Regs, current_ids};
@@ -28,11 +28,16 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
-    // The exiting task is current. A traced thread's row goes; any other thread
+    // The exiting task is current. A traced thread's row is marked, not deleted: a
+    // waiter it woke may not have returned yet and reads its row to learn what the
+    // holder did (see `CALL_EXITED`); userspace deletes it later. Any other thread
     // stops at the target bit.
     let (tgid, tid) = current_ids();
-    if is_target(tgid) {
-        let _ = TASKS.remove(tid);
+    if is_target(tgid)
+        && let Some(row) = TASKS.get_ptr_mut(tid)
+    {
+        // SAFETY: a live map value; only this (exiting) thread writes its own row.
+        unsafe { (*row).call = CALL_EXITED };
     }
     0
 }

@@ -39,6 +39,8 @@ pub type SymbolizedStacks = HashMap<StackKey, Vec<Frame>>;
 #[derive(Clone, Debug, Default)]
 pub struct ReportContext {
     pub targets: Vec<Target>,
+    /// Exited children left out of `targets` (see `Report::exited_children_not_listed`).
+    pub exited_children_not_listed: u64,
     pub started_unix_ms: u64,
     pub duration_ns: u64,
     /// Frames the symbolizer could not name.
@@ -244,6 +246,7 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         schema_version: SCHEMA_VERSION,
         lockprof_version: env!("CARGO_PKG_VERSION").to_owned(),
         targets: ctx.targets,
+        exited_children_not_listed: ctx.exited_children_not_listed,
         started_unix_ms: ctx.started_unix_ms,
         duration_ns: ctx.duration_ns,
         totals,

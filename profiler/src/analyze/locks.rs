@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::analyze::aggregate::MAX_ADDRESSES_PER_SITE;
 use crate::analyze::behavior::AddressBehavior;
 use crate::analyze::sites::by_wait;
+use crate::collect::snapshot::FOLDED_ADDRESS;
 use crate::report::{LockAddress, SiteShare, WaitSummary, WakerShare};
 
 #[derive(Default)]
@@ -19,6 +20,9 @@ pub(crate) struct LockAcc {
     pub(crate) wakers: BTreeMap<String, WakerShare>,
     pub(crate) behavior: AddressBehavior,
 }
+
+/// How the addresses of exited processes summed under [`FOLDED_ADDRESS`] are listed.
+pub(crate) const FOLDED_ADDRESS_NAME: &str = "[other addresses of exited processes]";
 
 impl LockAcc {
     pub(crate) fn finish(self, pid: u32, addr: u64) -> LockAddress {
@@ -34,7 +38,11 @@ impl LockAcc {
         wakers.truncate(MAX_ADDRESSES_PER_SITE);
         LockAddress {
             pid,
-            address: format!("{addr:#x}"),
+            address: if addr == FOLDED_ADDRESS {
+                FOLDED_ADDRESS_NAME.to_owned()
+            } else {
+                format!("{addr:#x}")
+            },
             wait: self.wait,
             behavior: self.behavior.behavior,
             broadcast: self.behavior.broadcast,

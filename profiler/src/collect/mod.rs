@@ -27,10 +27,10 @@ use std::time::Duration;
 use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
-    CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS, Loss, MAP_EDGES,
-    MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS,
-    MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask, RawUserStack, RawWaitKey,
-    RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
+    CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
+    Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASKS,
+    MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask, RawUserStack,
+    RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
 };
 use thiserror::Error;
 
@@ -86,6 +86,8 @@ pub struct Probes {
     /// Keeps the kernel's BPF run-time accounting on while we live (`None` if the
     /// kernel refused; then run times read as zero).
     _stats: Option<OwnedFd>,
+    /// Threads whose `TASKS` rows were marked exited at the last drain, sorted.
+    exited_tasks: Vec<u32>,
 }
 
 impl Probes {
@@ -131,6 +133,7 @@ impl Probes {
             programs,
             target_bits,
             _stats: stats,
+            exited_tasks: Vec::new(),
         })
     }
 
@@ -246,9 +249,37 @@ impl Probes {
             batch::read_all(self.fd(MAP_TASKS)?, false).map_err(|e| map_err(MAP_TASKS, &e))?;
         snap.unfinished_waits = tasks
             .iter()
-            .filter(|(_, t)| t.call & CALL_WAIT != 0)
+            .filter(|(_, t)| t.call & CALL_WAIT != 0 && t.call != CALL_EXITED)
             .count() as u64;
+        self.reap_exited_tasks(&tasks);
         Ok(snap)
+    }
+
+    /// Delete the rows of threads that exited before the previous drain (the probe
+    /// marks them at exit, see `CALL_EXITED`): a waiter they woke has returned by
+    /// now, and `TASKS` must not fill with the dead.
+    fn reap_exited_tasks(&mut self, tasks: &[(u32, RawTask)]) {
+        let mut exited: Vec<u32> = tasks
+            .iter()
+            .filter(|(_, t)| t.call == CALL_EXITED)
+            .map(|&(tid, _)| tid)
+            .collect();
+        exited.sort_unstable();
+        let previous = std::mem::take(&mut self.exited_tasks);
+        if let Ok(mut rows) =
+            map_mut::<BpfHashMap<&mut MapData, u32, RawTask>>(&mut self.ebpf, MAP_TASKS)
+        {
+            for tid in previous
+                .iter()
+                .filter(|tid| exited.binary_search(tid).is_ok())
+            {
+                let _ = rows.remove(tid);
+            }
+        }
+        self.exited_tasks = exited
+            .into_iter()
+            .filter(|tid| previous.binary_search(tid).is_err())
+            .collect();
     }
 
     /// Every row of a shared aggregation map, read and deleted in batches.

@@ -43,6 +43,10 @@ pub const EXITED: u32 = u32::MAX;
 /// kept apart from [`EXITED`] so an address's behaviour is judged as before folding.
 pub const EXITED_WAITER: u32 = u32::MAX - 1;
 
+/// The futex address of folded rows of exited processes beyond the addresses kept
+/// with their own rows (see `session::fold`): listed as one "other addresses" entry.
+pub const FOLDED_ADDRESS: u64 = u64::MAX;
+
 /// The thread or process id a report lists for a row's `tid` or `tgid`: 0 for folded
 /// exited threads or processes.
 pub fn listed_id(id: u32) -> u32 {

@@ -15,18 +15,26 @@
 //! listed on its own while at most [`THREAD_DETAIL`] threads are held, and a folded
 //! wait row remembers whether its thread also woke that address ([`EXITED`] vs
 //! [`EXITED_WAITER`]). Exited processes (a workload that keeps forking) are folded
-//! into one, listed as process 0, once more than [`PROCESS_DETAIL`] are held.
+//! into one, listed as process 0, once more than [`PROCESS_DETAIL`] are held; their
+//! lock addresses (each process's own, meaningless once it is gone) keep their own
+//! rows for the [`ADDRESS_DETAIL`] addresses waited on longest, the rest are summed
+//! under [`FOLDED_ADDRESS`] — so a workload that forks children with locks of their
+//! own for hours holds a bounded number of rows.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::analyze::aggregate::StackKey;
 use crate::collect::blame::BlameRow;
-use crate::collect::snapshot::{EXITED, EXITED_WAITER, EdgeRow, Snapshot, WaitRow, WakeRow};
+use crate::collect::snapshot::{
+    EXITED, EXITED_WAITER, EdgeRow, FOLDED_ADDRESS, Snapshot, WaitRow, WakeRow,
+};
 
 /// Threads held with their own rows before exited ones are folded.
 pub(super) const THREAD_DETAIL: usize = 256;
 /// Exited processes held with their own rows before they are folded into one.
 pub(super) const PROCESS_DETAIL: usize = 64;
+/// Lock addresses of folded exited processes kept with their own rows.
+pub(super) const ADDRESS_DETAIL: usize = 256;
 /// The name folded rows carry.
 const EXITED_NAME: &str = "[exited threads]";
 
@@ -239,6 +247,7 @@ impl Totals {
                 fold(&mut b.tgid);
                 fold(&mut b.holder_tgid);
             }
+            self.fold_exited_addresses();
         }
         self.waits.rebuild(&mut self.snap.waits);
         self.wakes.rebuild(&mut self.snap.wakes);
@@ -250,6 +259,36 @@ impl Totals {
             0
         };
         (exited.len(), processes)
+    }
+
+    /// Keep the [`ADDRESS_DETAIL`] addresses of folded processes waited on longest
+    /// and sum the others' rows under [`FOLDED_ADDRESS`] (the caller re-keys).
+    fn fold_exited_addresses(&mut self) {
+        let mut waited: HashMap<u64, u64> = HashMap::new();
+        for r in self.snap.waits.iter().filter(|r| r.tgid == EXITED) {
+            *waited.entry(r.uaddr).or_default() += r.counts.total_ns;
+        }
+        for r in self.snap.wakes.iter().filter(|r| r.tgid == EXITED) {
+            waited.entry(r.uaddr).or_default();
+        }
+        waited.remove(&FOLDED_ADDRESS);
+        if waited.len() <= ADDRESS_DETAIL {
+            return;
+        }
+        let mut ranked: Vec<(u64, u64)> = waited.into_iter().collect();
+        // Longest wait first; the address breaks ties so the choice is stable.
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let kept: HashSet<u64> = ranked[..ADDRESS_DETAIL].iter().map(|a| a.0).collect();
+        for r in self.snap.waits.iter_mut().filter(|r| r.tgid == EXITED) {
+            if !kept.contains(&r.uaddr) {
+                r.uaddr = FOLDED_ADDRESS;
+            }
+        }
+        for r in self.snap.wakes.iter_mut().filter(|r| r.tgid == EXITED) {
+            if !kept.contains(&r.uaddr) {
+                r.uaddr = FOLDED_ADDRESS;
+            }
+        }
     }
 
     /// Give the rows of `exited` threads the folded thread ids (the caller re-keys).
@@ -504,6 +543,50 @@ mod tests {
         );
         assert_eq!(t.snap.wakes.len(), 1);
         assert!(t.tgids().is_empty(), "folded rows are no process to poll");
+    }
+
+    #[test]
+    fn addresses_of_exited_processes_are_bounded_and_the_longest_waited_kept() {
+        let mut t = Totals::default();
+        // Rounds of processes that each wait on addresses of their own (a workload
+        // forking children with their own locks): the rows must stay bounded.
+        let mut total_ns = 0;
+        let mut pid = 1;
+        for round in 0..20u64 {
+            let mut delta = Snapshot::default();
+            for _ in 0..=PROCESS_DETAIL {
+                for a in 0..8u64 {
+                    let ns = 1 + a + round;
+                    total_ns += ns;
+                    let addr = 0x1000 + u64::from(pid) * 0x100 + a * 8;
+                    delta.waits.push(wait(pid, pid, addr, 1, ns));
+                    delta.wakes.push(wake(pid, pid, addr, 2));
+                }
+                pid += 1;
+            }
+            t.add(delta, canon);
+            t.fold_exited(|_, _| false);
+            let addrs: HashSet<u64> = t.snap.waits.iter().map(|r| r.uaddr).collect();
+            assert!(
+                addrs.len() <= ADDRESS_DETAIL + 1,
+                "{} addresses",
+                addrs.len()
+            );
+        }
+        let addrs: HashSet<u64> = t.snap.waits.iter().map(|r| r.uaddr).collect();
+        assert!(addrs.contains(&FOLDED_ADDRESS));
+        assert_eq!(addrs.len(), ADDRESS_DETAIL + 1);
+        // Nothing is lost by folding, and the kept addresses are the longest waited.
+        let sum: u64 = t.snap.waits.iter().map(|r| r.counts.total_ns).sum();
+        assert_eq!(sum, total_ns);
+        let longest = t
+            .snap
+            .waits
+            .iter()
+            .filter(|r| r.uaddr != FOLDED_ADDRESS && r.counts.total_ns == 8 + 19)
+            .count();
+        assert_eq!(longest, PROCESS_DETAIL + 1, "the longest waited are kept");
+        assert!(t.snap.wakes.iter().all(|r| r.tgid == EXITED));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::session::procmaps::MapsHistory;
 use crate::session::refresh::{refresh_summary, release_free_memory, thread_cpu};
 use crate::session::shared::SharedFutexes;
 use crate::session::stacks::StackCache;
-use crate::session::targets::{describe, join_cgroups, poll_targets, target};
+use crate::session::targets::{Targets, describe, join_cgroups, target};
 use crate::session::threads::Threads;
 use crate::session::user::Credentials;
 
@@ -132,7 +132,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         if session.elapsed() >= next_tick {
             // A failed interval read only costs that interval's detail: the final
             // report reads the maps again, so the recording is not lost.
-            if let Err(e) = session.report_now()
+            if let Err(e) = session.close_interval()
                 && opts.verbose
             {
                 eprintln!("lockprof: warning: interval skipped: {e:#}");
@@ -182,10 +182,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// the timeline), and [`Session::stop`] at the end. `record` and `top` both drive one.
 pub struct Session {
     probes: Probes,
-    targets: BTreeMap<u32, Target>,
+    targets: Targets,
     launched: Option<Launched>,
     maps: MapsHistory,
-    first_seen: BTreeMap<u32, Instant>,
     last_full_poll: Instant,
     started: Instant,
     started_unix_ms: u64,
@@ -204,9 +203,11 @@ pub struct Session {
     refreshes: Vec<(Duration, Duration, Duration)>,
     /// `--lock-fn` patterns, for the report's attribution.
     lock_fns: Vec<String>,
-    /// Targets seen exited at the previous drain: their memory maps are dropped at
-    /// the next one, once their last rows are drained and their stacks resolved.
+    /// Targets seen exited before the previous drain: their memory maps are dropped
+    /// at this one, once their last rows are drained and their stacks resolved.
     exited_before: Vec<u32>,
+    /// Targets seen exited since the last drain.
+    exited_since_drain: Vec<u32>,
 }
 
 impl Session {
@@ -256,15 +257,15 @@ impl Session {
             );
         }
         let mut go = GoTracer::default();
-        let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
+        let mut targets = Targets::default();
         let mut launched: Option<Launched> = None;
         if opts.command.is_empty() {
             for &pid in opts.pids.iter().chain(&named) {
-                if let std::collections::btree_map::Entry::Vacant(slot) = targets.entry(pid) {
+                if !targets.contains(pid) {
                     // Processes it forks from now on are followed too (a server that
                     // forks a worker per connection, like PostgreSQL's postmaster).
                     probes.add_target(pid, true)?;
-                    slot.insert(target(pid, TargetOrigin::Attach, false));
+                    targets.insert(target(pid, TargetOrigin::Attach, false));
                 }
             }
             join_cgroups(&mut probes, &cgroups, &mut targets)?;
@@ -274,7 +275,7 @@ impl Session {
             go.prepare_launch(child.pid, &opts.command[0])?;
             // A program that cannot be run is the user's input, not our failure.
             child.start().map_err(input_error)?;
-            targets.insert(child.pid, target(child.pid, TargetOrigin::Launch, false));
+            targets.insert(target(child.pid, TargetOrigin::Launch, false));
             launched = Some(child);
         }
         let started_unix_ms = SystemTime::now()
@@ -285,7 +286,6 @@ impl Session {
             targets,
             launched,
             maps: MapsHistory::default(),
-            first_seen: BTreeMap::new(),
             last_full_poll: Instant::now(),
             started: Instant::now(),
             started_unix_ms,
@@ -298,8 +298,10 @@ impl Session {
             refreshes: Vec::new(),
             lock_fns: opts.lock_fns.clone(),
             exited_before: Vec::new(),
+            exited_since_drain: Vec::new(),
         };
-        session.go.inspect(session.targets.keys())?;
+        let pids: Vec<u32> = session.targets.live().collect();
+        session.go.inspect(pids.iter())?;
         session.poll_targets(true);
         Ok(session)
     }
@@ -311,7 +313,7 @@ impl Session {
 
     /// The targets so far (children appear as the kernel follows them).
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
-        self.targets.values()
+        self.targets.listed()
     }
 
     /// One tick: follow new children, attach to processes that joined a `--cgroup`
@@ -322,12 +324,7 @@ impl Session {
         let all_gone = match self.launched.as_mut() {
             Some(child) => child.try_wait().is_some(),
             // A cgroup may get new processes until it is removed.
-            None => {
-                self.targets
-                    .values()
-                    .all(|t| t.exited || !process::is_alive(t.pid))
-                    && self.cgroups.iter().all(|d| !d.exists())
-            }
+            None => self.targets.all_exited() && self.cgroups.iter().all(|d| !d.exists()),
         };
         let full = self.last_full_poll.elapsed() >= MAPS_EVERY;
         if full {
@@ -341,8 +338,8 @@ impl Session {
     /// Threads of each live target, from `/proc/PID/task` (exited targets are left out).
     pub fn thread_counts(&self) -> BTreeMap<u32, usize> {
         self.targets
-            .keys()
-            .filter_map(|&pid| {
+            .live()
+            .filter_map(|pid| {
                 std::fs::read_dir(format!("/proc/{pid}/task"))
                     .ok()
                     .map(|dir| (pid, dir.count()))
@@ -354,13 +351,26 @@ impl Session {
     /// attached. Closes one interval of the timeline (the time since the previous
     /// call) and carries the timeline so far. Stacks are symbolized once per session.
     pub fn report_now(&mut self) -> Result<Report> {
+        let mut report = self.refresh()?;
+        self.timeline.apply(&mut report);
+        Ok(report)
+    }
+
+    /// Close one interval of the timeline, as [`Session::report_now`] does, without
+    /// handing out the report (`record` only needs the timeline until it stops).
+    pub fn close_interval(&mut self) -> Result<()> {
+        self.refresh().map(drop)
+    }
+
+    /// Drain the probes, build the cumulative report and close one interval of the
+    /// timeline with it (the report's own timeline is left for the caller).
+    fn refresh(&mut self) -> Result<Report> {
         let t0 = Instant::now();
         let cpu0 = thread_cpu();
         let duration_ns = self.started.elapsed().as_nanos() as u64;
         let (go, _, read) = self.drain()?;
-        let mut report = self.build(go, duration_ns);
+        let report = self.build(go, duration_ns);
         self.timeline.push(&report);
-        self.timeline.apply(&mut report);
         release_free_memory();
         self.refreshes
             .push((t0.elapsed(), read, thread_cpu().saturating_sub(cpu0)));
@@ -470,12 +480,7 @@ impl Session {
         for pid in std::mem::take(&mut self.exited_before) {
             self.maps.forget(pid);
         }
-        self.exited_before = self
-            .targets
-            .values()
-            .filter(|t| t.exited)
-            .map(|t| t.pid)
-            .collect();
+        self.exited_before = std::mem::take(&mut self.exited_since_drain);
         Ok((go, resolved, read))
     }
 
@@ -485,15 +490,9 @@ impl Session {
         let (go_time, go_runs) = self.go.run_stats();
         let (run_time, runs) = (run_time + go_time, runs + go_runs);
         let exit_code = self.launched.as_mut().and_then(Launched::try_wait);
-        let mut targets: Vec<Target> = self.targets.values().cloned().collect();
-        for t in &mut targets {
-            t.exited = t.exited || !process::is_alive(t.pid);
-            if t.origin == TargetOrigin::Launch {
-                t.exit_code = exit_code;
-            }
-        }
         let ctx = ReportContext {
-            targets,
+            targets: self.targets.for_report(exit_code),
+            exited_children_not_listed: self.targets.not_listed(),
             started_unix_ms: self.started_unix_ms,
             duration_ns,
             unsymbolized_frames: 0,
@@ -522,15 +521,13 @@ impl Session {
     }
 
     fn poll_targets(&mut self, full: bool) {
-        let relaid = poll_targets(
-            &mut self.probes,
-            &mut self.targets,
-            &mut self.maps,
-            &mut self.first_seen,
-            full,
-        );
+        let (relaid, exited) = self.targets.poll(&mut self.probes, &mut self.maps, full);
+        for &pid in &exited {
+            self.shared.forget(&mut self.probes, pid);
+        }
+        self.exited_since_drain.extend(exited);
         self.shared
-            .poll(&mut self.probes, self.targets.keys().copied(), &relaid);
+            .poll(&mut self.probes, self.targets.live(), &relaid);
         // After an exec the same stack id can stand for other code: symbolize anew.
         self.stacks.forget(&relaid);
         // A new target (or one that exec'd) may be a Go program: attach to it now.

@@ -104,6 +104,15 @@ impl SharedFutexes {
         row
     }
 
+    /// Forget a target that exited: its registration leaves the probe's map (which
+    /// must not fill with the dead) and nothing of it is kept here.
+    pub fn forget(&mut self, probes: &mut Probes, pid: u32) {
+        self.gone.remove(&pid);
+        if self.registered.remove(&pid).is_some() {
+            probes.forget_shared(pid);
+        }
+    }
+
     /// Register the targets not scanned yet or whose executable layout just changed
     /// (`relaid`: an exec replaces every mapping), and every target again once
     /// [`RESCAN_EVERY`] has passed; forget the ones that exited.

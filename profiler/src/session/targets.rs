@@ -4,7 +4,7 @@
 //! Owns: polling targets and describing them for the report. Must not: load or attach
 //! probes (it asks `collect::Probes` for the traced set), or symbolize.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,67 +16,156 @@ use crate::session::process;
 use crate::session::procmaps::MapsHistory;
 use crate::session::record::YOUNG;
 
-/// Discover followed children and capture targets' memory maps: every target when
-/// `full`, otherwise only the ones seen for less than [`YOUNG`]. Returns the targets
-/// whose layout changed after they were first seen (an exec, or a dlopen).
-pub(super) fn poll_targets(
-    probes: &mut Probes,
-    targets: &mut BTreeMap<u32, Target>,
-    maps: &mut MapsHistory,
-    first_seen: &mut BTreeMap<u32, Instant>,
-    full: bool,
-) -> BTreeSet<u32> {
-    let mut relaid = BTreeSet::new();
-    if let Ok(traced) = probes.targets() {
-        for pid in traced {
-            targets
-                .entry(pid)
-                .or_insert_with(|| target(pid, TargetOrigin::Child, false));
-            // An exited process leaves the kernel's target set (its pid may be
-            // reused, and the set must not fill with the dead); it stays a target of
-            // the report.
+/// Exited children listed in the report with their own entry; older ones are only
+/// counted (their rows are folded into process 0 as well, see `session::fold`).
+pub(super) const EXITED_CHILDREN_LISTED: usize = 64;
+
+/// The session's targets: every process listed in the report, which of them are
+/// still alive (the only ones polled, so a workload that forks for hours costs each
+/// tick what its live processes cost), and how many exited children are no longer
+/// listed.
+#[derive(Default)]
+pub(super) struct Targets {
+    listed: BTreeMap<u32, Target>,
+    live: BTreeSet<u32>,
+    /// When each live target was first seen (or exec'd): young ones are polled often.
+    first_seen: HashMap<u32, Instant>,
+    /// Exited children still listed, oldest first.
+    exited_children: VecDeque<u32>,
+    /// Exited children dropped from `listed`.
+    not_listed: u64,
+}
+
+impl Targets {
+    /// Add a target (a no-op for a pid already listed).
+    pub(super) fn insert(&mut self, t: Target) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.listed.entry(t.pid) {
+            self.live.insert(t.pid);
+            slot.insert(t);
+        }
+    }
+
+    pub(super) fn contains(&self, pid: u32) -> bool {
+        self.listed.contains_key(&pid)
+    }
+
+    /// Every listed target, alive or exited.
+    pub(super) fn listed(&self) -> impl Iterator<Item = &Target> {
+        self.listed.values()
+    }
+
+    /// The targets not seen exited yet.
+    pub(super) fn live(&self) -> impl Iterator<Item = u32> + '_ {
+        self.live.iter().copied()
+    }
+
+    /// Exited children no longer listed.
+    pub(super) fn not_listed(&self) -> u64 {
+        self.not_listed
+    }
+
+    /// Whether every target has exited (a live one is checked in `/proc`).
+    pub(super) fn all_exited(&self) -> bool {
+        self.live.iter().all(|&pid| !process::is_alive(pid))
+    }
+
+    /// Record that `pid` exited: it leaves the polled set; a child stays listed
+    /// until [`EXITED_CHILDREN_LISTED`] newer exited children are.
+    fn exited(&mut self, pid: u32) {
+        self.live.remove(&pid);
+        self.first_seen.remove(&pid);
+        let Some(t) = self.listed.get_mut(&pid) else {
+            return;
+        };
+        t.exited = true;
+        if t.origin != TargetOrigin::Child {
+            return;
+        }
+        self.exited_children.push_back(pid);
+        if self.exited_children.len() > EXITED_CHILDREN_LISTED
+            && let Some(old) = self.exited_children.pop_front()
+        {
+            self.listed.remove(&old);
+            self.not_listed += 1;
+        }
+    }
+
+    /// Discover followed children and capture live targets' memory maps: every live
+    /// target when `full` (which also notices exits), otherwise only the ones seen
+    /// for less than [`YOUNG`]. Returns the targets whose layout changed after they
+    /// were first seen (an exec, or a dlopen), and the ones seen exited now.
+    pub(super) fn poll(
+        &mut self,
+        probes: &mut Probes,
+        maps: &mut MapsHistory,
+        full: bool,
+    ) -> (BTreeSet<u32>, Vec<u32>) {
+        let mut relaid = BTreeSet::new();
+        let mut exited = Vec::new();
+        if let Ok(traced) = probes.targets() {
+            for pid in traced {
+                if !self.live.contains(&pid) && !self.listed.contains_key(&pid) {
+                    self.insert(target(pid, TargetOrigin::Child, false));
+                }
+            }
+        }
+        let live: Vec<u32> = self.live.iter().copied().collect();
+        for pid in live {
             if full && !process::is_alive(pid) {
-                probes.remove_target(pid);
+                exited.push(pid);
+                continue;
+            }
+            let young = self
+                .first_seen
+                .entry(pid)
+                .or_insert_with(Instant::now)
+                .elapsed()
+                < YOUNG;
+            if !(full || young) {
+                continue;
+            }
+            let new_layout = maps.refresh(pid);
+            if new_layout && !young {
+                // An exec (or dlopen): watch closely again while the loader maps the
+                // new image's libraries, as for a new process.
+                self.first_seen.insert(pid, Instant::now());
+            }
+            if new_layout {
+                relaid.insert(pid);
+            }
+            let Some(t) = self.listed.get_mut(&pid) else {
+                continue;
+            };
+            if new_layout || t.comm.is_empty() {
+                // New layout after exec: the name may have changed too.
+                let comm = process::comm(pid);
+                if !comm.is_empty() {
+                    t.comm = comm;
+                    t.cmdline = process::cmdline(pid);
+                }
             }
         }
+        for &pid in &exited {
+            // It leaves the kernel's target set too: its pid may be reused, and the
+            // set must not fill with the dead.
+            probes.remove_target(pid);
+            self.exited(pid);
+        }
+        (relaid, exited)
     }
-    for (pid, t) in targets.iter_mut() {
-        // An exited target's maps are kept; polling it again would cost a failed
-        // open per poll for every process that ever came and went.
-        if t.exited {
-            continue;
-        }
-        if full && !process::is_alive(*pid) {
-            t.exited = true;
-            continue;
-        }
-        let young = first_seen
-            .entry(*pid)
-            .or_insert_with(Instant::now)
-            .elapsed()
-            < YOUNG;
-        if !(full || young) {
-            continue;
-        }
-        let new_layout = maps.refresh(*pid);
-        if new_layout && !young {
-            // An exec (or dlopen): watch closely again while the loader maps the new
-            // image's libraries, as for a new process.
-            first_seen.insert(*pid, Instant::now());
-        }
-        if new_layout {
-            relaid.insert(*pid);
-        }
-        if new_layout || t.comm.is_empty() {
-            // New layout after exec: the name may have changed too.
-            let comm = process::comm(*pid);
-            if !comm.is_empty() {
-                t.comm = comm;
-                t.cmdline = process::cmdline(*pid);
+
+    /// The listed targets as the report shows them now: exit states checked, the
+    /// launched command's exit code set.
+    pub(super) fn for_report(&self, exit_code: Option<i32>) -> Vec<Target> {
+        let mut targets: Vec<Target> = self.listed.values().cloned().collect();
+        for t in &mut targets {
+            t.exited = t.exited || !process::is_alive(t.pid);
+            if t.origin == TargetOrigin::Launch {
+                t.exit_code = exit_code;
             }
         }
+        targets
     }
-    relaid
 }
 
 /// Attach to the processes in `cgroups` that are not targets yet (all of them at the
@@ -84,18 +173,18 @@ pub(super) fn poll_targets(
 pub(super) fn join_cgroups(
     probes: &mut Probes,
     cgroups: &[PathBuf],
-    targets: &mut BTreeMap<u32, Target>,
+    targets: &mut Targets,
 ) -> Result<()> {
     for dir in cgroups {
         for pid in process::cgroup_procs(dir) {
             // Gone again already, or a thread id listed by a threaded cgroup.
-            if targets.contains_key(&pid) || process::check_pid(pid).is_err() {
+            if targets.contains(pid) || process::check_pid(pid).is_err() {
                 continue;
             }
             // Its children are followed in the kernel: one that forks, execs and
             // exits between two polls of cgroup.procs is still traced.
             probes.add_target(pid, true)?;
-            targets.insert(pid, target(pid, TargetOrigin::Attach, true));
+            targets.insert(target(pid, TargetOrigin::Attach, true));
         }
     }
     Ok(())
@@ -123,12 +212,12 @@ pub(super) fn target(pid: u32, origin: TargetOrigin, in_cgroup: bool) -> Target 
 }
 
 pub(super) fn describe(
-    targets: &BTreeMap<u32, Target>,
+    targets: &Targets,
     cgroups: &[PathBuf],
     duration: Option<Duration>,
 ) -> String {
     let mut names: Vec<String> = targets
-        .values()
+        .listed()
         .map(|t| {
             format!(
                 "pid {} ({})",
@@ -146,5 +235,59 @@ pub(super) fn describe(
     match duration {
         Some(d) => format!("{} for {:.1}s", names.join(", "), d.as_secs_f64()),
         None => names.join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(pid: u32) -> Target {
+        Target {
+            pid,
+            comm: format!("c{pid}"),
+            origin: TargetOrigin::Child,
+            ..Target::default()
+        }
+    }
+
+    #[test]
+    fn only_the_last_exited_children_stay_listed_and_the_rest_are_counted() {
+        let mut t = Targets::default();
+        t.insert(Target {
+            pid: 1,
+            origin: TargetOrigin::Attach,
+            ..Target::default()
+        });
+        let n = EXITED_CHILDREN_LISTED as u32 + 10;
+        for pid in 2..2 + n {
+            t.insert(child(pid));
+        }
+        for pid in 2..2 + n {
+            t.exited(pid);
+        }
+        // The attached process exits too: it is listed whatever happens.
+        t.exited(1);
+        let listed: Vec<u32> = t.listed().map(|t| t.pid).collect();
+        assert_eq!(listed.len(), 1 + EXITED_CHILDREN_LISTED);
+        assert_eq!(listed[0], 1);
+        assert_eq!(listed[1], 12, "the 10 oldest children are dropped");
+        assert!(t.listed().all(|t| t.exited));
+        assert_eq!(t.not_listed(), 10);
+        assert_eq!(t.live().count(), 0);
+        assert!(t.all_exited());
+    }
+
+    #[test]
+    fn a_live_child_is_polled_and_listed_whatever_exited_before_it() {
+        let mut t = Targets::default();
+        for pid in 2..200 {
+            t.insert(child(pid));
+            t.exited(pid);
+        }
+        t.insert(child(500));
+        assert_eq!(t.live().collect::<Vec<_>>(), [500]);
+        assert!(t.contains(500));
+        assert!(!t.listed().any(|t| t.pid == 2));
     }
 }

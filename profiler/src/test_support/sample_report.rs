@@ -702,6 +702,7 @@ pub(crate) fn sample_report() -> Report {
             exit_code: Some(0),
             ..Target::default()
         }],
+        exited_children_not_listed: 0,
         started_unix_ms: 1_767_225_600_000,
         duration_ns: 3_118_402_557,
         totals: Totals {

@@ -26,7 +26,10 @@ fn cost_line(out: &mut Out, cost: &ProbeCost) {
 }
 
 pub(super) fn header(out: &mut Out, report: &Report) {
-    out.line(format!("lockprof: {}", targets_summary(&report.targets)));
+    out.line(format!(
+        "lockprof: {}",
+        targets_summary(&report.targets, report.exited_children_not_listed)
+    ));
     let t = &report.totals;
     let contention = if t.waits > 0 {
         format!(
@@ -93,12 +96,14 @@ pub(super) fn header(out: &mut Out, report: &Report) {
 }
 
 /// `pid 4242 (server) launched, exited with code 0; + 2 child processes`.
-fn targets_summary(targets: &[Target]) -> String {
+/// The targets in one line; `not_listed` exited children are counted with the
+/// listed ones.
+fn targets_summary(targets: &[Target], not_listed: u64) -> String {
     let named: Vec<&Target> = targets
         .iter()
         .filter(|t| t.origin != TargetOrigin::Child)
         .collect();
-    let children = targets.len() - named.len();
+    let children = (targets.len() - named.len()) as u64 + not_listed;
     let mut parts: Vec<String> = named
         .iter()
         .take(MAX_HEADER_TARGETS)
@@ -117,7 +122,7 @@ fn targets_summary(targets: &[Target]) -> String {
     if children > 0 {
         parts.push(format!(
             "+ {}",
-            plural(children as u64, "child process", "child processes")
+            plural(children, "child process", "child processes")
         ));
     }
     if parts.is_empty() {
@@ -272,7 +277,7 @@ mod tests {
             ..Target::default()
         };
         assert_eq!(
-            targets_summary(&[t]),
+            targets_summary(&[t], 0),
             "pid 4242 [ns pid 1] (server) attached in cgroup /lockprof-test"
         );
         let plain = Target {
@@ -281,6 +286,6 @@ mod tests {
             exited: true,
             ..Target::default()
         };
-        assert_eq!(targets_summary(&[plain]), "pid 7 (app) attached, exited");
+        assert_eq!(targets_summary(&[plain], 0), "pid 7 (app) attached, exited");
     }
 }

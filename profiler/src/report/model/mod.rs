@@ -36,6 +36,10 @@ pub struct Report {
     /// The processes traced: the ones named with `-p`, the launched command and any
     /// descendants it started.
     pub targets: Vec<Target>,
+    /// Followed children that exited and are no longer listed in `targets` (only the
+    /// 64 that exited last are): a workload that forks for hours keeps a bounded list.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exited_children_not_listed: u64,
     /// Wall-clock start of the recording, milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
     /// How long the probes were attached.
@@ -69,6 +73,7 @@ impl Default for Report {
             schema_version: SCHEMA_VERSION,
             lockprof_version: String::new(),
             targets: Vec::new(),
+            exited_children_not_listed: 0,
             started_unix_ms: 0,
             duration_ns: 0,
             totals: Totals::default(),

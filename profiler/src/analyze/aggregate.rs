@@ -78,21 +78,35 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
         a
     };
 
+    // Many rows share a stack (one per thread and address): each distinct stack and
+    // op is attributed once, and a row costs map lookups, not string building — a
+    // long recording refreshes this every second over thousands of rows.
+    let mut wait_sites: HashMap<(StackKey, WaitKind), (String, WaitKind)> = HashMap::new();
     for row in &snapshot.waits {
-        let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
-        let attr = attribute(frames, kind_from_op(row.op));
-        let site = site_identity(frames, &attr);
-        let acc = sites
-            .entry(site.id.clone())
-            .or_insert_with(|| SiteAcc::new(site));
+        let key = (row.tgid, row.stack_id, row.leaf_ret);
+        let (id, kind) = wait_sites
+            .entry((key, kind_from_op(row.op)))
+            .or_insert_with(|| {
+                let frames = frames_of(stacks, key);
+                let attr = attribute(frames, kind_from_op(row.op));
+                let site = site_identity(frames, &attr);
+                let id = site.id.clone();
+                sites
+                    .entry(id.clone())
+                    .or_insert_with(|| SiteAcc::new(site));
+                (id, attr.kind)
+            });
+        let acc = sites.get_mut(id.as_str()).expect("added with its memo");
         let address = behaviors.of(row.tgid, row.uaddr);
-        let wasted = if behavior::rewait_is_wasted(attr.kind, address) {
+        let wasted = if behavior::rewait_is_wasted(*kind, address) {
             row.counts.rewaits
         } else {
             0
         };
         acc.add(row, address.behavior, wasted);
-        site_of_stack.insert((row.tgid, row.stack_id, row.leaf_ret), acc.site.id.clone());
+        if site_of_stack.get(&key) != Some(id) {
+            site_of_stack.insert(key, id.clone());
+        }
 
         totals.waits += row.counts.blocked;
         totals.wait_ns += row.counts.total_ns;
@@ -109,35 +123,50 @@ pub fn build_report(snapshot: &Snapshot, stacks: &SymbolizedStacks, ctx: ReportC
             lock.eagain += row.counts.eagain;
             lock.wasted_wakeups += wasted;
             lock.behavior = address;
-            lock.sites.entry(acc.site.id.clone()).or_default().add(
-                row.counts.blocked,
-                row.counts.total_ns,
-                row.counts.max_ns,
-            );
+            if !lock.sites.contains_key(id.as_str()) {
+                lock.sites
+                    .insert(id.clone(), crate::report::WaitSummary::default());
+            }
+            if let Some(share) = lock.sites.get_mut(id.as_str()) {
+                share.add(row.counts.blocked, row.counts.total_ns, row.counts.max_ns);
+            }
         }
     }
 
     let mut wakers: BTreeMap<String, WakerAcc> = BTreeMap::new();
     let mut waker_of_stack: HashMap<StackKey, String> = HashMap::new();
+    let mut wake_sites: HashMap<(StackKey, WaitKind), String> = HashMap::new();
     for row in &snapshot.wakes {
-        let frames = frames_of(stacks, (row.tgid, row.stack_id, row.leaf_ret));
-        let attr = attribute(frames, kind_from_op(row.op));
-        let site = site_identity(frames, &attr);
-        let acc = wakers
-            .entry(site.id.clone())
-            .or_insert_with(|| WakerAcc::new(site));
+        let key = (row.tgid, row.stack_id, row.leaf_ret);
+        let frames = frames_of(stacks, key);
+        let id = wake_sites
+            .entry((key, kind_from_op(row.op)))
+            .or_insert_with(|| {
+                let site = site_identity(frames, &attribute(frames, kind_from_op(row.op)));
+                let id = site.id.clone();
+                wakers
+                    .entry(id.clone())
+                    .or_insert_with(|| WakerAcc::new(site));
+                id
+            });
+        let acc = wakers.get_mut(id.as_str()).expect("added with its memo");
         acc.add(row, frames);
-        waker_of_stack.insert((row.tgid, row.stack_id, row.leaf_ret), acc.site.id.clone());
+        if waker_of_stack.get(&key) != Some(id) {
+            waker_of_stack.insert(key, id.clone());
+        }
         totals.wake_calls += row.calls;
         totals.threads_woken += row.woken;
         if let Some(lock) = locks.get_mut(&(row.tgid, row.uaddr)) {
-            let w = lock
-                .wakers
-                .entry(acc.site.id.clone())
-                .or_insert_with(|| WakerShare {
-                    waker: acc.site.id.clone(),
+            if !lock.wakers.contains_key(id.as_str()) {
+                let share = WakerShare {
+                    waker: id.clone(),
                     ..WakerShare::default()
-                });
+                };
+                lock.wakers.insert(id.clone(), share);
+            }
+            let Some(w) = lock.wakers.get_mut(id.as_str()) else {
+                continue;
+            };
             w.calls += row.calls;
             w.woken += row.woken;
             w.woke_none += row.woke_none;

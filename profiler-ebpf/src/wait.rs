@@ -53,7 +53,7 @@ pub fn finish<C: StackIdContext>(
         // The fast path (memcached: most of its waits): the futex word had changed,
         // nothing blocked. Counted on the call position's row if the thread's stack
         // cache knows it, else on the address alone — never a stack walk.
-        let site = stacks::cached_site(regs, &mut task.wait_site);
+        let site = stacks::cached_site(regs, tid, &mut task.wait_site);
         let key = RawWaitKey {
             tgid,
             tid,
@@ -71,7 +71,7 @@ pub fn finish<C: StackIdContext>(
     let now = now_ns();
     let waited = now.saturating_sub(task.start_ns);
     holders::on_cpu_again(&mut task.holder);
-    let site = stacks::site(ctx, regs, &mut task.wait_site);
+    let site = stacks::site(ctx, regs, (tgid, tid), &mut task.wait_site);
     let key = RawWaitKey {
         tgid,
         tid,

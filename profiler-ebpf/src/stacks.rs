@@ -20,7 +20,7 @@ use profiler_common::{
 use crate::maps::{
     STACK_CACHE, STACKS, STACKS2, USER_STACK_SCRATCH, USER_STACK_SEQ, USER_STACKS, add, count_loss,
 };
-use crate::regs::{Regs, UserPos};
+use crate::regs::{TaskRegs, UserPos};
 
 /// 1: copy user stacks for DWARF unwinding; 0: frame-pointer stacks only. Set by
 /// userspace at load time (`lockprof record --unwind fp`).
@@ -35,11 +35,7 @@ const MAX_FRAME_DISTANCE: u64 = 256 * 1024;
 /// The current call position's stack when the thread's `memo` or the cache knows it
 /// (no walk, no stack copy); `None` otherwise.
 #[inline(always)]
-pub fn cached_site(
-    regs: Regs,
-    tid: u32,
-    memo: &mut RawSiteMemo,
-) -> Option<RawStackCacheValue> {
+pub fn cached_site(regs: TaskRegs, tid: u32, memo: &mut RawSiteMemo) -> Option<RawStackCacheValue> {
     let key = cache_key(regs, tid)?;
     if let Some(site) = recall(memo, &key) {
         return Some(site);
@@ -55,7 +51,7 @@ pub fn cached_site(
 #[inline(always)]
 pub fn site<C: StackIdContext>(
     ctx: &C,
-    regs: Regs,
+    regs: TaskRegs,
     (tgid, tid): (u32, u32),
     memo: &mut RawSiteMemo,
 ) -> RawStackCacheValue {
@@ -74,11 +70,11 @@ pub fn site<C: StackIdContext>(
     let pos = regs.position();
     // A new call position: copy the stack once, so userspace can unwind it with the
     // modules' CFI; repeats reuse the id through the cache and cost no copy.
-    let stack_id = pos.and_then(|p| copy_user_stack(tgid, p, fp_id)).unwrap_or(fp_id);
+    let stack_id = copy_user_stack(tgid, pos, fp_id).unwrap_or(fp_id);
     let site = RawStackCacheValue {
         stack_id,
         pad: 0,
-        leaf_ret: pos.map_or(0, |p| leaf_return(p.sp)),
+        leaf_ret: leaf_return(pos.sp),
     };
     if stack_id >= 0
         && let Some(key) = &key
@@ -120,7 +116,7 @@ fn remember(memo: &mut RawSiteMemo, key: &RawStackCacheKey, site: RawStackCacheV
 }
 
 /// Where thread `tid` is: registers plus the first two frame records' return
-/// addresses. `None` when the registers cannot be read (no cache then).
+/// addresses. `None` when the first frame record cannot be read (no cache then).
 ///
 /// Code without frame pointers (Debian's glibc) uses `rbp` as a general register,
 /// and the value it holds at the syscall can change on every call (a counter, a
@@ -129,8 +125,8 @@ fn remember(memo: &mut RawSiteMemo, key: &RawStackCacheKey, site: RawStackCacheV
 /// frame records only count when `rbp` points a little above `sp`, as a frame
 /// pointer does.
 #[inline(always)]
-fn cache_key(regs: Regs, tid: u32) -> Option<RawStackCacheKey> {
-    let UserPos { ip, sp, mut bp } = regs.position()?;
+fn cache_key(regs: TaskRegs, tid: u32) -> Option<RawStackCacheKey> {
+    let UserPos { ip, sp, mut bp } = regs.position();
     let mut ret1 = 0;
     let mut ret2 = 0;
     if bp >= sp && bp - sp < MAX_FRAME_DISTANCE {

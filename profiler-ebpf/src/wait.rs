@@ -9,7 +9,7 @@ use profiler_common::{
 use crate::holders;
 use crate::maps::{add, raise, wait_row};
 use crate::pairing;
-use crate::regs::{Regs, now_ns};
+use crate::regs::{TaskRegs, now_ns};
 use crate::stacks;
 
 const EAGAIN: i64 = 11;
@@ -48,7 +48,7 @@ pub fn finish<C: StackIdContext>(
     call: u32,
     ret: i64,
 ) {
-    let regs = Regs::current();
+    let regs = TaskRegs::current();
     if ret == -EAGAIN {
         // The fast path (memcached: most of its waits): the futex word had changed,
         // nothing blocked. Counted on the call position's row if the thread's stack

@@ -7,7 +7,7 @@ use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey};
 
 use crate::holders;
 use crate::maps::{add, wake_row};
-use crate::regs::{Regs, now_ns};
+use crate::regs::{TaskRegs, now_ns};
 use crate::ring;
 use crate::shared::futex_key;
 use crate::stacks;
@@ -24,7 +24,7 @@ pub fn begin<C: StackIdContext>(
     shared: bool,
 ) {
     let now = now_ns();
-    let site = stacks::site(ctx, Regs::current(), (tgid, tid), &mut task.wake_site);
+    let site = stacks::site(ctx, TaskRegs::current(), (tgid, tid), &mut task.wake_site);
     holders::on_cpu_again(&mut task.holder);
     task.start_ns = now;
     task.uaddr = uaddr;

@@ -133,11 +133,16 @@ fn cache_key(regs: TaskRegs, tid: u32) -> Option<RawStackCacheKey> {
         // A frame record is [saved bp, return address].
         // SAFETY: bpf_probe_read_user validates the user pointer.
         let frame1: [u64; 2] = unsafe { bpf_probe_read_user(bp as *const [u64; 2]) }.ok()?;
-        // SAFETY: as above.
-        let frame2: [u64; 2] =
-            unsafe { bpf_probe_read_user(frame1[0] as *const [u64; 2]) }.unwrap_or([0, 0]);
         ret1 = frame1[1];
-        ret2 = frame2[1];
+        // The caller's record lies above this one on the same stack. Anything else is
+        // not a frame chain (`rbp` held a stack address by chance) and is not read: a
+        // read of a wild user address faults, and the kernel's fault fixup costs more
+        // than the rest of the program (≈ 700 ns a call here).
+        let up = frame1[0];
+        if up > bp && up - bp < MAX_FRAME_DISTANCE {
+            // SAFETY: as above.
+            ret2 = unsafe { bpf_probe_read_user(up as *const [u64; 2]) }.map_or(0, |f| f[1]);
+        }
     } else {
         bp = 0;
     }

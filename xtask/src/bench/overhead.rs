@@ -180,15 +180,20 @@ pub fn overhead(plan: Plan) -> Result<()> {
     } else {
         None
     };
-    let cpus = kmem::possible_cpus();
-    let table = render(plan, tax.as_ref(), pp.as_ref(), daemon.as_ref(), cpus);
+    let measured = Measured {
+        tax,
+        pp,
+        daemon,
+        cpus: kmem::possible_cpus(),
+    };
+    let table = render(plan, &measured);
     let path = dir.join("overhead.json");
     let go_table = go
         .as_ref()
         .map(super::go::GoCost::render)
         .unwrap_or_default();
     println!("{table}\n{go_table}\nresults: {}", show(&path));
-    let mut json = to_json(plan, tax.as_ref(), pp.as_ref(), daemon.as_ref(), cpus);
+    let mut json = to_json(plan, &measured);
     if let Some(go) = &go {
         json["go"] = go.to_json();
     }
@@ -348,13 +353,21 @@ fn row(t: &mut String, label: &str, lockprof: &str, peer: &str) {
     let _ = writeln!(t, "  {label:<56} {lockprof:>36} {peer:>36}");
 }
 
-fn render(
-    plan: Plan,
-    tax: Option<&Rounds>,
-    pp: Option<&PingPong>,
-    d: Option<&Daemon>,
+/// What a run measured: the parts it ran, and the machine's possible CPUs.
+struct Measured {
+    tax: Option<Rounds>,
+    pp: Option<PingPong>,
+    daemon: Option<Daemon>,
     cpus: u64,
-) -> String {
+}
+
+fn render(plan: Plan, measured: &Measured) -> String {
+    let (tax, pp, d, cpus) = (
+        measured.tax.as_ref(),
+        measured.pp.as_ref(),
+        measured.daemon.as_ref(),
+        measured.cpus,
+    );
     let mut out = String::new();
     let n = plan.rounds;
     let _ = writeln!(
@@ -537,13 +550,13 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
     ));
 }
 
-fn to_json(
-    plan: Plan,
-    tax: Option<&Rounds>,
-    pp: Option<&PingPong>,
-    d: Option<&Daemon>,
-    cpus: u64,
-) -> Value {
+fn to_json(plan: Plan, measured: &Measured) -> Value {
+    let (tax, pp, d, cpus) = (
+        measured.tax.as_ref(),
+        measured.pp.as_ref(),
+        measured.daemon.as_ref(),
+        measured.cpus,
+    );
     let mut v = json!({
         "benchmark": "overhead",
         "config": { "rounds": plan.rounds, "pingpong_runs": plan.pingpong_runs,

@@ -46,9 +46,9 @@
 //! | traced wake that woke nobody | 4 | 403 ns | 166 ns | 1,052–1,076 + 177–189 ns |
 //! | ping-pong (all programs) per futex call | 8–9 | | | 812–813 vs 875–884 ns |
 //!
-//! "Before" read the caller's frame record through a wild `rbp` in code without frame
-//! pointers (CPython here; Debian's C daemons alike): the faulting user read cost
-//! ≈ 600 ns a call. The floor on this VM (`probe.rs::floor_of_timing_a_futex_wait`,
+//! "Before" read the caller's frame record through a wild `rbp` in code without
+//! frame pointers (the Python interpreter here; Debian's C daemons alike): the
+//! faulting user read cost ≈ 600 ns a call. The floor on this VM (`probe.rs::floor_of_timing_a_futex_wait`,
 //! `floor.rs`): two programs with the target filter alone 123 ns per futex call;
 //! plus a clock read at each end and the start time in an array slot 167 ns, in
 //! task-local storage 222 ns, in a hash by thread id 272 ns. So ≤ 150 ns per call is

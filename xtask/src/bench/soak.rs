@@ -294,38 +294,6 @@ pub fn soak(minutes: u64, max_rss_mib: u64) -> Result<()> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_flat_series_is_flat_and_a_growing_one_is_not() {
-        let flat: Vec<(f64, f64)> = (0..40)
-            .map(|i| (f64::from(i), 50.0 + f64::from(i % 3)))
-            .collect();
-        let tr = Trend::of(&flat).unwrap();
-        assert!((tr.first_quarter - 51.0).abs() < 0.2, "{tr:?}");
-        assert!(tr.slope_per_min.abs() < 1.0, "{tr:?}");
-        assert!(tr.flat(0.0));
-        // +1 MiB a second: 60 MiB per minute, last quarter far above the first.
-        let growing: Vec<(f64, f64)> = (0..40)
-            .map(|i| (f64::from(i), 50.0 + f64::from(i)))
-            .collect();
-        let tr = Trend::of(&growing).unwrap();
-        assert!((tr.slope_per_min - 60.0).abs() < 1e-6, "{tr:?}");
-        assert!(!tr.flat(8.0));
-        assert!((tr.max - 89.0).abs() < 1e-9);
-        assert!(Trend::of(&growing[..3]).is_none());
-    }
-
-    #[test]
-    fn cpu_time_of_ourselves() {
-        let ms = cpu_ms(std::process::id()).unwrap();
-        assert!(ms >= 0.0);
-        assert!(cpu_ms(u32::MAX).is_none());
-    }
-}
-
 /// How the report's timeline covers the recording: a refresh that comes late (the
 /// machine did not run lockprof for a while) makes one longer interval, which loses
 /// nothing; a gap between intervals would.
@@ -370,5 +338,37 @@ impl Coverage {
             gaps,
             covered: total as f64 / duration as f64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flat_series_is_flat_and_a_growing_one_is_not() {
+        let flat: Vec<(f64, f64)> = (0..40)
+            .map(|i| (f64::from(i), 50.0 + f64::from(i % 3)))
+            .collect();
+        let tr = Trend::of(&flat).unwrap();
+        assert!((tr.first_quarter - 51.0).abs() < 0.2, "{tr:?}");
+        assert!(tr.slope_per_min.abs() < 1.0, "{tr:?}");
+        assert!(tr.flat(0.0));
+        // +1 MiB a second: 60 MiB per minute, last quarter far above the first.
+        let growing: Vec<(f64, f64)> = (0..40)
+            .map(|i| (f64::from(i), 50.0 + f64::from(i)))
+            .collect();
+        let tr = Trend::of(&growing).unwrap();
+        assert!((tr.slope_per_min - 60.0).abs() < 1e-6, "{tr:?}");
+        assert!(!tr.flat(8.0));
+        assert!((tr.max - 89.0).abs() < 1e-9);
+        assert!(Trend::of(&growing[..3]).is_none());
+    }
+
+    #[test]
+    fn cpu_time_of_ourselves() {
+        let ms = cpu_ms(std::process::id()).unwrap();
+        assert!(ms >= 0.0);
+        assert!(cpu_ms(u32::MAX).is_none());
     }
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
+use profiler_common::Loss;
 
 use crate::analyze::aggregate::{ReportContext, build_report};
 use crate::analyze::timeline::TimelineBuilder;
@@ -438,11 +439,21 @@ impl Session {
             .probes
             .snapshot(|k| stacks.knows(k))
             .context("read the probes' aggregates")?;
+        let (stacks, maps) = (&mut self.stacks, &self.maps);
+        self.probes
+            .drain_copies(|copy, tgid, id, fp_id, fp| {
+                stacks.take_copy(copy, (tgid, id), (fp_id, fp), maps);
+            })
+            .context("read the probes' stack copies")?;
         let mut go = Snapshot::default();
         self.go.merge_into(&mut go)?;
         let read = t0.elapsed();
         let resolved =
             self.stacks.resolve(&delta, &self.maps) + self.stacks.resolve(&go, &self.maps);
+        let spent = self.stacks.spent_ids(delta.losses.get(Loss::UserStackCopy));
+        self.probes
+            .delete_stacks(&spent)
+            .context("delete spent stacks")?;
         let stacks = &mut self.stacks;
         self.totals
             .add(delta, |key, tid| stacks.canonical(key, tid));

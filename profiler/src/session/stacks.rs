@@ -5,18 +5,23 @@
 //! (`session::fold`), so the frames are kept once per call path; the raw keys of
 //! exited threads are forgotten.
 //!
-//! Owns: the per-session stack cache, the canonical stacks and the symbolizer it
-//! builds lazily (with the user's debug directories, debuginfod and the Go fallback).
-//! Must not: read the kernel's maps (it is handed a `Snapshot`) or decide what a
-//! frame means.
+//! Stack copies are unwound as they are drained (the kernel's copy map is emptied at
+//! every refresh), and only the unwound addresses wait for the rows that name them.
+//!
+//! Owns: the per-session stack cache, the canonical stacks, the symbolizer it
+//! builds lazily (with the user's debug directories, debuginfod and the Go fallback),
+//! and which kernel frame-pointer stack ids nothing will name again ([`StackCache::
+//! spent_ids`]). Must not: read the kernel's maps (it is handed a `Snapshot` and
+//! each drained copy) or decide what a frame means.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
 use profiler_common::DWARF_STACK_ID_BASE;
 
 use crate::analyze::aggregate::{CANONICAL_STACK_BASE, StackKey, SymbolizedStacks, stack_slot};
-use crate::collect::snapshot::Snapshot;
+use crate::collect::snapshot::{Snapshot, UserStackCopy};
 use crate::report::Frame;
 use crate::resolve::debuginfod::Debuginfod;
 use crate::resolve::gopclntab::GoFallback;
@@ -50,8 +55,21 @@ pub(super) struct StackCache {
     ips: HashMap<(u32, i32), Vec<u64>>,
     /// The canonical key of each unwound stack, by process (its layout) and addresses.
     by_addrs: HashMap<(u32, Option<UnwindMethod>, Vec<u64>), StackKey>,
-    /// Canonical id of each distinct (frames, unwind method).
-    interned: HashMap<(Vec<String>, Option<UnwindMethod>), i32>,
+    /// Canonical id of each distinct (frames, unwind method), frames by identity hash.
+    interned: HashMap<(Vec<u128>, Option<UnwindMethod>), i32>,
+    /// Drained stack copies unwound, by `(tgid, copy id)`, until a row names them (a
+    /// wait's copy is taken when it starts, its row counted when it ends).
+    pending: HashMap<(u32, i32), Unwound>,
+    /// Processes found exited at the previous pruning with copies pending: those go
+    /// at the next one.
+    pending_exited: HashSet<u32>,
+    /// Frame-pointer stack ids rows named directly (a failed copy, or `--unwind fp`):
+    /// the probe's stack cache hands them out again, so they stay in the kernel.
+    direct: HashSet<i32>,
+    /// Frame-pointer ids read for copies only: once read, nothing needs them.
+    spent: HashSet<i32>,
+    /// The probe's cumulative count of failed copies at the previous [`Self::spent_ids`].
+    copy_errors: u64,
     /// Threads found exited at the previous pruning: their raw keys go at the next
     /// one (their last rows may still be drained in between).
     exited: HashSet<(u32, u32)>,
@@ -78,6 +96,11 @@ impl StackCache {
             ips: HashMap::new(),
             by_addrs: HashMap::new(),
             interned: HashMap::new(),
+            pending: HashMap::new(),
+            pending_exited: HashSet::new(),
+            direct: HashSet::new(),
+            spent: HashSet::new(),
+            copy_errors: 0,
             exited: HashSet::new(),
             symbolizer: None,
             debug_dirs: debug_dirs.to_vec(),
@@ -103,6 +126,7 @@ impl StackCache {
         }
         self.canon.retain(|(pid, _, _), _| !pids.contains(pid));
         self.ips.retain(|(pid, _), _| !pids.contains(pid));
+        self.pending.retain(|(pid, _), _| !pids.contains(pid));
         self.by_addrs.retain(|(pid, _, _), _| !pids.contains(pid));
     }
 
@@ -123,7 +147,61 @@ impl StackCache {
 
     /// The processes that own raw keys (to check which threads are alive).
     pub(super) fn owner_tgids(&self) -> HashSet<u32> {
-        self.canon.keys().map(|k| k.0).collect()
+        self.canon
+            .keys()
+            .map(|k| k.0)
+            .chain(self.pending.keys().map(|k| k.0))
+            .collect()
+    }
+
+    /// Take one drained stack copy of process `tgid` under `id`: unwind it now
+    /// against the process's maps and keep the addresses (not the 16 KiB) until a
+    /// row names it, with `fp`, the frame-pointer walk of the same capture (id
+    /// `fp_id`), as its fallback when that walk is the one taken with this copy.
+    pub(super) fn take_copy(
+        &mut self,
+        copy: &UserStackCopy,
+        (tgid, id): (u32, i32),
+        (fp_id, fp): (i32, &[u64]),
+        maps: &MapsHistory,
+    ) {
+        let fp = if stack_repair::walk_matches_copy(fp, copy) {
+            fp.to_vec()
+        } else {
+            Vec::new()
+        };
+        self.ips.insert((tgid, id), fp);
+        if fp_id >= 0 {
+            self.spent.insert(fp_id);
+        }
+        // A second Ctrl-C: no more CFI unwinding, the frame-pointer walk is kept.
+        if signals::hurry() {
+            return;
+        }
+        let layout = maps.layout_for(tgid, copy.ip).unwrap_or(&[]);
+        let unwound = self
+            .unwinder
+            .unwind_reading(copy, layout, |m| maps.readable(m));
+        self.copies_unwound += 1;
+        self.deepest_stack = self.deepest_stack.max(unwound.stack_used);
+        self.pending.insert((tgid, id), unwound);
+    }
+
+    /// The frame-pointer stack ids read for copies that the kernel can delete: no row
+    /// named them directly (a thread whose copy failed names its walk's id, which the
+    /// probe's cache keeps handing out). Held back while copies fail (`copy_errors`,
+    /// the probe's cumulative count): a failed copy's row naming one of them may not
+    /// have been drained yet. An id deleted and bound to another stack before a copy
+    /// naming it is read is caught by [`stack_repair::walk_matches_copy`].
+    pub(super) fn spent_ids(&mut self, copy_errors: u64) -> Vec<i32> {
+        let failed = copy_errors > self.copy_errors;
+        self.copy_errors = copy_errors;
+        let direct = &self.direct;
+        self.spent.retain(|id| !direct.contains(id));
+        if failed {
+            return Vec::new();
+        }
+        self.spent.drain().collect()
     }
 
     /// Forget the raw keys of threads found exited at the previous call (a thread's
@@ -140,7 +218,22 @@ impl StackCache {
             .filter(|(k, c)| !go.contains(&k.1) && !alive(k.0, c.owner))
             .map(|(k, c)| (k.0, c.owner))
             .collect();
-        let held: HashSet<(u32, i32)> = self.canon.keys().map(|k| (k.0, k.1)).collect();
+        // Copies of processes gone since the previous pruning (whose rows have been
+        // drained since) will never be named.
+        let gone = std::mem::take(&mut self.pending_exited);
+        self.pending.retain(|k, _| !gone.contains(&k.0));
+        self.pending_exited = self
+            .pending
+            .keys()
+            .map(|k| k.0)
+            .filter(|&tgid| !alive(tgid, 0))
+            .collect();
+        let held: HashSet<(u32, i32)> = self
+            .canon
+            .keys()
+            .map(|k| (k.0, k.1))
+            .chain(self.pending.keys().copied())
+            .collect();
         self.ips.retain(|k, _| held.contains(k));
         let processes: HashSet<u32> = held.iter().map(|k| k.0).collect();
         self.by_addrs
@@ -182,49 +275,62 @@ impl StackCache {
             )
             .filter(|k| k.1 >= 0 && !self.canon.contains_key(k))
             .collect();
-        let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
         let mut raw: Vec<(StackKey, Option<UnwindMethod>, Vec<u64>)> = Vec::new();
+        let mut after_call: HashMap<(u32, u64), bool> = HashMap::new();
         for (&k, ips) in &snapshot.stacks {
             self.ips.entry(k).or_insert_with(|| ips.clone());
         }
+        self.direct.extend(
+            keys.iter()
+                .map(|k| k.1)
+                .filter(|&id| id < crate::analyze::go::GO_STACK_ID_BASE),
+        );
         for &key @ (pid, id, leaf) in &keys {
             let Some(kernel) = self.ips.get(&(pid, id)) else {
                 raw.push((key, None, Vec::new()));
                 continue;
             };
+            // Many keys share a leaf caller: read its bytes once.
             let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
-                maps.bytes_before(pid, addr, 7)
-                    .is_some_and(|b| stack_repair::follows_call(&b))
-            });
-            // A second Ctrl-C: no more CFI unwinding, the frame-pointer walk is kept.
-            let copy = snapshot
-                .user_stacks
-                .get(&(pid, id))
-                .filter(|_| !signals::hurry());
-            let dwarf = copy.map(|copy| {
-                unwound.entry((pid, id)).or_insert_with(|| {
-                    let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
-                    self.unwinder
-                        .unwind_reading(copy, layout, |m| maps.readable(m))
+                *after_call.entry((pid, addr)).or_insert_with(|| {
+                    maps.bytes_before(pid, addr, 7)
+                        .is_some_and(|b| stack_repair::follows_call(&b))
                 })
             });
-            let (method, stack) = match dwarf {
-                Some(u) if u.complete || u.addrs.len() >= fp.len() => (u.method(), u.addrs.clone()),
+            let (method, stack) = match self.pending.remove(&(pid, id)) {
+                Some(u) if u.complete || u.addrs.len() >= fp.len() => (u.method(), u.addrs),
                 _ => (UnwindMethod::FramePointer, fp),
             };
             raw.push((key, Some(method), stack));
         }
-        self.copies_unwound += unwound.len() as u64;
-        self.deepest_stack = unwound
-            .values()
-            .map(|u| u.stack_used)
-            .fold(self.deepest_stack, u64::max);
         // Threads of one process that took the same call path unwind to the same
-        // addresses: those are symbolized once.
-        let (known, new): (Vec<_>, Vec<_>) = raw
-            .into_iter()
-            .partition(|(k, m, s)| self.by_addrs.contains_key(&(k.0, *m, s.clone())));
+        // addresses: each distinct one is symbolized once, in this batch or ever.
+        let mut new: Vec<(StackKey, Option<UnwindMethod>, Vec<u64>)> = Vec::new();
+        let mut first_of: HashMap<(u32, Option<UnwindMethod>, &[u64]), usize> = HashMap::new();
+        let mut later: Vec<(StackKey, usize)> = Vec::new();
+        for (key, method, stack) in &raw {
+            if let Some(&canonical) = self.by_addrs.get(&(key.0, *method, stack.clone())) {
+                self.canon.insert(
+                    *key,
+                    Canon {
+                        key: canonical,
+                        owner: 0,
+                    },
+                );
+                continue;
+            }
+            match first_of.entry((key.0, *method, stack.as_slice())) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    later.push((*key, *e.get()));
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(new.len());
+                    new.push((*key, *method, stack.clone()));
+                }
+            }
+        }
         let frames = self.symbolize(&new, maps);
+        let mut canonical_of = Vec::with_capacity(new.len());
         for ((key, method, stack), frames) in new.into_iter().zip(frames) {
             let canonical = self.intern(frames, method);
             self.by_addrs.insert((key.0, method, stack), canonical);
@@ -235,13 +341,13 @@ impl StackCache {
                     owner: 0,
                 },
             );
+            canonical_of.push(canonical);
         }
-        for (key, method, stack) in &known {
-            let canonical = self.by_addrs[&(key.0, *method, stack.clone())];
+        for (key, first) in later {
             self.canon.insert(
-                *key,
+                key,
                 Canon {
-                    key: canonical,
+                    key: canonical_of[first],
                     owner: 0,
                 },
             );
@@ -318,15 +424,28 @@ fn referenced(snapshot: &Snapshot) -> impl Iterator<Item = StackKey> + '_ {
 }
 
 /// Everything a frame says but its absolute address, which differs between
-/// processes. A frame no module maps (its process exited before its maps were read)
+/// processes, as a 128-bit hash (two `SipHash`es with fixed keys: two different frames
+/// share one with odds of 2^-128, and hashing is far cheaper than formatting the
+/// fields). A frame no module maps (its process exited before its maps were read)
 /// says nothing that would tell it from another: such frames are one unknown place,
 /// or every short-lived process would bring call paths (and sites) of its own.
-fn frame_identity(f: &Frame) -> String {
+fn frame_identity(f: &Frame) -> u128 {
     if f.function.is_none() && f.module.is_none() {
-        return "?".to_owned();
+        return 0;
     }
-    format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
-        f.function, f.file, f.line, f.module, f.module_offset, f.inlined
-    )
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        salt.hash(&mut h);
+        (
+            &f.function,
+            &f.file,
+            f.line,
+            &f.module,
+            &f.module_offset,
+            f.inlined,
+        )
+            .hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
 }

@@ -102,6 +102,9 @@ fn has_core_relocations(object: &[u8]) -> bool {
     }
 }
 
+/// Aggregation rows read per syscall.
+const ROWS_PER_BATCH: usize = 1024;
+
 /// Stack copies read per syscall: 32 × 16 KiB buffers (the kernel allocates as much
 /// again for each batch).
 const COPIES_PER_BATCH: usize = 32;
@@ -303,9 +306,12 @@ impl Probes {
         name: &'static str,
         decode: impl Fn(&K, &V) -> R,
     ) -> Result<Vec<R>, CollectError> {
-        let rows: Vec<(K, V)> =
-            batch::read_all(self.fd(name)?, true).map_err(|e| map_err(name, &e))?;
-        Ok(rows.iter().map(|(k, v)| decode(k, v)).collect())
+        // Decoded as read: the raw rows never pile up (a full edge map is 16k rows).
+        let mut rows = Vec::new();
+        batch::Batch::with_rows(ROWS_PER_BATCH)
+            .each(self.fd(name)?, true, |k, v| rows.push(decode(k, v)))
+            .map_err(|e| map_err(name, &e))?;
+        Ok(rows)
     }
 
     /// Read the frame-pointer stacks in `wanted` into `snap` (ids below

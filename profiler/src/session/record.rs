@@ -413,9 +413,10 @@ impl Session {
                 .filter(|&&m| m == UnwindMethod::DwarfTruncated)
                 .count();
             eprintln!(
-                "lockprof: {} stack copies unwound by CFI ({truncated} call paths truncated); the deepest used {:.1} KiB of its copy",
+                "lockprof: {} stack copies unwound by CFI ({truncated} call paths truncated); the deepest used {:.1} KiB of its copy; {} frame-pointer stacks deleted from the kernel once read",
                 self.stacks.copies_unwound,
-                self.stacks.deepest_stack as f64 / 1024.0
+                self.stacks.deepest_stack as f64 / 1024.0,
+                self.stacks.fp_stacks_deleted
             );
         }
         self.timeline.push(&report);

@@ -85,6 +85,8 @@ pub(super) struct StackCache {
     pub(super) deepest_stack: u64,
     /// User-stack copies unwound by CFI so far.
     pub(super) copies_unwound: u64,
+    /// Frame-pointer stack ids handed back for deletion so far ([`Self::spent_ids`]).
+    pub(super) fp_stacks_deleted: u64,
 }
 
 impl StackCache {
@@ -109,6 +111,7 @@ impl StackCache {
             unwinder: StackUnwinder::default(),
             deepest_stack: 0,
             copies_unwound: 0,
+            fp_stacks_deleted: 0,
         }
     }
 
@@ -201,6 +204,7 @@ impl StackCache {
         if failed {
             return Vec::new();
         }
+        self.fp_stacks_deleted += self.spent.len() as u64;
         self.spent.drain().collect()
     }
 

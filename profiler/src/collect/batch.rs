@@ -74,17 +74,10 @@ impl<K: Pod, V: Pod> Batch<K, V> {
             } else {
                 BPF_MAP_LOOKUP_BATCH
             };
-            // SAFETY: `attr` is a valid bpf_attr prefix of the size passed; the kernel
-            // writes at most `count` keys and values into buffers of at least that
-            // capacity, and one cursor word into `next`.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    cmd,
-                    &raw mut attr,
-                    std::mem::size_of::<BatchAttr>() as u32,
-                )
-            };
+            // SAFETY: `attr` is the batch member of bpf_attr; the kernel writes at most
+            // `count` keys and values into buffers of at least that capacity, and one
+            // cursor word into `next`.
+            let r = unsafe { sys_bpf(cmd, &mut attr) };
             let err = (r < 0).then(std::io::Error::last_os_error);
             let n = if err.is_some() && attr.count as usize > rows {
                 0
@@ -144,14 +137,24 @@ pub fn delete_each<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) {
             value: 0,
             flags: 0,
         };
-        // SAFETY: a valid bpf_attr prefix of the size passed; the kernel reads one key.
-        let _ = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_DELETE_ELEM,
-                &raw mut attr,
-                std::mem::size_of::<ElemAttr>() as u32,
-            )
-        };
+        // SAFETY: `attr` is the map_elem member of bpf_attr; the kernel reads one key.
+        let _ = unsafe { sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) };
+    }
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `A` must be the `#[repr(C)]` member of `union bpf_attr` that `cmd` reads, and every
+/// pointer in it valid for what the kernel reads or writes through it.
+unsafe fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> libc::c_long {
+    // SAFETY: the caller vouches for `attr`; the size passed is its own.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<A>() as u32,
+        )
     }
 }

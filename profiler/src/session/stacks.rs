@@ -31,6 +31,9 @@ use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
 use crate::session::process::signals;
 use crate::session::procmaps::MapsHistory;
 
+/// Unwound copies held for rows not drained yet, at most (a few hundred bytes each).
+const MAX_PENDING: usize = 16_384;
+
 /// A raw stack key's canonical key, and the thread that took it (0 when not known),
 /// whose exit makes the raw key useless: the kernel's stack cache is per thread.
 #[derive(Clone, Copy)]
@@ -226,6 +229,15 @@ impl StackCache {
         // drained since) will never be named.
         let gone = std::mem::take(&mut self.pending_exited);
         self.pending.retain(|k, _| !gone.contains(&k.0));
+        // A live process's copy waits for as long as its thread blocks at a new call
+        // position, or forever if its row was lost to a full map (counted there):
+        // past the bound the oldest go (a row naming one later has no frames).
+        if self.pending.len() > MAX_PENDING {
+            let mut ids: Vec<i32> = self.pending.keys().map(|k| k.1).collect();
+            ids.sort_unstable();
+            let oldest_kept = ids[ids.len() - MAX_PENDING / 2];
+            self.pending.retain(|k, _| k.1 >= oldest_kept);
+        }
         self.pending_exited = self
             .pending
             .keys()
@@ -452,4 +464,98 @@ fn frame_identity(f: &Frame) -> u128 {
         h.finish()
     };
     (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::snapshot::WaitRow;
+
+    /// A copy whose frame-pointer walk is just its instruction pointer.
+    fn copy(ip: u64) -> UserStackCopy {
+        UserStackCopy {
+            ip,
+            sp: 0x7000,
+            bp: 0,
+            base: 0x7000,
+            bytes: vec![0; 64],
+        }
+    }
+
+    fn wait(tgid: u32, stack_id: i32) -> WaitRow {
+        WaitRow {
+            tgid,
+            tid: tgid,
+            stack_id,
+            ..WaitRow::default()
+        }
+    }
+
+    #[test]
+    fn frame_pointer_ids_read_for_copies_are_spent_unless_a_row_named_them() {
+        let maps = MapsHistory::default();
+        let mut cache = StackCache::new(&[], false, false);
+        let copy_id = DWARF_STACK_ID_BASE;
+        cache.take_copy(&copy(0x10), (1, copy_id), (5, &[0x10]), &maps);
+        cache.take_copy(&copy(0x20), (1, copy_id + 1), (6, &[0x20]), &maps);
+        // Id 6 is also a row's own stack (a thread whose copy failed).
+        let snap = Snapshot {
+            waits: vec![wait(1, copy_id), wait(1, 6)],
+            ..Snapshot::default()
+        };
+        cache.resolve(&snap, &maps);
+        assert_eq!(cache.spent_ids(0), [5]);
+        assert!(cache.spent_ids(0).is_empty(), "each id is handed back once");
+        cache.take_copy(&copy(0x30), (1, copy_id + 2), (7, &[0x30]), &maps);
+        assert!(
+            cache.spent_ids(1).is_empty(),
+            "held back in a refresh where copies failed"
+        );
+        assert_eq!(cache.spent_ids(1), [7]);
+        assert_eq!(cache.fp_stacks_deleted, 2);
+    }
+
+    #[test]
+    fn a_walk_that_is_not_the_copys_own_is_not_its_fallback() {
+        let maps = MapsHistory::default();
+        let mut cache = StackCache::new(&[], false, false);
+        let id = DWARF_STACK_ID_BASE;
+        cache.take_copy(&copy(0x10), (1, id), (5, &[0x99, 0x98]), &maps);
+        assert_eq!(cache.ips[&(1, id)], Vec::<u64>::new());
+        cache.take_copy(&copy(0x10), (1, id + 1), (5, &[0x10]), &maps);
+        assert_eq!(cache.ips[&(1, id + 1)], [0x10]);
+    }
+
+    #[test]
+    fn copies_wait_for_their_rows_and_go_with_their_process() {
+        let maps = MapsHistory::default();
+        let mut cache = StackCache::new(&[], false, false);
+        let id = DWARF_STACK_ID_BASE;
+        cache.take_copy(&copy(0x10), (1, id), (-17, &[]), &maps);
+        cache.take_copy(&copy(0x20), (2, id + 1), (-17, &[]), &maps);
+        assert_eq!(cache.owner_tgids(), HashSet::from([1, 2]));
+        // Process 2 is gone: its copy goes at the second pruning (its last rows may
+        // be drained in between); process 1's waits for its row.
+        let alive = |tgid: u32, _| tgid == 1;
+        cache.prune(alive);
+        assert_eq!(cache.pending.len(), 2);
+        cache.prune(alive);
+        assert_eq!(cache.pending.keys().collect::<Vec<_>>(), [&(1, id)]);
+        let snap = Snapshot {
+            waits: vec![wait(1, id)],
+            ..Snapshot::default()
+        };
+        cache.resolve(&snap, &maps);
+        assert!(cache.pending.is_empty(), "a row took it");
+        // Unwound from the copy (CFI), not the (empty) frame-pointer walk.
+        let key = stack_slot(cache.canonical((1, id, 0), 1));
+        assert!(
+            matches!(
+                cache.methods.get(&key),
+                Some(UnwindMethod::Dwarf | UnwindMethod::DwarfTruncated)
+            ),
+            "{:?}",
+            cache.methods.get(&key)
+        );
+    }
 }

@@ -4,8 +4,9 @@
 //! choosing and attaching the hooks ([`attach`]), the target set, and turning the BPF
 //! maps into a [`Snapshot`]: batch reads ([`batch`]), draining the shared maps (each
 //! snapshot holds the counts since the previous one; `session` keeps the totals),
-//! reading each stack and stack copy the caller does not know yet, and the maps'
-//! kernel memory ([`memory`]). This is the ONLY module that imports aya. Must not:
+//! reading each frame-pointer stack the caller does not know yet, draining the stack
+//! copies (handed to the caller one at a time, never held) and deleting the stacks
+//! the caller says are spent, and the maps' kernel memory ([`memory`]). This is the ONLY module that imports aya. Must not:
 //! attribute, symbolize, format or keep what it read (those stages get the
 //! `Snapshot`, and `session::fold` owns the totals).
 

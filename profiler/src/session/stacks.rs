@@ -276,7 +276,9 @@ impl StackCache {
     /// key whose stack the snapshot lacks has no frames (an unknown stack). Returns
     /// how many raw keys were resolved.
     pub(super) fn resolve(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> usize {
-        let keys: BTreeSet<StackKey> = referenced(snapshot)
+        // Sorted (canonical ids are handed out in this order, so reports do not
+        // depend on hash order) and deduplicated: most rows repeat a key.
+        let mut keys: Vec<StackKey> = referenced(snapshot)
             .chain(
                 snapshot
                     .edges
@@ -291,6 +293,8 @@ impl StackCache {
             )
             .filter(|k| k.1 >= 0 && !self.canon.contains_key(k))
             .collect();
+        keys.sort_unstable();
+        keys.dedup();
         let mut raw: Vec<(StackKey, Option<UnwindMethod>, Vec<u64>)> = Vec::new();
         let mut after_call: HashMap<(u32, u64), bool> = HashMap::new();
         for (&k, ips) in &snapshot.stacks {

@@ -31,6 +31,41 @@ use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
 use crate::session::process::signals;
 use crate::session::procmaps::MapsHistory;
 
+/// Hashing of raw stack keys, looked up for every drained row (tens of thousands a
+/// refresh): a multiply-rotate per word instead of `SipHash`. The keys come from our
+/// own probes, so there is no adversary to resist.
+type KeyHash = std::hash::BuildHasherDefault<WordHasher>;
+
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(u64::from(n.cast_unsigned()));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // The step of `FxHash` (rustc's hasher): rotate, xor, multiply by a large odd constant.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 /// Unwound copies held for rows not drained yet, at most (a few hundred bytes each).
 const MAX_PENDING: usize = 16_384;
 
@@ -52,10 +87,10 @@ pub(super) struct StackCache {
     /// How each canonical stack was unwound.
     pub(super) methods: HashMap<StackKey, UnwindMethod>,
     /// Raw key → canonical key.
-    canon: HashMap<StackKey, Canon>,
+    canon: HashMap<StackKey, Canon, KeyHash>,
     /// The kernel's frame-pointer stack of each raw `(tgid, id)` read, for the same
     /// id seen later with another leaf.
-    ips: HashMap<(u32, i32), Vec<u64>>,
+    ips: HashMap<(u32, i32), Vec<u64>, KeyHash>,
     /// The canonical key of each unwound stack, by process (its layout) and addresses.
     by_addrs: HashMap<(u32, Option<UnwindMethod>, Vec<u64>), StackKey>,
     /// Canonical id of each distinct (frames, unwind method), frames by identity hash.
@@ -97,8 +132,8 @@ impl StackCache {
         Self {
             frames: SymbolizedStacks::default(),
             methods: HashMap::new(),
-            canon: HashMap::new(),
-            ips: HashMap::new(),
+            canon: HashMap::default(),
+            ips: HashMap::default(),
             by_addrs: HashMap::new(),
             interned: HashMap::new(),
             pending: HashMap::new(),

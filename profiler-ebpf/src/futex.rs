@@ -155,8 +155,8 @@ fn is_futex(id: u64) -> bool {
 /// A futex call of a traced thread (`ids`: tgid, tid) enters: its row is found with
 /// one lookup (created at its first call). Untraced threads stopped at the target bit.
 #[inline(always)]
-fn on_enter<C: StackIdContext>(ctx: &C, (_, tid): (u32, u32), id: u64, arg0: u64, arg1: u64) {
-    let Some(task) = task_row(tid) else {
+fn on_enter<C: StackIdContext>(ctx: &C, ids: (u32, u32), id: u64, arg0: u64, arg1: u64) {
+    let Some(task) = task_row(ids.1) else {
         return;
     };
     let (is_wait, fop, uaddr) = match id {
@@ -185,7 +185,7 @@ fn on_enter<C: StackIdContext>(ctx: &C, (_, tid): (u32, u32), id: u64, arg0: u64
     if is_wait {
         wait::begin(task, uaddr, fop, shared);
     } else {
-        wake::begin(ctx, task, uaddr, fop, shared);
+        wake::begin(ctx, ids, task, uaddr, fop, shared);
     }
 }
 
@@ -203,6 +203,6 @@ fn on_exit<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), ret: i64) {
     if call & CALL_WAIT != 0 {
         wait::finish(ctx, (tgid, tid), task, call, ret);
     } else if call & CALL_WAKE != 0 {
-        wake::finish(task, call, ret);
+        wake::finish((tgid, tid), task, call, ret);
     }
 }

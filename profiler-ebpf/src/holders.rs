@@ -8,7 +8,7 @@ use profiler_common::{
 };
 
 use crate::maps::{LAST_SWITCH, is_target, task_row};
-use crate::regs::{REG_ORIG_AX, Regs, current_ids, now_ns};
+use crate::regs::{REG_ORIG_AX, TaskRegs, current_ids, now_ns};
 
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
@@ -69,8 +69,8 @@ fn futex_wait_nr(fop: u32) -> u32 {
 /// The syscall the current task is in, from its user `pt_regs` (`orig_ax`).
 #[inline(always)]
 fn current_syscall() -> u32 {
-    match Regs::current().get(REG_ORIG_AX) {
-        Ok(n) if (n as i64) >= 0 && n < 1024 => n as u32,
+    match TaskRegs::current().get(REG_ORIG_AX) {
+        n if (n as i64) >= 0 && n < 1024 => n as u32,
         _ => OFF_NO_SYSCALL,
     }
 }

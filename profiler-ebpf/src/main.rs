@@ -34,26 +34,27 @@
 //!   also attached for `--syscall-errors` (a traced thread's failed syscalls).
 //!
 //! # What each path costs (measured)
-//! BPF run time per program run from the kernel's statistics (`kernel.bpf_stats_enabled`),
-//! 2-vCPU VM, kernel 6.18, load average 8–16, single runs; a C loop making one kind
-//! of futex call (`EAGAIN` waits, wakes of nobody), or `futex-pingpong`:
+//! BPF run time per program run from the kernel's statistics (`kernel.bpf_stats_enabled`,
+//! `bpftool prog show` 2 s apart, this object's programs only), 2-vCPU VM, kernel 6.18,
+//! main's probe and this one alternating in one session; a Python `ctypes` loop making
+//! one kind of futex call (`EAGAIN` waits, wakes of nobody), or `futex-pingpong`:
 //!
-//! | path | lookups (hash) | `futex_enter` | `futex_exit` | before (main) |
+//! | path | lookups (hash) | `futex_enter` | `futex_exit` | before |
 //! |---|---|---|---|---|
-//! | untraced thread's futex call | 0 | 57–71 ns | 55–57 ns | 160–170 + 97–98 ns |
-//! | traced `EAGAIN` wait | 3 | 146 ns | 219 ns | 189 + 219 ns |
-//! | traced wake that woke nobody | 4 | 295 ns | 145 ns | 500 + 272 ns |
-//! | ping-pong (blocked waits, waking wakes, their switches) per futex call | 8–9 | | | 750–930 vs 960–1220 ns |
-//! | `sched_switch`, per switch | 0 (untraced) / 1 | | | 116–173 vs 141–214 ns |
+//! | untraced thread's futex call | 0 | 57–71 ns | 55–57 ns | |
+//! | traced `EAGAIN` wait | 3 | 186–219 ns | 343 ns | 213–251 + 938–973 ns |
+//! | traced wake that woke nobody | 4 | 403 ns | 166 ns | 1,052–1,076 + 177–189 ns |
+//! | ping-pong (all programs) per futex call | 8–9 | | | 812–813 vs 875–884 ns |
 //!
-//! The floor on this VM, measured the same way with bpftrace on the same tracepoints:
-//! an empty program 50 ns per run, a pid filter 68 ns, plus one hash update 227–288 ns;
-//! bpftrace's futexctn-like script (a hash update at entry, lookup + histogram at exit)
-//! 298 + 431 = 729 ns per futex call. A helper call costs 15–60 ns here
-//! (`bpf_ktime_get_ns` ≈ 60), a hash lookup ≈ 70. A blocked wait's exit does five
-//! lookups (its row, `WAITS`, `LAST_WAKE`, `EDGES`, the waker's row) and two clock
-//! reads happen per wait, so ≤ 150 ns per call is below what two programs that time a
-//! wait and keep per-thread state in maps can cost on this machine.
+//! "Before" read the caller's frame record through a wild `rbp` in code without
+//! frame pointers (the Python interpreter here; Debian's C daemons alike): the
+//! faulting user read cost ≈ 600 ns a call. The floor on this VM (`probe.rs::floor_of_timing_a_futex_wait`,
+//! `floor.rs`): two programs with the target filter alone 123 ns per futex call;
+//! plus a clock read at each end and the start time in an array slot 167 ns, in
+//! task-local storage 222 ns, in a hash by thread id 272 ns. So ≤ 150 ns per call is
+//! below what two programs that time a wait can cost here; lockprof's further work
+//! per call (its stack, its rows, pairing, blame, holders) is what remains above the
+//! hash pair.
 //!
 //! # Memory
 //! Every aggregation map is one hash shared by all CPUs, updated with atomic adds

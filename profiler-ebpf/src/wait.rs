@@ -9,7 +9,7 @@ use profiler_common::{
 use crate::holders;
 use crate::maps::{add, raise, wait_row};
 use crate::pairing;
-use crate::regs::{Regs, now_ns};
+use crate::regs::{TaskRegs, now_ns};
 use crate::stacks;
 
 const EAGAIN: i64 = 11;
@@ -48,12 +48,12 @@ pub fn finish<C: StackIdContext>(
     call: u32,
     ret: i64,
 ) {
-    let regs = Regs::current();
+    let regs = TaskRegs::current();
     if ret == -EAGAIN {
         // The fast path (memcached: most of its waits): the futex word had changed,
         // nothing blocked. Counted on the call position's row if the thread's stack
         // cache knows it, else on the address alone — never a stack walk.
-        let site = stacks::cached_site(regs, &mut task.wait_site);
+        let site = stacks::cached_site(regs, tid, &mut task.wait_site);
         let key = RawWaitKey {
             tgid,
             tid,
@@ -71,7 +71,7 @@ pub fn finish<C: StackIdContext>(
     let now = now_ns();
     let waited = now.saturating_sub(task.start_ns);
     holders::on_cpu_again(&mut task.holder);
-    let site = stacks::site(ctx, regs, &mut task.wait_site);
+    let site = stacks::site(ctx, regs, (tgid, tid), &mut task.wait_site);
     let key = RawWaitKey {
         tgid,
         tid,

@@ -7,17 +7,24 @@ use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey};
 
 use crate::holders;
 use crate::maps::{add, wake_row};
-use crate::regs::{Regs, current_ids, now_ns};
+use crate::regs::{TaskRegs, now_ns};
 use crate::ring;
 use crate::shared::futex_key;
 use crate::stacks;
 
-/// A traced thread enters a wake on `uaddr` (`shared`: not process-private).
+/// A traced thread (`ids`: tgid, tid) enters a wake on `uaddr` (`shared`: not
+/// process-private).
 #[inline(always)]
-pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
-    let (tgid, tid) = current_ids();
+pub fn begin<C: StackIdContext>(
+    ctx: &C,
+    (tgid, tid): (u32, u32),
+    task: &mut RawTask,
+    uaddr: u64,
+    fop: u32,
+    shared: bool,
+) {
     let now = now_ns();
-    let site = stacks::site(ctx, Regs::current(), &mut task.wake_site);
+    let site = stacks::site(ctx, TaskRegs::current(), (tgid, tid), &mut task.wake_site);
     holders::on_cpu_again(&mut task.holder);
     task.start_ns = now;
     task.uaddr = uaddr;
@@ -49,11 +56,10 @@ pub fn begin<C: StackIdContext>(ctx: &C, task: &mut RawTask, uaddr: u64, fop: u3
     ring::push(&futex_key(tgid, uaddr, shared), &last);
 }
 
-/// The wake in `task` returned `ret` (threads woken or requeued, or an error);
+/// The wake in `task` (thread `tid` of `tgid`) returned `ret` (threads woken or requeued, or an error);
 /// `call` is what its entry recorded.
 #[inline(always)]
-pub fn finish(task: &RawTask, call: u32, ret: i64) {
-    let (tgid, tid) = current_ids();
+pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
     if ret == 0 {
         forget_last_wake(tgid, tid, task, call & CALL_SHARED != 0);
     }

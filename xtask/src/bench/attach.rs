@@ -26,6 +26,8 @@ pub enum Tracer {
     None,
     /// `lockprof record -p PID` with its defaults.
     Lockprof,
+    /// `lockprof record -p PID --no-holders`: without the context-switch probe.
+    LockprofNoHolders,
     /// The bpftrace futex-wait script ([`bpftrace_script`]).
     Bpftrace,
 }
@@ -35,8 +37,24 @@ impl Tracer {
         match self {
             Tracer::None => "not attached",
             Tracer::Lockprof => "lockprof",
+            Tracer::LockprofNoHolders => "lockprof --no-holders",
             Tracer::Bpftrace => "bpftrace",
         }
+    }
+
+    /// The name as a JSON key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Tracer::None => "not_attached",
+            Tracer::Lockprof => "lockprof",
+            Tracer::LockprofNoHolders => "lockprof_no_holders",
+            Tracer::Bpftrace => "bpftrace",
+        }
+    }
+
+    /// One of lockprof's configurations.
+    pub fn is_lockprof(self) -> bool {
+        matches!(self, Tracer::Lockprof | Tracer::LockprofNoHolders)
     }
 }
 
@@ -88,13 +106,14 @@ impl Attached {
                     child: None,
                 });
             }
-            Tracer::Lockprof => {
+            Tracer::Lockprof | Tracer::LockprofNoHolders => {
                 let _ = std::fs::remove_file(report);
                 let mut c = Command::new(release_bin("lockprof"));
-                c.args(["record", "-p", &pid.to_string(), "-o"])
-                    .arg(report)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped());
+                c.args(["record", "-p", &pid.to_string(), "-o"]).arg(report);
+                if tracer == Tracer::LockprofNoHolders {
+                    c.arg("--no-holders");
+                }
+                c.stdout(Stdio::null()).stderr(Stdio::piped());
                 (c, "lockprof: recording")
             }
             Tracer::Bpftrace => {
@@ -113,7 +132,9 @@ impl Attached {
         // Read the tracer's output on a thread (so a chatty tracer never blocks on a
         // full pipe) and hear from it when the ready line came.
         let out: Box<dyn std::io::Read + Send> = match tracer {
-            Tracer::Lockprof => Box::new(child.stderr.take().context("lockprof stderr")?),
+            Tracer::Lockprof | Tracer::LockprofNoHolders => {
+                Box::new(child.stderr.take().context("lockprof stderr")?)
+            }
             _ => Box::new(child.stdout.take().context("bpftrace stdout")?),
         };
         let (tx, rx) = mpsc::channel();
@@ -149,6 +170,11 @@ impl Attached {
             tracer,
             child: Some(child),
         })
+    }
+
+    /// The tracer's process id (`None` for no tracer).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The BPF maps the tracer holds right now (lockprof only; empty otherwise).
@@ -214,6 +240,18 @@ impl Attached {
     }
 }
 
+/// User + system CPU time of a process (all its threads), milliseconds, from
+/// `/proc/PID/stat` (`USER_HZ` 100: 10 ms steps). BPF programs on a process's own
+/// syscalls run in its context and are charged here, as system time.
+pub fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized comm, which may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 * 10.0)
+}
+
 /// `VmHWM` (peak resident set) of a process, KiB.
 pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM:")
@@ -241,6 +279,19 @@ mod tests {
         assert!(s.contains("hist(nsecs - @start[tid])"));
         assert!(s.starts_with("BEGIN"));
         assert!(s.contains("END { clear(@start); clear(@addr); clear(@wait_ns); }"));
+    }
+
+    #[test]
+    fn reads_our_own_cpu_time() {
+        let t0 = cpu_ms(std::process::id()).unwrap();
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let t1 = cpu_ms(std::process::id()).unwrap();
+        assert!(t1 >= t0 + 30.0, "{t0} -> {t1} ms after 60 ms of spinning");
+        assert!(cpu_ms(u32::MAX).is_none());
     }
 
     #[test]

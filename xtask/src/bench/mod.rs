@@ -4,9 +4,11 @@
 //! Owns: dispatch of the benchmark names, their flag parser and the statistics every
 //! benchmark prints (median, min..max, count). Each benchmark lives in its own file:
 //! - `overhead`: what attaching costs, ratios against nothing attached and against the
-//!   bpftrace peer (`bench overhead`), with `attach` (tracers on and off), `memcached`
-//!   (the real daemon and its load), `kmem` (kernel memory of the maps) and `go` (the
-//!   Go probes' cost on the Go demo and on containerd, with `containerd`);
+//!   bpftrace peer (`bench overhead`), with `windows` (the alternating-window method
+//!   and its statistics), `attach` (tracers on and off), `daemon` and `memcached` (the
+//!   real daemon, its load and what a window measures on it), `kmem` (kernel memory of
+//!   the maps) and `go` (the Go probes' cost on the Go demo and on containerd, with
+//!   `containerd`);
 //! - `storm`: `futex-storm` unprofiled vs under `lockprof record` (`bench storm`);
 //! - `soak`: lockprof attached for minutes to a churning workload (`bench soak`);
 //! - `demos`: each demo pair without lockprof against the spec's ratios (`bench demos`).
@@ -16,6 +18,7 @@
 
 mod attach;
 mod containerd;
+mod daemon;
 mod demos;
 mod gate;
 mod go;
@@ -24,6 +27,7 @@ mod memcached;
 mod overhead;
 mod soak;
 mod storm;
+mod windows;
 
 use std::collections::BTreeMap;
 
@@ -35,11 +39,12 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("overhead") => {
             let (quick, rest): (Vec<String>, Vec<String>) =
                 args[1..].iter().cloned().partition(|a| a == "--quick");
+            let (only, rest) = take_text_flag(&rest, "only")?;
+            let parts = only.map_or(Ok(overhead::Parts::ALL), |o| overhead::Parts::parse(&o))?;
             let flags = parse_flags(&rest, &["rounds"])?;
-            overhead::overhead(overhead::Plan::new(
-                !quick.is_empty(),
-                flags.get("rounds").copied(),
-            ))
+            overhead::overhead(
+                overhead::Plan::new(!quick.is_empty(), flags.get("rounds").copied()).only(parts),
+            )
         }
         Some("storm") => {
             // `--no-holders` measures lockprof without its context-switch probe.
@@ -79,6 +84,28 @@ pub fn bench(args: &[String]) -> Result<()> {
             )
         }
     }
+}
+
+/// A `--name TEXT` / `--name=TEXT` flag taken out of `args` (the rest is returned).
+fn take_text_flag(args: &[String], name: &str) -> Result<(Option<String>, Vec<String>)> {
+    let mut rest = Vec::new();
+    let mut value = None;
+    let mut it = args.iter();
+    let long = format!("--{name}");
+    while let Some(a) = it.next() {
+        if *a == long {
+            value = Some(
+                it.next()
+                    .cloned()
+                    .with_context(|| format!("'{long}' needs a value"))?,
+            );
+        } else if let Some(v) = a.strip_prefix(&format!("{long}=")) {
+            value = Some(v.to_owned());
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    Ok((value, rest))
 }
 
 /// `--name N` / `--name=N` integer flags, only the `allowed` names, each > 0.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use super::attach::status_kib;
+use super::attach::{cpu_ms, status_kib};
 use super::kmem;
 use super::mark;
 use crate::demo::{build_release_bins, require_root};
@@ -76,16 +76,6 @@ struct Sample {
     rss_kib: u64,
     kernel_bytes: u64,
     cpu_ms: f64,
-}
-
-/// User + system CPU time of a process, milliseconds (`/proc/PID/stat`, `USER_HZ` 100).
-fn cpu_ms(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesized comm, which may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 * 10.0)
 }
 
 /// Stops the soak early when lockprof's RSS passes this (the machine is shared: a leak

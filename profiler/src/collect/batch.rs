@@ -1,6 +1,7 @@
 //! Reading hash maps a batch at a time (`BPF_MAP_LOOKUP_BATCH`, and
 //! `BPF_MAP_LOOKUP_AND_DELETE_BATCH` to drain them), through the raw `bpf(2)`
 //! syscall: aya 0.14 has no batch API, and walking keys costs two syscalls per row.
+//! Also deleting a list of keys.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -8,6 +9,7 @@ use aya::Pod;
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 /// Rows per syscall: large enough that a few calls read a full map, small enough
 /// that the buffers stay a few hundred KiB.
 const CHUNK: usize = 1024;
@@ -26,57 +28,133 @@ struct BatchAttr {
     flags: u64,
 }
 
+/// Key and value buffers for [`Batch::each`], kept by the caller so that a map read
+/// at every refresh reuses them (a fresh buffer of large values — 16 KiB stack copies —
+/// would page-fault in again each time).
+pub struct Batch<K, V> {
+    keys: Vec<K>,
+    values: Vec<V>,
+}
+
+impl<K: Pod, V: Pod> Batch<K, V> {
+    /// Buffers for `rows` rows per syscall (grown if one hash bucket holds more).
+    pub fn with_rows(rows: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows),
+        }
+    }
+
+    /// Call `f` on every `(key, value)` of a hash map, a batch at a time; with
+    /// `delete`, each row read is removed from the kernel map in the same call.
+    /// Nothing is collected: the caller keeps what it needs of each row.
+    pub fn each(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        delete: bool,
+        mut f: impl FnMut(&K, &V),
+    ) -> std::io::Result<()> {
+        // The batch cursor is an opaque token (a bucket index for hash maps).
+        let mut cursor = [0u64; 1];
+        let mut first = true;
+        loop {
+            let rows = self.keys.capacity().min(self.values.capacity()).max(1);
+            let mut next = [0u64; 1];
+            let mut attr = BatchAttr {
+                in_batch: if first { 0 } else { cursor.as_ptr() as u64 },
+                out_batch: next.as_mut_ptr() as u64,
+                keys: self.keys.as_mut_ptr() as u64,
+                values: self.values.as_mut_ptr() as u64,
+                count: rows as u32,
+                map_fd: fd.as_raw_fd() as u32,
+                ..BatchAttr::default()
+            };
+            let cmd = if delete {
+                BPF_MAP_LOOKUP_AND_DELETE_BATCH
+            } else {
+                BPF_MAP_LOOKUP_BATCH
+            };
+            // SAFETY: `attr` is the batch member of bpf_attr; the kernel writes at most
+            // `count` keys and values into buffers of at least that capacity, and one
+            // cursor word into `next`.
+            let r = unsafe { sys_bpf(cmd, &mut attr) };
+            let err = (r < 0).then(std::io::Error::last_os_error);
+            let n = if err.is_some() && attr.count as usize > rows {
+                0
+            } else {
+                attr.count as usize
+            };
+            for (k, v) in self.keys.spare_capacity_mut()[..n]
+                .iter()
+                .zip(&self.values.spare_capacity_mut()[..n])
+            {
+                // SAFETY: the kernel filled the first `n` keys and values (also on
+                // ENOENT, which ends the walk with the last rows).
+                unsafe { f(k.assume_init_ref(), v.assume_init_ref()) };
+            }
+            match err {
+                None => {}
+                Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                // One bucket holds more rows than the buffers: retry it with more room.
+                Some(e) if e.raw_os_error() == Some(libc::ENOSPC) && n == 0 && rows < 1 << 16 => {
+                    self.keys.reserve_exact(rows * 2);
+                    self.values.reserve_exact(rows * 2);
+                    continue;
+                }
+                Some(e) => return Err(e),
+            }
+            cursor = next;
+            first = false;
+        }
+    }
+}
+
 /// Every `(key, value)` of a hash map; with `delete`, each row read is removed from
 /// the kernel map in the same call.
 pub fn read_all<K: Pod, V: Pod>(fd: BorrowedFd<'_>, delete: bool) -> std::io::Result<Vec<(K, V)>> {
     let mut out = Vec::new();
-    let mut keys: Vec<K> = Vec::with_capacity(CHUNK);
-    let mut values: Vec<V> = Vec::with_capacity(CHUNK);
-    // The batch cursor is an opaque token (a bucket index for hash maps).
-    let mut cursor = [0u64; 1];
-    let mut first = true;
-    loop {
-        let mut next = [0u64; 1];
-        let mut attr = BatchAttr {
-            in_batch: if first { 0 } else { cursor.as_ptr() as u64 },
-            out_batch: next.as_mut_ptr() as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count: CHUNK as u32,
+    Batch::with_rows(CHUNK).each(fd, delete, |k: &K, v: &V| out.push((*k, *v)))?;
+    Ok(out)
+}
+
+/// Delete each of `keys` from a map (`BPF_MAP_DELETE_ELEM`; stack-trace maps have
+/// no batch delete). A key already gone is skipped.
+pub fn delete_each<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) {
+    /// The `map_elem` member of `union bpf_attr`.
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    for key in keys {
+        let mut attr = ElemAttr {
             map_fd: fd.as_raw_fd() as u32,
-            ..BatchAttr::default()
+            pad: 0,
+            key: std::ptr::from_ref(key) as u64,
+            value: 0,
+            flags: 0,
         };
-        let cmd = if delete {
-            BPF_MAP_LOOKUP_AND_DELETE_BATCH
-        } else {
-            BPF_MAP_LOOKUP_BATCH
-        };
-        // SAFETY: `attr` is a valid bpf_attr prefix of the size passed; the kernel
-        // writes at most `count` keys and values into buffers of CHUNK capacity, and
-        // one cursor word into `next`.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                &raw mut attr,
-                std::mem::size_of::<BatchAttr>() as u32,
-            )
-        };
-        let err = (r < 0).then(std::io::Error::last_os_error);
-        let n = (attr.count as usize).min(CHUNK);
-        // SAFETY: the kernel filled the first `n` keys and values (also on ENOENT,
-        // which ends the walk with the last rows).
-        unsafe {
-            keys.set_len(n);
-            values.set_len(n);
-        }
-        out.extend(keys.drain(..).zip(values.drain(..)));
-        match err {
-            None => {}
-            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
-            Some(e) => return Err(e),
-        }
-        cursor = next;
-        first = false;
+        // SAFETY: `attr` is the map_elem member of bpf_attr; the kernel reads one key.
+        let _ = unsafe { sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) };
+    }
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `A` must be the `#[repr(C)]` member of `union bpf_attr` that `cmd` reads, and every
+/// pointer in it valid for what the kernel reads or writes through it.
+unsafe fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> libc::c_long {
+    // SAFETY: the caller vouches for `attr`; the size passed is its own.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<A>() as u32,
+        )
     }
 }

@@ -25,7 +25,7 @@ use crate::collect::{CollectError, map_err, map_mut, map_ref};
 use crate::resolve::gopclntab::GoTables;
 
 /// The Go probes, built by `profiler/build.rs` from `profiler-ebpf/src/go_main.rs`.
-static GO_PROBES_OBJECT: &[u8] =
+pub(super) static GO_PROBES_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lockprof-go-probes"));
 
 /// Each program and the runtime function it is attached to.
@@ -110,8 +110,7 @@ impl GoProbes {
         if GO_PROBES_OBJECT.is_empty() {
             return Err(CollectError::NoProbes);
         }
-        let mut ebpf = aya::EbpfLoader::new()
-            .btf(aya::Btf::from_sys_fs().ok().as_ref())
+        let mut ebpf = super::loader_for(GO_PROBES_OBJECT)
             .load(GO_PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("Go probes: {e:#}")))?;
         for (name, _) in ATTACH {

@@ -4,8 +4,9 @@
 //! choosing and attaching the hooks ([`attach`]), the target set, and turning the BPF
 //! maps into a [`Snapshot`]: batch reads ([`batch`]), draining the shared maps (each
 //! snapshot holds the counts since the previous one; `session` keeps the totals),
-//! reading each stack and stack copy the caller does not know yet, and the maps'
-//! kernel memory ([`memory`]). This is the ONLY module that imports aya. Must not:
+//! reading each frame-pointer stack the caller does not know yet, draining the stack
+//! copies (handed to the caller one at a time, never held) and deleting the stacks
+//! the caller says are spent, and the maps' kernel memory ([`memory`]). This is the ONLY module that imports aya. Must not:
 //! attribute, symbolize, format or keep what it read (those stages get the
 //! `Snapshot`, and `session::fold` owns the totals).
 
@@ -20,7 +21,7 @@ mod sizes;
 pub mod snapshot;
 mod target_bits;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
@@ -63,6 +64,52 @@ pub enum CollectError {
     Map { map: &'static str, reason: String },
 }
 
+/// An aya loader for `object`. `EbpfLoader::new` parses the kernel's BTF (~9 MiB of
+/// heap held, twice that while parsing), which only CO-RE relocations use; our probes
+/// have none (`has_core_relocations`, checked by a test on the built objects), so it
+/// is dropped before loading rather than held through it and the maps' creation.
+pub(crate) fn loader_for(object: &[u8]) -> aya::EbpfLoader<'static> {
+    let mut loader = aya::EbpfLoader::new();
+    if !has_core_relocations(object) {
+        loader.btf(None);
+    }
+    loader
+}
+
+/// Whether an eBPF object has CO-RE relocations (the `core_relo` part of its
+/// `.BTF.ext` section), which need the kernel's BTF at load time. A section that
+/// cannot be read counts as having them.
+fn has_core_relocations(object: &[u8]) -> bool {
+    use object::{Object as _, ObjectSection as _};
+    let Ok(file) = object::File::parse(object) else {
+        return true;
+    };
+    let Some(ext) = file.section_by_name(".BTF.ext") else {
+        return false;
+    };
+    let Ok(data) = ext.data() else {
+        return true;
+    };
+    let word = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // struct btf_ext_header: magic u16, version u8, flags u8, hdr_len u32, then
+    // func_info/line_info offsets and lengths; core_relo_off/len when hdr_len ≥ 32.
+    match word(4) {
+        Some(hdr_len) if hdr_len >= 32 => word(28).is_none_or(|len| len > 0),
+        Some(_) => false,
+        None => true,
+    }
+}
+
+/// Aggregation rows read per syscall.
+const ROWS_PER_BATCH: usize = 1024;
+
+/// Stack copies read per syscall: 32 × 16 KiB buffers (the kernel allocates as much
+/// again for each batch).
+const COPIES_PER_BATCH: usize = 32;
+
 /// What to load.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoadOptions {
@@ -83,6 +130,8 @@ pub struct Probes {
     programs: Vec<&'static str>,
     /// The kernel's target filter, memory-mapped (one bit per traced tgid).
     target_bits: target_bits::TargetBits,
+    /// Buffers for draining the 16 KiB stack copies, reused at every refresh.
+    copies: batch::Batch<i32, RawUserStack>,
     /// Keeps the kernel's BPF run-time accounting on while we live (`None` if the
     /// kernel refused; then run times read as zero).
     _stats: Option<OwnedFd>,
@@ -101,10 +150,8 @@ impl Probes {
         let method = AttachMethod::choose();
         let copy = u32::from(opts.copy_user_stacks);
         let raw = method.raw_syscall_bits(opts.syscall_errors);
-        // `EbpfLoader::new` reads the kernel's BTF itself; passing another parsed copy
-        // would hold two (~9 MiB each) at once.
         let sizes = sizes::overrides();
-        let mut loader = aya::EbpfLoader::new();
+        let mut loader = loader_for(PROBES_OBJECT);
         for (name, n) in &sizes {
             loader.map_max_entries(name, *n);
         }
@@ -132,6 +179,7 @@ impl Probes {
             method,
             programs,
             target_bits,
+            copies: batch::Batch::with_rows(COPIES_PER_BATCH),
             _stats: stats,
             exited_tasks: Vec::new(),
         })
@@ -205,10 +253,10 @@ impl Probes {
     /// Drain the aggregates: every row counted since the previous snapshot is read
     /// and deleted from the kernel in one batch per map, so the maps never fill
     /// however long the recording and userspace only ever sees each count once (the
-    /// caller sums the snapshots). Also reads the stacks those rows reference that
-    /// `known` says the caller has not resolved yet (each stack copy is deleted from
-    /// the kernel once read), the loss counters (cumulative) and the threads blocked
-    /// right now.
+    /// caller sums the snapshots). Also reads the frame-pointer stacks those rows
+    /// reference that `known` says the caller has not resolved yet (the copies' ids
+    /// are read by [`Probes::drain_copies`]), the loss counters (cumulative) and the
+    /// threads blocked right now.
     pub fn snapshot(
         &mut self,
         known: impl Fn((u32, i32)) -> bool,
@@ -233,7 +281,7 @@ impl Probes {
             .chain(snap.wakes.iter().map(|r| (r.tgid, r.stack_id)))
             .chain(snap.edges.iter().map(|e| (e.waker_pid(), e.waker_stack_id)))
             .chain(snap.blame.iter().filter_map(BlameRow::holder_stack))
-            .filter(|&(_, id)| id >= 0)
+            .filter(|&(_, id)| (0..DWARF_STACK_ID_BASE).contains(&id))
             .filter(|&k| !known(k))
             .collect();
         self.read_stacks(&wanted, &mut snap)?;
@@ -290,75 +338,88 @@ impl Probes {
         name: &'static str,
         decode: impl Fn(&K, &V) -> R,
     ) -> Result<Vec<R>, CollectError> {
-        let rows: Vec<(K, V)> =
-            batch::read_all(self.fd(name)?, true).map_err(|e| map_err(name, &e))?;
-        Ok(rows.iter().map(|(k, v)| decode(k, v)).collect())
+        // Decoded as read: the raw rows never pile up (a full edge map is 16k rows).
+        let mut rows = Vec::new();
+        batch::Batch::with_rows(ROWS_PER_BATCH)
+            .each(self.fd(name)?, true, |k, v| rows.push(decode(k, v)))
+            .map_err(|e| map_err(name, &e))?;
+        Ok(rows)
     }
 
-    /// Read the stacks in `wanted` into `snap`: frame-pointer stacks from the kernel's
-    /// stack maps, and for DWARF ids the user-stack copy (deleted from the kernel once
-    /// read) with its frame-pointer fallback.
+    /// Read the frame-pointer stacks in `wanted` into `snap` (ids below
+    /// `DWARF_STACK_ID_BASE`; the copies' ids come from [`Probes::drain_copies`]).
     fn read_stacks(
-        &mut self,
+        &self,
         wanted: &BTreeSet<(u32, i32)>,
         snap: &mut Snapshot,
     ) -> Result<(), CollectError> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut fp_ids = Vec::new();
-        {
-            let mut copies: BpfHashMap<&mut MapData, i32, RawUserStack> =
-                map_mut(&mut self.ebpf, MAP_USER_STACKS)?;
-            for &(tgid, id) in wanted {
-                if id < DWARF_STACK_ID_BASE {
-                    fp_ids.push((tgid, id, id));
-                    continue;
-                }
-                let Ok(copy) = copies.get(&id, 0) else {
-                    continue;
-                };
-                let _ = copies.remove(&id);
-                snap.user_stacks
-                    .insert((tgid, id), UserStackCopy::from_raw(&copy));
-                if copy.fp_stack_id < 0 {
-                    snap.stacks.insert((tgid, id), Vec::new());
-                } else {
-                    fp_ids.push((tgid, id, copy.fp_stack_id));
-                }
-            }
-        }
-        let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS)?;
-        let overflow: StackTraceMap<&MapData> = map_ref(&self.ebpf, MAP_STACKS2)?;
-        for (tgid, wanted_id, id) in fp_ids {
-            let trace = if id >= STACK_ID_OVERFLOW {
-                overflow.get(&((id - STACK_ID_OVERFLOW) as u32), 0)
-            } else {
-                stacks.get(&(id as u32), 0)
-            };
-            // A missing id means the slot was reused; the row then has no stack (it
-            // cannot happen without BPF_F_REUSE_STACKID, but must not abort a report).
-            if let Ok(trace) = trace {
-                snap.stacks.insert(
-                    (tgid, wanted_id),
-                    trace.frames().iter().map(|f| f.ip).collect(),
-                );
-            } else if wanted_id != id {
-                snap.stacks.insert((tgid, wanted_id), Vec::new());
+        let stacks = FpStacks::open(&self.ebpf)?;
+        for &(tgid, id) in wanted {
+            // A missing id: the kernel never bound it, or it was deleted after its
+            // last reader (see `delete_stacks`); the row then has no stack.
+            if let Some(ips) = stacks.get(id) {
+                snap.stacks.insert((tgid, id), ips);
             }
         }
         Ok(())
     }
 
-    fn fd(&self, name: &'static str) -> Result<BorrowedFd<'_>, CollectError> {
-        self.ebpf
-            .map(name)
-            .and_then(map_data)
-            .map(|d| d.fd().as_fd())
-            .ok_or(CollectError::Map {
-                map: name,
-                reason: "missing from the object".into(),
+    /// Drain the user-stack copies: every copy in the kernel is read and deleted, a
+    /// batch at a time, and handed to `f` with its frame-pointer walk (read from the
+    /// stack maps; empty when the walk failed or its id is gone). Nothing is kept
+    /// here: the copies' buffers are reused, so however many copies come in, this
+    /// holds one batch of them. Call after [`Probes::snapshot`]: a copy is taken
+    /// before the row naming it is counted, so every copy a drained row names is
+    /// read by the next call.
+    pub fn drain_copies(
+        &mut self,
+        mut f: impl FnMut(&UserStackCopy, u32, i32, i32, &[u64]),
+    ) -> Result<(), CollectError> {
+        let fd = map_fd(&self.ebpf, MAP_USER_STACKS)?;
+        let stacks = FpStacks::open(&self.ebpf)?;
+        let mut walks: HashMap<i32, Vec<u64>> = HashMap::new();
+        let mut copy = UserStackCopy::default();
+        self.copies
+            .each(fd, true, |&id, raw: &RawUserStack| {
+                copy.fill_from(raw);
+                let fp = if raw.fp_stack_id < 0 {
+                    &[][..]
+                } else {
+                    walks
+                        .entry(raw.fp_stack_id)
+                        .or_insert_with(|| stacks.get(raw.fp_stack_id).unwrap_or_default())
+                        .as_slice()
+                };
+                f(&copy, raw.tgid, id, raw.fp_stack_id, fp);
             })
+            .map_err(|e| map_err(MAP_USER_STACKS, &e))
+    }
+
+    /// Delete frame-pointer stacks nothing will name again (see
+    /// `session::stacks`), so the stack maps never fill with the stacks of processes
+    /// long gone and new stacks stop colliding.
+    pub fn delete_stacks(&self, ids: &[i32]) -> Result<(), CollectError> {
+        let (overflow, first): (Vec<i32>, Vec<i32>) =
+            ids.iter().partition(|&&id| id >= STACK_ID_OVERFLOW);
+        let first: Vec<u32> = first
+            .iter()
+            .filter(|&&id| id >= 0)
+            .map(|&id| id as u32)
+            .collect();
+        let overflow: Vec<u32> = overflow
+            .iter()
+            .map(|&id| (id - STACK_ID_OVERFLOW) as u32)
+            .collect();
+        batch::delete_each(self.fd(MAP_STACKS)?, &first);
+        batch::delete_each(self.fd(MAP_STACKS2)?, &overflow);
+        Ok(())
+    }
+
+    fn fd(&self, name: &'static str) -> Result<BorrowedFd<'_>, CollectError> {
+        map_fd(&self.ebpf, name)
     }
 }
 
@@ -366,6 +427,44 @@ impl Drop for Probes {
     fn drop(&mut self) {
         self.detach();
     }
+}
+
+/// The two frame-pointer stack maps, read by stack id (`STACKS`, or `STACKS2` for
+/// ids from `STACK_ID_OVERFLOW` on).
+struct FpStacks<'a> {
+    first: StackTraceMap<&'a MapData>,
+    overflow: StackTraceMap<&'a MapData>,
+}
+
+impl<'a> FpStacks<'a> {
+    fn open(ebpf: &'a Ebpf) -> Result<Self, CollectError> {
+        Ok(Self {
+            first: map_ref(ebpf, MAP_STACKS)?,
+            overflow: map_ref(ebpf, MAP_STACKS2)?,
+        })
+    }
+
+    /// The instruction addresses of stack `id`, innermost first.
+    fn get(&self, id: i32) -> Option<Vec<u64>> {
+        let trace = if id >= STACK_ID_OVERFLOW {
+            self.overflow.get(&((id - STACK_ID_OVERFLOW) as u32), 0)
+        } else {
+            self.first.get(&(id as u32), 0)
+        };
+        trace
+            .ok()
+            .map(|t| t.frames().iter().map(|f| f.ip).collect())
+    }
+}
+
+fn map_fd<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<BorrowedFd<'a>, CollectError> {
+    ebpf.map(name)
+        .and_then(map_data)
+        .map(|d| d.fd().as_fd())
+        .ok_or(CollectError::Map {
+            map: name,
+            reason: "missing from the object".into(),
+        })
 }
 
 /// The data behind a map, for its fd.
@@ -430,4 +529,27 @@ fn raise_memlock_limit() {
     };
     // SAFETY: setrlimit reads the struct we pass and has no other effect on memory.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const rlim) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probes_need_no_kernel_btf() {
+        for (name, object) in [
+            ("probes", PROBES_OBJECT),
+            ("Go probes", go::GO_PROBES_OBJECT),
+        ] {
+            if object.is_empty() {
+                eprintln!("skipping {name} - built without probes (AYA_BUILD_SKIP)");
+                continue;
+            }
+            assert!(
+                !has_core_relocations(object),
+                "the {name} have CO-RE relocations: load them with the kernel's BTF"
+            );
+        }
+        assert!(has_core_relocations(b"not an ELF file"));
+    }
 }

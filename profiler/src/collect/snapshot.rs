@@ -25,14 +25,13 @@ pub struct Snapshot {
     pub edges: Vec<EdgeRow>,
     /// Which holder's release ended which part of whose waits (holder blame).
     pub blame: Vec<crate::collect::blame::BlameRow>,
-    /// User stacks by `(tgid, stack id)`: raw instruction addresses, innermost first.
+    /// Frame-pointer stacks by `(tgid, stack id)`: raw instruction addresses,
+    /// innermost first (the stack copies' ids are read apart, see
+    /// `Probes::drain_copies`).
     pub stacks: BTreeMap<(u32, i32), Vec<u64>>,
     pub losses: KernelLosses,
     /// Threads blocked in a futex wait at the moment of the snapshot.
     pub unfinished_waits: u64,
-    /// User-stack copies by `(tgid, stack id)`, for the ids at or above
-    /// `DWARF_STACK_ID_BASE`; `stacks` holds their frame-pointer fallback.
-    pub user_stacks: BTreeMap<(u32, i32), UserStackCopy>,
 }
 
 /// The thread id of folded rows: the exited threads' wakes and edges, and the waits of
@@ -70,15 +69,15 @@ pub struct UserStackCopy {
 }
 
 impl UserStackCopy {
-    pub fn from_raw(raw: &RawUserStack) -> Self {
+    /// Decode `raw` into `self`, reusing its buffer.
+    pub fn fill_from(&mut self, raw: &RawUserStack) {
         let len = (raw.len as usize).min(raw.data.len());
-        UserStackCopy {
-            ip: raw.ip,
-            sp: raw.sp,
-            bp: raw.bp,
-            base: raw.sp & !4095,
-            bytes: raw.data[..len].to_vec(),
-        }
+        self.ip = raw.ip;
+        self.sp = raw.sp;
+        self.bp = raw.bp;
+        self.base = raw.sp & !4095;
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&raw.data[..len]);
     }
 }
 

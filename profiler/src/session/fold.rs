@@ -110,8 +110,8 @@ impl<K: std::hash::Hash + Eq, R> Indexed<K, R> {
 
 /// What the session has drained so far, summed.
 pub(super) struct Totals {
-    /// The rows, with canonical stack keys (see `session::stacks`); `stacks` and
-    /// `user_stacks` stay empty, `losses` and `unfinished_waits` are the latest.
+    /// The rows, with canonical stack keys (see `session::stacks`); `stacks` stays
+    /// empty, `losses` and `unfinished_waits` are the latest.
     pub(super) snap: Snapshot,
     waits: Indexed<WaitId, WaitRow>,
     wakes: Indexed<WaitId, WakeRow>,

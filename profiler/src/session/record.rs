@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
+use profiler_common::Loss;
 
 use crate::analyze::aggregate::{ReportContext, build_report};
 use crate::analyze::timeline::TimelineBuilder;
@@ -422,9 +423,10 @@ impl Session {
                 .filter(|&&m| m == UnwindMethod::DwarfTruncated)
                 .count();
             eprintln!(
-                "lockprof: {} stack copies unwound by CFI ({truncated} call paths truncated); the deepest used {:.1} KiB of its copy",
+                "lockprof: {} stack copies unwound by CFI ({truncated} call paths truncated); the deepest used {:.1} KiB of its copy; {} frame-pointer stacks deleted from the kernel once read",
                 self.stacks.copies_unwound,
-                self.stacks.deepest_stack as f64 / 1024.0
+                self.stacks.deepest_stack as f64 / 1024.0,
+                self.stacks.fp_stacks_deleted
             );
         }
         self.timeline.push(&report);
@@ -448,11 +450,21 @@ impl Session {
             .probes
             .snapshot(|k| stacks.knows(k))
             .context("read the probes' aggregates")?;
+        let (stacks, maps) = (&mut self.stacks, &self.maps);
+        self.probes
+            .drain_copies(|copy, tgid, id, fp_id, fp| {
+                stacks.take_copy(copy, (tgid, id), (fp_id, fp), maps);
+            })
+            .context("read the probes' stack copies")?;
         let mut go = Snapshot::default();
         self.go.merge_into(&mut go)?;
         let read = t0.elapsed();
         let resolved =
             self.stacks.resolve(&delta, &self.maps) + self.stacks.resolve(&go, &self.maps);
+        let spent = self.stacks.spent_ids(delta.losses.get(Loss::UserStackCopy));
+        self.probes
+            .delete_stacks(&spent)
+            .context("delete spent stacks")?;
         let stacks = &mut self.stacks;
         self.totals
             .add(delta, |key, tid| stacks.canonical(key, tid));

@@ -5,18 +5,23 @@
 //! (`session::fold`), so the frames are kept once per call path; the raw keys of
 //! exited threads are forgotten.
 //!
-//! Owns: the per-session stack cache, the canonical stacks and the symbolizer it
-//! builds lazily (with the user's debug directories, debuginfod and the Go fallback).
-//! Must not: read the kernel's maps (it is handed a `Snapshot`) or decide what a
-//! frame means.
+//! Stack copies are unwound as they are drained (the kernel's copy map is emptied at
+//! every refresh), and only the unwound addresses wait for the rows that name them.
+//!
+//! Owns: the per-session stack cache, the canonical stacks, the symbolizer it
+//! builds lazily (with the user's debug directories, debuginfod and the Go fallback),
+//! and which kernel frame-pointer stack ids nothing will name again ([`StackCache::
+//! spent_ids`]). Must not: read the kernel's maps (it is handed a `Snapshot` and
+//! each drained copy) or decide what a frame means.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
 use profiler_common::DWARF_STACK_ID_BASE;
 
 use crate::analyze::aggregate::{CANONICAL_STACK_BASE, StackKey, SymbolizedStacks, stack_slot};
-use crate::collect::snapshot::Snapshot;
+use crate::collect::snapshot::{Snapshot, UserStackCopy};
 use crate::report::Frame;
 use crate::resolve::debuginfod::Debuginfod;
 use crate::resolve::gopclntab::GoFallback;
@@ -25,6 +30,44 @@ use crate::resolve::symbolize::{BlazeSymbolizer, StackSymbolizer};
 use crate::resolve::unwind::{StackUnwinder, UnwindMethod, Unwound};
 use crate::session::process::signals;
 use crate::session::procmaps::MapsHistory;
+
+/// Hashing of raw stack keys, looked up for every drained row (tens of thousands a
+/// refresh): a multiply-rotate per word instead of `SipHash`. The keys come from our
+/// own probes, so there is no adversary to resist.
+type KeyHash = std::hash::BuildHasherDefault<WordHasher>;
+
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(u64::from(n.cast_unsigned()));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // The step of `FxHash` (rustc's hasher): rotate, xor, multiply by a large odd constant.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Unwound copies held for rows not drained yet, at most (a few hundred bytes each).
+const MAX_PENDING: usize = 16_384;
 
 /// A raw stack key's canonical key, and the thread that took it (0 when not known),
 /// whose exit makes the raw key useless: the kernel's stack cache is per thread.
@@ -44,14 +87,27 @@ pub(super) struct StackCache {
     /// How each canonical stack was unwound.
     pub(super) methods: HashMap<StackKey, UnwindMethod>,
     /// Raw key → canonical key.
-    canon: HashMap<StackKey, Canon>,
+    canon: HashMap<StackKey, Canon, KeyHash>,
     /// The kernel's frame-pointer stack of each raw `(tgid, id)` read, for the same
     /// id seen later with another leaf.
-    ips: HashMap<(u32, i32), Vec<u64>>,
+    ips: HashMap<(u32, i32), Vec<u64>, KeyHash>,
     /// The canonical key of each unwound stack, by process (its layout) and addresses.
     by_addrs: HashMap<(u32, Option<UnwindMethod>, Vec<u64>), StackKey>,
-    /// Canonical id of each distinct (frames, unwind method).
-    interned: HashMap<(Vec<String>, Option<UnwindMethod>), i32>,
+    /// Canonical id of each distinct (frames, unwind method), frames by identity hash.
+    interned: HashMap<(Vec<u128>, Option<UnwindMethod>), i32>,
+    /// Drained stack copies unwound, by `(tgid, copy id)`, until a row names them (a
+    /// wait's copy is taken when it starts, its row counted when it ends).
+    pending: HashMap<(u32, i32), Unwound>,
+    /// Processes found exited at the previous pruning with copies pending: those go
+    /// at the next one.
+    pending_exited: HashSet<u32>,
+    /// Frame-pointer stack ids rows named directly (a failed copy, or `--unwind fp`):
+    /// the probe's stack cache hands them out again, so they stay in the kernel.
+    direct: HashSet<i32>,
+    /// Frame-pointer ids read for copies only: once read, nothing needs them.
+    spent: HashSet<i32>,
+    /// The probe's cumulative count of failed copies at the previous [`Self::spent_ids`].
+    copy_errors: u64,
     /// Threads found exited at the previous pruning: their raw keys go at the next
     /// one (their last rows may still be drained in between).
     exited: HashSet<(u32, u32)>,
@@ -67,6 +123,8 @@ pub(super) struct StackCache {
     pub(super) deepest_stack: u64,
     /// User-stack copies unwound by CFI so far.
     pub(super) copies_unwound: u64,
+    /// Frame-pointer stack ids handed back for deletion so far ([`Self::spent_ids`]).
+    pub(super) fp_stacks_deleted: u64,
 }
 
 impl StackCache {
@@ -74,10 +132,15 @@ impl StackCache {
         Self {
             frames: SymbolizedStacks::default(),
             methods: HashMap::new(),
-            canon: HashMap::new(),
-            ips: HashMap::new(),
+            canon: HashMap::default(),
+            ips: HashMap::default(),
             by_addrs: HashMap::new(),
             interned: HashMap::new(),
+            pending: HashMap::new(),
+            pending_exited: HashSet::new(),
+            direct: HashSet::new(),
+            spent: HashSet::new(),
+            copy_errors: 0,
             exited: HashSet::new(),
             symbolizer: None,
             debug_dirs: debug_dirs.to_vec(),
@@ -86,6 +149,7 @@ impl StackCache {
             unwinder: StackUnwinder::default(),
             deepest_stack: 0,
             copies_unwound: 0,
+            fp_stacks_deleted: 0,
         }
     }
 
@@ -103,6 +167,7 @@ impl StackCache {
         }
         self.canon.retain(|(pid, _, _), _| !pids.contains(pid));
         self.ips.retain(|(pid, _), _| !pids.contains(pid));
+        self.pending.retain(|(pid, _), _| !pids.contains(pid));
         self.by_addrs.retain(|(pid, _, _), _| !pids.contains(pid));
     }
 
@@ -123,7 +188,62 @@ impl StackCache {
 
     /// The processes that own raw keys (to check which threads are alive).
     pub(super) fn owner_tgids(&self) -> HashSet<u32> {
-        self.canon.keys().map(|k| k.0).collect()
+        self.canon
+            .keys()
+            .map(|k| k.0)
+            .chain(self.pending.keys().map(|k| k.0))
+            .collect()
+    }
+
+    /// Take one drained stack copy of process `tgid` under `id`: unwind it now
+    /// against the process's maps and keep the addresses (not the 16 KiB) until a
+    /// row names it, with `fp`, the frame-pointer walk of the same capture (id
+    /// `fp_id`), as its fallback when that walk is the one taken with this copy.
+    pub(super) fn take_copy(
+        &mut self,
+        copy: &UserStackCopy,
+        (tgid, id): (u32, i32),
+        (fp_id, fp): (i32, &[u64]),
+        maps: &MapsHistory,
+    ) {
+        let fp = if stack_repair::walk_matches_copy(fp, copy) {
+            fp.to_vec()
+        } else {
+            Vec::new()
+        };
+        self.ips.insert((tgid, id), fp);
+        if fp_id >= 0 {
+            self.spent.insert(fp_id);
+        }
+        // A second Ctrl-C: no more CFI unwinding, the frame-pointer walk is kept.
+        if signals::hurry() {
+            return;
+        }
+        let layout = maps.layout_for(tgid, copy.ip).unwrap_or(&[]);
+        let unwound = self
+            .unwinder
+            .unwind_reading(copy, layout, |m| maps.readable(m));
+        self.copies_unwound += 1;
+        self.deepest_stack = self.deepest_stack.max(unwound.stack_used);
+        self.pending.insert((tgid, id), unwound);
+    }
+
+    /// The frame-pointer stack ids read for copies that the kernel can delete: no row
+    /// named them directly (a thread whose copy failed names its walk's id, which the
+    /// probe's cache keeps handing out). Held back while copies fail (`copy_errors`,
+    /// the probe's cumulative count): a failed copy's row naming one of them may not
+    /// have been drained yet. An id deleted and bound to another stack before a copy
+    /// naming it is read is caught by [`stack_repair::walk_matches_copy`].
+    pub(super) fn spent_ids(&mut self, copy_errors: u64) -> Vec<i32> {
+        let failed = copy_errors > self.copy_errors;
+        self.copy_errors = copy_errors;
+        let direct = &self.direct;
+        self.spent.retain(|id| !direct.contains(id));
+        if failed {
+            return Vec::new();
+        }
+        self.fp_stacks_deleted += self.spent.len() as u64;
+        self.spent.drain().collect()
     }
 
     /// Forget the raw keys of threads found exited at the previous call (a thread's
@@ -140,7 +260,31 @@ impl StackCache {
             .filter(|(k, c)| !go.contains(&k.1) && !alive(k.0, c.owner))
             .map(|(k, c)| (k.0, c.owner))
             .collect();
-        let held: HashSet<(u32, i32)> = self.canon.keys().map(|k| (k.0, k.1)).collect();
+        // Copies of processes gone since the previous pruning (whose rows have been
+        // drained since) will never be named.
+        let gone = std::mem::take(&mut self.pending_exited);
+        self.pending.retain(|k, _| !gone.contains(&k.0));
+        // A live process's copy waits for as long as its thread blocks at a new call
+        // position, or forever if its row was lost to a full map (counted there):
+        // past the bound the oldest go (a row naming one later has no frames).
+        if self.pending.len() > MAX_PENDING {
+            let mut ids: Vec<i32> = self.pending.keys().map(|k| k.1).collect();
+            ids.sort_unstable();
+            let oldest_kept = ids[ids.len() - MAX_PENDING / 2];
+            self.pending.retain(|k, _| k.1 >= oldest_kept);
+        }
+        self.pending_exited = self
+            .pending
+            .keys()
+            .map(|k| k.0)
+            .filter(|&tgid| !alive(tgid, 0))
+            .collect();
+        let held: HashSet<(u32, i32)> = self
+            .canon
+            .keys()
+            .map(|k| (k.0, k.1))
+            .chain(self.pending.keys().copied())
+            .collect();
         self.ips.retain(|k, _| held.contains(k));
         let processes: HashSet<u32> = held.iter().map(|k| k.0).collect();
         self.by_addrs
@@ -167,7 +311,9 @@ impl StackCache {
     /// key whose stack the snapshot lacks has no frames (an unknown stack). Returns
     /// how many raw keys were resolved.
     pub(super) fn resolve(&mut self, snapshot: &Snapshot, maps: &MapsHistory) -> usize {
-        let keys: BTreeSet<StackKey> = referenced(snapshot)
+        // Sorted (canonical ids are handed out in this order, so reports do not
+        // depend on hash order) and deduplicated: most rows repeat a key.
+        let mut keys: Vec<StackKey> = referenced(snapshot)
             .chain(
                 snapshot
                     .edges
@@ -182,49 +328,64 @@ impl StackCache {
             )
             .filter(|k| k.1 >= 0 && !self.canon.contains_key(k))
             .collect();
-        let mut unwound: HashMap<(u32, i32), Unwound> = HashMap::new();
+        keys.sort_unstable();
+        keys.dedup();
         let mut raw: Vec<(StackKey, Option<UnwindMethod>, Vec<u64>)> = Vec::new();
+        let mut after_call: HashMap<(u32, u64), bool> = HashMap::new();
         for (&k, ips) in &snapshot.stacks {
             self.ips.entry(k).or_insert_with(|| ips.clone());
         }
+        self.direct.extend(
+            keys.iter()
+                .map(|k| k.1)
+                .filter(|&id| id < crate::analyze::go::GO_STACK_ID_BASE),
+        );
         for &key @ (pid, id, leaf) in &keys {
             let Some(kernel) = self.ips.get(&(pid, id)) else {
                 raw.push((key, None, Vec::new()));
                 continue;
             };
+            // Many keys share a leaf caller: read its bytes once.
             let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
-                maps.bytes_before(pid, addr, 7)
-                    .is_some_and(|b| stack_repair::follows_call(&b))
-            });
-            // A second Ctrl-C: no more CFI unwinding, the frame-pointer walk is kept.
-            let copy = snapshot
-                .user_stacks
-                .get(&(pid, id))
-                .filter(|_| !signals::hurry());
-            let dwarf = copy.map(|copy| {
-                unwound.entry((pid, id)).or_insert_with(|| {
-                    let layout = maps.layout_for(pid, copy.ip).unwrap_or(&[]);
-                    self.unwinder
-                        .unwind_reading(copy, layout, |m| maps.readable(m))
+                *after_call.entry((pid, addr)).or_insert_with(|| {
+                    maps.bytes_before(pid, addr, 7)
+                        .is_some_and(|b| stack_repair::follows_call(&b))
                 })
             });
-            let (method, stack) = match dwarf {
-                Some(u) if u.complete || u.addrs.len() >= fp.len() => (u.method(), u.addrs.clone()),
+            let (method, stack) = match self.pending.remove(&(pid, id)) {
+                Some(u) if u.complete || u.addrs.len() >= fp.len() => (u.method(), u.addrs),
                 _ => (UnwindMethod::FramePointer, fp),
             };
             raw.push((key, Some(method), stack));
         }
-        self.copies_unwound += unwound.len() as u64;
-        self.deepest_stack = unwound
-            .values()
-            .map(|u| u.stack_used)
-            .fold(self.deepest_stack, u64::max);
         // Threads of one process that took the same call path unwind to the same
-        // addresses: those are symbolized once.
-        let (known, new): (Vec<_>, Vec<_>) = raw
-            .into_iter()
-            .partition(|(k, m, s)| self.by_addrs.contains_key(&(k.0, *m, s.clone())));
+        // addresses: each distinct one is symbolized once, in this batch or ever.
+        let mut new: Vec<(StackKey, Option<UnwindMethod>, Vec<u64>)> = Vec::new();
+        let mut first_of: HashMap<(u32, Option<UnwindMethod>, &[u64]), usize> = HashMap::new();
+        let mut later: Vec<(StackKey, usize)> = Vec::new();
+        for (key, method, stack) in &raw {
+            if let Some(&canonical) = self.by_addrs.get(&(key.0, *method, stack.clone())) {
+                self.canon.insert(
+                    *key,
+                    Canon {
+                        key: canonical,
+                        owner: 0,
+                    },
+                );
+                continue;
+            }
+            match first_of.entry((key.0, *method, stack.as_slice())) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    later.push((*key, *e.get()));
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(new.len());
+                    new.push((*key, *method, stack.clone()));
+                }
+            }
+        }
         let frames = self.symbolize(&new, maps);
+        let mut canonical_of = Vec::with_capacity(new.len());
         for ((key, method, stack), frames) in new.into_iter().zip(frames) {
             let canonical = self.intern(frames, method);
             self.by_addrs.insert((key.0, method, stack), canonical);
@@ -235,13 +396,13 @@ impl StackCache {
                     owner: 0,
                 },
             );
+            canonical_of.push(canonical);
         }
-        for (key, method, stack) in &known {
-            let canonical = self.by_addrs[&(key.0, *method, stack.clone())];
+        for (key, first) in later {
             self.canon.insert(
-                *key,
+                key,
                 Canon {
-                    key: canonical,
+                    key: canonical_of[first],
                     owner: 0,
                 },
             );
@@ -318,15 +479,122 @@ fn referenced(snapshot: &Snapshot) -> impl Iterator<Item = StackKey> + '_ {
 }
 
 /// Everything a frame says but its absolute address, which differs between
-/// processes. A frame no module maps (its process exited before its maps were read)
+/// processes, as a 128-bit hash (two `SipHash`es with fixed keys: two different frames
+/// share one with odds of 2^-128, and hashing is far cheaper than formatting the
+/// fields). A frame no module maps (its process exited before its maps were read)
 /// says nothing that would tell it from another: such frames are one unknown place,
 /// or every short-lived process would bring call paths (and sites) of its own.
-fn frame_identity(f: &Frame) -> String {
+fn frame_identity(f: &Frame) -> u128 {
     if f.function.is_none() && f.module.is_none() {
-        return "?".to_owned();
+        return 0;
     }
-    format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
-        f.function, f.file, f.line, f.module, f.module_offset, f.inlined
-    )
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        salt.hash(&mut h);
+        (
+            &f.function,
+            &f.file,
+            f.line,
+            &f.module,
+            &f.module_offset,
+            f.inlined,
+        )
+            .hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::snapshot::WaitRow;
+
+    /// A copy whose frame-pointer walk is just its instruction pointer.
+    fn copy(ip: u64) -> UserStackCopy {
+        UserStackCopy {
+            ip,
+            sp: 0x7000,
+            bp: 0,
+            base: 0x7000,
+            bytes: vec![0; 64],
+        }
+    }
+
+    fn wait(tgid: u32, stack_id: i32) -> WaitRow {
+        WaitRow {
+            tgid,
+            tid: tgid,
+            stack_id,
+            ..WaitRow::default()
+        }
+    }
+
+    #[test]
+    fn frame_pointer_ids_read_for_copies_are_spent_unless_a_row_named_them() {
+        let maps = MapsHistory::default();
+        let mut cache = StackCache::new(&[], false, false);
+        let copy_id = DWARF_STACK_ID_BASE;
+        cache.take_copy(&copy(0x10), (1, copy_id), (5, &[0x10]), &maps);
+        cache.take_copy(&copy(0x20), (1, copy_id + 1), (6, &[0x20]), &maps);
+        // Id 6 is also a row's own stack (a thread whose copy failed).
+        let snap = Snapshot {
+            waits: vec![wait(1, copy_id), wait(1, 6)],
+            ..Snapshot::default()
+        };
+        cache.resolve(&snap, &maps);
+        assert_eq!(cache.spent_ids(0), [5]);
+        assert!(cache.spent_ids(0).is_empty(), "each id is handed back once");
+        cache.take_copy(&copy(0x30), (1, copy_id + 2), (7, &[0x30]), &maps);
+        assert!(
+            cache.spent_ids(1).is_empty(),
+            "held back in a refresh where copies failed"
+        );
+        assert_eq!(cache.spent_ids(1), [7]);
+        assert_eq!(cache.fp_stacks_deleted, 2);
+    }
+
+    #[test]
+    fn a_walk_that_is_not_the_copys_own_is_not_its_fallback() {
+        let maps = MapsHistory::default();
+        let mut cache = StackCache::new(&[], false, false);
+        let id = DWARF_STACK_ID_BASE;
+        cache.take_copy(&copy(0x10), (1, id), (5, &[0x99, 0x98]), &maps);
+        assert_eq!(cache.ips[&(1, id)], Vec::<u64>::new());
+        cache.take_copy(&copy(0x10), (1, id + 1), (5, &[0x10]), &maps);
+        assert_eq!(cache.ips[&(1, id + 1)], [0x10]);
+    }
+
+    #[test]
+    fn copies_wait_for_their_rows_and_go_with_their_process() {
+        let maps = MapsHistory::default();
+        let mut cache = StackCache::new(&[], false, false);
+        let id = DWARF_STACK_ID_BASE;
+        cache.take_copy(&copy(0x10), (1, id), (-17, &[]), &maps);
+        cache.take_copy(&copy(0x20), (2, id + 1), (-17, &[]), &maps);
+        assert_eq!(cache.owner_tgids(), HashSet::from([1, 2]));
+        // Process 2 is gone: its copy goes at the second pruning (its last rows may
+        // be drained in between); process 1's waits for its row.
+        let alive = |tgid: u32, _| tgid == 1;
+        cache.prune(alive);
+        assert_eq!(cache.pending.len(), 2);
+        cache.prune(alive);
+        assert_eq!(cache.pending.keys().collect::<Vec<_>>(), [&(1, id)]);
+        let snap = Snapshot {
+            waits: vec![wait(1, id)],
+            ..Snapshot::default()
+        };
+        cache.resolve(&snap, &maps);
+        assert!(cache.pending.is_empty(), "a row took it");
+        // Unwound from the copy (CFI), not the (empty) frame-pointer walk.
+        let key = stack_slot(cache.canonical((1, id, 0), 1));
+        assert!(
+            matches!(
+                cache.methods.get(&key),
+                Some(UnwindMethod::Dwarf | UnwindMethod::DwarfTruncated)
+            ),
+            "{:?}",
+            cache.methods.get(&key)
+        );
+    }
 }

@@ -227,24 +227,25 @@ fn copy_user_stack(tgid: u32, pos: UserPos, fp_stack_id: i32) -> Option<i32> {
     }
     copy.len = len;
     // The shared counter hands each copy its own id: ids are never reused, so frames
-    // userspace cached under an id always belong to it. (A racing CPU can read the
-    // same value before both add: then one insert fails on BPF_NOEXIST below.)
-    // SAFETY: `seq` is a live array slot; only read here, bumped atomically.
-    let n = unsafe { *seq };
-    add(seq, 1);
-    if n >= DWARF_STACK_IDS {
-        count_loss(Loss::UserStackCopy);
-        return None;
+    // userspace cached under an id always belong to it. A racing CPU can read the same
+    // value before both add (the generic BPF CPU has no fetch-and-add): the second
+    // insert then fails on BPF_NOEXIST and takes the next id instead.
+    for _ in 0..2 {
+        // SAFETY: `seq` is a live array slot; read here, bumped atomically.
+        let n = unsafe { core::ptr::read_volatile(seq) };
+        add(seq, 1);
+        if n >= DWARF_STACK_IDS {
+            break;
+        }
+        let id = DWARF_STACK_ID_BASE + n as i32;
+        match USER_STACKS.insert(&id, &*copy, u64::from(BPF_NOEXIST)) {
+            Ok(()) => return Some(id),
+            Err(e) if i64::from(e) == -EEXIST => {}
+            Err(_) => break,
+        }
     }
-    let id = DWARF_STACK_ID_BASE + n as i32;
-    if USER_STACKS
-        .insert(&id, &*copy, u64::from(BPF_NOEXIST))
-        .is_err()
-    {
-        count_loss(Loss::UserStackCopy);
-        return None;
-    }
-    Some(id)
+    count_loss(Loss::UserStackCopy);
+    None
 }
 
 /// The word at the user stack pointer: the return address into the caller of a

@@ -208,13 +208,23 @@ fn frame_pointers_only_stop_inside_glibc() {
         "{}",
         top_sites(&r.report, 12)
     );
-    assert!(
-        r.report
-            .sites
-            .iter()
-            .flat_map(|s| &s.stacks)
-            .all(|s| s.unwind.as_deref() == Some("fp"))
-    );
+    // Every stack that was walked was walked by frame pointers. (A wait that returns
+    // EAGAIN at a call position the thread's stack cache does not know is counted
+    // without a walk: no frames, no method — more of them on a loaded machine.)
+    let walked: Vec<_> = r
+        .report
+        .sites
+        .iter()
+        .flat_map(|s| s.stacks.iter().map(move |st| (&s.id, st)))
+        .filter(|(_, st)| !st.frames.is_empty())
+        .collect();
+    assert!(!walked.is_empty(), "no stack was walked");
+    let other: Vec<_> = walked
+        .iter()
+        .filter(|(_, st)| st.unwind.as_deref() != Some("fp"))
+        .map(|(id, st)| (id, st.unwind.clone(), st.frames.len()))
+        .collect();
+    assert!(other.is_empty(), "stacks not unwound by fp: {other:?}");
 }
 
 /// Kernel stack maps shrunk (`LOCKPROF_TEST_MAX_ENTRIES`) far below the number of

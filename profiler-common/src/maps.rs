@@ -46,6 +46,10 @@ pub const MAP_USER_STACKS: &str = "USER_STACKS";
 /// the session (a shared counter), so an id is never reused: once `n` would reach
 /// [`DWARF_STACK_IDS`], copies stop (counted as [`Loss::UserStackCopy`](crate::loss::Loss::UserStackCopy)).
 pub const DWARF_STACK_ID_BASE: i32 = 1 << 30;
+/// [`RawUserStack::flags`](crate::rows::RawUserStack::flags) bit: the copy is in the
+/// per-process copy cache, so every thread of its process may name its id (not only
+/// the thread that took it) for as long as the process lives.
+pub const COPY_SHARED: u32 = 1;
 /// How many user-stack copy ids a session can hand out (`i32::MAX - BASE`).
 pub const DWARF_STACK_IDS: u64 = (1 << 30) - 1;
 /// Array map of one `u64`: the number of user-stack copy ids handed out so far.
@@ -113,6 +117,9 @@ pub const MAX_STACKS: u32 = 16_384;
 pub const MAX_STACKS2: u32 = 8_192;
 /// Capacity of the per-thread stack cache (kernel-internal LRU).
 pub const MAX_STACK_CACHE: u32 = 65_536;
+/// Capacity of the per-process stack-copy cache (kernel-internal LRU, see
+/// `RawSharedSiteKey`).
+pub const MAX_SHARED_SITES: u32 = 16_384;
 /// Capacity of [`MAP_TARGETS`].
 pub const MAX_TARGETS: u32 = 4_096;
 /// Capacity of [`MAP_TASKS`]: traced threads alive at once.

@@ -255,6 +255,25 @@ pub struct RawStackCacheKey {
     pub ret2: u64,
 }
 
+/// Key of the per-process copy cache: a call position that any thread of `tgid` can
+/// take, so a thread new at it reuses the stack copy another thread took there
+/// (kernel-internal). The frame-pointer walk (`fp_stack_id`, the id of its whole
+/// chain of return addresses), the instruction pointer, how far the first frame
+/// record lies above the stack pointer and the word at the stack pointer together
+/// name the call path; only positions with a frame chain use it (without one,
+/// nothing but the thread's own stack pointer tells call paths apart).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawSharedSiteKey {
+    pub tgid: u32,
+    pub fp_stack_id: i32,
+    pub ip: u64,
+    /// `bp - sp`: the frames below the first frame record (code without frame
+    /// pointers, e.g. glibc's lock functions) take this much stack.
+    pub frame_offset: u64,
+    pub leaf_ret: u64,
+}
+
 /// Value of the stack cache: the call position's stack id and the word at its stack
 /// pointer (see [`RawWaitKey::leaf_ret`]), so a cache hit reads no user memory.
 #[repr(C)]
@@ -292,12 +311,14 @@ pub struct RawUserStack {
     pub bp: u64,
     /// Bytes of `data` that were read, counted from `sp & !4095`.
     pub len: u32,
-    pub pad: u32,
+    /// [`COPY_SHARED`](crate::maps::COPY_SHARED) or 0.
+    pub flags: u32,
     pub data: [u8; USER_STACK_BYTES],
 }
 
 const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BYTES);
 const _: () = assert!(core::mem::size_of::<RawSiteMemo>() == 56);
+const _: () = assert!(core::mem::size_of::<RawSharedSiteKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 2 * 56 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);

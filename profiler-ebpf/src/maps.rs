@@ -11,10 +11,11 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, StackTrace},
 };
 use profiler_common::{
-    LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2,
-    MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey,
-    RawEdgeStats, RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey,
-    RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats, TARGET_BITS_WORDS,
+    LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
+    MAX_STACKS2, MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
+    RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawTask,
+    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats,
+    TARGET_BITS_WORDS,
 };
 
 #[map]
@@ -36,6 +37,12 @@ pub static STACKS2: StackTrace = StackTrace::with_max_entries(MAX_STACKS2, 0);
 #[map]
 pub static STACK_CACHE: LruHashMap<RawStackCacheKey, RawStackCacheValue> =
     LruHashMap::with_max_entries(MAX_STACK_CACHE, 0);
+
+/// Stack-copy ids by call position within a process (see `RawSharedSiteKey`): a
+/// thread new at a position reuses the copy another thread took there.
+#[map]
+pub static SHARED_SITES: LruHashMap<RawSharedSiteKey, i32> =
+    LruHashMap::with_max_entries(MAX_SHARED_SITES, 0);
 
 /// The traced processes (`tgid → target_flags`).
 #[map]

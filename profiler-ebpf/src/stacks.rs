@@ -5,7 +5,11 @@
 //! same place), else in `STACK_CACHE` (one hash lookup) — both after register reads
 //! and at most two user reads; a new one costs the kernel's frame-pointer walk
 //! (`STACKS`, overflowing into `STACKS2`) and, for DWARF unwinding in userspace, one
-//! copy of up to 16 KiB of user stack (`USER_STACKS`), under an id never used before.
+//! copy of up to 16 KiB of user stack (`USER_STACKS`), under an id never used before —
+//! unless another thread of the process took a copy at the same call position
+//! (`SHARED_SITES`): then its id is reused, so a daemon's hundreds of threads blocking
+//! at the same few places bring one copy (and one stack id in the rows) per place,
+//! not one per thread.
 
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_F_USER_STACK, BPF_NOEXIST},
@@ -13,12 +17,13 @@ use aya_ebpf::{
     programs::tracing::StackIdContext,
 };
 use profiler_common::{
-    DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawSiteMemo, RawStackCacheKey, RawStackCacheValue,
-    STACK_ID_OVERFLOW, USER_STACK_PAGES,
+    COPY_SHARED, DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawSharedSiteKey, RawSiteMemo,
+    RawStackCacheKey, RawStackCacheValue, STACK_ID_OVERFLOW, USER_STACK_PAGES,
 };
 
 use crate::maps::{
-    STACK_CACHE, STACKS, STACKS2, USER_STACK_SCRATCH, USER_STACK_SEQ, USER_STACKS, add, count_loss,
+    SHARED_SITES, STACK_CACHE, STACKS, STACKS2, USER_STACK_SCRATCH, USER_STACK_SEQ, USER_STACKS,
+    add, count_loss,
 };
 use crate::regs::{TaskRegs, UserPos};
 
@@ -68,13 +73,31 @@ pub fn site<C: StackIdContext>(
     }
     let fp_id = walk(ctx);
     let pos = regs.position();
-    // A new call position: copy the stack once, so userspace can unwind it with the
-    // modules' CFI; repeats reuse the id through the cache and cost no copy.
-    let stack_id = copy_user_stack(tgid, pos, fp_id).unwrap_or(fp_id);
+    let leaf_ret = leaf_return(pos.sp);
+    // A new call position for this thread: another thread of the process may have
+    // copied the stack there already (a pool of workers blocks at the same few
+    // places); else copy it once, so userspace can unwind it with the modules' CFI.
+    // Repeats reuse the id through the caches and cost no copy.
+    let shared = key
+        .as_ref()
+        .and_then(|k| shared_key(tgid, fp_id, k, leaf_ret));
+    let known = shared
+        .as_ref()
+        // SAFETY: the value is copied out immediately.
+        .and_then(|k| unsafe { SHARED_SITES.get(k) }.copied());
+    let stack_id = known
+        .or_else(|| {
+            let id = copy_user_stack(tgid, pos, fp_id, shared.is_some())?;
+            if let Some(k) = &shared {
+                let _ = SHARED_SITES.insert(k, &id, u64::from(BPF_ANY));
+            }
+            Some(id)
+        })
+        .unwrap_or(fp_id);
     let site = RawStackCacheValue {
         stack_id,
         pad: 0,
-        leaf_ret: leaf_return(pos.sp),
+        leaf_ret,
     };
     if stack_id >= 0
         && let Some(key) = &key
@@ -157,6 +180,25 @@ fn cache_key(regs: TaskRegs, tid: u32) -> Option<RawStackCacheKey> {
     })
 }
 
+/// The per-process key of a call position with a frame chain (see
+/// `RawSharedSiteKey`); `None` without one (no frame record above `sp`, or a walk
+/// that failed), where only the per-thread cache applies.
+#[inline(always)]
+fn shared_key(
+    tgid: u32,
+    fp_id: i32,
+    key: &RawStackCacheKey,
+    leaf_ret: u64,
+) -> Option<RawSharedSiteKey> {
+    (fp_id >= 0 && key.bp != 0 && key.ret1 != 0).then_some(RawSharedSiteKey {
+        tgid,
+        fp_stack_id: fp_id,
+        ip: key.ip,
+        frame_offset: key.bp - key.sp,
+        leaf_ret,
+    })
+}
+
 /// A fresh stack walk: the id in `STACKS`, or in `STACKS2` (offset by
 /// `STACK_ID_OVERFLOW`) when the first map's bucket holds another stack; a negative
 /// errno (counted as a loss) when both fail.
@@ -184,7 +226,7 @@ fn walk<C: StackIdContext>(ctx: &C) -> i32 {
 /// page holding `sp`) into `USER_STACKS` under a fresh id. `None` (counted as a loss)
 /// when copying is off-limits (ids exhausted, map full, first page unreadable).
 #[inline(always)]
-fn copy_user_stack(tgid: u32, pos: UserPos, fp_stack_id: i32) -> Option<i32> {
+fn copy_user_stack(tgid: u32, pos: UserPos, fp_stack_id: i32, shared: bool) -> Option<i32> {
     // SAFETY: a plain read of a global the loader may have rewritten; volatile so the
     // compiler does not fold in the initializer.
     if unsafe { core::ptr::read_volatile(&raw const COPY_USER_STACKS) } == 0 {
@@ -200,7 +242,7 @@ fn copy_user_stack(tgid: u32, pos: UserPos, fp_stack_id: i32) -> Option<i32> {
     copy.ip = pos.ip;
     copy.sp = pos.sp;
     copy.bp = pos.bp;
-    copy.pad = 0;
+    copy.flags = if shared { COPY_SHARED } else { 0 };
     let base = pos.sp & !4095;
     let mut len = 0u32;
     // Whole pages at constant offsets keep the verifier's bounds simple; a stack's

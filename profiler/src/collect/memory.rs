@@ -11,10 +11,10 @@
 use std::mem::size_of;
 
 use profiler_common::{
-    LOSS_KINDS, MAX_EDGES, MAX_LAST_WAKES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2, MAX_TARGETS,
-    MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey, RawEdgeStats,
-    RawStackCacheKey, RawStackCacheValue, RawTask, RawUserStack, RawWaitKey, RawWaitStats,
-    RawWakeKey, RawWakeStats, TARGET_BITS_WORDS,
+    LOSS_KINDS, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
+    MAX_STACKS2, MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
+    RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawTask,
+    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, TARGET_BITS_WORDS,
 };
 use profiler_common::{
     MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeRing,
@@ -83,6 +83,12 @@ fn definitions() -> Vec<MapDef> {
             size_of::<RawStackCacheKey>(),
             size_of::<RawStackCacheValue>(),
             MAX_STACK_CACHE,
+        ),
+        def(
+            Kind::Lru,
+            size_of::<RawSharedSiteKey>(),
+            4,
+            MAX_SHARED_SITES,
         ),
         def(Kind::Hash, 4, 4, MAX_TARGETS),
         def(Kind::Array, 4, 8, TARGET_BITS_WORDS),

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use profiler_common::{
-    Loss, RawEdgeKey, RawEdgeStats, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey,
-    RawWakeStats,
+    COPY_SHARED, Loss, RawEdgeKey, RawEdgeStats, RawUserStack, RawWaitKey, RawWaitStats,
+    RawWakeKey, RawWakeStats,
 };
 
 use crate::analyze::histogram::Log2Histogram;
@@ -66,6 +66,9 @@ pub struct UserStackCopy {
     /// User address of `bytes[0]`.
     pub base: u64,
     pub bytes: Vec<u8>,
+    /// Any thread of the process may name this copy's id (the probe's per-process
+    /// copy cache handed it out), not only the one that took it.
+    pub shared: bool,
 }
 
 impl UserStackCopy {
@@ -76,6 +79,7 @@ impl UserStackCopy {
         self.sp = raw.sp;
         self.bp = raw.bp;
         self.base = raw.sp & !4095;
+        self.shared = raw.flags & COPY_SHARED != 0;
         self.bytes.clear();
         self.bytes.extend_from_slice(&raw.data[..len]);
     }

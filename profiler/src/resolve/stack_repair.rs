@@ -128,6 +128,7 @@ mod tests {
             bp: 0x7010,
             base: 0x7000,
             bytes,
+            shared: false,
         }
     }
 

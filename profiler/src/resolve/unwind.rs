@@ -315,6 +315,7 @@ mod tests {
             bp,
             base,
             bytes,
+            shared: false,
         }
     }
 
@@ -435,6 +436,7 @@ mod tests {
             bp: 0x7000_1000,
             base: 0x7000_0000,
             bytes: vec![0; 64],
+            shared: false,
         };
         let unwound = StackUnwinder::default().unwind(&copy, &[]);
         assert_eq!(unwound.addrs[0], 0x1234);

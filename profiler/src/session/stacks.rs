@@ -70,11 +70,14 @@ impl Hasher for WordHasher {
 const MAX_PENDING: usize = 16_384;
 
 /// A raw stack key's canonical key, and the thread that took it (0 when not known),
-/// whose exit makes the raw key useless: the kernel's stack cache is per thread.
+/// whose exit makes the raw key useless: the kernel's stack cache is per thread —
+/// except for a `shared` copy, which the probe hands to every thread of the process
+/// at that call position, so its raw key lives as long as the process.
 #[derive(Clone, Copy)]
 struct Canon {
     key: StackKey,
     owner: u32,
+    shared: bool,
 }
 
 /// Symbolized stacks of one session, by canonical key (see [`stack_slot`]): a raw
@@ -101,6 +104,9 @@ pub(super) struct StackCache {
     /// Processes found exited at the previous pruning with copies pending: those go
     /// at the next one.
     pending_exited: HashSet<u32>,
+    /// Copies of the probe's per-process copy cache (see `UserStackCopy::shared`) by
+    /// `(tgid, copy id)`, until their raw key is resolved.
+    shared: HashSet<(u32, i32), KeyHash>,
     /// Frame-pointer stack ids rows named directly (a failed copy, or `--unwind fp`):
     /// the probe's stack cache hands them out again, so they stay in the kernel.
     direct: HashSet<i32>,
@@ -138,6 +144,7 @@ impl StackCache {
             interned: HashMap::new(),
             pending: HashMap::new(),
             pending_exited: HashSet::new(),
+            shared: HashSet::default(),
             direct: HashSet::new(),
             spent: HashSet::new(),
             copy_errors: 0,
@@ -168,6 +175,7 @@ impl StackCache {
         self.canon.retain(|(pid, _, _), _| !pids.contains(pid));
         self.ips.retain(|(pid, _), _| !pids.contains(pid));
         self.pending.retain(|(pid, _), _| !pids.contains(pid));
+        self.shared.retain(|(pid, _)| !pids.contains(pid));
         self.by_addrs.retain(|(pid, _, _), _| !pids.contains(pid));
     }
 
@@ -176,7 +184,7 @@ impl StackCache {
     pub(super) fn canonical(&mut self, key: StackKey, tid: u32) -> StackKey {
         match self.canon.get_mut(&key) {
             Some(c) => {
-                if tid != 0 {
+                if tid != 0 && !c.shared {
                     c.owner = tid;
                 }
                 let (_, id, leaf) = c.key;
@@ -212,6 +220,9 @@ impl StackCache {
             Vec::new()
         };
         self.ips.insert((tgid, id), fp);
+        if copy.shared {
+            self.shared.insert((tgid, id));
+        }
         if fp_id >= 0 {
             self.spent.insert(fp_id);
         }
@@ -286,6 +297,7 @@ impl StackCache {
             .chain(self.pending.keys().copied())
             .collect();
         self.ips.retain(|k, _| held.contains(k));
+        self.shared.retain(|k| held.contains(k));
         let processes: HashSet<u32> = held.iter().map(|k| k.0).collect();
         self.by_addrs
             .retain(|(pid, _, _), _| processes.contains(pid));
@@ -365,13 +377,8 @@ impl StackCache {
         let mut later: Vec<(StackKey, usize)> = Vec::new();
         for (key, method, stack) in &raw {
             if let Some(&canonical) = self.by_addrs.get(&(key.0, *method, stack.clone())) {
-                self.canon.insert(
-                    *key,
-                    Canon {
-                        key: canonical,
-                        owner: 0,
-                    },
-                );
+                let canon = self.canon_for(*key, canonical);
+                self.canon.insert(*key, canon);
                 continue;
             }
             match first_of.entry((key.0, *method, stack.as_slice())) {
@@ -389,25 +396,25 @@ impl StackCache {
         for ((key, method, stack), frames) in new.into_iter().zip(frames) {
             let canonical = self.intern(frames, method);
             self.by_addrs.insert((key.0, method, stack), canonical);
-            self.canon.insert(
-                key,
-                Canon {
-                    key: canonical,
-                    owner: 0,
-                },
-            );
+            let canon = self.canon_for(key, canonical);
+            self.canon.insert(key, canon);
             canonical_of.push(canonical);
         }
         for (key, first) in later {
-            self.canon.insert(
-                key,
-                Canon {
-                    key: canonical_of[first],
-                    owner: 0,
-                },
-            );
+            let canon = self.canon_for(key, canonical_of[first]);
+            self.canon.insert(key, canon);
         }
         keys.len()
+    }
+
+    /// The canonical entry of a raw key resolved now: owned by no thread yet, shared
+    /// by the process when its copy came from the probe's per-process cache.
+    fn canon_for(&mut self, key: StackKey, canonical: StackKey) -> Canon {
+        Canon {
+            key: canonical,
+            owner: 0,
+            shared: self.shared.remove(&(key.0, key.1)),
+        }
     }
 
     /// Symbolize the unwound stacks (none for a stack without addresses).
@@ -518,6 +525,7 @@ mod tests {
             bp: 0,
             base: 0x7000,
             bytes: vec![0; 64],
+            shared: false,
         }
     }
 

@@ -6,7 +6,8 @@
 //! its own CPU time per operation (`/proc/PID/stat`: the probes' BPF time runs in
 //! memcached's threads and is charged to it, and CPU per operation moves far less
 //! than throughput when other work on the machine takes CPUs away), the tracer's own
-//! CPU per operation, and lockprof's peak RSS and maps. Must not: render, or decide
+//! CPU per operation and its probes' BPF time per operation (the kernel's run-time
+//! statistics are on during the windows), and lockprof's peak RSS and maps. Must not: render, or decide
 //! the order of windows (`windows::schedule`).
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::attach::{Attached, Tracer, cpu_ms};
+use super::bpf_fds::{RunTimeStats, prog_run_ns};
 use super::kmem::MapInfo;
 use super::memcached::{self, Memcached};
 use super::overhead::{Plan, each_window};
@@ -38,6 +40,10 @@ pub struct Daemon {
     /// memcached's plus the tracer's CPU time per operation, ns: all the machine
     /// spends per operation served.
     pub total_cpu_ns_per_op: Rounds,
+    /// BPF time of the tracer's programs per operation, ns (0 when nothing is
+    /// attached): the part of memcached's CPU per operation that each tracer's probes
+    /// add, measured directly instead of as a difference of noisy totals.
+    pub bpf_ns_per_op: Rounds,
     /// lockprof's peak RSS per lockprof window, KiB.
     pub rss_kib: Vec<u64>,
     /// lockprof's maps, read in its first window.
@@ -61,6 +67,8 @@ struct Mark {
     at: Instant,
     server_ms: f64,
     tracer_ms: f64,
+    /// The tracer's programs' run time so far, ns.
+    bpf_ns: u64,
 }
 
 fn mark(server: u32, tracer: Option<u32>) -> Result<Mark> {
@@ -69,6 +77,7 @@ fn mark(server: u32, tracer: Option<u32>) -> Result<Mark> {
         at: Instant::now(),
         server_ms: cpu_ms(server).context("read memcached's CPU time")?,
         tracer_ms: tracer.and_then(cpu_ms).unwrap_or(0.0),
+        bpf_ns: tracer.map_or(0, prog_run_ns),
     })
 }
 
@@ -81,6 +90,7 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<Daemon> {
     server.start_load(8, load_seconds(plan))?;
     let report = dir.join("overhead-memcached.json");
     let mut d = Daemon::default();
+    let _stats = RunTimeStats::enable();
     each_window(plan, "(c) memcached", &ATTACHED, |t| {
         let a = Attached::start(t, server.pid(), &report)?;
         // The first moments after attaching are not what a long recording costs:
@@ -102,6 +112,8 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<Daemon> {
         d.server_cpu_ns_per_op.push(t, server_ns / ops);
         d.total_cpu_ns_per_op
             .push(t, (server_ns + (m1.tracer_ms - m0.tracer_ms) * 1e6) / ops);
+        d.bpf_ns_per_op
+            .push(t, m1.bpf_ns.saturating_sub(m0.bpf_ns) as f64 / ops);
         if t.is_lockprof() {
             d.rss_kib.push(detached.vm_hwm_kib);
             let rep = LockReport::read(&report)?;

@@ -93,22 +93,9 @@ impl MapInfo {
 
 /// The BPF maps process `pid` holds open, each once (by map id).
 pub fn maps_of_pid(pid: u32) -> Vec<MapInfo> {
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    let mut maps: Vec<MapInfo> = fds
-        .filter_map(Result::ok)
-        .filter(|fd| {
-            fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf-map")
-        })
-        .filter_map(|fd| {
-            let info = fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                fd.file_name().to_string_lossy()
-            ))
-            .ok()?;
-            MapInfo::parse(&info)
-        })
+    let mut maps: Vec<MapInfo> = super::bpf_fds::fdinfos(pid, "bpf-map")
+        .iter()
+        .filter_map(|info| MapInfo::parse(info))
         .collect();
     maps.sort_by_key(|m| m.map_id);
     maps.dedup_by_key(|m| m.map_id);

@@ -17,6 +17,7 @@
 //! here), or assert on a timing.
 
 mod attach;
+mod bpf_fds;
 mod containerd;
 mod daemon;
 mod demos;

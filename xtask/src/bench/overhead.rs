@@ -474,6 +474,22 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
             "",
         );
     }
+    let bpf = |t: Tracer| {
+        let b = Stats::of(&d.bpf_ns_per_op.values(t));
+        format!("{:.0} ns ({:.0}..{:.0})", b.median, b.min, b.max)
+    };
+    row(
+        out,
+        "    BPF time of the tracer's probes per operation",
+        &bpf(Tracer::Lockprof),
+        &bpf(Tracer::Bpftrace),
+    );
+    row(
+        out,
+        "      lockprof --no-holders",
+        &bpf(Tracer::LockprofNoHolders),
+        "",
+    );
     let plain = Stats::of(&d.ops_per_s.values(Tracer::None));
     let cpu = Stats::of(&d.server_cpu_ns_per_op.values(Tracer::None));
     row(
@@ -577,6 +593,9 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
         v["memcached"] = json!({ "ops_per_s": d.ops_per_s.to_json(&ATTACHED),
                        "server_cpu_ns_per_op": d.server_cpu_ns_per_op.to_json(&ATTACHED),
                        "server_and_tracer_cpu_ns_per_op": d.total_cpu_ns_per_op.to_json(&ATTACHED),
+                       "bpf_ns_per_op": ATTACHED.iter()
+                           .map(|&t| (t.key().to_owned(), json!(d.bpf_ns_per_op.values(t))))
+                           .collect::<serde_json::Map<_, _>>(),
                        "lost_events": d.losses, "bpftrace_killed_after_sigint": d.peer_killed });
         v["memory"] = json!({
             "kernel_bytes_now": kernel_bytes(&d.maps),

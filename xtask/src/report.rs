@@ -106,6 +106,17 @@ impl LockReport {
             .unwrap_or_default()
     }
 
+    /// Events lost: the [`Self::losses`] that are events. `truncated_stacks` is left
+    /// out too: those are distinct call paths missing their outermost frames, whose
+    /// waits are all counted.
+    pub fn lost_events(&self) -> u64 {
+        self.losses()
+            .iter()
+            .filter(|(k, _)| k != "truncated_stacks")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// CPU time spent in the eBPF programs (all CPUs) and how many times they ran.
     pub fn bpf_cost(&self) -> (u64, u64) {
         (
@@ -300,7 +311,8 @@ mod tests {
             &path,
             r#"{"duration_ns": 2000000000,
                 "totals": {"waits": 10, "eagain": 5, "wait_ns": 7, "contention_wait_ns": 3},
-                "losses": {"stack_collisions": 2, "wait_map_full": 0, "unsymbolized_frames": 9},
+                "losses": {"stack_collisions": 2, "wait_map_full": 0, "unsymbolized_frames": 9,
+                           "truncated_stacks": 3},
                 "probe_cost": {"bpf_run_ns": 100, "bpf_runs": 4},
                 "sites": [{"kind": "mutex", "contention": true,
                            "function": "demo_targets::kmutex::Store::writer",
@@ -312,7 +324,14 @@ mod tests {
         assert_eq!(r.waits(), 10);
         assert_eq!(r.wait_calls(), 15);
         assert!((r.duration_s() - 2.0).abs() < 1e-9);
-        assert_eq!(r.losses(), vec![("stack_collisions".to_owned(), 2)]);
+        assert_eq!(
+            r.losses(),
+            vec![
+                ("stack_collisions".to_owned(), 2),
+                ("truncated_stacks".to_owned(), 3)
+            ]
+        );
+        assert_eq!(r.lost_events(), 2);
         assert_eq!(r.bpf_cost(), (100, 4));
         let sites = r.top_sites(3);
         assert_eq!(sites.len(), 1);

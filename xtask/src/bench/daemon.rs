@@ -117,7 +117,7 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<Daemon> {
         if t.is_lockprof() {
             d.rss_kib.push(detached.vm_hwm_kib);
             let rep = LockReport::read(&report)?;
-            d.losses += rep.losses().iter().map(|(_, n)| n).sum::<u64>();
+            d.losses += rep.lost_events();
             if let Some(b) = reported_kernel_memory(&report) {
                 d.reported_kernel_bytes.push(b);
             }

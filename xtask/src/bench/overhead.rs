@@ -330,7 +330,7 @@ fn pingpong(plan: Plan, dir: &Path) -> Result<PingPong> {
                 p.bpf_ns_per_call.push(bpf_ns as f64 / calls as f64);
                 p.calls_per_s
                     .push(calls as f64 / rep.duration_s().max(1e-9));
-                p.losses += rep.losses().iter().map(|(_, n)| n).sum::<u64>();
+                p.losses += rep.lost_events();
             } else {
                 let out = Cmd::new(&bin).args(["--seconds", "2"]).capture()?;
                 p.rtt_plain_ns.push(pingpong_rtt(&out.stdout)?);

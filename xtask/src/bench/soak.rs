@@ -188,14 +188,9 @@ pub fn soak(minutes: u64, max_rss_mib: u64) -> Result<()> {
             .get("exited_children_not_listed")
             .and_then(Value::as_u64)
             .unwrap_or(0);
+    // Truncated stacks are listed with the losses, left out of "no event lost".
     let losses = rep.losses();
-    // Truncated stacks are distinct call paths missing their outermost frames, not
-    // events: listed with the losses, left out of "no event lost".
-    let lost: u64 = losses
-        .iter()
-        .filter(|(k, _)| k != "truncated_stacks")
-        .map(|(_, n)| n)
-        .sum();
+    let lost = rep.lost_events();
 
     let mut t = String::new();
     let _ = writeln!(

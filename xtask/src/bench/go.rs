@@ -102,13 +102,7 @@ impl Probed {
             .map(|s| s.waits)
             .sum();
         self.go_waits_per_s.push(go_waits as f64 / secs);
-        // A truncated stack is a shorter stack, not a lost event.
-        self.losses += rep
-            .losses()
-            .iter()
-            .filter(|(k, _)| k != "truncated_stacks")
-            .map(|(_, n)| n)
-            .sum::<u64>();
+        self.losses += rep.lost_events();
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns: the `#[repr(C)]` keys and values of the BPF maps, their names, the futex op
 //! numbering and the loss counters. Must not: contain logic beyond tiny pure helpers
-//! both sides need (bucketing), or anything that needs `std`.
+//! both sides need (bucketing, telling a return address), or anything that needs `std`.
 //!
 //! Every type is `Copy`, made of fixed-width integers with explicit padding, and
 //! pinned in size by a `const` assertion: the kernel writes these bytes and userspace
@@ -10,6 +10,7 @@
 #![no_std]
 
 pub mod blame;
+pub mod calls;
 pub mod futex;
 pub mod go;
 pub mod hist;
@@ -19,6 +20,7 @@ pub mod rows;
 pub mod shared;
 
 pub use blame::*;
+pub use calls::follows_call;
 pub use futex::{nr, op};
 pub use hist::{HIST_BUCKETS, hist_bucket};
 pub use loss::{LOSS_KINDS, Loss};

@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use profiler_common::{
     COPY_SHARED, DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawSharedSiteKey, RawSiteMemo,
-    RawStackCacheKey, RawStackCacheValue, STACK_ID_OVERFLOW, USER_STACK_PAGES,
+    RawStackCacheKey, RawStackCacheValue, STACK_ID_OVERFLOW, USER_STACK_PAGES, follows_call,
 };
 
 use crate::maps::{
@@ -181,8 +181,14 @@ fn cache_key(regs: TaskRegs, tid: u32) -> Option<RawStackCacheKey> {
 }
 
 /// The per-process key of a call position with a frame chain (see
-/// `RawSharedSiteKey`); `None` without one (no frame record above `sp`, or a walk
-/// that failed), where only the per-thread cache applies.
+/// `RawSharedSiteKey`); `None` without one, where only the per-thread cache applies.
+///
+/// A frame chain is two frame records whose return addresses each follow a call
+/// instruction. In code without frame pointers `rbp` may hold any stack address, and
+/// the "records" it leads to are data: a walk of them names no call path, so two
+/// threads on different paths could agree on every field of the key and share a copy
+/// that is not theirs. Data words that happen to follow a call, twice, are rare; this
+/// runs once per new call position of a thread.
 #[inline(always)]
 fn shared_key(
     tgid: u32,
@@ -190,13 +196,27 @@ fn shared_key(
     key: &RawStackCacheKey,
     leaf_ret: u64,
 ) -> Option<RawSharedSiteKey> {
-    (fp_id >= 0 && key.bp != 0 && key.ret1 != 0).then_some(RawSharedSiteKey {
+    if fp_id < 0 || key.bp == 0 || !is_return_address(key.ret1) || !is_return_address(key.ret2) {
+        return None;
+    }
+    Some(RawSharedSiteKey {
         tgid,
         fp_stack_id: fp_id,
         ip: key.ip,
         frame_offset: key.bp - key.sp,
         leaf_ret,
     })
+}
+
+/// Whether the user code before `addr` ends with a call instruction.
+#[inline(always)]
+fn is_return_address(addr: u64) -> bool {
+    if addr < 8 {
+        return false;
+    }
+    // SAFETY: bpf_probe_read_user validates the user pointer.
+    unsafe { bpf_probe_read_user((addr - 8) as *const [u8; 8]) }
+        .is_ok_and(|before| follows_call(&before))
 }
 
 /// A fresh stack walk: the id in `STACKS`, or in `STACKS2` (offset by

@@ -35,27 +35,6 @@ pub(crate) fn refresh_summary(times: &mut [(Duration, Duration, Duration)]) -> S
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_gives_medians_ranges_and_the_first_refresh_apart() {
-        let ms = Duration::from_millis;
-        let mut times = [
-            (ms(50), ms(10), ms(40)),
-            (ms(20), ms(5), ms(8)),
-            (ms(30), ms(7), ms(12)),
-        ];
-        assert_eq!(
-            refresh_summary(&mut times),
-            "; 3 refreshes took median 30.0 ms wall (20.0..50.0), 12.0 ms CPU (8.0..40.0; \
-             the first 40.0), of which reading maps 7.0 ms wall"
-        );
-        assert_eq!(refresh_summary(&mut []), "");
-    }
-}
-
 /// Hand the allocator's free pages back to the kernel. A refresh allocates and frees
 /// megabytes (drained rows, 16 KiB stack copies, the report), and glibc keeps what
 /// was freed inside its heap, so the resident size of a long recording would drift
@@ -77,4 +56,25 @@ pub(crate) fn thread_cpu() -> Duration {
     // SAFETY: clock_gettime writes the struct we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_gives_medians_ranges_and_the_first_refresh_apart() {
+        let ms = Duration::from_millis;
+        let mut times = [
+            (ms(50), ms(10), ms(40)),
+            (ms(20), ms(5), ms(8)),
+            (ms(30), ms(7), ms(12)),
+        ];
+        assert_eq!(
+            refresh_summary(&mut times),
+            "; 3 refreshes took median 30.0 ms wall (20.0..50.0), 12.0 ms CPU (8.0..40.0; \
+             the first 40.0), of which reading maps 7.0 ms wall"
+        );
+        assert_eq!(refresh_summary(&mut []), "");
+    }
 }

@@ -361,7 +361,7 @@ impl StackCache {
             let fp = stack_repair::splice_leaf(kernel, leaf, |addr| {
                 *after_call.entry((pid, addr)).or_insert_with(|| {
                     maps.bytes_before(pid, addr, 7)
-                        .is_some_and(|b| stack_repair::follows_call(&b))
+                        .is_some_and(|b| profiler_common::follows_call(&b))
                 })
             });
             let (method, stack) = match self.pending.remove(&(pid, id)) {

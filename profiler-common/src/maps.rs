@@ -94,6 +94,9 @@ pub const PROG_SYS_EXIT: &str = "sys_exit";
 /// Global `u32` of [`raw_syscalls`] bits: what the raw syscall programs do.
 pub const GLOBAL_RAW_SYSCALLS: &str = "RAW_SYSCALLS";
 
+/// Global `u32` in the probes: the byte offset of `tgid` in the kernel's `struct
+/// task_struct` (from its BTF), for `sched_switch` to read the incoming task's process.
+pub const GLOBAL_TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
 /// Bits of [`GLOBAL_RAW_SYSCALLS`].
 pub mod raw_syscalls {
     /// The raw programs decode futex calls and follow clones (no tracefs).
@@ -101,8 +104,9 @@ pub mod raw_syscalls {
     /// `sys_exit` counts traced threads' failed non-futex syscalls.
     pub const FAILURES: u32 = 2;
 }
-/// Program attached to the `sched_switch` raw tracepoint: when traced threads go off
-/// and come back on a CPU, so a waker's "held across blocking" can be measured.
+/// Program attached to the `sched_switch` BTF tracepoint (`tp_btf`): when traced
+/// threads go off and come back on a CPU, so a waker's "held across blocking" can be
+/// measured.
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 
 /// Capacity of [`MAP_WAITS`]. One entry per (tgid, tid, futex address, stack, op).

@@ -2,7 +2,7 @@
 //! `--syscall-errors`) their failed syscalls, so that a waker's "held across
 //! blocking" can be measured over its waiters' windows.
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use profiler_common::{
     CALL_WAIT, OFF_NO_SYSCALL, OFF_RUNNABLE, OFF_SPANS, RawOffSpan, RawThreadState, nr, op,
 };
@@ -10,24 +10,51 @@ use profiler_common::{
 use crate::maps::{LAST_SWITCH, is_target, task_row};
 use crate::regs::{REG_ORIG_AX, TaskRegs, current_ids, now_ns};
 
-#[raw_tracepoint(tracepoint = "sched_switch")]
-pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+/// Byte offset of `tgid` in the kernel's `struct task_struct`, from its BTF: set by
+/// userspace at load time. In `.rodata` (frozen), so the verifier knows it as a
+/// constant and lets the program load `next->tgid` directly.
+#[unsafe(no_mangle)]
+static TASK_TGID_OFFSET: u32 = 0;
+
+#[btf_tracepoint(function = "sched_switch")]
+pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     match try_sched_switch(&ctx) {
         Ok(r) | Err(r) => r,
     }
 }
 
-/// Context switch (system-wide): stamp the CPU's switch time (a per-CPU array slot,
-/// no lookup), then one filter; when a traced thread leaves the CPU, close its
-/// previous off-CPU period and open a new one.
-fn try_sched_switch(ctx: &RawTracePointContext) -> Result<i32, i32> {
-    let now = now_ns();
-    let slot = LAST_SWITCH.get_ptr_mut(0).ok_or(0)?;
-    // SAFETY: this CPU's slot of a per-CPU array; no concurrent writer.
-    let switched_in = unsafe { core::ptr::replace(slot, now) };
+/// Context switch (system-wide). The filter first: the tasks leaving and taking the
+/// CPU, one target bit each — a switch between untraced tasks (most of a machine's)
+/// does nothing else. Otherwise stamp the switch time in the CPU's slot when a traced
+/// task takes the CPU (the slot then says when the task running there got it), and
+/// when a traced thread leaves, close its previous off-CPU period and open a new one.
+fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     // The task leaving the CPU is still "current" here.
     let (tgid, tid) = current_ids();
-    if tid == 0 || !is_target(tgid) {
+    let leaving = tid != 0 && is_target(tgid);
+    // TP_PROTO(bool preempt, prev, next, unsigned int prev_state).
+    let next: *const u8 = ctx.arg(2);
+    // SAFETY: a read-only global the loader set; volatile so the compiler does not
+    // fold in the initializer.
+    let offset = unsafe { core::ptr::read_volatile(&raw const TASK_TGID_OFFSET) } as usize;
+    // SAFETY: `next` is the tracepoint's trusted `struct task_struct *`; the verifier
+    // checks the load against the struct's BTF (a fault-tolerant kernel load).
+    let next_tgid = unsafe { core::ptr::read_volatile(next.add(offset).cast::<u32>()) };
+    let taking = next_tgid != 0 && is_target(next_tgid);
+    if !leaving && !taking {
+        return Ok(0);
+    }
+    let now = now_ns();
+    let slot = LAST_SWITCH.get_ptr_mut(0).ok_or(0)?;
+    // SAFETY: this CPU's slot of a per-CPU array; no concurrent writer. The slot was
+    // last stamped when a traced task took this CPU: if the leaving task is traced,
+    // that was its own switch-in.
+    let switched_in = unsafe { *slot };
+    if taking {
+        // SAFETY: as above.
+        unsafe { *slot = now };
+    }
+    if !leaving {
         return Ok(0);
     }
     let task = task_row(tid).ok_or(0)?;
@@ -38,11 +65,11 @@ fn try_sched_switch(ctx: &RawTracePointContext) -> Result<i32, i32> {
     // being switched out here.
     let state = unsafe { &mut (*task).holder };
     close_off_span(state, switched_in);
-    // TP_PROTO(bool preempt, prev, next, unsigned int prev_state): a preempted or
-    // still-running (TASK_RUNNING == 0) task is waiting for a CPU, not blocked.
     let preempt: u64 = ctx.arg(0);
     let prev_state: u64 = ctx.arg(3);
     state.off_start_ns = now;
+    // A preempted or still-running (TASK_RUNNING == 0) task is waiting for a CPU, not
+    // blocked.
     state.off_nr = if preempt & 0xff != 0 || prev_state as u32 == 0 {
         OFF_RUNNABLE
     } else if call & CALL_WAIT != 0 {
@@ -75,8 +102,8 @@ fn current_syscall() -> u32 {
     }
 }
 
-/// The thread is running again (it got this CPU at the CPU's last switch): its open
-/// off-CPU period, if any, ended then; push it into the ring.
+/// The thread is running again (it got this CPU at the CPU's last stamped switch,
+/// its own): its open off-CPU period, if any, ended then; push it into the ring.
 #[inline(always)]
 pub fn on_cpu_again(state: &mut RawThreadState) {
     if state.off_start_ns == 0 {

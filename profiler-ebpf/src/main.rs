@@ -22,9 +22,12 @@
 //!   wake into `EDGES`, and its window split among the ring's wakes into `BLAME`
 //!   ([`blame`]). A futex is keyed by (process, address), or for a shared one by
 //!   (mapped object, offset) — one more lookup, only for shared calls ([`shared`]).
-//! - `sched_switch` (raw, only with holder tracking, [`holders`]): stamps the CPU's
-//!   switch time, then the target bit; only traced threads touch their row (and a
-//!   thread blocking in a futex wait needs no register read for its syscall).
+//! - `sched_switch` (BTF tracepoint, only with holder tracking, [`holders`]): the
+//!   target bits of the task leaving and the task taking the CPU (`next->tgid`, a
+//!   direct load at the offset userspace found in the kernel's BTF) — a switch between
+//!   untraced tasks does nothing else; a traced task taking the CPU stamps the CPU's
+//!   switch time, a traced thread leaving touches its row (and a thread blocking in a
+//!   futex wait needs no register read for its syscall).
 //! - `task_newtask` (tracepoint) follows forked processes — never threads — of
 //!   launched commands, and `sched_process_exit` (raw) drops an exiting thread's row
 //!   ([`children`]).
@@ -55,6 +58,11 @@
 //! below what two programs that time a wait can cost here; lockprof's further work
 //! per call (its stack, its rows, pairing, blame, holders) is what remains above the
 //! hash pair.
+//!
+//! `sched_switch` runs on every context switch of the machine; a switch between two
+//! untraced tasks cost 142–153 ns per run when the program stamped every switch's
+//! time before its filter, 87–96 ns with the filter on both tasks first (an idle
+//! `sleep` traced, memcached under load untraced, 2 runs each alternating).
 //!
 //! # Memory
 //! Every aggregation map is one hash shared by all CPUs, updated with atomic adds

@@ -64,9 +64,9 @@ pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_KINDS, 
 pub static LAST_WAKE: LruHashMap<RawAddrKey, RawWakeRing> =
     LruHashMap::with_max_entries(MAX_LAST_WAKES, 0);
 
-/// Per CPU: when the last context switch happened there — the time the task now
-/// running on that CPU got it. This is how a thread's switch-in is known without
-/// reading the `next` task of `sched_switch` (which needs kernel struct offsets).
+/// Per CPU: when a traced task last took that CPU — for a traced task running there,
+/// the time it got it. This is how a thread's switch-in is known without a map
+/// lookup for the incoming task at every switch.
 #[map]
 pub static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use aya::Ebpf;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
+use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::programs::trace_point::TracePointLinkId;
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
 use profiler_common::{
     FUTEX_SYSCALLS, PROG_FUTEX_ENTER, PROG_FUTEX_EXIT, PROG_SCHED_SWITCH, PROG_SYS_ENTER,
     PROG_SYS_EXIT, PROG_TASK_EXIT, PROG_TASK_NEWTASK, raw_syscalls,
@@ -82,6 +83,7 @@ fn mount_tracefs() -> bool {
 pub enum Link {
     Raw(&'static str, RawTracePointLinkId),
     Tp(&'static str, TracePointLinkId),
+    Btf(&'static str, BtfTracePointLinkId),
 }
 
 /// The programs a session loads: `holders` adds `sched_switch`, `syscall_errors`
@@ -132,6 +134,17 @@ pub fn attach_all(ebpf: &mut Ebpf, names: &[&'static str]) -> Result<Vec<Link>, 
                     .map_err(|e| attach_error("task", "task_newtask", &e))?;
                 links.push(Link::Tp(name, link));
             }
+            PROG_SCHED_SWITCH => {
+                // A BTF tracepoint: its `next` argument is a typed task pointer the
+                // program may read (`next->tgid`). Loading it needs the kernel's BTF
+                // (the hook's type), parsed here and dropped once loaded.
+                let btf = aya::Btf::from_sys_fs().map_err(|e| load_error(name, &e))?;
+                let prog: &mut BtfTracePoint = program(ebpf, name)?;
+                prog.load(name, &btf).map_err(|e| load_error(name, &e))?;
+                drop(btf);
+                let link = prog.attach().map_err(|e| attach_error("btf", name, &e))?;
+                links.push(Link::Btf(name, link));
+            }
             _ => {
                 let prog: &mut RawTracePoint = program(ebpf, name)?;
                 prog.load().map_err(|e| load_error(name, &e))?;
@@ -157,6 +170,11 @@ pub fn detach_all(ebpf: &mut Ebpf, links: &mut Vec<Link>) {
             }
             Link::Tp(name, id) => {
                 if let Ok(p) = program::<TracePoint>(ebpf, name) {
+                    let _ = p.detach(id);
+                }
+            }
+            Link::Btf(name, id) => {
+                if let Ok(p) = program::<BtfTracePoint>(ebpf, name) {
                     let _ = p.detach(id);
                 }
             }

@@ -15,6 +15,7 @@ mod batch;
 pub mod blame;
 pub mod features;
 pub mod go;
+mod kernel_btf;
 pub mod memory;
 mod shared;
 mod sizes;
@@ -29,9 +30,10 @@ use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
-    Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASKS,
-    MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask, RawUserStack,
-    RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW, target_flags,
+    GLOBAL_TASK_TGID_OFFSET, Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS,
+    MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats,
+    RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
+    target_flags,
 };
 use thiserror::Error;
 
@@ -155,8 +157,15 @@ impl Probes {
         for (name, n) in &sizes {
             loader.map_max_entries(name, *n);
         }
+        // Where `sched_switch` finds the incoming task's process (holders only).
+        let tgid_offset = if opts.holders {
+            kernel_btf::task_tgid_offset().map_err(|e| CollectError::Load(e.to_string()))?
+        } else {
+            0
+        };
         let mut ebpf = loader
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
+            .override_global(GLOBAL_TASK_TGID_OFFSET, &tgid_offset, true)
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
             .load(PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;

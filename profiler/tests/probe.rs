@@ -339,7 +339,9 @@ fn every_ping_pong_wait_is_paired_with_the_partner_thread_that_woke_it() {
 #[ignore = "needs root + BPF: cargo xtask test"]
 fn draining_while_the_probe_counts_loses_nothing() {
     require_root();
-    let mut drains = 0u64;
+    // When each drain ended: with no pause between them, their spacing is what one
+    // drain takes (printed, not asserted).
+    let mut ends: Vec<Instant> = Vec::new();
     let (pid, snap, out) = trace(
         Command::new(demo_bin("futex-pingpong")).args([
             "--seconds",
@@ -348,8 +350,11 @@ fn draining_while_the_probe_counts_loses_nothing() {
             "200",
         ]),
         Duration::ZERO,
-        |_| drains += 1,
+        |_| ends.push(Instant::now()),
     );
+    let drains = ends.len() as u64;
+    let mut took: Vec<Duration> = ends.windows(2).map(|w| w[1] - w[0]).collect();
+    took.sort();
     assert!(out.status.success());
     let pp = pingpong_calls(&out.stdout);
     let l = &snap.losses;
@@ -376,8 +381,13 @@ fn draining_while_the_probe_counts_loses_nothing() {
         .map(|r| r.calls)
         .sum();
     eprintln!(
-        "{drains} drains; ping-pong: {} wait calls ({} blocked), {} wake calls; counted {wait_calls} ({blocked}), {wake_calls}",
-        pp.wait_calls, pp.blocked_waits, pp.wake_calls
+        "{drains} drains, each {:?} median ({:?}..{:?}); ping-pong: {} wait calls ({} blocked), {} wake calls; counted {wait_calls} ({blocked}), {wake_calls}",
+        took.get(took.len() / 2).copied().unwrap_or_default(),
+        took.first().copied().unwrap_or_default(),
+        took.last().copied().unwrap_or_default(),
+        pp.wait_calls,
+        pp.blocked_waits,
+        pp.wake_calls
     );
     // A drain waits for one RCU grace period (≈ 10–15 ms here), so ~150 of them fit
     // in the ping-pong; before the generations, ~10,000 did.

@@ -270,10 +270,10 @@ impl Probes {
     /// sums the snapshots). The rows taken are those of the generations the probes no
     /// longer count into (see [`generation`]; all of them once detached): what is
     /// counted while this runs goes to the next snapshot, never lost. Takes at
-    /// least one RCU grace period of wall time. Also reads the frame-pointer stacks those rows
-    /// reference that `known` says the caller has not resolved yet (the copies' ids
-    /// are read by [`Probes::drain_copies`]), the loss counters (cumulative) and the
-    /// threads blocked right now.
+    /// least one RCU grace period of wall time. Also reads the frame-pointer stacks
+    /// those rows reference that `known` says the caller has not resolved yet (the
+    /// copies' ids are read by [`Probes::drain_copies`]), the loss counters
+    /// (cumulative) and the threads blocked right now.
     pub fn snapshot(
         &mut self,
         known: impl Fn((u32, i32)) -> bool,

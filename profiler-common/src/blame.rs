@@ -43,6 +43,9 @@ pub struct RawBlameKey {
     /// The releasing wake's stack, or [`BLAME_EARLIER`].
     pub holder_stack_id: i32,
     pub holder_leaf_ret: u64,
+    /// As [`RawWaitKey::generation`](crate::rows::RawWaitKey::generation) (the waiter's).
+    pub generation: u32,
+    pub pad: u32,
 }
 
 /// Wait time charged to one holder (value of [`MAP_BLAME`]).
@@ -57,7 +60,7 @@ pub struct RawBlameStats {
 
 const _: () = assert!(WAKE_RING.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<RawWakeRing>() == 8 + 40 * WAKE_RING);
-const _: () = assert!(core::mem::size_of::<RawBlameKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawBlameKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawBlameStats>() == 16);
 
 #[cfg(feature = "user")]

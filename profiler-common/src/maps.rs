@@ -6,6 +6,13 @@
 pub const MAP_WAITS: &str = "WAITS";
 /// Hash map `RawWakeKey → RawWakeStats` (shared, atomic adds): the wake aggregation.
 pub const MAP_WAKES: &str = "WAKES";
+/// Array map of one `u32`: the drain generation. The probes read it once per
+/// program run and put it in every row key they count into the drained maps
+/// ([`MAP_WAITS`], [`MAP_WAKES`], [`MAP_EDGES`], `BLAME`); userspace advances it,
+/// waits until every program run that may have read the old value has ended (an RCU
+/// grace period), and only then reads and deletes the old generation's rows, which
+/// nothing adds to any more (see `profiler::collect::generation`).
+pub const MAP_DRAIN_GEN: &str = "DRAIN_GEN";
 /// Stack-trace map of user stacks, keyed by the ids stored in the keys above.
 pub const MAP_STACKS: &str = "STACKS";
 /// Overflow stack map, of a different size: the kernel buckets stacks by a seedless

@@ -60,6 +60,11 @@ pub struct RawWaitKey {
     /// frame-pointer walk skips. Userspace keeps it only if it follows a call
     /// instruction. 0 when unreadable.
     pub leaf_ret: u64,
+    /// The drain generation ([`MAP_DRAIN_GEN`](crate::maps::MAP_DRAIN_GEN)) the
+    /// probe read when it counted this row: userspace drains only the generations no
+    /// program writes any more.
+    pub generation: u32,
+    pub pad: u32,
 }
 
 /// Wait statistics for one [`RawWaitKey`] on one CPU (userspace sums the CPUs).
@@ -109,6 +114,9 @@ pub struct RawWakeKey {
     pub op: u32,
     /// As [`RawWaitKey::leaf_ret`].
     pub leaf_ret: u64,
+    /// As [`RawWaitKey::generation`].
+    pub generation: u32,
+    pub pad: u32,
 }
 
 /// Wake statistics for one [`RawWakeKey`] on one CPU.
@@ -142,7 +150,8 @@ pub struct RawEdgeKey {
     /// The waker's process: another one than `tgid` when they share the futex
     /// (see [`crate::shared`]).
     pub waker_tgid: u32,
-    pub pad: u32,
+    /// As [`RawWaitKey::generation`] (the waiter's row's generation).
+    pub generation: u32,
 }
 
 /// Per-CPU statistics of one edge.
@@ -328,9 +337,9 @@ const _: () = assert!(core::mem::size_of::<RawThreadState>() == 48 + OFF_SPANS *
 const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);
 const _: () = assert!(core::mem::size_of::<RawStackCacheKey>() == 48);
 const _: () = assert!(core::mem::size_of::<RawStackCacheValue>() == 16);
-const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 11 * 8 + HIST_BUCKETS * 8 + 16);
-const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 32);
+const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawWakeStats>() == 5 * 8 + 16);
 
 #[cfg(feature = "user")]

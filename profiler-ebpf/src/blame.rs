@@ -28,6 +28,8 @@ pub fn charge(ring: *const RawWakeRing, waiter: &RawWaitKey, started: u64, end: 
         holder_tgid: 0,
         holder_stack_id: BLAME_EARLIER,
         holder_leaf_ret: 0,
+        generation: waiter.generation,
+        pad: 0,
     };
     // SAFETY: a live map value, read in place.
     let next = unsafe { (*ring).next };

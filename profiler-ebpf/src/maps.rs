@@ -27,6 +27,10 @@ pub static WAKES: HashMap<RawWakeKey, RawWakeStats> = HashMap::with_max_entries(
 #[map]
 pub static EDGES: HashMap<RawEdgeKey, RawEdgeStats> = HashMap::with_max_entries(MAX_EDGES, 0);
 
+/// The drain generation (see `MAP_DRAIN_GEN`): written by userspace only.
+#[map]
+static DRAIN_GEN: Array<u32> = Array::with_max_entries(1, 0);
+
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
 
@@ -98,6 +102,15 @@ static ZERO_EDGE: Array<RawEdgeStats> = Array::with_max_entries(1, 0);
 static ZERO_TASK: Array<RawTask> = Array::with_max_entries(1, 0);
 
 const EEXIST: i64 = 17;
+
+/// The drain generation to put in the keys of the rows this program run counts into
+/// `WAITS`, `WAKES`, `EDGES` and `BLAME`. Read once per run and used for all its
+/// rows: userspace drains a generation only after every run that could have read it
+/// has ended, so no add can land in a row being read and deleted.
+#[inline(always)]
+pub fn drain_gen() -> u32 {
+    DRAIN_GEN.get(0).copied().unwrap_or(0)
+}
 
 /// Atomically add `v` to a counter in a shared map value.
 #[inline(always)]

@@ -35,7 +35,7 @@ pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool)
         waiter_leaf_ret: waiter.leaf_ret,
         waker_leaf_ret: last.leaf_ret,
         waker_tgid: last.tgid,
-        pad: 0,
+        generation: waiter.generation,
     };
     let Some(edge) = edge_row(&key) else {
         return true;

@@ -7,7 +7,7 @@ use profiler_common::{
 };
 
 use crate::holders;
-use crate::maps::{add, raise, wait_row};
+use crate::maps::{add, drain_gen, raise, wait_row};
 use crate::pairing;
 use crate::regs::{TaskRegs, now_ns};
 use crate::stacks;
@@ -61,6 +61,8 @@ pub fn finish<C: StackIdContext>(
             stack_id: site.map_or(STACK_NOT_WALKED, |s| s.stack_id),
             op: task.op,
             leaf_ret: site.map_or(0, |s| s.leaf_ret),
+            generation: drain_gen(),
+            pad: 0,
         };
         if let Some(stats) = wait_row(&key) {
             // SAFETY: a field of a live map value.
@@ -79,6 +81,9 @@ pub fn finish<C: StackIdContext>(
         stack_id: site.stack_id,
         op: task.op,
         leaf_ret: site.leaf_ret,
+        // Also the generation of the edge and blame rows this run counts.
+        generation: drain_gen(),
+        pad: 0,
     };
     let Some(stats) = wait_row(&key) else {
         return;

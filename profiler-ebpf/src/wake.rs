@@ -6,7 +6,7 @@ use aya_ebpf::programs::tracing::StackIdContext;
 use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey};
 
 use crate::holders;
-use crate::maps::{add, wake_row};
+use crate::maps::{add, drain_gen, wake_row};
 use crate::regs::{TaskRegs, now_ns};
 use crate::ring;
 use crate::shared::futex_key;
@@ -70,6 +70,8 @@ pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
         stack_id: task.wake_stack_id,
         op: task.op,
         leaf_ret: task.wake_leaf_ret,
+        generation: drain_gen(),
+        pad: 0,
     };
     let Some(stats) = wake_row(&key) else {
         return;

@@ -1,15 +1,17 @@
 //! Reading hash maps a batch at a time (`BPF_MAP_LOOKUP_BATCH`, and
-//! `BPF_MAP_LOOKUP_AND_DELETE_BATCH` to drain them), through the raw `bpf(2)`
-//! syscall: aya 0.14 has no batch API, and walking keys costs two syscalls per row.
-//! Also deleting a list of keys.
+//! `BPF_MAP_LOOKUP_AND_DELETE_BATCH` to empty them), taking chosen rows out
+//! (`BPF_MAP_DELETE_BATCH`), and single elements, through the raw `bpf(2)` syscall:
+//! aya 0.14 has no batch API, and walking keys costs two syscalls per row.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use aya::Pod;
 
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 /// Rows per syscall: large enough that a few calls read a full map, small enough
 /// that the buffers stay a few hundred KiB.
 const CHUNK: usize = 1024;
@@ -28,12 +30,24 @@ struct BatchAttr {
     flags: u64,
 }
 
-/// Key and value buffers for [`Batch::each`], kept by the caller so that a map read
-/// at every refresh reuses them (a fresh buffer of large values — 16 KiB stack copies —
-/// would page-fault in again each time).
+/// `union bpf_attr`'s `map_elem` member.
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Key and value buffers for [`Batch::each`] and [`Batch::take`], kept by the caller
+/// so that a map read at every refresh reuses them (a fresh buffer of large values —
+/// 16 KiB stack copies — would page-fault in again each time).
 pub struct Batch<K, V> {
     keys: Vec<K>,
     values: Vec<V>,
+    /// The rows of one chunk that [`Batch::take`] deletes.
+    taken: Vec<K>,
 }
 
 impl<K: Pod, V: Pod> Batch<K, V> {
@@ -42,6 +56,7 @@ impl<K: Pod, V: Pod> Batch<K, V> {
         Self {
             keys: Vec::with_capacity(rows),
             values: Vec::with_capacity(rows),
+            taken: Vec::new(),
         }
     }
 
@@ -53,6 +68,50 @@ impl<K: Pod, V: Pod> Batch<K, V> {
         fd: BorrowedFd<'_>,
         delete: bool,
         mut f: impl FnMut(&K, &V),
+    ) -> std::io::Result<()> {
+        let cmd = if delete {
+            BPF_MAP_LOOKUP_AND_DELETE_BATCH
+        } else {
+            BPF_MAP_LOOKUP_BATCH
+        };
+        self.walk(fd, cmd, |keys, values| {
+            keys.iter().zip(values).for_each(|(k, v)| f(k, v));
+            Ok(())
+        })
+    }
+
+    /// Take the rows `pick` chooses out of a hash map: each is handed to `f` and then
+    /// deleted (a chunk at a time, right after it was read); the others stay. Only
+    /// sound for rows nothing writes any more (see `collect::generation`): a row is
+    /// read and deleted by two calls, and an add between them would be lost.
+    pub fn take(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        pick: impl Fn(&K) -> bool,
+        mut f: impl FnMut(&K, &V),
+    ) -> std::io::Result<()> {
+        let mut taken = std::mem::take(&mut self.taken);
+        let walked = self.walk(fd, BPF_MAP_LOOKUP_BATCH, |keys, values| {
+            taken.clear();
+            for (k, v) in keys.iter().zip(values).filter(|(k, _)| pick(k)) {
+                f(k, v);
+                taken.push(*k);
+            }
+            // The cursor names the next bucket: deleting rows of buckets already
+            // read does not move it.
+            delete_batch(fd, &taken)
+        });
+        self.taken = taken;
+        walked
+    }
+
+    /// Run the batch command `cmd` over the whole map, handing each chunk of rows
+    /// read to `f` (its keys and values).
+    fn walk(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        cmd: libc::c_long,
+        mut f: impl FnMut(&[K], &[V]) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         // The batch cursor is an opaque token (a bucket index for hash maps).
         let mut cursor = [0u64; 1];
@@ -69,11 +128,6 @@ impl<K: Pod, V: Pod> Batch<K, V> {
                 map_fd: fd.as_raw_fd() as u32,
                 ..BatchAttr::default()
             };
-            let cmd = if delete {
-                BPF_MAP_LOOKUP_AND_DELETE_BATCH
-            } else {
-                BPF_MAP_LOOKUP_BATCH
-            };
             // SAFETY: `attr` is the batch member of bpf_attr; the kernel writes at most
             // `count` keys and values into buffers of at least that capacity, and one
             // cursor word into `next`.
@@ -84,14 +138,16 @@ impl<K: Pod, V: Pod> Batch<K, V> {
             } else {
                 attr.count as usize
             };
-            for (k, v) in self.keys.spare_capacity_mut()[..n]
-                .iter()
-                .zip(&self.values.spare_capacity_mut()[..n])
-            {
-                // SAFETY: the kernel filled the first `n` keys and values (also on
-                // ENOENT, which ends the walk with the last rows).
-                unsafe { f(k.assume_init_ref(), v.assume_init_ref()) };
-            }
+            // SAFETY: the kernel filled the first `n` keys and values (also on ENOENT,
+            // which ends the walk with the last rows); `K` and `V` are `Pod`, so any
+            // bytes are valid values.
+            let (keys, values) = unsafe {
+                (
+                    std::slice::from_raw_parts(self.keys.as_ptr(), n),
+                    std::slice::from_raw_parts(self.values.as_ptr(), n),
+                )
+            };
+            f(keys, values)?;
             match err {
                 None => {}
                 Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
@@ -120,15 +176,6 @@ pub fn read_all<K: Pod, V: Pod>(fd: BorrowedFd<'_>, delete: bool) -> std::io::Re
 /// Delete each of `keys` from a map (`BPF_MAP_DELETE_ELEM`; stack-trace maps have
 /// no batch delete). A key already gone is skipped.
 pub fn delete_each<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) {
-    /// The `map_elem` member of `union bpf_attr`.
-    #[repr(C)]
-    struct ElemAttr {
-        map_fd: u32,
-        pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
     for key in keys {
         let mut attr = ElemAttr {
             map_fd: fd.as_raw_fd() as u32,
@@ -142,12 +189,58 @@ pub fn delete_each<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) {
     }
 }
 
+/// Delete `keys` from a hash map in one call (`BPF_MAP_DELETE_BATCH`, Linux 5.6, as
+/// the batch lookups). A key already gone is skipped; the call goes on after it.
+pub fn delete_batch<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < keys.len() {
+        let rest = &keys[done..];
+        let mut attr = BatchAttr {
+            keys: rest.as_ptr() as u64,
+            count: rest.len() as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: `attr` is the batch member of bpf_attr; the kernel reads `count`
+        // keys and writes back how many it deleted.
+        let r = unsafe { sys_bpf(BPF_MAP_DELETE_BATCH, &mut attr) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            return Err(e);
+        }
+        // The kernel stopped at the missing key `count`: skip it.
+        done += attr.count as usize + 1;
+    }
+    Ok(())
+}
+
+/// `map[key] = value` (`BPF_MAP_UPDATE_ELEM`, `BPF_ANY`).
+pub fn update_elem<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> std::io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        pad: 0,
+        key: std::ptr::from_ref(key) as u64,
+        value: std::ptr::from_ref(value) as u64,
+        flags: 0,
+    };
+    // SAFETY: `attr` is the map_elem member of bpf_attr; the kernel reads one key and
+    // one value of the map's sizes, which the caller's types are.
+    let r = unsafe { sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `bpf(cmd, attr, sizeof attr)`.
 ///
 /// # Safety
 /// `A` must be the `#[repr(C)]` member of `union bpf_attr` that `cmd` reads, and every
 /// pointer in it valid for what the kernel reads or writes through it.
-unsafe fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> libc::c_long {
+pub(super) unsafe fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> libc::c_long {
     // SAFETY: the caller vouches for `attr`; the size passed is its own.
     unsafe {
         libc::syscall(

@@ -68,6 +68,7 @@ mod tests {
             holder_tgid: 4,
             holder_stack_id: 5,
             holder_leaf_ret: 6,
+            ..RawBlameKey::default()
         };
         let mut a = BlameRow::from_raw(
             &key,

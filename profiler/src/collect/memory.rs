@@ -123,6 +123,11 @@ fn definitions() -> Vec<MapDef> {
             MAX_BLAME,
         ),
         def(Kind::Array, 4, size_of::<RawWakeRing>(), 1),
+        // `DRAIN_GEN`, and the grace-period trigger's array and array of maps
+        // (`collect::generation`).
+        def(Kind::Array, 4, 4, 1),
+        def(Kind::Array, 4, 4, 1),
+        def(Kind::Array, 4, 8, 1),
     ]
 }
 

@@ -3,7 +3,8 @@
 //! Owns: everything that talks to the kernel through aya — the embedded eBPF object,
 //! choosing and attaching the hooks ([`attach`]), the target set, and turning the BPF
 //! maps into a [`Snapshot`]: batch reads ([`batch`]), draining the shared maps (each
-//! snapshot holds the counts since the previous one; `session` keeps the totals),
+//! snapshot holds the counts since the previous one; `session` keeps the totals;
+//! [`generation`] says why a drain never loses a count the probes are adding),
 //! reading each frame-pointer stack the caller does not know yet, draining the stack
 //! copies (handed to the caller one at a time, never held) and deleting the stacks
 //! the caller says are spent, and the maps' kernel memory ([`memory`]). This is the ONLY module that imports aya. Must not:
@@ -14,6 +15,7 @@ pub mod attach;
 mod batch;
 pub mod blame;
 pub mod features;
+mod generation;
 pub mod go;
 mod kernel_btf;
 pub mod memory;
@@ -30,10 +32,10 @@ use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
-    GLOBAL_TASK_TGID_OFFSET, Loss, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS,
-    MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats,
-    RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
-    target_flags,
+    GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2,
+    MAP_TARGET_BITS, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey,
+    RawEdgeStats, RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    STACK_ID_OVERFLOW, target_flags,
 };
 use thiserror::Error;
 
@@ -139,6 +141,11 @@ pub struct Probes {
     _stats: Option<OwnedFd>,
     /// Threads whose `TASKS` rows were marked exited at the last drain, sorted.
     exited_tasks: Vec<u32>,
+    /// The drain generation, and the grace period that makes a generation safe to
+    /// drain.
+    generations: generation::Generations,
+    /// The programs are detached: the next drain takes every generation.
+    detached: bool,
 }
 
 impl Probes {
@@ -181,6 +188,7 @@ impl Probes {
                 })?;
             target_bits::TargetBits::map(map.fd().as_fd())?
         };
+        let generations = generation::Generations::new().map_err(|e| map_err(MAP_DRAIN_GEN, &e))?;
         let links = attach::attach_all(&mut ebpf, &programs)?;
         Ok(Self {
             ebpf,
@@ -191,6 +199,8 @@ impl Probes {
             copies: batch::Batch::with_rows(COPIES_PER_BATCH),
             _stats: stats,
             exited_tasks: Vec::new(),
+            generations,
+            detached: false,
         })
     }
 
@@ -235,6 +245,7 @@ impl Probes {
     /// Stop tracing: detach the programs. The maps stay readable.
     pub fn detach(&mut self) {
         attach::detach_all(&mut self.ebpf, &mut self.links);
+        self.detached = true;
     }
 
     /// Total time the kernel spent running our programs, and how many runs.
@@ -255,32 +266,48 @@ impl Probes {
         self.ebpf
             .maps()
             .filter_map(|(_, m)| map_data(m))
-            .filter_map(|d| memory::map_memlock(d.fd().as_fd()))
+            .map(|d| d.fd().as_fd())
+            .chain(self.generations.fds())
+            .filter_map(memory::map_memlock)
             .sum()
     }
 
     /// Drain the aggregates: every row counted since the previous snapshot is read
-    /// and deleted from the kernel in one batch per map, so the maps never fill
-    /// however long the recording and userspace only ever sees each count once (the
-    /// caller sums the snapshots). Also reads the frame-pointer stacks those rows
-    /// reference that `known` says the caller has not resolved yet (the copies' ids
-    /// are read by [`Probes::drain_copies`]), the loss counters (cumulative) and the
-    /// threads blocked right now.
+    /// and deleted from the kernel a batch at a time, so the maps never fill however
+    /// long the recording and userspace only ever sees each count once (the caller
+    /// sums the snapshots). The rows taken are those of the generations the probes no
+    /// longer count into (see [`generation`]; all of them once detached): what is
+    /// counted while this runs goes to the next snapshot, never lost. Takes at
+    /// least one RCU grace period of wall time. Also reads the frame-pointer stacks
+    /// those rows reference that `known` says the caller has not resolved yet (the
+    /// copies' ids are read by [`Probes::drain_copies`]), the loss counters
+    /// (cumulative) and the threads blocked right now.
     pub fn snapshot(
         &mut self,
         known: impl Fn((u32, i32)) -> bool,
     ) -> Result<Snapshot, CollectError> {
+        let gen_map = map_fd(&self.ebpf, MAP_DRAIN_GEN)?;
+        let current = self
+            .generations
+            .advance(gen_map)
+            .map_err(|e| map_err(MAP_DRAIN_GEN, &e))?;
+        let detached = self.detached;
+        let old = |g| generation::drainable(g, current, detached);
         let mut snap = Snapshot {
-            waits: self.drain::<RawWaitKey, RawWaitStats, _>(MAP_WAITS, |k, v| {
+            waits: self.drain::<RawWaitKey, RawWaitStats, _>(MAP_WAITS, old, |k, v| {
                 WaitRow::from_raw(k, std::slice::from_ref(v))
             })?,
-            wakes: self.drain::<RawWakeKey, RawWakeStats, _>(MAP_WAKES, |k, v| {
+            wakes: self.drain::<RawWakeKey, RawWakeStats, _>(MAP_WAKES, old, |k, v| {
                 WakeRow::from_raw(k, std::slice::from_ref(v))
             })?,
-            edges: self.drain::<RawEdgeKey, RawEdgeStats, _>(MAP_EDGES, |k, v| {
+            edges: self.drain::<RawEdgeKey, RawEdgeStats, _>(MAP_EDGES, old, |k, v| {
                 EdgeRow::from_raw(k, std::slice::from_ref(v))
             })?,
-            blame: self.drain::<RawBlameKey, RawBlameStats, _>(MAP_BLAME, BlameRow::from_raw)?,
+            blame: self.drain::<RawBlameKey, RawBlameStats, _>(
+                MAP_BLAME,
+                old,
+                BlameRow::from_raw,
+            )?,
             ..Snapshot::default()
         };
         let wanted: BTreeSet<(u32, i32)> = snap
@@ -339,18 +366,22 @@ impl Probes {
             .collect();
     }
 
-    /// Every row of a shared aggregation map, read and deleted in batches.
-    // An update racing with its row's deletion (the few instructions between the
-    // probe's lookup and its add) is the only way an event can be missed here.
-    fn drain<K: aya::Pod, V: aya::Pod, R>(
+    /// The rows of a shared aggregation map whose generation `old` accepts, read and
+    /// deleted a batch at a time (no probe adds to them any more: see [`generation`]).
+    fn drain<K: aya::Pod + generation::Generational, V: aya::Pod, R>(
         &self,
         name: &'static str,
+        old: impl Fn(u32) -> bool,
         decode: impl Fn(&K, &V) -> R,
     ) -> Result<Vec<R>, CollectError> {
         // Decoded as read: the raw rows never pile up (a full edge map is 16k rows).
         let mut rows = Vec::new();
         batch::Batch::with_rows(ROWS_PER_BATCH)
-            .each(self.fd(name)?, true, |k, v| rows.push(decode(k, v)))
+            .take(
+                self.fd(name)?,
+                |k: &K| old(k.generation()),
+                |k, v| rows.push(decode(k, v)),
+            )
             .map_err(|e| map_err(name, &e))?;
         Ok(rows)
     }

@@ -465,6 +465,7 @@ pub(crate) mod tests {
             stack_id: 3,
             op: 9,
             leaf_ret: 0,
+            ..RawWaitKey::default()
         };
         // CPU 1 never blocked: its zero min must not win.
         let mut idle = stats(0, 0, 0, 0);

@@ -273,3 +273,54 @@ fn record_interval_writes_a_timeline_that_adds_up() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root + BPF + tmux: cargo xtask test"]
+fn top_saves_the_report_and_exits_when_its_terminal_hangs_up() {
+    require_root();
+    let dir = tempdir();
+    let saved = dir.join("hangup.json");
+    // As a user runs it: from a shell, which stays the terminal's session leader.
+    let cmd = format!(
+        "{} top --interval 300ms -o {} -- {} --iters 100000000; sleep 600",
+        quoted(&lockprof()),
+        quoted(&saved),
+        quoted(&demo_bin("lockprof-fixture")),
+    );
+    let tmux = Tmux::start(&cmd);
+    tmux.wait_for(&["lockprof top", "alive", "waits/s"]);
+    // Our own lockprof: the only process naming this test's temporary file.
+    let pgrep = Command::new("pgrep")
+        .args(["-f", &saved.display().to_string()])
+        .output()
+        .expect("run pgrep");
+    let pid: u32 = String::from_utf8_lossy(&pgrep.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .find(|&p: &u32| {
+            std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e.ends_with("lockprof"))
+        })
+        .expect("lockprof top's pid");
+    // The terminal goes away (as when an ssh session drops).
+    drop(tmux);
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let running = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+    };
+    while running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "lockprof top (pid {pid}) still runs a minute after its terminal hung up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = profiler::report::json::read(&saved).expect("the report saved at hang-up");
+    assert!(
+        report
+            .sites
+            .iter()
+            .any(|s| s.function.as_deref().is_some_and(|f| f.contains("hot_section"))),
+        "no hot_section site in the saved report"
+    );
+}

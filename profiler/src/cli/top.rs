@@ -25,15 +25,17 @@ lockprof top --replay pg.json --lock-fn ProcSleep   its sites re-attributed past
 Keys: arrows/PgUp/PgDn/Home/End move, Enter opens the site's detail (Esc back), / filters, \
 w t a 9 m h sort by waits, total, avg, p99, max, threads (again: reverse), i switches the \
 sort between the last interval and the cumulative columns, p pauses, r resets the counters, \
-s saves the report as JSON (-o), q or Ctrl-C quits. A launched command's output goes to \
---command-output; quitting sends it SIGTERM. With -d the view stops recording after that \
+s saves the report as JSON (-o), q or Ctrl-C quits. When the terminal hangs up (ssh \
+dropped, pane killed) or a stop signal comes (SIGTERM, SIGHUP), top saves the report to -o \
+and exits. A launched command's output goes to --command-output; quitting sends it SIGTERM. With -d the view stops recording after that \
 long and keeps the final report on screen.")]
 pub struct TopArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
     #[command(flatten)]
     pub probes: ProbeArgs,
-    /// Where 's' saves the report (JSON, the same schema as `record -o`).
+    /// Where 's' saves the report (JSON, the same schema as `record -o`), and where
+    /// it is saved when the terminal hangs up or a stop signal ends `top`.
     #[arg(
         short = 'o',
         long = "output",

@@ -9,6 +9,8 @@
 
 pub mod app;
 pub mod columns;
+mod hangup;
+mod input;
 pub mod rows;
 pub mod run;
 pub mod view;

@@ -4,7 +4,8 @@
 //! error and on panic, through ratatui's init/restore and its panic hook), reading
 //! keys and resizes, driving the live [`Session`] (poll every tick, one report per
 //! interval, stop when the targets exit), measuring lockprof's own CPU, saving
-//! reports, and ending a launched command on quit. Must not: decide what a key does
+//! reports, ending a launched command on quit, and stopping (the report saved) when
+//! the terminal hangs up. Must not: decide what a key does
 //! or how anything looks (`app`, `view`).
 
 use std::ffi::OsString;
@@ -14,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ratatui::DefaultTerminal;
-use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::event::{Event, KeyEventKind};
 
 use crate::report::{self, Report};
 use crate::session::process::signals;
 use crate::session::record::{DEFAULT_INTERVAL, RecordOptions, Recording, Session, StopReason};
 use crate::tui::app::{Action, App, LiveInfo, Source};
+use crate::tui::input::{Gone, Input};
 
 /// How often the session is polled (children, memory maps) and keys are read.
 const TICK: Duration = Duration::from_millis(10);
@@ -42,9 +44,11 @@ pub fn replay(report: Report, save_to: &Path) -> Result<i32> {
     let mut app = App::replay(report);
     with_terminal(|terminal| {
         draw(terminal, &mut app)?;
+        let input = Input::start();
         loop {
-            match wait_key(&mut app, Duration::from_secs(1))? {
-                Step::Quit => return Ok(()),
+            match wait_key(&input, &mut app, Duration::from_secs(1)) {
+                // A replay holds nothing unsaved: a hang-up just ends it.
+                Step::Quit | Step::HungUp => return Ok(()),
                 Step::Save => save(&mut app, save_to),
                 Step::Idle | Step::Redraw => {}
             }
@@ -80,6 +84,7 @@ pub fn live(opts: &TopOptions) -> Result<i32> {
     };
     let mut app = App::new(Source::Live);
     let result = with_terminal(|terminal| state.run(terminal, &mut app, opts));
+    let unattended = matches!(result, Ok(Ended::Unattended));
     // Quitting ends a launched command (SIGTERM), as closing `top` would; an attached
     // process is left alone.
     let mut recording = match (state.recording.take(), state.session.take()) {
@@ -91,8 +96,13 @@ pub fn live(opts: &TopOptions) -> Result<i32> {
         // Stopped by -d, the command may still run: quitting ends it all the same.
         rec.stopped = StopReason::Signal(libc::SIGTERM);
         rec.finish(false);
+        // Nobody pressed `q` (a hang-up or a stop signal, maybe nobody left to press
+        // `s`): keep what was recorded where `s` would have.
+        if unattended {
+            let _ = save_report(&rec.report, &opts.save_to);
+        }
     }
-    result.map(|()| 0)
+    result.map(|_| 0)
 }
 
 fn need_terminal() -> Result<()> {
@@ -156,10 +166,11 @@ impl Live {
         terminal: &mut DefaultTerminal,
         app: &mut App,
         opts: &TopOptions,
-    ) -> Result<()> {
+    ) -> Result<Ended> {
+        let input = Input::start();
         loop {
             if signals::received().is_some() {
-                return Ok(());
+                return Ok(Ended::Unattended);
             }
             if let Some(session) = self.session.as_mut() {
                 let gone = session.poll().unwrap_or_else(|e| {
@@ -187,8 +198,9 @@ impl Live {
                     draw(terminal, app)?;
                 }
             }
-            match wait_key(app, TICK)? {
-                Step::Quit => return Ok(()),
+            match wait_key(&input, app, TICK) {
+                Step::Quit => return Ok(Ended::Quit),
+                Step::HungUp => return Ok(Ended::Unattended),
                 Step::Save => {
                     save(app, &opts.save_to);
                     draw(terminal, app)?;
@@ -257,35 +269,51 @@ enum Step {
     Redraw,
     Save,
     Quit,
+    /// The terminal is gone (see `hangup`).
+    HungUp,
+}
+
+/// Why the event loop ended.
+enum Ended {
+    /// The user quit.
+    Quit,
+    /// The terminal hung up, or a stop signal came (SIGTERM, SIGHUP, SIGINT from
+    /// outside): the report is saved as `s` would save it.
+    Unattended,
 }
 
 /// Wait up to `timeout` for a key or a resize and apply it.
-fn wait_key(app: &mut App, timeout: Duration) -> Result<Step> {
-    if !event::poll(timeout).context("read the terminal")? {
-        return Ok(Step::Idle);
-    }
-    match event::read().context("read the terminal")? {
-        Event::Key(key) if key.kind != KeyEventKind::Release => Ok(match app.handle_key(key) {
-            Action::None => Step::Redraw,
-            Action::Save => Step::Save,
-            Action::Quit => Step::Quit,
-        }),
-        Event::Resize(..) => Ok(Step::Redraw),
-        _ => Ok(Step::Idle),
+fn wait_key(input: &Input, app: &mut App, timeout: Duration) -> Step {
+    match input.next(timeout) {
+        Err(Gone) => Step::HungUp,
+        Ok(None) => Step::Idle,
+        Ok(Some(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+            match app.handle_key(key) {
+                Action::None => Step::Redraw,
+                Action::Save => Step::Save,
+                Action::Quit => Step::Quit,
+            }
+        }
+        Ok(Some(Event::Resize(..))) => Step::Redraw,
+        Ok(Some(_)) => Step::Idle,
     }
 }
 
 fn save(app: &mut App, path: &Path) {
-    let report: &Report = app.latest_report();
-    let status = match report::json::write(report, path) {
+    let status = save_report(app.latest_report(), path);
+    app.set_status(status);
+}
+
+/// Write `report` to `path` (the caller's file under sudo) and say how it went.
+fn save_report(report: &Report, path: &Path) -> String {
+    match report::json::write(report, path) {
         // Under sudo the file is the caller's (no stderr here: the screen is ours).
         Ok(()) => match crate::session::user::give_to_caller(path) {
             Ok(()) => format!("saved to {}", path.display()),
             Err(e) => format!("saved to {} (still root's: {e})", path.display()),
         },
         Err(e) => format!("save failed: {e}"),
-    };
-    app.set_status(status);
+    }
 }
 
 /// Take the terminal, run `body`, and give the terminal back whatever happened. The

@@ -286,7 +286,6 @@ enum Ended {
 fn wait_key(input: &Input, app: &mut App, timeout: Duration) -> Step {
     match input.next(timeout) {
         Err(Gone) => Step::HungUp,
-        Ok(None) => Step::Idle,
         Ok(Some(Event::Key(key))) if key.kind != KeyEventKind::Release => {
             match app.handle_key(key) {
                 Action::None => Step::Redraw,
@@ -295,7 +294,7 @@ fn wait_key(input: &Input, app: &mut App, timeout: Duration) -> Step {
             }
         }
         Ok(Some(Event::Resize(..))) => Step::Redraw,
-        Ok(Some(_)) => Step::Idle,
+        Ok(_) => Step::Idle,
     }
 }
 

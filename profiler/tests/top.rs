@@ -305,8 +305,11 @@ fn top_saves_the_report_and_exits_when_its_terminal_hangs_up() {
     drop(tmux);
     let deadline = Instant::now() + Duration::from_mins(1);
     let running = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
     };
     while running(pid) {
         assert!(
@@ -317,10 +320,10 @@ fn top_saves_the_report_and_exits_when_its_terminal_hangs_up() {
     }
     let report = profiler::report::json::read(&saved).expect("the report saved at hang-up");
     assert!(
-        report
-            .sites
-            .iter()
-            .any(|s| s.function.as_deref().is_some_and(|f| f.contains("hot_section"))),
+        report.sites.iter().any(|s| s
+            .function
+            .as_deref()
+            .is_some_and(|f| f.contains("hot_section"))),
         "no hot_section site in the saved report"
     );
 }

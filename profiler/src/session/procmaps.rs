@@ -129,6 +129,31 @@ impl MapsHistory {
         true
     }
 
+    /// Whether `pid`'s newest layout dropped a file the one before mapped, or moved
+    /// it (an exec, an unloaded library): code addresses seen before may now stand
+    /// for other code. A layout that only gained mappings (the loader or `dlopen`
+    /// mapping more), or whose mappings of a file were split or trimmed at the same
+    /// load address (the loader mapping a whole file, then its segments over it), is
+    /// not: every address still means what it meant.
+    pub fn replaced(&self, pid: u32) -> bool {
+        // A file at a load address: where its offset 0 would be.
+        let placed = |m: &Mapping| {
+            (
+                m.dev,
+                m.inode,
+                m.path.clone(),
+                m.start.wrapping_sub(m.offset),
+            )
+        };
+        match self.by_pid.get(&pid).map(Vec::as_slice) {
+            Some([.., before, newest]) => {
+                let now: Vec<_> = newest.iter().map(placed).collect();
+                before.iter().any(|m| !now.contains(&placed(m)))
+            }
+            _ => false,
+        }
+    }
+
     /// Read and record `/proc/PID/maps` now, and open the files of a new layout.
     /// Errors (process gone) are not errors here: the history keeps the last layout
     /// seen.
@@ -369,6 +394,32 @@ mod tests {
         );
         // The pre-exec layout still resolves addresses recorded before the exec.
         assert_eq!(h.resolve(7, 0x55d4_c6a2_2010).unwrap().offset, 0x22010);
+    }
+
+    #[test]
+    fn only_a_layout_that_lost_a_mapping_is_replaced() {
+        let lib = "7f00-8000 r-xp 00000000 fe:01 20 /lib/libx.so\n";
+        let mut h = MapsHistory::default();
+        h.observe(7, MAPS);
+        assert!(!h.replaced(7), "a first layout replaces nothing");
+        h.observe(7, &format!("{MAPS}{lib}"));
+        assert!(!h.replaced(7), "a library mapped in addition");
+        h.observe(
+            7,
+            &format!("{MAPS}7f00-7f80 r-xp 00000000 fe:01 20 /lib/libx.so\n"),
+        );
+        assert!(
+            !h.replaced(7),
+            "the same library trimmed at the same address"
+        );
+        h.observe(
+            7,
+            &format!("{MAPS}9f00-9f80 r-xp 00000000 fe:01 20 /lib/libx.so\n"),
+        );
+        assert!(h.replaced(7), "the library unloaded and loaded elsewhere");
+        h.observe(7, "400000-401000 r-xp 00000000 fe:01 9 /bin/other\n");
+        assert!(h.replaced(7), "an exec");
+        assert!(!h.replaced(8), "an unknown process");
     }
 
     #[test]

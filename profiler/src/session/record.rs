@@ -10,7 +10,7 @@
 //! processes that join a `--cgroup` while recording. Must not: format output (the
 //! caller renders the returned report) or know aya (`collect` does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -450,6 +450,12 @@ impl Session {
             .probes
             .snapshot(|k| stacks.knows(k))
             .context("read the probes' aggregates")?;
+        // The stack copies are unwound against the layout their process has now: read
+        // it just before, so a copy taken just after an exec is neither unwound against
+        // the old image nor forgotten with it at the next poll (a row naming it may
+        // come a drain later: the drain takes the rows of the previous generation).
+        self.poll_targets(true);
+        self.last_full_poll = Instant::now();
         let (stacks, maps) = (&mut self.stacks, &self.maps);
         self.probes
             .drain_copies(|copy, tgid, id, fp_id, fp| {
@@ -541,7 +547,15 @@ impl Session {
         self.shared
             .poll(&mut self.probes, self.targets.live(), &relaid);
         // After an exec the same stack id can stand for other code: symbolize anew.
-        self.stacks.forget(&relaid);
+        // Not when a layout only grew (the loader, dlopen): the stacks resolved so
+        // far, and the copies waiting for their rows, keep their meaning — dropping
+        // those would leave the rows that name them without frames.
+        let replaced: BTreeSet<u32> = relaid
+            .iter()
+            .copied()
+            .filter(|&pid| self.maps.replaced(pid))
+            .collect();
+        self.stacks.forget(&replaced);
         // A new target (or one that exec'd) may be a Go program: attach to it now.
         if !relaid.is_empty()
             && let Err(e) = self.go.inspect(relaid.iter())

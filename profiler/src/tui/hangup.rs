@@ -9,7 +9,8 @@
 //! not wait, whether the terminal is still there.
 //!
 //! Owns: that one check on the descriptor crossterm reads (standard input when it is
-//! a terminal). Must not: read from it (the keys are crossterm's).
+//! a terminal), and silencing the dead terminal's outputs. Must not: read from it
+//! (the keys are crossterm's).
 
 use std::io::IsTerminal;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -37,6 +38,18 @@ pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
     n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
+/// After a hang-up: point standard output and error at `/dev/null`. Writes to the
+/// dead terminal fail, and a failed `eprintln!` (ratatui's "Failed to restore
+/// terminal", a warning) panics — before the report is saved.
+pub fn silence() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+            // SAFETY: dup2 onto the standard descriptors, which stay open.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::{AsFd, FromRawFd, OwnedFd};
@@ -62,7 +75,10 @@ mod tests {
     #[test]
     fn a_terminal_hangs_up_when_its_other_end_closes() {
         let (master, slave) = pty();
-        assert!(!hung_up(slave.as_fd()), "a live terminal with nothing to read");
+        assert!(
+            !hung_up(slave.as_fd()),
+            "a live terminal with nothing to read"
+        );
         drop(master);
         assert!(hung_up(slave.as_fd()), "the terminal's master is gone");
     }

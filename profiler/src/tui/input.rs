@@ -51,15 +51,28 @@ impl Input {
         }
     }
 
+    /// Whether the terminal has hung up (its outputs are then silenced, see
+    /// [`hangup::silence`]).
+    pub fn gone(&self) -> bool {
+        let gone = self.tty.is_some_and(hangup::hung_up);
+        if gone {
+            hangup::silence();
+        }
+        gone
+    }
+
     /// The next event within `timeout` (`None` if none came).
     pub fn next(&self, timeout: Duration) -> Result<Option<Event>, Gone> {
-        if self.tty.is_some_and(hangup::hung_up) {
+        if self.gone() {
             return Err(Gone);
         }
         match self.events.recv_timeout(timeout) {
             Ok(ev) => Ok(Some(ev)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(Gone),
+            Err(RecvTimeoutError::Disconnected) => {
+                hangup::silence();
+                Err(Gone)
+            }
         }
     }
 }

@@ -170,6 +170,8 @@ impl Live {
         let input = Input::start();
         loop {
             if signals::received().is_some() {
+                // A SIGHUP usually means the terminal is gone: `gone` silences it.
+                input.gone();
                 return Ok(Ended::Unattended);
             }
             if let Some(session) = self.session.as_mut() {

@@ -208,7 +208,8 @@ fn trace(
         .spawn()
         .expect("start workload");
     let pid = child.id();
-    probes.add_target(pid, false).expect("add target");
+    // Children too: a workload that forks or execs brings its processes' rows.
+    probes.add_target(pid, true).expect("add target");
     let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait workload"));
     let deadline = Instant::now() + Duration::from_mins(1);
     // Each snapshot drains what was counted since the previous one: `all` sums them
@@ -454,6 +455,12 @@ fn stack_copy_ids_are_never_reused() {
     assert!(out.status.success());
     // `trace` asserts that no copy id is read twice (in one process or two).
     assert!(owner.len() >= 8, "only {} stack copies taken", owner.len());
+    let processes: BTreeSet<u32> = owner.values().copied().collect();
+    assert!(
+        processes.len() >= 2,
+        "copies of {} process(es): lock-churn's children were not traced",
+        processes.len()
+    );
 }
 
 /// One pair of the floor object (`profiler-ebpf/src/floor.rs`), priced on a 2 s

@@ -28,6 +28,7 @@ fn futex_calls_are_hooked_through_their_own_tracepoints_with_bounded_kernel_memo
     let storm = demo_bin("futex-storm");
     let r = record(&[
         "-q",
+        "--probe-time",
         "--",
         storm.to_str().unwrap(),
         "--threads",
@@ -200,6 +201,7 @@ fn trace(
         holders: true,
         copy_user_stacks: true,
         syscall_errors: false,
+        run_time_stats: false,
     })
     .expect("load probes");
     let child = cmd
@@ -563,6 +565,7 @@ fn floor_of_timing_a_futex_wait() {
     // lockprof's probe on the same load, in the same run.
     let r = record(&[
         "-q",
+        "--probe-time",
         "--",
         demo_bin("futex-pingpong").to_str().unwrap(),
         "--seconds",

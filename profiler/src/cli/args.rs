@@ -120,6 +120,13 @@ pub struct ProbeArgs {
     /// every syscall exit of the machine (a raw tracepoint), so it is off by default.
     #[arg(long)]
     pub syscall_errors: bool,
+    /// Report the probes' own CPU time (`probe_cost`, the cost line, `top`) by turning
+    /// on the kernel's BPF run-time statistics while recording. They are machine-wide:
+    /// every BPF program on the host, not only lockprof's, then reads the clock twice
+    /// per run (≈ 50 ns on a VM), so this is off by default. When they are on already
+    /// (`kernel.bpf_stats_enabled = 1`) the time is reported without it.
+    #[arg(long)]
+    pub probe_time: bool,
     /// How user stacks are unwound: `dwarf` copies each new call position's stack and
     /// unwinds it with the binaries' CFI (full stacks through glibc and Rust std);
     /// `fp` only walks frame pointers (cheaper, truncated in code built without them).
@@ -162,6 +169,7 @@ pub fn record_options(
         frame_pointers_only: probes.unwind == Unwind::Fp,
         interval: Some(probes.interval),
         syscall_errors: probes.syscall_errors,
+        probe_time: probes.probe_time,
         run_as: targets.run_as()?,
         lock_fns: probes.lock_fns.clone(),
         no_debuginfod: probes.no_debuginfod,

@@ -16,7 +16,7 @@
 //! | any recording | the user registers of the current task (`bpf_task_pt_regs`, `bpf_get_current_task_btf`, so kernel BTF), atomic adds on map values | 5.15 + BTF |
 //! | context-switch probe (holders, wake-to-run; off with `--no-holders`) | `sched_switch`'s `prev_state` argument | 5.18 |
 //! | futex calls only (no program on other syscalls) | per-syscall tracepoints `syscalls:sys_{enter,exit}_futex*` and tracefs, mounted by lockprof when missing; else raw `sys_enter`/`sys_exit` (graceful) | – |
-//! | probe cost in the report (`probe_cost`) | `BPF_ENABLE_STATS` (`kernel.bpf_stats_enabled`) | 5.8 |
+//! | the probes' run time in the report (`probe_cost.bpf_run_ns`, `--probe-time`) | `BPF_ENABLE_STATS` (`kernel.bpf_stats_enabled`) | 5.8 |
 //!
 //! Distribution kernels backport features under old version numbers:
 //! `LOCKPROF_NO_KERNEL_CHECK=1` skips the version comparisons (the loader's own errors
@@ -63,6 +63,8 @@ pub struct Needs {
     pub holders: bool,
     /// The probe hooks futex calls on the per-syscall tracepoints when it can.
     pub futex_tracepoints: bool,
+    /// The probes' run time is to be measured (`--probe-time`).
+    pub probe_time: bool,
 }
 
 /// A kernel feature a recording needs is missing.
@@ -179,9 +181,9 @@ pub fn check(
             ));
         }
     }
-    if !kernel.bpf_stats {
+    if needs.probe_time && !kernel.bpf_stats {
         notes.push(
-            "the kernel has no BPF run-time statistics (kernel.bpf_stats_enabled, 5.8): the report's probe_cost stays zero".to_owned(),
+            "the kernel has no BPF run-time statistics (kernel.bpf_stats_enabled, 5.8): --probe-time cannot measure the probes' run time".to_owned(),
         );
     }
     Ok(notes)
@@ -211,10 +213,12 @@ mod tests {
     const ALL: Needs = Needs {
         holders: true,
         futex_tracepoints: true,
+        probe_time: true,
     };
     const NO_HOLDERS: Needs = Needs {
         holders: false,
         futex_tracepoints: true,
+        probe_time: true,
     };
 
     #[test]
@@ -340,7 +344,13 @@ mod tests {
         };
         let notes = check(&k, ALL, false).unwrap();
         assert_eq!(notes.len(), 1);
-        assert!(notes[0].contains("probe_cost stays zero"), "{notes:?}");
+        assert!(notes[0].contains("--probe-time cannot"), "{notes:?}");
+        // Not asked for, not missed.
+        let unmeasured = Needs {
+            probe_time: false,
+            ..ALL
+        };
+        assert_eq!(check(&k, unmeasured, false), Ok(vec![]));
     }
 
     #[test]

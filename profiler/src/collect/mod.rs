@@ -124,6 +124,11 @@ pub struct LoadOptions {
     /// Count traced threads' failed syscalls: attaches the raw `sys_exit` hook, a
     /// program run on every syscall exit of the machine.
     pub syscall_errors: bool,
+    /// Turn the kernel's BPF run-time statistics on while loaded (for `run_stats`).
+    /// Machine-wide: every BPF program of the host then reads the clock twice per
+    /// run, so only on request. Without it `run_stats` still counts whatever runs the
+    /// kernel measured because someone else turned them on.
+    pub run_time_stats: bool,
 }
 
 /// Loaded and attached probes. Dropping it detaches everything.
@@ -176,7 +181,10 @@ impl Probes {
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
             .load(PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;
-        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+        let stats = opts
+            .run_time_stats
+            .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime).ok())
+            .flatten();
         let programs = attach::programs(method, opts.holders, opts.syscall_errors);
         let target_bits = {
             let map = ebpf

@@ -64,6 +64,9 @@ pub struct RecordOptions {
     /// Count the holders' failed syscalls (`--syscall-errors`): hooks every
     /// syscall exit of the machine, so off by default.
     pub syscall_errors: bool,
+    /// Turn the kernel's BPF run-time statistics on to report the probes' CPU time
+    /// (`--probe-time`): machine-wide, so off by default.
+    pub probe_time: bool,
     /// Who a launched command runs as (`None`: as lockprof).
     pub run_as: Option<Credentials>,
     /// `--lock-fn` patterns: the target's own lock wrappers.
@@ -157,6 +160,7 @@ fn check_kernel(opts: &RecordOptions) -> Result<()> {
         // The probe hooks futex calls on the per-syscall tracepoints when tracefs is
         // (or can be) mounted, else on raw sys_enter/sys_exit (collect::attach).
         futex_tracepoints: true,
+        probe_time: opts.probe_time,
     };
     let notes = features::check(
         &features::KernelInfo::read(),
@@ -245,6 +249,7 @@ impl Session {
             holders: opts.holders,
             copy_user_stacks: !opts.frame_pointers_only,
             syscall_errors: opts.syscall_errors,
+            run_time_stats: opts.probe_time,
         })?;
         if opts.verbose {
             eprintln!(

@@ -226,3 +226,17 @@ fn header_shows_the_kernel_memory_the_probe_holds() {
     // Reports without the figure (older files) say nothing about it.
     assert!(!screen(&App::replay(fixture()), 200, 20).contains("kernel memory"));
 }
+
+#[test]
+fn header_says_when_the_probes_bpf_time_was_not_measured() {
+    let mut report = fixture();
+    assert!(report.probe_cost.run_time_measured());
+    assert!(!screen(&App::replay(report.clone()), 200, 20).contains("not measured"));
+    report.probe_cost.bpf_run_ns = 0;
+    report.probe_cost.bpf_runs = 0;
+    let text = screen(&App::replay(report), 200, 20);
+    assert!(
+        text.contains("lockprof cost: BPF not measured (--probe-time)"),
+        "the header must not show a BPF time of zero as measured:\n{text}"
+    );
+}

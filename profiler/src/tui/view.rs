@@ -96,21 +96,23 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
         fmt_pct(r.totals.contention_wait_ns, r.totals.wait_ns),
     ));
     let losses = r.losses.kernel_total();
+    // BPF time is only known with the kernel's run-time statistics on (`--probe-time`).
+    let bpf = if r.probe_cost.run_time_measured() {
+        per_sec(rates.bpf_ns_per_sec)
+    } else {
+        "not measured (--probe-time)".to_owned()
+    };
     let cost = match rates.user_ns_per_sec {
         _ if !rates.cost_known => "lockprof cost: measuring…".to_owned(),
         Some(user) => format!(
-            "lockprof cost: BPF {}, userspace CPU {}{}",
-            per_sec(rates.bpf_ns_per_sec),
+            "lockprof cost: BPF {bpf}, userspace CPU {}{}",
             per_sec(user),
             app.live.report_ns.map_or_else(String::new, |ns| format!(
                 " (last refresh took {})",
                 fmt_duration_ns(ns)
             ))
         ),
-        None => format!(
-            "lockprof cost: BPF {} (average)",
-            per_sec(rates.bpf_ns_per_sec)
-        ),
+        None => format!("lockprof cost: BPF {bpf} (average)"),
     };
     // The probe's maps are memory the kernel keeps for us while attached: always
     // worth seeing next to the CPU cost (0 in reports written before it was measured).

@@ -54,8 +54,8 @@ const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// The kernel's BPF run-time statistics (`kernel.bpf_stats_enabled`) on while this
 /// lives, restored to what they were when dropped. Every program run then reads the
-/// clock twice, whichever tracer loaded it (lockprof turns them on for its own report
-/// anyway; the peer pays them only while measured).
+/// clock twice, whichever tracer loaded it, so the benches keep them off while they
+/// time the target (lockprof turns them on only for `--probe-time`).
 pub struct RunTimeStats {
     before: Option<String>,
 }

@@ -132,6 +132,10 @@ pub struct GoCost {
 
 /// Measures (e) and (f); `dir` holds the reports and the daemon's private state.
 pub fn measure(plan: Plan, dir: &Path) -> Result<GoCost> {
+    // Its BPF time per run comes from the reports' `probe_cost`, which needs the
+    // kernel's run-time statistics: on for the whole Go part (two clock reads a
+    // program run, in the attached and the unattached windows alike).
+    let _stats = super::bpf_fds::RunTimeStats::enable();
     let godemo = crate::demo_go::build()?;
     let ctrload = crate::demo_go::build_tool("ctrload")?;
     let mut cost = GoCost::default();

@@ -73,7 +73,8 @@ pub(super) fn storm(flags: &BTreeMap<String, u64>, holders: bool) -> Result<()> 
                 let report = dir.join(format!("storm-run{}.json", i + 1));
                 let _ = std::fs::remove_file(&report);
                 let out = Cmd::new(release_bin("lockprof"))
-                    .args(["record", "-q", "-o"])
+                    // The report's BPF time needs the kernel's run-time statistics.
+                    .args(["record", "-q", "--probe-time", "-o"])
                     .arg(&report)
                     .args(if holders {
                         &[][..]

@@ -15,11 +15,18 @@ fn cost_line(out: &mut Out, cost: &ProbeCost) {
     if cost.kernel_memory_bytes == 0 {
         return;
     }
-    let per_run = cost.bpf_run_ns.checked_div(cost.bpf_runs).unwrap_or(0);
+    let time = if cost.run_time_measured() {
+        format!(
+            "{} of BPF time in {} runs ({} ns each)",
+            fmt_duration_ns(cost.bpf_run_ns),
+            fmt_count(cost.bpf_runs),
+            cost.bpf_run_ns / cost.bpf_runs,
+        )
+    } else {
+        "BPF time not measured (--probe-time)".to_owned()
+    };
     out.line(format!(
-        "probe cost: {} of BPF time in {} runs ({per_run} ns each), {:.1} MiB of kernel memory, futex calls hooked through {}",
-        fmt_duration_ns(cost.bpf_run_ns),
-        fmt_count(cost.bpf_runs),
+        "probe cost: {time}, {:.1} MiB of kernel memory, futex calls hooked through {}",
         cost.kernel_memory_bytes as f64 / 1_048_576.0,
         cost.attach_method,
     ));

@@ -4,8 +4,8 @@
 use super::*;
 use crate::render::fit::chars;
 use crate::report::model::{
-    AddressShare, Frame, Losses, SCHEMA_VERSION, Site, StackShare, Target, TargetOrigin, Totals,
-    WaitKind, WakerSite,
+    AddressShare, Frame, Losses, ProbeCost, SCHEMA_VERSION, Site, StackShare, Target, TargetOrigin,
+    Totals, WaitKind, WakerSite,
 };
 use crate::test_support::{held, sample_report, sum, thread};
 
@@ -146,6 +146,45 @@ fn empty_report_says_nothing_was_recorded() {
 
         no futex waits were recorded for the target(s)
         ");
+}
+
+#[test]
+fn cost_line_says_when_the_probes_run_time_was_not_measured() {
+    let cost_line = |probe_cost: ProbeCost| {
+        let report = Report {
+            duration_ns: 1_000_000_000,
+            probe_cost,
+            ..Report::default()
+        };
+        render(&report, &TextOptions::default())
+            .lines()
+            .find(|l| l.starts_with("probe cost:"))
+            .map(str::to_owned)
+    };
+    let live = ProbeCost {
+        attach_method: "syscall_tracepoints".to_owned(),
+        kernel_memory_bytes: 86 * 1_048_576,
+        ..ProbeCost::default()
+    };
+    assert_eq!(
+        cost_line(live.clone()).as_deref(),
+        Some(
+            "probe cost: BPF time not measured (--probe-time), 86.0 MiB of kernel memory, futex calls hooked through syscall_tracepoints"
+        )
+    );
+    let measured = ProbeCost {
+        bpf_run_ns: 2_000_000,
+        bpf_runs: 10_000,
+        ..live
+    };
+    assert_eq!(
+        cost_line(measured).as_deref(),
+        Some(
+            "probe cost: 2.00ms of BPF time in 10000 runs (200 ns each), 86.0 MiB of kernel memory, futex calls hooked through syscall_tracepoints"
+        )
+    );
+    // Reports saved before the cost line existed have no memory figure: no line.
+    assert_eq!(cost_line(ProbeCost::default()), None);
 }
 
 #[test]

@@ -89,8 +89,9 @@ impl Default for Report {
 }
 
 /// The kernel's run-time accounting of lockprof's eBPF programs (`BPF_ENABLE_STATS`):
-/// CPU time spent in the probes, summed over all CPUs, and the number of runs. Both
-/// are zero when the kernel refused to enable the statistics.
+/// CPU time spent in the probes, summed over all CPUs, and the number of runs
+/// measured. Both are zero when the statistics were off (the default: they cost every
+/// BPF program of the host two clock reads a run; `--probe-time` turns them on).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeCost {
     pub bpf_run_ns: u64,
@@ -104,6 +105,14 @@ pub struct ProbeCost {
     /// kernel accounts it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub kernel_memory_bytes: u64,
+}
+
+impl ProbeCost {
+    /// Whether the kernel measured the probes' run time (statistics on for at least
+    /// part of the recording).
+    pub fn run_time_measured(&self) -> bool {
+        self.bpf_runs > 0
+    }
 }
 
 /// One traced process.

@@ -123,8 +123,9 @@ pub struct ProbeArgs {
     /// Report the probes' own CPU time (`probe_cost`, the cost line, `top`) by turning
     /// on the kernel's BPF run-time statistics while recording. They are machine-wide:
     /// every BPF program on the host, not only lockprof's, then reads the clock twice
-    /// per run (≈ 50 ns on a VM), so this is off by default. When they are on already
-    /// (`kernel.bpf_stats_enabled = 1`) the time is reported without it.
+    /// per run (≈ 50 ns on a VM), so this is off by default. When something else holds
+    /// them on (`sysctl kernel.bpf_stats_enabled=1`, another tool) the time is
+    /// reported without it.
     #[arg(long)]
     pub probe_time: bool,
     /// How user stacks are unwound: `dwarf` copies each new call position's stack and

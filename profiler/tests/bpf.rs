@@ -89,7 +89,9 @@ const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 fn probe_run_time_is_measured_only_with_probe_time() {
     require_root();
     assert_eq!(
-        std::fs::read_to_string(STATS_SYSCTL).expect("sysctl").trim(),
+        std::fs::read_to_string(STATS_SYSCTL)
+            .expect("sysctl")
+            .trim(),
         "0",
         "the statistics are on for the whole machine: this test cannot tell who turned them on"
     );
@@ -116,7 +118,10 @@ fn probe_run_time_is_measured_only_with_probe_time() {
         !cost.run_time_measured(),
         "statistics on without --probe-time: {cost:?}"
     );
-    assert!(cost.kernel_memory_bytes > 0, "the memory figure needs no statistics");
+    assert!(
+        cost.kernel_memory_bytes > 0,
+        "the memory figure needs no statistics"
+    );
 
     let cost = run(&["--probe-time"]);
     assert!(

@@ -227,6 +227,11 @@ fn machine_tax(plan: Plan, dir: &Path) -> Result<Rounds> {
     let mut r = Rounds::default();
     let result = each_window(plan, "(a) machine tax", &TAX_ATTACHED, |t| {
         let a = Attached::start(t, idle.id(), &dir.join("overhead-tax.json"))?;
+        // What being attached costs, not what starting costs: both tracers' first
+        // moments (lockprof re-reads a new target's maps every 10 ms for a second,
+        // then drains for the first time) cost dd up to 8 % more than their steady
+        // state, and dd starts right after the tracer says it is ready.
+        std::thread::sleep(plan.settle);
         let started = Instant::now();
         let status = Command::new("dd")
             .args(["if=/dev/zero", "of=/dev/null", "bs=1", "status=none"])

@@ -28,11 +28,19 @@ pub const MAP_TARGETS: &str = "TARGETS";
 /// untraced futex call pays. An array lookup is inlined by the verifier (no helper
 /// call, no hashing), so an untraced thread pays a few instructions. Memory-mapped
 /// (`BPF_F_MMAPABLE`) so userspace sets and clears bits with atomic operations that
-/// cannot race the kernel's own (a followed child's bit).
+/// cannot race the kernel's own (a followed child's bit). After the bits, one more
+/// word ([`TARGET_BITS_FOLLOWED`]) counts the processes the kernel started tracing.
 pub const MAP_TARGET_BITS: &str = "TARGET_BITS";
-/// Words of [`MAP_TARGET_BITS`]: enough for every pid up to Linux's `PID_MAX_LIMIT`
-/// (4 Mi on 64-bit), i.e. 512 KiB.
+/// Words of bits in [`MAP_TARGET_BITS`]: enough for every pid up to Linux's
+/// `PID_MAX_LIMIT` (4 Mi on 64-bit), i.e. 512 KiB.
 pub const TARGET_BITS_WORDS: u32 = (1 << 22) / 64;
+/// Index of the word after the bits in [`MAP_TARGET_BITS`]: how many children the
+/// kernel has followed (added to [`MAP_TARGETS`]) so far, bumped after each insert.
+/// Userspace reads it through the mapping at every tick and reads `TARGETS` (a
+/// syscall that walks the whole hash) only when it moved.
+pub const TARGET_BITS_FOLLOWED: u32 = TARGET_BITS_WORDS;
+/// Entries of [`MAP_TARGET_BITS`]: the bits and the followed-children count.
+pub const TARGET_BITS_ENTRIES: u32 = TARGET_BITS_WORDS + 1;
 /// Hash map `tid → RawTask`: per traced thread, the futex call in progress and what
 /// the holder tracking knows. Created at a thread's first futex call (or first
 /// switch-out), deleted when the thread exits.

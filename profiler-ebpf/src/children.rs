@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use profiler_common::{CALL_EXITED, Loss, nr, target_flags};
 
-use crate::maps::{TARGETS, TASKS, count_loss, is_target, set_target_bit};
+use crate::maps::{TARGETS, TASKS, count_loss, is_target, note_followed, set_target_bit};
 use crate::regs::{REG_DI, Regs, current_ids};
 
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -74,6 +74,7 @@ fn follow(child: u32) {
         count_loss(Loss::TargetMapFull);
     } else {
         set_target_bit(child);
+        note_followed();
     }
 }
 

@@ -15,7 +15,7 @@ use profiler_common::{
     MAX_STACKS2, MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
     RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawTask,
     RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats,
-    TARGET_BITS_WORDS,
+    TARGET_BITS_ENTRIES, TARGET_BITS_FOLLOWED,
 };
 
 #[map]
@@ -54,7 +54,7 @@ pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0
 
 /// One bit per traced tgid (see `MAP_TARGET_BITS`): the filter on every hot path.
 #[map]
-pub static TARGET_BITS: Array<u64> = Array::with_max_entries(TARGET_BITS_WORDS, BPF_F_MMAPABLE);
+pub static TARGET_BITS: Array<u64> = Array::with_max_entries(TARGET_BITS_ENTRIES, BPF_F_MMAPABLE);
 
 /// One row per traced thread (see `RawTask`); deleted when the thread exits.
 #[map]
@@ -157,6 +157,15 @@ pub fn set_target_bit(tgid: u32) {
                 1u64 << (tgid & 63),
             );
         }
+    }
+}
+
+/// Count one more process the kernel started tracing (after its `TARGETS` row and
+/// bit are in place): userspace reads `TARGETS` again only when this count moves.
+#[inline(always)]
+pub fn note_followed() {
+    if let Some(n) = TARGET_BITS.get_ptr_mut(TARGET_BITS_FOLLOWED) {
+        add(n, 1);
     }
 }
 

@@ -14,7 +14,7 @@ use profiler_common::{
     LOSS_KINDS, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
     MAX_STACKS2, MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
     RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawTask,
-    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, TARGET_BITS_WORDS,
+    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, TARGET_BITS_ENTRIES,
 };
 use profiler_common::{
     MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeRing,
@@ -91,7 +91,7 @@ fn definitions() -> Vec<MapDef> {
             MAX_SHARED_SITES,
         ),
         def(Kind::Hash, 4, 4, MAX_TARGETS),
-        def(Kind::Array, 4, 8, TARGET_BITS_WORDS),
+        def(Kind::Array, 4, 8, TARGET_BITS_ENTRIES),
         def(Kind::Hash, 4, size_of::<RawTask>(), MAX_TASKS),
         def(Kind::PerCpuArray, 4, 8, LOSS_KINDS),
         def(

@@ -243,6 +243,13 @@ impl Probes {
         }
     }
 
+    /// How many children the kernel has followed so far: when it has not moved since
+    /// the last [`Probes::targets`], that set has no new member (the kernel counts a
+    /// child after adding it). No syscall.
+    pub fn followed(&self) -> u64 {
+        self.target_bits.followed()
+    }
+
     /// The traced tgids, including children followed by the kernel.
     pub fn targets(&self) -> Result<BTreeSet<u32>, CollectError> {
         let rows: Vec<(u32, u32)> =

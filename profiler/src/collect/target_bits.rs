@@ -1,7 +1,9 @@
 //! The probes' target filter as userspace sees it: `TARGET_BITS` (one bit per
 //! traced tgid) memory-mapped, so setting and clearing a bit is an atomic operation
 //! on the shared page — it cannot undo a bit the kernel sets at the same moment for a
-//! followed child (a read-modify-write through `bpf(2)` could).
+//! followed child (a read-modify-write through `bpf(2)` could). The word after the
+//! bits counts the children the kernel followed: read through the same mapping, it
+//! tells the session when `TARGETS` has new rows without a syscall.
 //!
 //! Owns: the mapping and its bit arithmetic. Must not: decide what is traced (the
 //! session does, through [`Probes::add_target`](super::Probes::add_target)).
@@ -9,7 +11,9 @@
 use std::os::fd::{AsRawFd as _, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use profiler_common::{MAP_TARGET_BITS, TARGET_BITS_WORDS};
+use profiler_common::{
+    MAP_TARGET_BITS, TARGET_BITS_ENTRIES, TARGET_BITS_FOLLOWED, TARGET_BITS_WORDS,
+};
 
 use super::CollectError;
 
@@ -21,7 +25,7 @@ pub struct TargetBits {
 // SAFETY: the mapping is only accessed through atomics and lives as long as the value.
 unsafe impl Send for TargetBits {}
 
-const BYTES: usize = TARGET_BITS_WORDS as usize * 8;
+const BYTES: usize = TARGET_BITS_ENTRIES as usize * 8;
 
 impl TargetBits {
     /// Map the loaded `TARGET_BITS` array (created `BPF_F_MMAPABLE`).
@@ -59,6 +63,13 @@ impl TargetBits {
         if let Some((w, bit)) = self.slot(tgid) {
             w.fetch_and(!bit, Ordering::SeqCst);
         }
+    }
+
+    /// How many children the kernel has followed so far (see
+    /// `profiler_common::TARGET_BITS_FOLLOWED`).
+    pub fn followed(&self) -> u64 {
+        // SAFETY: the word after the bits, inside the mapping (BYTES covers it).
+        unsafe { &*self.words.add(TARGET_BITS_FOLLOWED as usize) }.load(Ordering::SeqCst)
     }
 
     fn slot(&self, tgid: u32) -> Option<(&AtomicU64, u64)> {

@@ -34,6 +34,8 @@ pub(super) struct Targets {
     exited_children: VecDeque<u32>,
     /// Exited children dropped from `listed`.
     not_listed: u64,
+    /// The kernel's followed-children count when `TARGETS` was last read.
+    followed_seen: Option<u64>,
 }
 
 impl Targets {
@@ -64,9 +66,9 @@ impl Targets {
         self.not_listed
     }
 
-    /// Whether every target has exited (a live one is checked in `/proc`).
+    /// Whether every target has been seen exited (full polls check the live ones).
     pub(super) fn all_exited(&self) -> bool {
-        self.live.iter().all(|&pid| !process::is_alive(pid))
+        self.live.is_empty()
     }
 
     /// Record that `pid` exited: it leaves the polled set; a child stays listed
@@ -102,7 +104,14 @@ impl Targets {
     ) -> (BTreeSet<u32>, Vec<u32>) {
         let mut relaid = BTreeSet::new();
         let mut exited = Vec::new();
-        if let Ok(traced) = probes.targets() {
+        // `TARGETS` is read (a syscall walking the whole hash) only when the kernel
+        // followed a child since the last read. The count is read first: a child
+        // counted after it moves it again, and one counted before is in the set.
+        let followed = probes.followed();
+        if self.followed_seen != Some(followed)
+            && let Ok(traced) = probes.targets()
+        {
+            self.followed_seen = Some(followed);
             for pid in traced {
                 if !self.live.contains(&pid) && !self.listed.contains_key(&pid) {
                     self.insert(target(pid, TargetOrigin::Child, false));

@@ -102,10 +102,11 @@ impl Recording {
     }
 }
 
-/// How often stop conditions are checked. A tick costs no syscall for a settled
-/// attached target (measured on memcached under load: lockprof's own CPU was 1.7 %
-/// of a CPU, most of it reading each target's `/proc` stat and the `TARGETS` hash at
-/// every tick, before they moved to the full polls and the followed count).
+/// How often a young target is polled (see [`YOUNG`]). Settled targets are polled
+/// every [`MAPS_EVERY`] only: each wake-up of lockprof takes a CPU from the target
+/// for a moment (measured on memcached under load: lockprof's own CPU was 10–12 ms
+/// per second with a poll every 10 ms that read each target's `/proc` stat and the
+/// `TARGETS` hash).
 const TICK: Duration = Duration::from_millis(10);
 /// How often a settled target's memory map is re-read (for dlopen/exec), and whether
 /// it is still alive checked.
@@ -149,7 +150,11 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
                 next_tick += interval;
             }
         }
-        std::thread::sleep(TICK);
+        let until_refresh = next_tick.saturating_sub(session.elapsed());
+        let until_end = opts
+            .duration
+            .map_or(Duration::MAX, |d| d.saturating_sub(session.elapsed()));
+        std::thread::sleep(session.next_poll_in().min(until_refresh).min(until_end));
     };
     session.stop(stopped, opts.verbose)
 }
@@ -324,6 +329,19 @@ impl Session {
     /// The targets so far (children appear as the kernel follows them).
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
         self.targets.listed()
+    }
+
+    /// How long the caller may wait before the next [`Session::poll`]: [`TICK`]
+    /// while a target is young (its libraries are being mapped; a launched command
+    /// is young too), else until the next full poll. Stop conditions (a signal, the
+    /// targets' exit) are thus seen within [`MAPS_EVERY`] at worst.
+    pub fn next_poll_in(&self) -> Duration {
+        if self.targets.any_young() {
+            return TICK;
+        }
+        MAPS_EVERY
+            .saturating_sub(self.last_full_poll.elapsed())
+            .max(TICK)
     }
 
     /// One tick: follow new children, attach to processes that joined a `--cgroup`

@@ -66,6 +66,14 @@ impl Targets {
         self.not_listed
     }
 
+    /// Whether a live target was first seen (or exec'd) less than [`YOUNG`] ago, or
+    /// has not been polled yet.
+    pub(super) fn any_young(&self) -> bool {
+        self.live
+            .iter()
+            .any(|pid| self.first_seen.get(pid).is_none_or(|t| t.elapsed() < YOUNG))
+    }
+
     /// Whether every target has been seen exited (full polls check the live ones).
     pub(super) fn all_exited(&self) -> bool {
         self.live.is_empty()
@@ -285,6 +293,24 @@ mod tests {
         assert_eq!(t.not_listed(), 10);
         assert_eq!(t.live().count(), 0);
         assert!(t.all_exited());
+    }
+
+    #[test]
+    fn a_target_is_young_until_polled_and_for_a_second_after() {
+        let mut t = Targets::default();
+        assert!(!t.any_young(), "no target");
+        t.insert(child(7));
+        assert!(t.any_young(), "not polled yet");
+        t.first_seen.insert(7, Instant::now());
+        assert!(t.any_young());
+        t.first_seen
+            .insert(7, Instant::now().checked_sub(YOUNG).expect("uptime"));
+        assert!(!t.any_young(), "settled");
+        t.exited(7);
+        t.insert(child(8));
+        t.first_seen
+            .insert(8, Instant::now().checked_sub(YOUNG * 2).expect("uptime"));
+        assert!(!t.any_young(), "the exited one is not polled");
     }
 
     #[test]

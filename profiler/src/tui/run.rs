@@ -200,7 +200,13 @@ impl Live {
                     draw(terminal, app)?;
                 }
             }
-            match wait_key(&input, app, TICK) {
+            // Keys end the wait at once; the session is polled when it asks to be.
+            let wait = self.session.as_ref().map_or(TICK, |s| {
+                s.next_poll_in()
+                    .min(self.next_report.saturating_sub(s.elapsed()))
+                    .max(TICK)
+            });
+            match wait_key(&input, app, wait) {
                 Step::Quit => return Ok(Ended::Quit),
                 Step::HungUp => return Ok(Ended::Unattended),
                 Step::Save => {

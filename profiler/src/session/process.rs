@@ -40,14 +40,34 @@ pub fn check_privileges() -> Result<()> {
 
 /// Is there a live (not zombie) process `pid`?
 pub fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised comm, which may itself contain ')'.
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    stat(pid).is_some_and(|s| s.alive)
+}
+
+/// What `/proc/PID/stat` says of a process that the session polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Not a zombie (nor dead).
+    pub alive: bool,
+    /// Its virtual memory size in bytes: any mapping added or removed (an exec, a
+    /// `dlopen`) moves it, so an unchanged size means the memory map need not be
+    /// read again.
+    pub vsize: u64,
+}
+
+/// `pid`'s [`Stat`], `None` when there is no such process.
+pub fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    // The fields after the parenthesised comm (which may itself contain ')'): the
+    // state is field 3 of proc_pid_stat(5), the virtual size field 23.
+    let mut fields = text[text.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    Some(Stat {
+        alive: state != "Z" && state != "X",
+        vsize: fields.nth(19).and_then(|v| v.parse().ok()).unwrap_or(0),
+    })
 }
 
 /// Check that `pid` names a process we can trace, with a one-line error otherwise.
@@ -527,6 +547,25 @@ pub mod signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_reads_state_and_virtual_size_after_a_comm_with_parentheses() {
+        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 1233 0 0 0 12 3 0 0 20 0 5 0 \
+                    98765 1234567168 2048 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                alive: true,
+                vsize: 1_234_567_168
+            })
+        );
+        let zombie = parse_stat("7 (x) Z 1 7 7 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0");
+        assert_eq!(zombie.map(|s| s.alive), Some(false));
+        assert_eq!(zombie.map(|s| s.vsize), Some(0));
+        assert_eq!(parse_stat("garbage"), None);
+        let me = stat(std::process::id()).expect("our own stat");
+        assert!(me.alive && me.vsize > 0, "{me:?}");
+    }
 
     #[test]
     fn check_pid_rejects_missing_and_zero() {

@@ -32,7 +32,7 @@ use crate::session::procmaps::MapsHistory;
 use crate::session::refresh::{refresh_summary, release_free_memory, thread_cpu};
 use crate::session::shared::SharedFutexes;
 use crate::session::stacks::StackCache;
-use crate::session::targets::{Targets, describe, join_cgroups, target};
+use crate::session::targets::{Polled, Targets, describe, join_cgroups, target};
 use crate::session::threads::Threads;
 use crate::session::user::Credentials;
 
@@ -567,13 +567,18 @@ impl Session {
     }
 
     fn poll_targets(&mut self, full: bool) {
-        let (relaid, exited) = self.targets.poll(&mut self.probes, &mut self.maps, full);
+        let Polled {
+            relaid,
+            resized,
+            exited,
+        } = self.targets.poll(&mut self.probes, &mut self.maps, full);
         for &pid in &exited {
             self.shared.forget(&mut self.probes, pid);
         }
         self.exited_since_drain.extend(exited);
+        let remapped: BTreeSet<u32> = relaid.union(&resized).copied().collect();
         self.shared
-            .poll(&mut self.probes, self.targets.live(), &relaid);
+            .poll(&mut self.probes, self.targets.live(), &remapped);
         // After an exec the same stack id can stand for other code: symbolize anew.
         // Not when a layout only grew (the loader, dlopen): the stacks resolved so
         // far, and the copies waiting for their rows, keep their meaning — dropping

@@ -7,20 +7,17 @@
 //! process that maps it — and deciding when to rescan. Must not: touch aya (it asks
 //! `collect::Probes` to write the rows).
 //!
-//! A new target is scanned at the first poll that sees it; every target is rescanned
-//! every [`RESCAN_EVERY`] (`PostgreSQL` maps dynamic shared memory segments as it
-//! goes). Until its first scan, a process's shared futex calls are paired within the
+//! A new target is scanned at the first poll that sees it, and again whenever its
+//! mappings may have changed: its virtual size moved, or its executable layout
+//! (`PostgreSQL` maps dynamic shared memory segments as it goes). A settled daemon's
+//! processes are not read again. Until its first scan, a process's shared futex calls are paired within the
 //! process only, and counted (`shared_futex_unmapped`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
 
 use profiler_common::{MAX_SHARED_RANGES, RawSharedMaps, RawSharedRange, SHARED_TRUNCATED};
 
 use crate::collect::Probes;
-
-/// How often every target's shared mappings are read again.
-const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
 /// One shared mapping of `/proc/PID/maps`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +71,6 @@ pub struct SharedFutexes {
     registered: BTreeMap<u32, RawSharedMaps>,
     /// Targets whose maps could not be read (exited): not scanned again.
     gone: BTreeSet<u32>,
-    last_rescan: Option<Instant>,
     warned: bool,
 }
 
@@ -113,21 +109,16 @@ impl SharedFutexes {
         }
     }
 
-    /// Register the targets not scanned yet or whose executable layout just changed
-    /// (`relaid`: an exec replaces every mapping), and every target again once
-    /// [`RESCAN_EVERY`] has passed; forget the ones that exited.
+    /// Register the targets not scanned yet or whose mappings may just have changed
+    /// (`remapped`: their virtual size moved, or an exec replaced every mapping).
     pub fn poll(
         &mut self,
         probes: &mut Probes,
         pids: impl IntoIterator<Item = u32>,
-        relaid: &BTreeSet<u32>,
+        remapped: &BTreeSet<u32>,
     ) {
-        let rescan = self.last_rescan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY);
-        if rescan {
-            self.last_rescan = Some(Instant::now());
-        }
         for pid in pids {
-            let due = rescan || relaid.contains(&pid) || !self.registered.contains_key(&pid);
+            let due = remapped.contains(&pid) || !self.registered.contains_key(&pid);
             if !due || self.gone.contains(&pid) {
                 continue;
             }

@@ -20,6 +20,18 @@ use crate::session::record::YOUNG;
 /// counted (their rows are folded into process 0 as well, see `session::fold`).
 pub(super) const EXITED_CHILDREN_LISTED: usize = 64;
 
+/// What one [`Targets::poll`] found.
+pub(super) struct Polled {
+    /// Targets whose executable layout changed after they were first seen (an exec,
+    /// or a dlopen).
+    pub relaid: BTreeSet<u32>,
+    /// Targets whose virtual size moved since the previous full poll (or that it saw
+    /// first): any mapping may have come or gone, shared memory included.
+    pub resized: BTreeSet<u32>,
+    /// Targets seen exited now.
+    pub exited: Vec<u32>,
+}
+
 /// The session's targets: every process listed in the report, which of them are
 /// still alive (the only ones polled, so a workload that forks for hours costs each
 /// tick what its live processes cost), and how many exited children are no longer
@@ -36,6 +48,8 @@ pub(super) struct Targets {
     not_listed: u64,
     /// The kernel's followed-children count when `TARGETS` was last read.
     followed_seen: Option<u64>,
+    /// Each live target's virtual size when its memory map was last read.
+    vsize_at_maps: HashMap<u32, u64>,
 }
 
 impl Targets {
@@ -84,6 +98,7 @@ impl Targets {
     fn exited(&mut self, pid: u32) {
         self.live.remove(&pid);
         self.first_seen.remove(&pid);
+        self.vsize_at_maps.remove(&pid);
         let Some(t) = self.listed.get_mut(&pid) else {
             return;
         };
@@ -101,16 +116,16 @@ impl Targets {
     }
 
     /// Discover followed children and capture live targets' memory maps: every live
-    /// target when `full` (which also notices exits), otherwise only the ones seen
-    /// for less than [`YOUNG`]. Returns the targets whose layout changed after they
-    /// were first seen (an exec, or a dlopen), and the ones seen exited now.
+    /// target whose virtual size moved when `full` (which also notices exits), and
+    /// every tick the ones seen for less than [`YOUNG`].
     pub(super) fn poll(
         &mut self,
         probes: &mut Probes,
         maps: &mut MapsHistory,
         full: bool,
-    ) -> (BTreeSet<u32>, Vec<u32>) {
+    ) -> Polled {
         let mut relaid = BTreeSet::new();
+        let mut resized = BTreeSet::new();
         let mut exited = Vec::new();
         // `TARGETS` is read (a syscall walking the whole hash) only when the kernel
         // followed a child since the last read. The count is read first: a child
@@ -128,7 +143,8 @@ impl Targets {
         }
         let live: Vec<u32> = self.live.iter().copied().collect();
         for pid in live {
-            if full && !process::is_alive(pid) {
+            let stat = if full { process::stat(pid) } else { None };
+            if full && !stat.is_some_and(|s| s.alive) {
                 exited.push(pid);
                 continue;
             }
@@ -141,7 +157,22 @@ impl Targets {
             if !(full || young) {
                 continue;
             }
+            // A settled target's map is read again only when its virtual size moved:
+            // reading `/proc/PID/maps` of a multi-process daemon's every process ten
+            // times a second was most of lockprof's own CPU on PostgreSQL.
+            let vsize = stat.map(|s| s.vsize);
+            let moved = vsize.is_some() && vsize != self.vsize_at_maps.get(&pid).copied();
+            if moved {
+                resized.insert(pid);
+            }
+            let named = self.listed.get(&pid).is_some_and(|t| !t.comm.is_empty());
+            if !young && named && !moved {
+                continue;
+            }
             let new_layout = maps.refresh(pid);
+            if let Some(v) = vsize {
+                self.vsize_at_maps.insert(pid, v);
+            }
             if new_layout && !young {
                 // An exec (or dlopen): watch closely again while the loader maps the
                 // new image's libraries, as for a new process.
@@ -168,7 +199,11 @@ impl Targets {
             probes.remove_target(pid);
             self.exited(pid);
         }
-        (relaid, exited)
+        Polled {
+            relaid,
+            resized,
+            exited,
+        }
     }
 
     /// The listed targets as the report shows them now: exit states checked, the

@@ -44,6 +44,10 @@ pub struct Daemon {
     /// attached): the part of memcached's CPU per operation that each tracer's probes
     /// add, measured directly instead of as a difference of noisy totals.
     pub bpf_ns_per_op: Rounds,
+    /// The tracer process's own CPU time (user + system) per second of the window,
+    /// ms (0 when nothing is attached): what it takes from the machine besides its
+    /// probes.
+    pub tracer_cpu_ms_per_s: Rounds,
     /// lockprof's peak RSS per lockprof window, KiB.
     pub rss_kib: Vec<u64>,
     /// lockprof's maps, read in its first window.
@@ -131,6 +135,10 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<Daemon> {
         d.server_cpu_ns_per_op.push(t, server_ns / ops);
         d.total_cpu_ns_per_op
             .push(t, (server_ns + (m1.tracer_ms - m0.tracer_ms) * 1e6) / ops);
+        d.tracer_cpu_ms_per_s.push(
+            t,
+            (m1.tracer_ms - m0.tracer_ms) / (m1.at - m0.at).as_secs_f64(),
+        );
         if t.is_lockprof() {
             d.rss_kib.push(detached.vm_hwm_kib);
             let rep = LockReport::read(&report)?;

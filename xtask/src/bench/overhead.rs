@@ -509,6 +509,22 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
         &bpf(Tracer::LockprofNoHolders),
         "",
     );
+    let own = |t: Tracer| {
+        let c = Stats::of(&d.tracer_cpu_ms_per_s.values(t));
+        format!("{:.1} ms/s ({:.1}..{:.1})", c.median, c.min, c.max)
+    };
+    row(
+        out,
+        "    the tracer process's own CPU time",
+        &own(Tracer::Lockprof),
+        &own(Tracer::Bpftrace),
+    );
+    row(
+        out,
+        "      lockprof --no-holders",
+        &own(Tracer::LockprofNoHolders),
+        "",
+    );
     let plain = Stats::of(&d.ops_per_s.values(Tracer::None));
     let cpu = Stats::of(&d.server_cpu_ns_per_op.values(Tracer::None));
     row(
@@ -614,6 +630,9 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
                        "server_and_tracer_cpu_ns_per_op": d.total_cpu_ns_per_op.to_json(&ATTACHED),
                        "bpf_ns_per_op": ATTACHED.iter()
                            .map(|&t| (t.key().to_owned(), json!(d.bpf_ns_per_op.values(t))))
+                           .collect::<serde_json::Map<_, _>>(),
+                       "tracer_cpu_ms_per_s": ATTACHED.iter()
+                           .map(|&t| (t.key().to_owned(), json!(d.tracer_cpu_ms_per_s.values(t))))
                            .collect::<serde_json::Map<_, _>>(),
                        "lost_events": d.losses, "bpftrace_killed_after_sigint": d.peer_killed });
         v["memory"] = json!({

@@ -47,6 +47,8 @@ fn futex_calls_are_hooked_through_their_own_tracepoints_with_bounded_kernel_memo
         cost.kernel_memory_bytes
     );
     assert!(cost.bpf_runs > 0 && r.report.totals.waits > 0);
+    // lockprof's own CPU is reported too: at least its final drain and symbolization.
+    assert!(cost.lockprof_cpu_ns > 0, "{cost:?}");
     let l = &r.report.losses;
     assert_eq!(
         (

@@ -10,7 +10,7 @@ pub mod go;
 pub mod process;
 pub mod procmaps;
 pub mod record;
-mod refresh;
+pub(crate) mod refresh;
 mod shared;
 mod stacks;
 mod targets;

@@ -29,7 +29,7 @@ use crate::session::fold::Totals;
 use crate::session::go::GoTracer;
 use crate::session::process::{self, Launched, signals};
 use crate::session::procmaps::MapsHistory;
-use crate::session::refresh::{refresh_summary, release_free_memory, thread_cpu};
+use crate::session::refresh::{process_cpu, refresh_summary, release_free_memory, thread_cpu};
 use crate::session::shared::SharedFutexes;
 use crate::session::stacks::StackCache;
 use crate::session::targets::{Polled, Targets, describe, join_cgroups, target};
@@ -202,6 +202,8 @@ pub struct Session {
     last_full_poll: Instant,
     started: Instant,
     started_unix_ms: u64,
+    /// lockprof's CPU time when the recording started (probes loaded and attached).
+    cpu_at_start: Duration,
     stacks: StackCache,
     /// Everything drained so far, summed by canonical stack.
     totals: Totals,
@@ -304,6 +306,7 @@ impl Session {
             last_full_poll: Instant::now(),
             started: Instant::now(),
             started_unix_ms,
+            cpu_at_start: process_cpu(),
             stacks: StackCache::new(&opts.debug_dirs, !opts.no_debuginfod, opts.verbose),
             totals: Totals::default(),
             timeline: TimelineBuilder::new(opts.interval.unwrap_or(DEFAULT_INTERVAL)),
@@ -547,6 +550,7 @@ impl Session {
                 bpf_runs: runs,
                 attach_method: self.probes.attach_method().name().to_owned(),
                 kernel_memory_bytes: self.probes.kernel_memory_bytes(),
+                lockprof_cpu_ns: process_cpu().saturating_sub(self.cpu_at_start).as_nanos() as u64,
             },
             unwind: self.stacks.methods.clone(),
             lock_fns: self.lock_fns.clone(),

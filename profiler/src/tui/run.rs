@@ -250,15 +250,7 @@ fn live_info(session: &Session, cpu_at_start: u64, finished: bool) -> LiveInfo {
 
 /// lockprof's own user + system CPU time so far.
 fn self_cpu_ns() -> u64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes one rusage into the pointer we pass, which is valid
-    // and large enough; on failure it writes nothing and we read zeroes.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
-    ns(usage.ru_utime) + ns(usage.ru_stime)
+    crate::session::refresh::process_cpu().as_nanos() as u64
 }
 
 fn draw(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {

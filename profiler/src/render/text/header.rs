@@ -9,9 +9,10 @@ use crate::report::model::{Losses, ProbeCost, Report, Target, TargetOrigin};
 /// Non-child targets named in the header before "and N more".
 const MAX_HEADER_TARGETS: usize = 3;
 
-/// What the probe cost: BPF time, kernel memory, how futex calls were hooked. Only
-/// for live recordings (older reports lack the memory figure).
-fn cost_line(out: &mut Out, cost: &ProbeCost) {
+/// What the probe cost: BPF time, kernel memory, how futex calls were hooked, and
+/// lockprof's own CPU over the `duration_ns` recorded. Only for live recordings
+/// (older reports lack the memory figure).
+fn cost_line(out: &mut Out, cost: &ProbeCost, duration_ns: u64) {
     if cost.kernel_memory_bytes == 0 {
         return;
     }
@@ -25,8 +26,17 @@ fn cost_line(out: &mut Out, cost: &ProbeCost) {
     } else {
         "BPF time not measured (--probe-time)".to_owned()
     };
+    let own = if cost.lockprof_cpu_ns > 0 && duration_ns > 0 {
+        format!(
+            "; lockprof's own CPU {} ({:.1} ms/s)",
+            fmt_duration_ns(cost.lockprof_cpu_ns),
+            cost.lockprof_cpu_ns as f64 / duration_ns as f64 * 1e3,
+        )
+    } else {
+        String::new()
+    };
     out.line(format!(
-        "probe cost: {time}, {:.1} MiB of kernel memory, futex calls hooked through {}",
+        "probe cost: {time}, {:.1} MiB of kernel memory, futex calls hooked through {}{own}",
         cost.kernel_memory_bytes as f64 / 1_048_576.0,
         cost.attach_method,
     ));
@@ -83,7 +93,7 @@ pub(super) fn header(out: &mut Out, report: &Report) {
             plural(t.unfinished_waits, "wait", "waits"),
         ));
     }
-    cost_line(out, &report.probe_cost);
+    cost_line(out, &report.probe_cost, report.duration_ns);
     if let Some(idle) = &report.go_scheduler_idle {
         out.line(format!(
             "Go scheduler idle: {} of idle runtime threads, {} (not lock sites)",

@@ -175,12 +175,23 @@ fn cost_line_says_when_the_probes_run_time_was_not_measured() {
     let measured = ProbeCost {
         bpf_run_ns: 2_000_000,
         bpf_runs: 10_000,
-        ..live
+        ..live.clone()
     };
     assert_eq!(
         cost_line(measured).as_deref(),
         Some(
             "probe cost: 2.00ms of BPF time in 10000 runs (200 ns each), 86.0 MiB of kernel memory, futex calls hooked through syscall_tracepoints"
+        )
+    );
+    // lockprof's own CPU, and per second of the 1 s recorded.
+    let own = ProbeCost {
+        lockprof_cpu_ns: 4_500_000,
+        ..live
+    };
+    assert_eq!(
+        cost_line(own).as_deref(),
+        Some(
+            "probe cost: BPF time not measured (--probe-time), 86.0 MiB of kernel memory, futex calls hooked through syscall_tracepoints; lockprof's own CPU 4.50ms (4.5 ms/s)"
         )
     );
     // Reports saved before the cost line existed have no memory figure: no line.

@@ -105,6 +105,12 @@ pub struct ProbeCost {
     /// kernel accounts it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub kernel_memory_bytes: u64,
+    /// lockprof's own CPU time (all its threads, user + system) from the moment its
+    /// probes were attached until this report was built: its polls, drains,
+    /// unwinding and symbolization. The probes' BPF time is not in it (it runs in the
+    /// traced threads' context). 0 in reports recorded before it existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lockprof_cpu_ns: u64,
 }
 
 impl ProbeCost {

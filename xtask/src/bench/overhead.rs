@@ -493,38 +493,36 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
             "",
         );
     }
-    let bpf = |t: Tracer| {
-        let b = Stats::of(&d.bpf_ns_per_op.values(t));
-        format!("{:.0} ns ({:.0}..{:.0})", b.median, b.min, b.max)
-    };
-    row(
-        out,
-        "    BPF time of the tracer's probes per operation",
-        &bpf(Tracer::Lockprof),
-        &bpf(Tracer::Bpftrace),
-    );
-    row(
-        out,
-        "      lockprof --no-holders",
-        &bpf(Tracer::LockprofNoHolders),
-        "",
-    );
-    let own = |t: Tracer| {
-        let c = Stats::of(&d.tracer_cpu_ms_per_s.values(t));
-        format!("{:.1} ms/s ({:.1}..{:.1})", c.median, c.min, c.max)
-    };
-    row(
-        out,
-        "    the tracer process's own CPU time",
-        &own(Tracer::Lockprof),
-        &own(Tracer::Bpftrace),
-    );
-    row(
-        out,
-        "      lockprof --no-holders",
-        &own(Tracer::LockprofNoHolders),
-        "",
-    );
+    // Absolute figures (no ratio): median (min..max) per tracer.
+    for (label, r, unit, decimals) in [
+        (
+            "    BPF time of the tracer's probes per operation",
+            &d.bpf_ns_per_op,
+            "ns",
+            0,
+        ),
+        (
+            "    the tracer process's own CPU time",
+            &d.tracer_cpu_ms_per_s,
+            "ms/s",
+            1,
+        ),
+    ] {
+        let cell = |t: Tracer| {
+            let s = Stats::of(&r.values(t));
+            format!(
+                "{:.decimals$} {unit} ({:.decimals$}..{:.decimals$})",
+                s.median, s.min, s.max
+            )
+        };
+        row(out, label, &cell(Tracer::Lockprof), &cell(Tracer::Bpftrace));
+        row(
+            out,
+            "      lockprof --no-holders",
+            &cell(Tracer::LockprofNoHolders),
+            "",
+        );
+    }
     let plain = Stats::of(&d.ops_per_s.values(Tracer::None));
     let cpu = Stats::of(&d.server_cpu_ns_per_op.values(Tracer::None));
     row(

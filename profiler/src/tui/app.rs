@@ -455,12 +455,21 @@ impl App {
                     span,
                 )
             }
-            _ => (
-                per_sec(self.report.probe_cost.bpf_run_ns, self.report.duration_ns),
-                (self.source == Source::Live)
-                    .then(|| per_sec(self.live.self_cpu_ns, self.report.duration_ns)),
-                self.report.duration_ns,
-            ),
+            _ => {
+                // A saved report carries lockprof's own CPU over the recording (0 in
+                // reports older than the field: then it is not shown).
+                let own = match self.source {
+                    Source::Live => Some(self.live.self_cpu_ns),
+                    Source::Replay => {
+                        Some(self.report.probe_cost.lockprof_cpu_ns).filter(|&ns| ns > 0)
+                    }
+                };
+                (
+                    per_sec(self.report.probe_cost.bpf_run_ns, self.report.duration_ns),
+                    own.map(|ns| per_sec(ns, self.report.duration_ns)),
+                    self.report.duration_ns,
+                )
+            }
         };
         Rates {
             interval_ns: last.duration_ns,

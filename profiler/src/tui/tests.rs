@@ -240,3 +240,16 @@ fn header_says_when_the_probes_bpf_time_was_not_measured() {
         "the header must not show a BPF time of zero as measured:\n{text}"
     );
 }
+
+#[test]
+fn a_replayed_report_shows_lockprofs_own_cpu_when_it_carries_it() {
+    let mut report = fixture();
+    // Older reports lack the figure: only the BPF average is shown.
+    assert!(!screen(&App::replay(report.clone()), 200, 20).contains("userspace CPU"));
+    report.probe_cost.lockprof_cpu_ns = report.duration_ns / 200;
+    let text = screen(&App::replay(report), 200, 20);
+    assert!(
+        text.contains("userspace CPU 5.00ms/s"),
+        "the header should carry lockprof's own CPU per second:\n{text}"
+    );
+}

@@ -108,10 +108,10 @@ impl Recording {
 /// per second with a poll every 10 ms that read each target's `/proc` stat and the
 /// `TARGETS` hash).
 const TICK: Duration = Duration::from_millis(10);
-/// How often a settled target's memory map is re-read (for dlopen/exec), and whether
-/// it is still alive checked.
+/// How often a settled target is checked (alive? its virtual size moved, so its
+/// memory map must be read again for a dlopen or an exec?).
 const MAPS_EVERY: Duration = Duration::from_millis(100);
-/// A new target is re-read every tick for this long: the dynamic loader maps its
+/// A new target is checked every tick for this long: the dynamic loader maps its
 /// libraries just after exec, and a short-lived process may exit before the next
 /// slow poll, leaving its libraries unsymbolized.
 pub(super) const YOUNG: Duration = Duration::from_secs(1);

@@ -25,8 +25,9 @@ pub(super) struct Polled {
     /// Targets whose executable layout changed after they were first seen (an exec,
     /// or a dlopen).
     pub relaid: BTreeSet<u32>,
-    /// Targets whose virtual size moved since the previous full poll (or that it saw
-    /// first): any mapping may have come or gone, shared memory included.
+    /// Targets whose virtual size moved since the previous poll that checked them (or
+    /// seen for the first time): any mapping may have come or gone, shared memory
+    /// included.
     pub resized: BTreeSet<u32>,
     /// Targets seen exited now.
     pub exited: Vec<u32>,
@@ -115,9 +116,9 @@ impl Targets {
         }
     }
 
-    /// Discover followed children and capture live targets' memory maps: every live
-    /// target whose virtual size moved when `full` (which also notices exits), and
-    /// every tick the ones seen for less than [`YOUNG`].
+    /// Discover followed children, notice exits and capture live targets' memory maps
+    /// when their virtual size moved: every live target when `full`, and every tick
+    /// the ones seen for less than [`YOUNG`].
     pub(super) fn poll(
         &mut self,
         probes: &mut Probes,
@@ -143,11 +144,6 @@ impl Targets {
         }
         let live: Vec<u32> = self.live.iter().copied().collect();
         for pid in live {
-            let stat = if full { process::stat(pid) } else { None };
-            if full && !stat.is_some_and(|s| s.alive) {
-                exited.push(pid);
-                continue;
-            }
             let young = self
                 .first_seen
                 .entry(pid)
@@ -157,22 +153,26 @@ impl Targets {
             if !(full || young) {
                 continue;
             }
-            // A settled target's map is read again only when its virtual size moved:
-            // reading `/proc/PID/maps` of a multi-process daemon's every process ten
-            // times a second was most of lockprof's own CPU on PostgreSQL.
-            let vsize = stat.map(|s| s.vsize);
-            let moved = vsize.is_some() && vsize != self.vsize_at_maps.get(&pid).copied();
+            let Some(stat) = process::stat(pid).filter(|s| s.alive) else {
+                exited.push(pid);
+                continue;
+            };
+            // The map is read again only when the virtual size moved, young or not:
+            // reading `/proc/PID/maps` of every process of a multi-process daemon ten
+            // times a second (settled) or a hundred (its new backends' first second)
+            // was most of lockprof's own CPU on PostgreSQL. A forked child that does
+            // not exec keeps its parent's layout; the loader's mappings after an exec
+            // each move the size.
+            let moved = self.vsize_at_maps.get(&pid) != Some(&stat.vsize);
             if moved {
                 resized.insert(pid);
             }
             let named = self.listed.get(&pid).is_some_and(|t| !t.comm.is_empty());
-            if !young && named && !moved {
+            if named && !moved {
                 continue;
             }
             let new_layout = maps.refresh(pid);
-            if let Some(v) = vsize {
-                self.vsize_at_maps.insert(pid, v);
-            }
+            self.vsize_at_maps.insert(pid, stat.vsize);
             if new_layout && !young {
                 // An exec (or dlopen): watch closely again while the loader maps the
                 // new image's libraries, as for a new process.

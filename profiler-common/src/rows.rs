@@ -16,29 +16,45 @@ pub struct RawTask {
     pub call: u32,
     /// For a wake in progress: its stack, found at entry.
     pub wake_stack_id: i32,
-    pub pad: u32,
+    /// For a wake in progress: the ring position its entry was written to (the
+    /// futex's `RawWakeRing::next` before the push), so a wake that woke nobody
+    /// checks that one slot instead of scanning the ring.
+    pub wake_slot: u32,
     pub wake_leaf_ret: u64,
     /// The futex address the thread was last woken from, until it releases it.
     pub woken_uaddr: u64,
-    /// The call positions of the thread's last wait and last wake: a thread that
-    /// calls again from where it called last time (a lock loop, a ping-pong) finds its
-    /// stack here, without the stack cache's hash lookup.
+    /// The call positions of the thread's last waits and last wakes: a thread that
+    /// calls again from where it called lately (a lock loop, a ping-pong, a worker
+    /// alternating between two locks) finds its stack here, without the stack cache's
+    /// hash lookup.
     pub wait_site: RawSiteMemo,
     pub wake_site: RawSiteMemo,
     pub holder: RawThreadState,
 }
 
-/// A call position ([`RawStackCacheKey`] without the thread) and its stack
-/// ([`RawStackCacheValue`]), remembered in the thread's own row; empty while `ip` is
-/// 0 (kernel-internal).
+/// How many call positions of each kind (waits, wakes) a thread remembers. A daemon's
+/// worker often alternates between two locks (memcached's item lock and a stats or
+/// LRU lock): with one position remembered, every call missed and paid the stack
+/// cache's hash lookup. A power of two.
+pub const SITE_MEMO_WAYS: usize = 2;
+
+/// The thread's last [`SITE_MEMO_WAYS`] call positions of one kind and their stacks,
+/// kept in its own row (kernel-internal); a new position replaces the oldest.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawSiteMemo {
-    pub ip: u64,
-    pub sp: u64,
-    pub bp: u64,
-    pub ret1: u64,
-    pub ret2: u64,
+    pub ways: [RawSiteMemoWay; SITE_MEMO_WAYS],
+    /// Positions remembered so far: the next one goes to `ways[next % SITE_MEMO_WAYS]`.
+    pub next: u32,
+    pub pad: u32,
+}
+
+/// One remembered call position: its [`RawStackCacheKey::digest`] (0: empty) and
+/// stack ([`RawStackCacheValue`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawSiteMemoWay {
+    pub digest: u64,
     pub leaf_ret: u64,
     pub stack_id: i32,
     pub pad: u32,
@@ -264,6 +280,28 @@ pub struct RawStackCacheKey {
     pub ret2: u64,
 }
 
+impl RawStackCacheKey {
+    /// A 64-bit digest of the call position (every field but the thread), never 0:
+    /// what a thread's [`RawSiteMemo`] remembers instead of the 40 bytes of the
+    /// position, so two positions fit where one did. Each word is folded in by a
+    /// bijection of the running value, so positions that differ in one word never
+    /// share a digest; others do with a chance of about 2^-64.
+    #[allow(
+        clippy::inline_always,
+        reason = "runs in the eBPF hot path, where a call costs more than the body"
+    )]
+    #[inline(always)]
+    #[must_use]
+    pub fn digest(&self) -> u64 {
+        let mut h: u64 = 0x243f_6a88_85a3_08d3;
+        for w in [self.ip, self.sp, self.bp, self.ret1, self.ret2] {
+            h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            h ^= h >> 29;
+        }
+        if h == 0 { 1 } else { h }
+    }
+}
+
 /// Key of the per-process copy cache: a call position that any thread of `tgid` can
 /// take, so a thread new at it reuses the stack copy another thread took there
 /// (kernel-internal). The frame-pointer walk (`fp_stack_id`, the id of its whole
@@ -327,6 +365,7 @@ pub struct RawUserStack {
 
 const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BYTES);
 const _: () = assert!(core::mem::size_of::<RawSiteMemo>() == 56);
+const _: () = assert!(SITE_MEMO_WAYS.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<RawSharedSiteKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 2 * 56 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
@@ -365,4 +404,53 @@ mod pod {
     unsafe impl aya::Pod for RawEdgeStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RawUserStack {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::RawStackCacheKey;
+
+    fn key(ip: u64, sp: u64, bp: u64, ret1: u64, ret2: u64) -> RawStackCacheKey {
+        RawStackCacheKey {
+            tid: 7,
+            pad: 0,
+            ip,
+            sp,
+            bp,
+            ret1,
+            ret2,
+        }
+    }
+
+    #[test]
+    fn digest_ignores_the_thread_and_is_never_zero() {
+        let a = key(0x7f00_0000_1234, 0x7ffd_0000_1000, 0, 0, 0);
+        let b = RawStackCacheKey { tid: 8, ..a };
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(key(0, 0, 0, 0, 0).digest(), 0);
+    }
+
+    #[test]
+    fn positions_one_word_apart_never_share_a_digest() {
+        // Neighbouring positions of real call paths: the same code deeper in the
+        // stack, another caller, another frame record.
+        let base: [u64; 5] = [
+            0x5555_5555_9eb0,
+            0x7f28_9f7f_e9c0,
+            0x7f28_9f7f_ea10,
+            0x5555_5555_3061,
+            0,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for word in 0..5 {
+            for delta in 1..2000u64 {
+                let mut w = base;
+                w[word] = w[word].wrapping_add(delta * 8);
+                assert!(seen.insert(key(w[0], w[1], w[2], w[3], w[4]).digest()));
+            }
+        }
+        assert!(seen.insert(key(base[0], base[1], base[2], base[3], base[4]).digest()));
+    }
 }

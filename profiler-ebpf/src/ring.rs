@@ -37,18 +37,20 @@ fn ring_row(key: &RawAddrKey) -> Option<*mut RawWakeRing> {
     LAST_WAKE.get_ptr_mut(key)
 }
 
-/// Remember `wake` as the newest wake on the futex `key`.
+/// Remember `wake` as the newest wake on the futex `key`; returns the ring position
+/// it went to (for [`forget`]).
 #[inline(always)]
-pub fn push(key: &RawAddrKey, wake: &RawLastWake) {
+pub fn push(key: &RawAddrKey, wake: &RawLastWake) -> u32 {
     let Some(ring) = ring_row(key) else {
         count_loss(Loss::LastWakeLost);
-        return;
+        return 0;
     };
     // SAFETY: `ring` is a live map value.
     unsafe {
         let i = (*ring).next;
         (*ring).slots[i as usize & (WAKE_RING - 1)] = *wake;
         (*ring).next = i + 1;
+        i as u32
     }
 }
 
@@ -70,21 +72,20 @@ pub fn newest(ring: *const RawWakeRing) -> Option<RawLastWake> {
     None
 }
 
-/// A wake by `tid` entered at `ts_ns` woke nobody: it must not be taken for the waker
-/// of a wait that ends later, nor blamed — empty its slot unless it was overwritten.
+/// A wake by `tid` entered at `ts_ns`, pushed at ring position `pos`, woke nobody: it
+/// must not be taken for the waker of a wait that ends later, nor blamed — empty its
+/// slot unless it was overwritten meanwhile. Entries never move, so that one slot is
+/// the only place it can be (one cache line read, not the whole ring's).
 #[inline(always)]
-pub fn forget(key: &RawAddrKey, tid: u32, ts_ns: u64) {
+pub fn forget(key: &RawAddrKey, pos: u32, tid: u32, ts_ns: u64) {
     let Some(ring) = LAST_WAKE.get_ptr_mut(key) else {
         return;
     };
-    for i in 0..WAKE_RING {
-        // SAFETY: a slot of a live map value.
-        unsafe {
-            let slot = &raw mut (*ring).slots[i];
-            if (*slot).tid == tid && (*slot).ts_ns == ts_ns {
-                (*slot).ts_ns = 0;
-                return;
-            }
+    // SAFETY: a slot of a live map value.
+    unsafe {
+        let slot = &raw mut (*ring).slots[pos as usize & (WAKE_RING - 1)];
+        if (*slot).tid == tid && (*slot).ts_ns == ts_ns {
+            (*slot).ts_ns = 0;
         }
     }
 }

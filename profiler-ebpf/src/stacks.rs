@@ -1,8 +1,8 @@
 //! User stacks: which call path a futex call came from.
 //!
 //! A call position already seen by the thread is found in its row's memo of its last
-//! wait or wake position (the common case: a thread locking in a loop calls from the
-//! same place), else in `STACK_CACHE` (one hash lookup) — both after register reads
+//! wait or wake positions (the common case: a thread locking in a loop calls from the
+//! same few places), else in `STACK_CACHE` (one hash lookup) — both after register reads
 //! and at most two user reads; a new one costs the kernel's frame-pointer walk
 //! (`STACKS`, overflowing into `STACKS2`) and, for DWARF unwinding in userspace, one
 //! copy of up to 16 KiB of user stack (`USER_STACKS`), under an id never used before —
@@ -18,7 +18,8 @@ use aya_ebpf::{
 };
 use profiler_common::{
     COPY_SHARED, DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawSharedSiteKey, RawSiteMemo,
-    RawStackCacheKey, RawStackCacheValue, STACK_ID_OVERFLOW, USER_STACK_PAGES, follows_call,
+    RawSiteMemoWay, RawStackCacheKey, RawStackCacheValue, SITE_MEMO_WAYS, STACK_ID_OVERFLOW,
+    USER_STACK_PAGES, follows_call,
 };
 
 use crate::maps::{
@@ -42,12 +43,13 @@ const MAX_FRAME_DISTANCE: u64 = 256 * 1024;
 #[inline(always)]
 pub fn cached_site(regs: TaskRegs, tid: u32, memo: &mut RawSiteMemo) -> Option<RawStackCacheValue> {
     let key = cache_key(regs, tid)?;
-    if let Some(site) = recall(memo, &key) {
+    let digest = key.digest();
+    if let Some(site) = recall(memo, digest) {
         return Some(site);
     }
     // SAFETY: the value is copied out immediately.
     let site = unsafe { STACK_CACHE.get(&key) }.copied()?;
-    remember(memo, &key, site);
+    remember(memo, digest, site);
     Some(site)
 }
 
@@ -61,13 +63,14 @@ pub fn site<C: StackIdContext>(
     memo: &mut RawSiteMemo,
 ) -> RawStackCacheValue {
     let key = cache_key(regs, tid);
+    let digest = key.as_ref().map_or(0, RawStackCacheKey::digest);
     if let Some(key) = &key {
-        if let Some(site) = recall(memo, key) {
+        if let Some(site) = recall(memo, digest) {
             return site;
         }
         // SAFETY: the value is copied out immediately.
         if let Some(&site) = unsafe { STACK_CACHE.get(key) } {
-            remember(memo, key, site);
+            remember(memo, digest, site);
             return site;
         }
     }
@@ -103,39 +106,34 @@ pub fn site<C: StackIdContext>(
         && let Some(key) = &key
     {
         let _ = STACK_CACHE.insert(key, site, u64::from(BPF_ANY));
-        remember(memo, key, site);
+        remember(memo, digest, site);
     }
     site
 }
 
-/// The memo's stack when `key` is the position it remembers.
+/// The memo's stack for the position with `digest`, if it remembers it.
 #[inline(always)]
-fn recall(memo: &RawSiteMemo, key: &RawStackCacheKey) -> Option<RawStackCacheValue> {
-    (memo.ip != 0
-        && memo.ip == key.ip
-        && memo.sp == key.sp
-        && memo.bp == key.bp
-        && memo.ret1 == key.ret1
-        && memo.ret2 == key.ret2)
-        .then_some(RawStackCacheValue {
-            stack_id: memo.stack_id,
+fn recall(memo: &RawSiteMemo, digest: u64) -> Option<RawStackCacheValue> {
+    memo.ways
+        .iter()
+        .find(|w| w.digest == digest)
+        .map(|w| RawStackCacheValue {
+            stack_id: w.stack_id,
             pad: 0,
-            leaf_ret: memo.leaf_ret,
+            leaf_ret: w.leaf_ret,
         })
 }
 
+/// Remember the position with `digest` in place of the oldest one.
 #[inline(always)]
-fn remember(memo: &mut RawSiteMemo, key: &RawStackCacheKey, site: RawStackCacheValue) {
-    *memo = RawSiteMemo {
-        ip: key.ip,
-        sp: key.sp,
-        bp: key.bp,
-        ret1: key.ret1,
-        ret2: key.ret2,
+fn remember(memo: &mut RawSiteMemo, digest: u64, site: RawStackCacheValue) {
+    memo.ways[memo.next as usize & (SITE_MEMO_WAYS - 1)] = RawSiteMemoWay {
+        digest,
         leaf_ret: site.leaf_ret,
         stack_id: site.stack_id,
         pad: 0,
     };
+    memo.next = memo.next.wrapping_add(1);
 }
 
 /// Where thread `tid` is: registers plus the first two frame records' return

@@ -53,7 +53,7 @@ pub fn begin<C: StackIdContext>(
     };
     // Written in place in the futex's ring: an LRU insert (allocating a node and
     // freeing the old one) happens only for a futex not seen lately.
-    ring::push(&futex_key(tgid, uaddr, shared), &last);
+    task.wake_slot = ring::push(&futex_key(tgid, uaddr, shared), &last);
 }
 
 /// The wake in `task` (thread `tid` of `tgid`) returned `ret` (threads woken or requeued, or an error);
@@ -96,5 +96,10 @@ pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
 /// later: drop it from the futex's ring unless another wake replaced it meanwhile.
 #[inline(always)]
 fn forget_last_wake(tgid: u32, tid: u32, task: &RawTask, shared: bool) {
-    ring::forget(&futex_key(tgid, task.uaddr, shared), tid, task.start_ns);
+    ring::forget(
+        &futex_key(tgid, task.uaddr, shared),
+        task.wake_slot,
+        tid,
+        task.start_ns,
+    );
 }

@@ -1,8 +1,9 @@
 //! What a tracer process holds of BPF, read from `/proc`: the fdinfo of its map and
 //! program fds, and the run time of its programs.
 //!
-//! Owns: finding a process's BPF fds by kind and [`prog_run_ns`], and turning the
-//! kernel's run-time statistics on for a measurement ([`RunTimeStats`]). Must not:
+//! Owns: finding a process's BPF fds by kind, the run time and run counts of its
+//! programs ([`prog_run_ns`], [`tracepoint_runs`]), and turning the kernel's run-time
+//! statistics on for a measurement ([`RunTimeStats`]). Must not:
 //! load or touch any map or program (read-only, by `/proc`), or model sizes
 //! (`kmem`).
 
@@ -37,17 +38,65 @@ pub fn field(fdinfo: &str, name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The BPF time all of `pid`'s programs have run so far, ns (each program once,
-/// however many fds name it): what its probes cost the processes they ran in. Only
-/// counted while the kernel's run-time statistics are on ([`RunTimeStats`]).
-pub fn prog_run_ns(pid: u32) -> u64 {
-    let mut progs: Vec<(u64, u64)> = fdinfos(pid, "bpf-prog")
+/// One program a process holds, as its fdinfo reads.
+struct Prog {
+    id: u64,
+    /// `prog_type` (`BPF_PROG_TYPE_*`).
+    kind: u64,
+    run_ns: u64,
+    runs: u64,
+}
+
+/// `pid`'s programs, each once however many fds name it.
+fn progs(pid: u32) -> Vec<Prog> {
+    let mut progs: Vec<Prog> = fdinfos(pid, "bpf-prog")
         .iter()
-        .filter_map(|i| Some((field(i, "prog_id")?, field(i, "run_time_ns")?)))
+        .filter_map(|i| {
+            Some(Prog {
+                id: field(i, "prog_id")?,
+                kind: field(i, "prog_type")?,
+                run_ns: field(i, "run_time_ns")?,
+                runs: field(i, "run_cnt")?,
+            })
+        })
         .collect();
-    progs.sort_unstable();
-    progs.dedup_by_key(|p| p.0);
-    progs.iter().map(|p| p.1).sum()
+    progs.sort_unstable_by_key(|p| p.id);
+    progs.dedup_by_key(|p| p.id);
+    progs
+}
+
+/// The BPF time all of `pid`'s programs have run so far, ns: what its probes cost
+/// the processes they ran in. Only counted while the kernel's run-time statistics
+/// are on ([`RunTimeStats`]).
+pub fn prog_run_ns(pid: u32) -> u64 {
+    progs(pid).iter().map(|p| p.run_ns).sum()
+}
+
+/// `BPF_PROG_TYPE_TRACEPOINT`: programs on `syscalls:*` and other tracefs events.
+const PROG_TYPE_TRACEPOINT: u64 = 5;
+
+/// What a tracer's tracepoint programs ran so far: for both tracers of the bench,
+/// their futex entry and exit programs (`syscalls:sys_{enter,exit}_futex*`), plus
+/// lockprof's `task_newtask`, which runs once per new task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracepointRuns {
+    /// Their run time, ns (with the statistics on).
+    pub run_ns: u64,
+    /// The most runs of any one of them: the machine's futex calls (the entry
+    /// program runs on every one, whichever process makes it).
+    pub calls: u64,
+}
+
+pub fn tracepoint_runs(pid: u32) -> TracepointRuns {
+    tracepoint_runs_of(&progs(pid))
+}
+
+fn tracepoint_runs_of(progs: &[Prog]) -> TracepointRuns {
+    let tp = progs.iter().filter(|p| p.kind == PROG_TYPE_TRACEPOINT);
+    TracepointRuns {
+        run_ns: tp.clone().map(|p| p.run_ns).sum(),
+        calls: tp.map(|p| p.runs).max().unwrap_or(0),
+    }
 }
 
 const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
@@ -95,5 +144,35 @@ mod tests {
     #[test]
     fn this_process_holds_no_bpf_programs() {
         assert_eq!(prog_run_ns(std::process::id()), 0);
+        assert_eq!(
+            tracepoint_runs(std::process::id()),
+            TracepointRuns::default()
+        );
+    }
+
+    #[test]
+    fn futex_calls_are_the_busiest_tracepoint_program() {
+        let prog = |id, kind, run_ns, runs| Prog {
+            id,
+            kind,
+            run_ns,
+            runs,
+        };
+        // lockprof's programs: futex entry and exit, task_newtask (tracepoints), a raw
+        // tracepoint and sched_switch (tracing).
+        let progs = [
+            prog(1, 5, 3_000, 10),
+            prog(2, 5, 4_000, 10),
+            prog(3, 5, 500, 1),
+            prog(4, 17, 200, 2),
+            prog(5, 26, 9_000, 40),
+        ];
+        assert_eq!(
+            tracepoint_runs_of(&progs),
+            TracepointRuns {
+                run_ns: 7_500,
+                calls: 10
+            }
+        );
     }
 }

@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::attach::{Attached, Tracer, cpu_ms};
-use super::bpf_fds::{RunTimeStats, prog_run_ns};
+use super::bpf_fds::{RunTimeStats, TracepointRuns, prog_run_ns, tracepoint_runs};
 use super::kmem::MapInfo;
 use super::memcached::{self, Memcached};
 use super::overhead::{Plan, each_window};
@@ -44,6 +44,14 @@ pub struct Daemon {
     /// attached): the part of memcached's CPU per operation that each tracer's probes
     /// add, measured directly instead of as a difference of noisy totals.
     pub bpf_ns_per_op: Rounds,
+    /// The machine's futex calls per operation served (the runs of the tracer's
+    /// futex entry program over the same window; 0 when nothing is attached): how
+    /// contended memcached was in that window — it moves the BPF time per operation,
+    /// and the throughput, more than the choice of tracer does.
+    pub futex_calls_per_op: Rounds,
+    /// BPF time of the tracer's futex programs per futex call, ns (0 when nothing is
+    /// attached): what each tracer's probes cost per call, whatever the contention.
+    pub futex_bpf_ns_per_call: Rounds,
     /// The tracer process's own CPU time (user + system) per second of the window,
     /// ms (0 when nothing is attached): what it takes from the machine besides its
     /// probes.
@@ -58,6 +66,10 @@ pub struct Daemon {
     /// bpftrace windows whose bpftrace had to be killed after SIGINT.
     pub peer_killed: u64,
 }
+
+/// How far apart (a fraction of their mean) the unattached windows on either side of
+/// an attached one may be for it to count as steady (see `Rounds::steady_ratios`).
+pub const STEADY: f64 = 0.05;
 
 /// How long each attached window measures the tracer's BPF time per operation,
 /// after its throughput window (statistics on).
@@ -78,6 +90,8 @@ struct Mark {
     tracer_ms: f64,
     /// The tracer's programs' run time so far, ns.
     bpf_ns: u64,
+    /// Its tracepoint (futex) programs' run time and runs so far.
+    futex: TracepointRuns,
 }
 
 fn mark(server: u32, tracer: Option<u32>) -> Result<Mark> {
@@ -87,6 +101,7 @@ fn mark(server: u32, tracer: Option<u32>) -> Result<Mark> {
         server_ms: cpu_ms(server).context("read memcached's CPU time")?,
         tracer_ms: tracer.and_then(cpu_ms).unwrap_or(0.0),
         bpf_ns: tracer.map_or(0, prog_run_ns),
+        futex: tracer.map(tracepoint_runs).unwrap_or_default(),
     })
 }
 
@@ -117,12 +132,19 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<Daemon> {
             let c0 = mark(server.pid(), a.pid())?;
             std::thread::sleep(COST_WINDOW);
             let c1 = mark(server.pid(), a.pid())?;
-            d.bpf_ns_per_op.push(
+            let ops = (c1.ops - c0.ops).max(1) as f64;
+            let calls = c1.futex.calls.saturating_sub(c0.futex.calls);
+            d.bpf_ns_per_op
+                .push(t, c1.bpf_ns.saturating_sub(c0.bpf_ns) as f64 / ops);
+            d.futex_calls_per_op.push(t, calls as f64 / ops);
+            d.futex_bpf_ns_per_call.push(
                 t,
-                c1.bpf_ns.saturating_sub(c0.bpf_ns) as f64 / (c1.ops - c0.ops).max(1) as f64,
+                c1.futex.run_ns.saturating_sub(c0.futex.run_ns) as f64 / calls.max(1) as f64,
             );
         } else {
             d.bpf_ns_per_op.push(t, 0.0);
+            d.futex_calls_per_op.push(t, 0.0);
+            d.futex_bpf_ns_per_call.push(t, 0.0);
         }
         if t == Tracer::Lockprof && d.maps.is_empty() {
             d.maps = a.maps();

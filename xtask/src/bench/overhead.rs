@@ -466,18 +466,21 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
     let rounds = plan.rounds;
     let spread = |r: &Rounds, tr: Tracer| Spread::of(&r.ratios(tr));
     let win = daemon::window_label(plan.window);
-    for (label, r) in [
+    for (label, r, steady_row) in [
         (
             format!("(c) memcached -t 4 throughput ×, {win}, n={rounds}"),
             &d.ops_per_s,
+            true,
         ),
         (
             "    memcached CPU time per operation ×".to_owned(),
             &d.server_cpu_ns_per_op,
+            false,
         ),
         (
             "    memcached + tracer CPU per operation ×".to_owned(),
             &d.total_cpu_ns_per_op,
+            false,
         ),
     ] {
         row(
@@ -492,12 +495,39 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
             &spread(r, Tracer::LockprofNoHolders).cell(),
             "",
         );
+        if steady_row {
+            let steady = |tr: Tracer| {
+                let s = Spread::of(&r.steady_ratios(tr, daemon::STEADY));
+                format!("{} n={}", s.cell(), s.n)
+            };
+            row(
+                out,
+                &format!(
+                    "      only windows whose neighbours agree within {:.0} %",
+                    daemon::STEADY * 100.0
+                ),
+                &steady(Tracer::Lockprof),
+                &steady(Tracer::Bpftrace),
+            );
+        }
     }
     // Absolute figures (no ratio): median (min..max) per tracer.
     for (label, r, unit, decimals) in [
         (
             "    BPF time of the tracer's probes per operation",
             &d.bpf_ns_per_op,
+            "ns",
+            0,
+        ),
+        (
+            "    the machine's futex calls per operation",
+            &d.futex_calls_per_op,
+            "",
+            3,
+        ),
+        (
+            "    BPF time of the futex probes per futex call",
+            &d.futex_bpf_ns_per_call,
             "ns",
             0,
         ),
@@ -510,8 +540,13 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
     ] {
         let cell = |t: Tracer| {
             let s = Stats::of(&r.values(t));
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {unit}")
+            };
             format!(
-                "{:.decimals$} {unit} ({:.decimals$}..{:.decimals$})",
+                "{:.decimals$}{unit} ({:.decimals$}..{:.decimals$})",
                 s.median, s.min, s.max
             )
         };
@@ -624,6 +659,10 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
     }
     if let Some(d) = d {
         v["memcached"] = json!({ "ops_per_s": d.ops_per_s.to_json(&ATTACHED),
+                       "steady_neighbours_tolerance": daemon::STEADY,
+                       "ops_ratio_steady_neighbours": ATTACHED.iter()
+                           .map(|&t| (t.key().to_owned(), Spread::of(&d.ops_per_s.steady_ratios(t, daemon::STEADY)).to_json()))
+                           .collect::<serde_json::Map<_, _>>(),
                        "server_cpu_ns_per_op": d.server_cpu_ns_per_op.to_json(&ATTACHED),
                        "server_and_tracer_cpu_ns_per_op": d.total_cpu_ns_per_op.to_json(&ATTACHED),
                        "bpf_ns_per_op": ATTACHED.iter()
@@ -631,6 +670,12 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
                            .collect::<serde_json::Map<_, _>>(),
                        "tracer_cpu_ms_per_s": ATTACHED.iter()
                            .map(|&t| (t.key().to_owned(), json!(d.tracer_cpu_ms_per_s.values(t))))
+                           .collect::<serde_json::Map<_, _>>(),
+                       "futex_calls_per_op": ATTACHED.iter()
+                           .map(|&t| (t.key().to_owned(), json!(d.futex_calls_per_op.values(t))))
+                           .collect::<serde_json::Map<_, _>>(),
+                       "futex_bpf_ns_per_call": ATTACHED.iter()
+                           .map(|&t| (t.key().to_owned(), json!(d.futex_bpf_ns_per_call.values(t))))
                            .collect::<serde_json::Map<_, _>>(),
                        "lost_events": d.losses, "bpftrace_killed_after_sigint": d.peer_killed });
         v["memory"] = json!({

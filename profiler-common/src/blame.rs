@@ -4,10 +4,43 @@
 //! wakes inside its window cut it into intervals, each charged to the wake that ended
 //! it — the holder that released the lock then — in [`MAP_BLAME`].
 
-use crate::rows::RawLastWake;
+use crate::rows::{RawAddrKey, RawLastWake};
 
 /// Wakes remembered per futex ([`RawWakeRing::slots`]); a power of two.
 pub const WAKE_RING: usize = 8;
+
+/// Slots of the wakes-in-flight array ([`RawWakeInFlight`], kernel-internal): a power
+/// of two.
+pub const WAKES_IN_FLIGHT: u32 = 4096;
+
+/// A wake call between its entry and its exit (kernel-internal), in the slot of its
+/// futex ([`in_flight_slot`]). A wake enters its futex's ring ([`RawWakeRing`]) only
+/// at its exit, once it is known to have woken somebody — most wakes of a busy daemon
+/// wake nobody, and this slot (an array slot, found without hashing in the kernel)
+/// is cheaper than the ring's map — but the waiter it woke can reach its own exit
+/// first, on another CPU: it then finds its waker here. A wake that woke nobody
+/// empties its slot at exit; a direct-mapped slot shared by two futexes keeps the
+/// newer wake, and a waiter takes it only if the key is its own.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWakeInFlight {
+    pub key: RawAddrKey,
+    pub wake: RawLastWake,
+    /// To 64 bytes: one cache line per slot.
+    pub pad: u64,
+}
+
+/// The slot of the futex `key` in the wakes-in-flight array: a multiplicative hash
+/// of its words, so futexes a few words apart (an array of locks) and the same
+/// address in two processes take different slots.
+#[inline]
+#[must_use]
+pub fn in_flight_slot(key: &RawAddrKey) -> u32 {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let h = (key.uaddr ^ (u64::from(key.tgid) << 32 | u64::from(key.pad)).rotate_left(17))
+        .wrapping_mul(GOLDEN);
+    (h >> (64 - WAKES_IN_FLIGHT.trailing_zeros())) as u32
+}
 
 /// Hash map `RawBlameKey → RawBlameStats` (shared, atomic adds): wait time of a
 /// waiter stack charged to a holder's release stack. Drained like `EDGES`.
@@ -20,14 +53,15 @@ pub const MAX_BLAME: u32 = 16_384;
 /// holders are unknown.
 pub const BLAME_EARLIER: i32 = -4096;
 
-/// The last [`WAKE_RING`] wake calls on one futex (value of the last-wake map):
-/// `slots[(next - 1) % WAKE_RING]` is the newest, the one a waiter pairs with.
+/// The last [`WAKE_RING`] wake calls on one futex that woke somebody, in the order
+/// they returned (value of the last-wake map): `slots[(next - 1) % WAKE_RING]` is the
+/// newest, the one a waiter pairs with unless a wake in flight is newer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawWakeRing {
     /// Wakes written so far; the next one goes to `slots[next % WAKE_RING]`.
     pub next: u64,
-    /// A slot with `ts_ns == 0` is empty (or its wake woke nobody).
+    /// A slot with `ts_ns == 0` is empty.
     pub slots: [RawLastWake; WAKE_RING],
 }
 
@@ -70,4 +104,45 @@ mod pod {
     unsafe impl aya::Pod for super::RawBlameKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RawBlameStats {}
+}
+const _: () = assert!(WAKES_IN_FLIGHT.is_power_of_two());
+const _: () = assert!(core::mem::size_of::<RawWakeInFlight>() == 64);
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::collections::BTreeSet;
+
+    use super::{RawAddrKey, WAKES_IN_FLIGHT, in_flight_slot};
+
+    fn key(tgid: u32, pad: u32, uaddr: u64) -> RawAddrKey {
+        RawAddrKey { tgid, pad, uaddr }
+    }
+
+    #[test]
+    fn neighbouring_futexes_take_different_slots() {
+        // An array of 64 four-byte futexes, and one of 64 locks a cache line apart.
+        for stride in [4, 64] {
+            let slots: BTreeSet<u32> = (0..64)
+                .map(|i| in_flight_slot(&key(1234, 0, 0x7f00_0000_1000 + i * stride)))
+                .collect();
+            assert_eq!(slots.len(), 64, "stride {stride}");
+        }
+    }
+
+    #[test]
+    fn the_same_address_in_two_processes_or_objects_takes_different_slots() {
+        let a = in_flight_slot(&key(1234, 0, 0x5555_0000_0040));
+        assert_ne!(a, in_flight_slot(&key(1235, 0, 0x5555_0000_0040)));
+        assert_ne!(a, in_flight_slot(&key(1234, 1, 0x5555_0000_0040)));
+    }
+
+    #[test]
+    fn slots_stay_inside_the_array() {
+        for i in 0..10_000u64 {
+            let k = key(i as u32, (i >> 3) as u32, i.wrapping_mul(0x1_0000_0001));
+            assert!(in_flight_slot(&k) < WAKES_IN_FLIGHT);
+        }
+    }
 }

@@ -8,7 +8,8 @@
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::HashMap};
 use profiler_common::{
-    BLAME_EARLIER, Loss, MAX_BLAME, RawBlameKey, RawBlameStats, RawWaitKey, RawWakeRing, WAKE_RING,
+    BLAME_EARLIER, Loss, MAX_BLAME, RawBlameKey, RawBlameStats, RawLastWake, RawWaitKey,
+    RawWakeRing, WAKE_RING,
 };
 
 use crate::maps::{add, count_loss};
@@ -18,55 +19,92 @@ const EEXIST: i64 = 17;
 #[map]
 static BLAME: HashMap<RawBlameKey, RawBlameStats> = HashMap::with_max_entries(MAX_BLAME, 0);
 
-/// Charge the window `[started, end]` of `waiter`'s wait among the wakes of `ring`.
+/// Charge the window `[started, end]` of `waiter`'s wait among the wakes of `ring`
+/// (returned, oldest first) and then `flying` (the wake still in flight that ended
+/// it, when it had not returned yet).
 #[inline(always)]
-pub fn charge(ring: *const RawWakeRing, waiter: &RawWaitKey, started: u64, end: u64) {
-    let mut key = RawBlameKey {
-        tgid: waiter.tgid,
-        waiter_stack_id: waiter.stack_id,
-        waiter_leaf_ret: waiter.leaf_ret,
-        holder_tgid: 0,
-        holder_stack_id: BLAME_EARLIER,
-        holder_leaf_ret: 0,
-        generation: waiter.generation,
-        pad: 0,
+pub fn charge(
+    ring: Option<*const RawWakeRing>,
+    flying: Option<&RawLastWake>,
+    waiter: &RawWaitKey,
+    started: u64,
+    end: u64,
+) {
+    let mut cut = Cuts {
+        key: RawBlameKey {
+            tgid: waiter.tgid,
+            waiter_stack_id: waiter.stack_id,
+            waiter_leaf_ret: waiter.leaf_ret,
+            holder_tgid: 0,
+            holder_stack_id: BLAME_EARLIER,
+            holder_leaf_ret: 0,
+            generation: waiter.generation,
+            pad: 0,
+        },
+        from: started,
+        end,
+        pending_ns: 0,
+        pending: false,
     };
-    // SAFETY: a live map value, read in place.
-    let next = unsafe { (*ring).next };
-    let mut from = started;
-    let mut pending_ns = 0u64;
-    let mut pending = false;
-    for j in 0..WAKE_RING {
-        // Oldest first: slot `next` is the oldest, `next - 1` the newest.
-        // SAFETY: a slot of a live map value, copied out.
-        let wake = unsafe { (*ring).slots[(next as usize + j) & (WAKE_RING - 1)] };
-        if wake.ts_ns == 0 || wake.ts_ns < from || wake.ts_ns > end {
-            continue;
-        }
-        if !pending && j == 0 && next > WAKE_RING as u64 {
+    if let Some(ring) = ring {
+        // SAFETY: a live map value, read in place.
+        let next = unsafe { (*ring).next };
+        for j in 0..WAKE_RING {
+            // Oldest first: slot `next` is the oldest, `next - 1` the newest.
+            // SAFETY: a slot of a live map value, copied out.
+            let wake = unsafe { (*ring).slots[(next as usize + j) & (WAKE_RING - 1)] };
             // The oldest wake kept is inside the window and older ones were
             // overwritten: who held the lock before it is unknown.
-            flush(&key, wake.ts_ns - from);
-            from = wake.ts_ns;
-            continue;
+            cut.at(&wake, j == 0 && next > WAKE_RING as u64);
         }
-        let same = pending
-            && wake.tgid == key.holder_tgid
-            && wake.stack_id == key.holder_stack_id
-            && wake.leaf_ret == key.holder_leaf_ret;
-        if pending && !same {
-            flush(&key, pending_ns);
-            pending_ns = 0;
-        }
-        key.holder_tgid = wake.tgid;
-        key.holder_stack_id = wake.stack_id;
-        key.holder_leaf_ret = wake.leaf_ret;
-        pending_ns += wake.ts_ns - from;
-        pending = true;
-        from = wake.ts_ns;
     }
-    if pending {
-        flush(&key, pending_ns);
+    if let Some(wake) = flying {
+        cut.at(wake, false);
+    }
+    if cut.pending {
+        flush(&cut.key, cut.pending_ns);
+    }
+}
+
+/// A window being cut at its wakes, oldest first.
+struct Cuts {
+    /// The holder of the interval not charged yet.
+    key: RawBlameKey,
+    /// Where that interval began.
+    from: u64,
+    end: u64,
+    /// Consecutive intervals of `key`'s holder, not charged yet.
+    pending_ns: u64,
+    pending: bool,
+}
+
+impl Cuts {
+    /// Cut at `wake` if it is inside the window; `earlier_lost`: wakes before it were
+    /// overwritten.
+    #[inline(always)]
+    fn at(&mut self, wake: &RawLastWake, earlier_lost: bool) {
+        if wake.ts_ns == 0 || wake.ts_ns < self.from || wake.ts_ns > self.end {
+            return;
+        }
+        if !self.pending && earlier_lost {
+            flush(&self.key, wake.ts_ns - self.from);
+            self.from = wake.ts_ns;
+            return;
+        }
+        let same = self.pending
+            && wake.tgid == self.key.holder_tgid
+            && wake.stack_id == self.key.holder_stack_id
+            && wake.leaf_ret == self.key.holder_leaf_ret;
+        if self.pending && !same {
+            flush(&self.key, self.pending_ns);
+            self.pending_ns = 0;
+        }
+        self.key.holder_tgid = wake.tgid;
+        self.key.holder_stack_id = wake.stack_id;
+        self.key.holder_leaf_ret = wake.leaf_ret;
+        self.pending_ns += wake.ts_ns - self.from;
+        self.pending = true;
+        self.from = wake.ts_ns;
     }
 }
 

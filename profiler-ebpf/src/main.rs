@@ -15,12 +15,14 @@
 //!   directly. A traced thread's row (`TASKS`) is found with one lookup at entry and
 //!   one at exit. A wait's entry only stamps the row; a wake's entry finds its stack
 //!   (the row's memo of its last wake position, else the per-thread cache, else a
-//!   walk) and pushes itself on the futex's ring of last wakes ([`ring`]) *before*
-//!   the kernel wakes anyone. At exit, a wait that returned `EAGAIN` and a wake that
-//!   woke nobody are counted on their row without a stack walk or pairing; a blocked
-//!   wait finds its stack the same way, is counted, paired with the futex's newest
-//!   wake into `EDGES`, and its window split among the ring's wakes into `BLAME`
-//!   ([`blame`]). A futex is keyed by (process, address), or for a shared one by
+//!   walk) and announces itself in the futex's wakes-in-flight slot ([`ring`]: an
+//!   array slot, no hashing) *before* the kernel wakes anyone. At exit, a wake that
+//!   woke somebody is pushed on the futex's ring of last wakes (a hash map), one that
+//!   woke nobody withdraws from its slot; a wait that returned `EAGAIN` and a wake
+//!   are counted on their row without a stack walk or pairing; a blocked wait finds
+//!   its stack the same way, is counted, paired with the futex's newest wake (in the
+//!   ring, or in flight: its waker may not have returned yet) into `EDGES`, and its
+//!   window split among those wakes into `BLAME` ([`blame`]). A futex is keyed by (process, address), or for a shared one by
 //!   (mapped object, offset) — one more lookup, only for shared calls ([`shared`]).
 //! - `sched_switch` (BTF tracepoint, only with holder tracking, [`holders`]): the
 //!   target bits of the task leaving and the task taking the CPU (`next->tgid`, a
@@ -46,8 +48,15 @@
 //! |---|---|---|---|---|
 //! | untraced thread's futex call | 0 | 57–71 ns | 55–57 ns | |
 //! | traced `EAGAIN` wait | 3 | 186–219 ns | 343 ns | 213–251 + 938–973 ns |
-//! | traced wake that woke nobody | 4 | 403 ns | 166 ns | 1,052–1,076 + 177–189 ns |
+//! | traced wake that woke nobody | 3 | 413–419 ns | 140 ns | 438–443 + 161–162 ns |
 //! | ping-pong (all programs) per futex call | 8–9 | | | 812–813 vs 875–884 ns |
+//!
+//! The wake row is from a later session (the same loop, three rounds alternating
+//! with the previous probe, whose wake pushed itself on the ring's
+//! hash map at entry and looked it up again at exit to take back a wake of nobody —
+//! four lookups; now it announces itself in an array slot instead). In memcached,
+//! where each lookup misses cache, the pair of programs went from 654–784 ns to
+//! 581–695 ns per futex call (4 rounds alternating, the bpftrace peer 481–498).
 //!
 //! "Before" read the caller's frame record through a wild `rbp` in code without
 //! frame pointers (the Python interpreter here; Debian's C daemons alike): the

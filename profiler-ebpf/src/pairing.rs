@@ -12,21 +12,24 @@ use crate::ring;
 use crate::shared::futex_key;
 
 /// Pair `waiter` (which started at `started` and waited `waited` ns; `shared`: on a
-/// futex not private to its process) with its waker, of any traced process.
-/// Returns whether a waker was found.
+/// futex not private to its process) with its waker, of any traced process: the
+/// newest wake entered during the wait — in the futex's ring, or still in flight (its
+/// waiter can return before it does). Returns whether a waker was found.
 #[inline(always)]
 pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool) -> bool {
     let at = futex_key(waiter.tgid, waiter.uaddr, shared);
-    let Some(wakes) = LAST_WAKE.get_ptr(&at) else {
-        return false;
-    };
-    let Some(last) = ring::newest(wakes) else {
+    let wakes = LAST_WAKE.get_ptr(&at);
+    let pushed = wakes.and_then(ring::newest);
+    // Not in the ring yet: the wake that woke this waiter had not returned. (It is
+    // also there once it has: then both are the same wake.)
+    let flying = ring::in_flight(&at).filter(|f| pushed.is_none_or(|p| f.ts_ns > p.ts_ns));
+    let Some(last) = flying.or(pushed) else {
         return false;
     };
     if last.ts_ns < started {
         return false;
     }
-    blame::charge(wakes, waiter, started, last.ts_ns);
+    blame::charge(wakes, flying.as_ref(), waiter, started, last.ts_ns);
     let key = RawEdgeKey {
         tgid: waiter.tgid,
         waiter_stack_id: waiter.stack_id,

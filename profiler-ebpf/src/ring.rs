@@ -1,6 +1,9 @@
-//! The ring of the last wakes of each futex (`LAST_WAKE`, see `RawWakeRing`): a wake
-//! is pushed at its entry, before the kernel makes any waiter runnable; a waiter
-//! pairs with the newest one, and `blame` splits its window among the ones inside it.
+//! Where a waiter finds the wakes of its futex: the ring of the last wakes that woke
+//! somebody (`LAST_WAKE`, see `RawWakeRing`), pushed at their exit and stamped with
+//! their entry time, and the wake in flight (`IN_FLIGHT`, see `RawWakeInFlight`),
+//! announced at entry — before the kernel can make a waiter runnable, so a waiter that
+//! returns before its waker does still finds it. A waiter pairs with the newest of
+//! them, and `blame` splits its window among the ones inside it.
 //!
 //! Slots and `next` are plain loads and stores (the probes build for the generic BPF
 //! CPU, which has no fetch-and-add): two wakes of one futex at the same instant on
@@ -10,11 +13,18 @@
 //! serialized by the lock itself.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::Array};
-use profiler_common::{Loss, RawAddrKey, RawLastWake, RawWakeRing, WAKE_RING};
+use profiler_common::{
+    Loss, RawAddrKey, RawLastWake, RawWakeInFlight, RawWakeRing, WAKE_RING, WAKES_IN_FLIGHT,
+    in_flight_slot,
+};
 
 use crate::maps::{LAST_WAKE, count_loss};
 
 const EEXIST: i64 = 17;
+
+/// The wake in flight on each futex, in its futex's slot (see `in_flight_slot`).
+#[map]
+static IN_FLIGHT: Array<RawWakeInFlight> = Array::with_max_entries(WAKES_IN_FLIGHT, 0);
 
 /// A never-written ring to insert new rows from (too large for the BPF stack).
 #[map]
@@ -37,55 +47,70 @@ fn ring_row(key: &RawAddrKey) -> Option<*mut RawWakeRing> {
     LAST_WAKE.get_ptr_mut(key)
 }
 
-/// Remember `wake` as the newest wake on the futex `key`; returns the ring position
-/// it went to (for [`forget`]).
+/// Remember `wake` as the newest wake on the futex `key`.
 #[inline(always)]
-pub fn push(key: &RawAddrKey, wake: &RawLastWake) -> u32 {
+pub fn push(key: &RawAddrKey, wake: &RawLastWake) {
     let Some(ring) = ring_row(key) else {
         count_loss(Loss::LastWakeLost);
-        return 0;
+        return;
     };
     // SAFETY: `ring` is a live map value.
     unsafe {
         let i = (*ring).next;
         (*ring).slots[i as usize & (WAKE_RING - 1)] = *wake;
         (*ring).next = i + 1;
-        i as u32
     }
 }
 
-/// The newest wake on the futex of `ring` that woke somebody. Wakes that woke nobody
-/// were blanked by [`forget`]; skipping them keeps such a wake, made between a
-/// waiter's wake-up and its exit, from hiding the wake that really ended the wait.
+/// The newest wake on the futex of `ring`, if any was pushed. (Wakes that woke
+/// nobody are never pushed, so one made between a waiter's wake-up and its exit
+/// cannot hide the wake that really ended the wait.)
 #[inline(always)]
 pub fn newest(ring: *const RawWakeRing) -> Option<RawLastWake> {
     // SAFETY: a live map value.
     let next = unsafe { (*ring).next };
-    for back in 1..=WAKE_RING {
-        // SAFETY: a slot of a live map value, copied out.
-        let wake =
-            unsafe { (*ring).slots[next.wrapping_sub(back as u64) as usize & (WAKE_RING - 1)] };
-        if wake.ts_ns != 0 {
-            return Some(wake);
-        }
+    if next == 0 {
+        return None;
     }
-    None
+    // SAFETY: a slot of a live map value, copied out.
+    Some(unsafe { (*ring).slots[(next - 1) as usize & (WAKE_RING - 1)] })
 }
 
-/// A wake by `tid` entered at `ts_ns`, pushed at ring position `pos`, woke nobody: it
-/// must not be taken for the waker of a wait that ends later, nor blamed — empty its
-/// slot unless it was overwritten meanwhile. Entries never move, so that one slot is
-/// the only place it can be (one cache line read, not the whole ring's).
+/// A wake on the futex `key` entered: make it findable until it returns. Returns the
+/// slot it went to (for [`withdraw`]).
 #[inline(always)]
-pub fn forget(key: &RawAddrKey, pos: u32, tid: u32, ts_ns: u64) {
-    let Some(ring) = LAST_WAKE.get_ptr_mut(key) else {
-        return;
-    };
-    // SAFETY: a slot of a live map value.
-    unsafe {
-        let slot = &raw mut (*ring).slots[pos as usize & (WAKE_RING - 1)];
-        if (*slot).tid == tid && (*slot).ts_ns == ts_ns {
-            (*slot).ts_ns = 0;
+pub fn announce(key: &RawAddrKey, wake: &RawLastWake) -> u32 {
+    let slot = in_flight_slot(key);
+    if let Some(s) = IN_FLIGHT.get_ptr_mut(slot) {
+        // SAFETY: a live array slot; plain stores (a waiter reading meanwhile may see
+        // half of it, like a ring slot — and checks the key and time it relies on).
+        unsafe {
+            (*s).key = *key;
+            (*s).wake = *wake;
         }
     }
+    slot
+}
+
+/// The wake by `tid` entered at `ts_ns` and announced in `slot` woke nobody: it must
+/// not be taken for the waker of a wait that ends later — empty the slot unless a
+/// newer wake took it meanwhile.
+#[inline(always)]
+pub fn withdraw(slot: u32, tid: u32, ts_ns: u64) {
+    if let Some(s) = IN_FLIGHT.get_ptr_mut(slot) {
+        // SAFETY: a live array slot.
+        unsafe {
+            if (*s).wake.tid == tid && (*s).wake.ts_ns == ts_ns {
+                (*s).wake.ts_ns = 0;
+            }
+        }
+    }
+}
+
+/// The wake on the futex `key` announced and not withdrawn, if its slot holds one:
+/// still in flight, or returned having woken somebody (then also in the ring).
+#[inline(always)]
+pub fn in_flight(key: &RawAddrKey) -> Option<RawLastWake> {
+    let s = IN_FLIGHT.get(in_flight_slot(key))?;
+    (s.wake.ts_ns != 0 && s.key == *key).then_some(s.wake)
 }

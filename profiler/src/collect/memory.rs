@@ -17,7 +17,8 @@ use profiler_common::{
     RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, TARGET_BITS_ENTRIES,
 };
 use profiler_common::{
-    MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeRing,
+    MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeInFlight,
+    RawWakeRing, WAKES_IN_FLIGHT,
 };
 
 /// How a map's memory scales.
@@ -115,7 +116,7 @@ fn definitions() -> Vec<MapDef> {
         def(Kind::Array, 4, size_of::<RawTask>(), 1),
         // `SHARED_MAPS` (`profiler-ebpf/src/shared.rs`).
         def(Kind::Hash, 4, size_of::<RawSharedMaps>(), MAX_SHARED_PROCS),
-        // `BLAME` and `ZERO_RING` (`profiler-ebpf/src/{blame,ring}.rs`).
+        // `BLAME`, `ZERO_RING` and `IN_FLIGHT` (`profiler-ebpf/src/{blame,ring}.rs`).
         def(
             Kind::Hash,
             size_of::<RawBlameKey>(),
@@ -123,6 +124,12 @@ fn definitions() -> Vec<MapDef> {
             MAX_BLAME,
         ),
         def(Kind::Array, 4, size_of::<RawWakeRing>(), 1),
+        def(
+            Kind::Array,
+            4,
+            size_of::<RawWakeInFlight>(),
+            WAKES_IN_FLIGHT,
+        ),
         // `DRAIN_GEN`, and the grace-period trigger's array and array of maps
         // (`collect::generation`).
         def(Kind::Array, 4, 4, 1),

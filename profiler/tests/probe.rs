@@ -312,11 +312,13 @@ fn every_ping_pong_wait_is_paired_with_the_partner_thread_that_woke_it() {
     // Measured here (2 vCPUs): 0–9 unpaired blocked waits of 67k–93k per run (at most
     // 1.1 per 10,000), with no loss counted; their cause is not known yet (suspects:
     // the ring's plain, non-atomic slot updates, and a wake that woke nobody racing a
-    // waiter's exit before its slot is blanked). Before `ring::newest` skipped the
-    // blanked slots of wakes that woke nobody, 15–19 of 80k–94k per run (1.6–2.1 per
-    // 10,000) were unpaired: the bound of 1.5 per 10,000 catches that, and any
-    // systematic race (pairing with the previous wake, losing the record) misses far
-    // more.
+    // waiter's exit before it withdraws from its in-flight slot). Before `ring::newest`
+    // skipped the blanked slots of wakes that woke nobody, 15–19 of 80k–94k per run
+    // (1.6–2.1 per 10,000) were unpaired, and a probe that put wakes in the ring only at
+    // their exit, without the in-flight slot, left 149 of 89k (1.7 per 10,000: the
+    // woken thread returned before its waker): the bound of 1.5 per 10,000 catches
+    // both, and any systematic race (pairing with the previous wake, losing the
+    // record) misses far more.
     assert!(
         unpaired * 20_000 <= n * 3,
         "{unpaired} of {n} blocked waits without their waker; {:?}",

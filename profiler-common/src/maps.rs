@@ -41,10 +41,22 @@ pub const TARGET_BITS_WORDS: u32 = (1 << 22) / 64;
 pub const TARGET_BITS_FOLLOWED: u32 = TARGET_BITS_WORDS;
 /// Entries of [`MAP_TARGET_BITS`]: the bits and the followed-children count.
 pub const TARGET_BITS_ENTRIES: u32 = TARGET_BITS_WORDS + 1;
-/// Hash map `tid → RawTask`: per traced thread, the futex call in progress and what
-/// the holder tracking knows. Created at a thread's first futex call (or first
-/// switch-out), deleted when the thread exits.
+/// Array of `RawTask` (`BPF_F_MMAPABLE`), one slot per thread id modulo
+/// [`MAX_TASKS`] ([`task_slot`]): per traced thread, the futex call in progress and
+/// what the holder tracking knows. A slot is found without hashing (the verifier
+/// inlines an array lookup: the thread's row is read at every futex entry and exit
+/// and every switch-out of a traced thread) and claimed by its thread at its first
+/// futex call or switch-out (`RawTask::owner`, compare-and-swap); a thread whose slot
+/// another live thread holds (only where `pid_max` exceeds [`MAX_TASKS`]) gets a row
+/// in [`MAP_TASK_SPILL`] instead. A thread's row is marked at its exit, not freed: a
+/// waiter it woke may still read it; the next thread to need the slot takes it over.
 pub const MAP_TASKS: &str = "TASKS";
+/// Hash map `tid → RawTask`: the rows of threads whose [`MAP_TASKS`] slot another live
+/// thread holds; deleted by userspace after the thread exited.
+pub const MAP_TASK_SPILL: &str = "TASK_SPILL";
+/// Array of `u64` (`BPF_F_MMAPABLE`): one bit per [`MAP_TASKS`] slot ever claimed,
+/// set by the probe when it claims one, so userspace reads only those rows.
+pub const MAP_TASK_CLAIMS: &str = "TASK_CLAIMS";
 /// Per-CPU array of `u64`, indexed by [`Loss`](crate::loss::Loss): everything the probe could not record.
 pub const MAP_LOSSES: &str = "LOSSES";
 /// Hash map `RawEdgeKey → RawEdgeStats` (shared, atomic adds): which wake stack woke
@@ -112,6 +124,10 @@ pub const GLOBAL_RAW_SYSCALLS: &str = "RAW_SYSCALLS";
 /// Global `u32` in the probes: the byte offset of `tgid` in the kernel's `struct
 /// task_struct` (from its BTF), for `sched_switch` to read the incoming task's process.
 pub const GLOBAL_TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
+/// Global `u32` in the probes: the slots of [`MAP_TASKS`] as loaded — [`MAX_TASKS`],
+/// or fewer (a power of two) when a root test shrinks the map to make threads share
+/// slots.
+pub const GLOBAL_TASK_SLOTS: &str = "TASK_SLOTS";
 /// Bits of [`GLOBAL_RAW_SYSCALLS`].
 pub mod raw_syscalls {
     /// The raw programs decode futex calls and follow clones (no tracefs).
@@ -141,8 +157,25 @@ pub const MAX_STACK_CACHE: u32 = 65_536;
 pub const MAX_SHARED_SITES: u32 = 16_384;
 /// Capacity of [`MAP_TARGETS`].
 pub const MAX_TARGETS: u32 = 4_096;
-/// Capacity of [`MAP_TASKS`]: traced threads alive at once.
+/// Slots of [`MAP_TASKS`] (a power of two): every thread id below it has its own slot,
+/// so where `pid_max` is at most this (the kernel's default, 32,768) no two threads
+/// ever share one.
 pub const MAX_TASKS: u32 = 32_768;
+/// Capacity of [`MAP_TASK_SPILL`].
+pub const MAX_TASK_SPILL: u32 = 2_048;
+/// Words of [`MAP_TASK_CLAIMS`].
+pub const TASK_CLAIM_WORDS: u32 = MAX_TASKS / 64;
+
+/// The [`MAP_TASKS`] slot of thread `tid` when the map has `slots` (a power of two).
+#[allow(
+    clippy::inline_always,
+    reason = "runs in the eBPF hot path, where a call costs more than the body"
+)]
+#[inline(always)]
+#[must_use]
+pub const fn task_slot(tid: u32, slots: u32) -> u32 {
+    tid & (slots - 1)
+}
 /// Capacity of [`MAP_EDGES`].
 pub const MAX_EDGES: u32 = 16_384;
 /// Capacity of the last-waker-per-address LRU map (kernel-internal).
@@ -182,3 +215,5 @@ pub mod target_flags {
     /// Processes this tgid forks are traced too (launch mode follows descendants).
     pub const FOLLOW_CHILDREN: u32 = 2;
 }
+
+const _: () = assert!(MAX_TASKS.is_power_of_two());

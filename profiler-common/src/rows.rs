@@ -8,6 +8,10 @@ use crate::maps::{OFF_SLOTS, OFF_SPANS, USER_STACK_BYTES};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawTask {
+    /// The thread whose row this is (0: a slot never claimed). 64 bits so the probe
+    /// can compare-and-swap it: the BPF CPU version it builds for has no 32-bit
+    /// atomics.
+    pub owner: u64,
     /// When the call in progress entered the kernel.
     pub start_ns: u64,
     pub uaddr: u64,
@@ -367,7 +371,7 @@ const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BY
 const _: () = assert!(core::mem::size_of::<RawSiteMemo>() == 56);
 const _: () = assert!(SITE_MEMO_WAYS.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<RawSharedSiteKey>() == 32);
-const _: () = assert!(core::mem::size_of::<RawTask>() == 48 + 2 * 56 + 48 + OFF_SPANS * 24);
+const _: () = assert!(core::mem::size_of::<RawTask>() == 56 + 2 * 56 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
 const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);

@@ -10,8 +10,9 @@ use aya_ebpf::{
 };
 use profiler_common::{CALL_EXITED, Loss, nr, target_flags};
 
-use crate::maps::{TARGETS, TASKS, count_loss, is_target, note_followed, set_target_bit};
+use crate::maps::{TARGETS, count_loss, is_target, note_followed, set_target_bit};
 use crate::regs::{REG_DI, Regs, current_ids};
+use crate::tasks::task;
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 
@@ -34,7 +35,7 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     // stops at the target bit.
     let (tgid, tid) = current_ids();
     if is_target(tgid)
-        && let Some(row) = TASKS.get_ptr_mut(tid)
+        && let Some(row) = task(tid)
     {
         // SAFETY: a live map value; only this (exiting) thread writes its own row.
         unsafe { (*row).call = CALL_EXITED };

@@ -11,8 +11,9 @@ use profiler_common::{CALL_NONE, CALL_WAIT, CALL_WAKE, FUTEX_PRIVATE_FLAG, nr, o
 
 use crate::children;
 use crate::holders;
-use crate::maps::{TASKS, is_target, task_row};
+use crate::maps::is_target;
 use crate::regs::{REG_DI, REG_ORIG_AX, REG_SI, Regs, current_ids, first_waiter_addr};
+use crate::tasks::{task, task_row};
 use crate::{wait, wake};
 
 /// [`raw_syscalls`] bits, set by userspace at load time: 0 when the per-syscall
@@ -193,7 +194,7 @@ fn on_enter<C: StackIdContext>(ctx: &C, ids: (u32, u32), id: u64, arg0: u64, arg
 /// its entry recorded, finished here.
 #[inline(always)]
 fn on_exit<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), ret: i64) {
-    let Some(task) = TASKS.get_ptr_mut(tid) else {
+    let Some(task) = task(tid) else {
         return;
     };
     // SAFETY: as in `on_enter`.

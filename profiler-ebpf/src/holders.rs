@@ -7,8 +7,9 @@ use profiler_common::{
     CALL_WAIT, OFF_NO_SYSCALL, OFF_RUNNABLE, OFF_SPANS, RawOffSpan, RawThreadState, nr, op,
 };
 
-use crate::maps::{LAST_SWITCH, is_target, task_row};
+use crate::maps::{LAST_SWITCH, is_target};
 use crate::regs::{REG_ORIG_AX, TaskRegs, current_ids, now_ns};
+use crate::tasks::task_row;
 
 /// Byte offset of `tgid` in the kernel's `struct task_struct`, from its BTF: set by
 /// userspace at load time. In `.rodata` (frozen), so the verifier knows it as a

@@ -12,8 +12,9 @@
 //!   ([`futex`]): no program runs for any other syscall. Both start with the target
 //!   filter, one bit of `TARGET_BITS` (an array access the verifier inlines: no
 //!   helper call, no hashing), before reading the record, which they then load
-//!   directly. A traced thread's row (`TASKS`) is found with one lookup at entry and
-//!   one at exit. A wait's entry only stamps the row; a wake's entry finds its stack
+//!   directly. A traced thread's row is its slot in `TASKS`, an array indexed by
+//!   thread id ([`tasks`]), found at entry and at exit without hashing (a small hash
+//!   holds the rows of threads whose slot another live thread holds). A wait's entry only stamps the row; a wake's entry finds its stack
 //!   (the row's memo of its last wake position, else the per-thread cache, else a
 //!   walk) and announces itself in the futex's wakes-in-flight slot ([`ring`]: an
 //!   array slot, no hashing) *before* the kernel wakes anyone. At exit, a wake that
@@ -31,7 +32,7 @@
 //!   switch time, a traced thread leaving touches its row (and a thread blocking in a
 //!   futex wait needs no register read for its syscall).
 //! - `task_newtask` (tracepoint) follows forked processes — never threads — of
-//!   launched commands, and `sched_process_exit` (raw) drops an exiting thread's row
+//!   launched commands, and `sched_process_exit` (raw) marks an exiting thread's row
 //!   ([`children`]).
 //! - Fallbacks: when tracefs cannot be mounted, the raw `sys_enter`/`sys_exit`
 //!   programs decode futex calls and clones from every syscall of every process (a
@@ -96,7 +97,7 @@
     target_arch = "bpf",
     allow(
         internal_features,
-        reason = "atomic adds on map values: core's atomics need CAS, which BPF lacks; the xadd intrinsic is what `lock +=` lowers from"
+        reason = "atomics on map values: the intrinsics lower to BPF's `lock +=`, atomic or and 64-bit compare-and-swap; core's atomic types would need operations the BPF CPU version the probes build for lacks"
     )
 )]
 #![allow(
@@ -136,6 +137,8 @@ mod ring;
 mod shared;
 #[cfg(target_arch = "bpf")]
 mod stacks;
+#[cfg(target_arch = "bpf")]
+mod tasks;
 #[cfg(target_arch = "bpf")]
 mod wait;
 #[cfg(target_arch = "bpf")]

@@ -12,10 +12,10 @@ use aya_ebpf::{
 };
 use profiler_common::{
     LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
-    MAX_STACKS2, MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
-    RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawTask,
-    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats,
-    TARGET_BITS_ENTRIES, TARGET_BITS_FOLLOWED,
+    MAX_STACKS2, MAX_TARGETS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
+    RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawUserStack,
+    RawWaitKey, RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats, TARGET_BITS_ENTRIES,
+    TARGET_BITS_FOLLOWED,
 };
 
 #[map]
@@ -56,10 +56,6 @@ pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0
 #[map]
 pub static TARGET_BITS: Array<u64> = Array::with_max_entries(TARGET_BITS_ENTRIES, BPF_F_MMAPABLE);
 
-/// One row per traced thread (see `RawTask`); deleted when the thread exits.
-#[map]
-pub static TASKS: HashMap<u32, RawTask> = HashMap::with_max_entries(MAX_TASKS, 0);
-
 #[map]
 pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_KINDS, 0);
 
@@ -98,8 +94,6 @@ static ZERO_WAIT: Array<RawWaitStats> = Array::with_max_entries(1, 0);
 static ZERO_WAKE: Array<RawWakeStats> = Array::with_max_entries(1, 0);
 #[map]
 static ZERO_EDGE: Array<RawEdgeStats> = Array::with_max_entries(1, 0);
-#[map]
-static ZERO_TASK: Array<RawTask> = Array::with_max_entries(1, 0);
 
 const EEXIST: i64 = 17;
 
@@ -177,24 +171,6 @@ pub fn count_loss(loss: Loss) {
     }
 }
 
-/// The traced thread's row, created on first use; `None` (counted) when `TASKS` is
-/// full.
-#[inline(always)]
-pub fn task_row(tid: u32) -> Option<*mut RawTask> {
-    if let Some(p) = TASKS.get_ptr_mut(tid) {
-        return Some(p);
-    }
-    let zero = ZERO_TASK.get_ptr(0)?;
-    // SAFETY: `zero` points at a live array slot the helper only reads.
-    if let Err(e) = TASKS.insert(tid, unsafe { &*zero }, u64::from(BPF_NOEXIST))
-        && i64::from(e) != -EEXIST
-    {
-        count_loss(Loss::InFlightMapFull);
-        return None;
-    }
-    TASKS.get_ptr_mut(tid)
-}
-
 /// The shared stats row for `key`, created zeroed (thread name set) on first use.
 #[inline(always)]
 pub fn wait_row(key: &RawWaitKey) -> Option<*mut RawWaitStats> {
@@ -237,7 +213,7 @@ fn named_row<K, V: Named>(
         return Some(p);
     }
     let zero = zero.get_ptr(0)?;
-    // SAFETY: as in `task_row`.
+    // SAFETY: `zero` points at a live array slot the helper only reads.
     match map.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST)) {
         Ok(()) => {
             let p = map.get_ptr_mut(key)?;
@@ -262,7 +238,7 @@ pub fn edge_row(key: &RawEdgeKey) -> Option<*mut RawEdgeStats> {
         return Some(p);
     }
     let zero = ZERO_EDGE.get_ptr(0)?;
-    // SAFETY: as in `task_row`.
+    // SAFETY: `zero` points at a live array slot the helper only reads.
     if let Err(e) = EDGES.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
         && i64::from(e) != -EEXIST
     {

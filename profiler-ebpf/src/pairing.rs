@@ -7,9 +7,10 @@ use profiler_common::{
 };
 
 use crate::blame;
-use crate::maps::{LAST_SWITCH, LAST_WAKE, TASKS, add, count_loss, edge_row, raise};
+use crate::maps::{LAST_SWITCH, LAST_WAKE, add, count_loss, edge_row, raise};
 use crate::ring;
 use crate::shared::futex_key;
+use crate::tasks::task;
 
 /// Pair `waiter` (which started at `started` and waited `waited` ns; `shared`: on a
 /// futex not private to its process) with its waker, of any traced process: the
@@ -60,9 +61,15 @@ pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool)
             raise(&raw mut (*edge).wake_to_run_max_ns, latency);
         }
     }
-    // SAFETY: read in place; the waker's row is only read.
-    if let Some(waker) = unsafe { TASKS.get(last.tid) } {
-        add_holder_window(edge, &waker.holder, waiter.uaddr, started, &last);
+    if let Some(waker) = task(last.tid) {
+        // SAFETY: read in place; the waker's row is only read here.
+        add_holder_window(
+            edge,
+            unsafe { &(*waker).holder },
+            waiter.uaddr,
+            started,
+            &last,
+        );
     } else {
         // The waker's row is gone (it exited, or its row could not be created): what
         // it did in the window is unknown — never assume it stayed on CPU.

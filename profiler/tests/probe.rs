@@ -2,7 +2,7 @@
 //! memory it takes, which processes it follows, and its integrity (issue 13 item 4):
 //! full maps counted as losses and no wait counted twice (maps shrunk on purpose with
 //! the test-only `LOCKPROF_TEST_MAX_ENTRIES`), stack-copy ids never reused, every
-//! wake paired with the wait it ended.
+//! wake paired with the wait it ended, threads that share a row slot losing nothing.
 //!
 //! `#[ignore]`d like every kernel test; `cargo xtask test` runs them as root with one
 //! test thread.
@@ -185,6 +185,32 @@ fn full_maps_count_their_losses_and_never_count_a_wait_twice() {
     );
     assert_eq!((l.wait_map_full, l.wake_map_full), (0, 0), "{l:?}");
     assert_every_call_counted_once(&report, &pp);
+}
+
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn threads_that_share_a_row_slot_spill_and_lose_nothing() {
+    require_root();
+    // One `TASKS` slot for all the ping-pong's threads, as where `pid_max` exceeds the
+    // slots and thread ids collide: the first thread to need a row takes the slot, the
+    // others get rows in `TASK_SPILL` — and each call is still timed, counted and
+    // paired as with a slot of its own.
+    let (report, pp) = record_pingpong_with_maps("TASKS=1");
+    assert_eq!(report.losses.inflight_map_full, 0, "{:?}", report.losses);
+    assert_every_call_counted_once(&report, &pp);
+    let t = &report.totals;
+    assert!(
+        t.waits * 10 >= pp.blocked_waits * 9,
+        "{} of {} blocked waits timed",
+        t.waits,
+        pp.blocked_waits
+    );
+    let unpaired: u64 = report.sites.iter().map(|s| s.unpaired_waits).sum();
+    assert!(
+        unpaired * 1000 <= t.waits,
+        "{unpaired} of {} blocked waits without their waker",
+        t.waits
+    );
 }
 
 /// Load the probes, start `cmd` (which waits a moment before its first futex call),

@@ -12,13 +12,14 @@ use std::mem::size_of;
 
 use profiler_common::{
     LOSS_KINDS, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
-    MAX_STACKS2, MAX_TARGETS, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
-    RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawTask,
-    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, TARGET_BITS_ENTRIES,
+    MAX_STACKS2, MAX_TARGETS, MAX_TASK_SPILL, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS,
+    MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey,
+    RawStackCacheValue, RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    TARGET_BITS_ENTRIES,
 };
 use profiler_common::{
     MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeInFlight,
-    RawWakeRing, WAKES_IN_FLIGHT,
+    RawWakeRing, TASK_CLAIM_WORDS, WAKES_IN_FLIGHT,
 };
 
 /// How a map's memory scales.
@@ -93,7 +94,6 @@ fn definitions() -> Vec<MapDef> {
         ),
         def(Kind::Hash, 4, 4, MAX_TARGETS),
         def(Kind::Array, 4, 8, TARGET_BITS_ENTRIES),
-        def(Kind::Hash, 4, size_of::<RawTask>(), MAX_TASKS),
         def(Kind::PerCpuArray, 4, 8, LOSS_KINDS),
         def(
             Kind::Lru,
@@ -113,7 +113,6 @@ fn definitions() -> Vec<MapDef> {
         def(Kind::Array, 4, size_of::<RawWaitStats>(), 1),
         def(Kind::Array, 4, size_of::<RawWakeStats>(), 1),
         def(Kind::Array, 4, size_of::<RawEdgeStats>(), 1),
-        def(Kind::Array, 4, size_of::<RawTask>(), 1),
         // `SHARED_MAPS` (`profiler-ebpf/src/shared.rs`).
         def(Kind::Hash, 4, size_of::<RawSharedMaps>(), MAX_SHARED_PROCS),
         // `BLAME`, `ZERO_RING` and `IN_FLIGHT` (`profiler-ebpf/src/{blame,ring}.rs`).
@@ -130,6 +129,12 @@ fn definitions() -> Vec<MapDef> {
             size_of::<RawWakeInFlight>(),
             WAKES_IN_FLIGHT,
         ),
+        // `TASKS`, `TASK_SPILL`, `TASK_CLAIMS` and `ZERO_TASK`
+        // (`profiler-ebpf/src/tasks.rs`).
+        def(Kind::Array, 4, size_of::<RawTask>(), MAX_TASKS),
+        def(Kind::Hash, 4, size_of::<RawTask>(), MAX_TASK_SPILL),
+        def(Kind::Array, 4, 8, TASK_CLAIM_WORDS),
+        def(Kind::Array, 4, size_of::<RawTask>(), 1),
         // `DRAIN_GEN`, and the grace-period trigger's array and array of maps
         // (`collect::generation`).
         def(Kind::Array, 4, 4, 1),

@@ -19,10 +19,12 @@ mod generation;
 pub mod go;
 mod kernel_btf;
 pub mod memory;
+mod mmap;
 mod shared;
 mod sizes;
 pub mod snapshot;
 mod target_bits;
+mod task_rows;
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -32,10 +34,11 @@ use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
-    GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN, MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2,
-    MAP_TARGET_BITS, MAP_TARGETS, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey,
-    RawEdgeStats, RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
-    STACK_ID_OVERFLOW, target_flags,
+    GLOBAL_TASK_SLOTS, GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN, MAP_EDGES, MAP_LOSSES,
+    MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASK_CLAIMS, MAP_TASK_SPILL,
+    MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask,
+    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
+    target_flags,
 };
 use thiserror::Error;
 
@@ -139,13 +142,15 @@ pub struct Probes {
     programs: Vec<&'static str>,
     /// The kernel's target filter, memory-mapped (one bit per traced tgid).
     target_bits: target_bits::TargetBits,
+    /// The traced threads' rows, memory-mapped.
+    task_rows: task_rows::TaskRows,
     /// Buffers for draining the 16 KiB stack copies, reused at every refresh.
     copies: batch::Batch<i32, RawUserStack>,
     /// Keeps the kernel's BPF run-time accounting on while we live (`None` if the
     /// kernel refused; then run times read as zero).
     _stats: Option<OwnedFd>,
-    /// Threads whose `TASKS` rows were marked exited at the last drain, sorted.
-    exited_tasks: Vec<u32>,
+    /// Threads whose `TASK_SPILL` rows were marked exited at the last drain, sorted.
+    exited_spilled: Vec<u32>,
     /// The drain generation, and the grace period that makes a generation safe to
     /// drain.
     generations: generation::Generations,
@@ -175,8 +180,12 @@ impl Probes {
         } else {
             0
         };
+        // A shrunk `TASKS` must stay a power of two: the probe masks thread ids.
+        let task_slots = sizes::task_slots(&sizes);
+        loader.map_max_entries(MAP_TASKS, task_slots);
         let mut ebpf = loader
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
+            .override_global(GLOBAL_TASK_SLOTS, &task_slots, true)
             .override_global(GLOBAL_TASK_TGID_OFFSET, &tgid_offset, true)
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
             .load(PROBES_OBJECT)
@@ -196,6 +205,11 @@ impl Probes {
                 })?;
             target_bits::TargetBits::map(map.fd().as_fd())?
         };
+        let task_rows = task_rows::TaskRows::map(
+            map_fd(&ebpf, MAP_TASKS)?,
+            task_slots,
+            map_fd(&ebpf, MAP_TASK_CLAIMS)?,
+        )?;
         let generations = generation::Generations::new().map_err(|e| map_err(MAP_DRAIN_GEN, &e))?;
         let links = attach::attach_all(&mut ebpf, &programs)?;
         Ok(Self {
@@ -204,9 +218,10 @@ impl Probes {
             method,
             programs,
             target_bits,
+            task_rows,
             copies: batch::Batch::with_rows(COPIES_PER_BATCH),
             _stats: stats,
-            exited_tasks: Vec::new(),
+            exited_spilled: Vec::new(),
             generations,
             detached: false,
         })
@@ -344,29 +359,32 @@ impl Probes {
                 .map_err(|e| map_err(MAP_LOSSES, &e))?;
             snap.losses.set(loss, per_cpu.iter().sum());
         }
-        let tasks: Vec<(u32, RawTask)> =
-            batch::read_all(self.fd(MAP_TASKS)?, false).map_err(|e| map_err(MAP_TASKS, &e))?;
-        snap.unfinished_waits = tasks
+        let spilled: Vec<(u32, RawTask)> = batch::read_all(self.fd(MAP_TASK_SPILL)?, false)
+            .map_err(|e| map_err(MAP_TASK_SPILL, &e))?;
+        let calls = self.task_rows.calls();
+        snap.unfinished_waits = calls
             .iter()
-            .filter(|(_, t)| t.call & CALL_WAIT != 0 && t.call != CALL_EXITED)
+            .chain(spilled.iter().map(|(_, t)| &t.call))
+            .filter(|&&call| call & CALL_WAIT != 0 && call != CALL_EXITED)
             .count() as u64;
-        self.reap_exited_tasks(&tasks);
+        self.reap_exited_spilled(&spilled);
         Ok(snap)
     }
 
-    /// Delete the rows of threads that exited before the previous drain (the probe
-    /// marks them at exit, see `CALL_EXITED`): a waiter they woke has returned by
-    /// now, and `TASKS` must not fill with the dead.
-    fn reap_exited_tasks(&mut self, tasks: &[(u32, RawTask)]) {
+    /// Delete the spilled rows of threads that exited before the previous drain (the
+    /// probe marks them at exit, see `CALL_EXITED`): a waiter they woke has returned
+    /// by now, and `TASK_SPILL` must not fill with the dead. (Rows in `TASKS` slots
+    /// are taken over by the probe; see `task_rows`.)
+    fn reap_exited_spilled(&mut self, tasks: &[(u32, RawTask)]) {
         let mut exited: Vec<u32> = tasks
             .iter()
             .filter(|(_, t)| t.call == CALL_EXITED)
             .map(|&(tid, _)| tid)
             .collect();
         exited.sort_unstable();
-        let previous = std::mem::take(&mut self.exited_tasks);
+        let previous = std::mem::take(&mut self.exited_spilled);
         if let Ok(mut rows) =
-            map_mut::<BpfHashMap<&mut MapData, u32, RawTask>>(&mut self.ebpf, MAP_TASKS)
+            map_mut::<BpfHashMap<&mut MapData, u32, RawTask>>(&mut self.ebpf, MAP_TASK_SPILL)
         {
             for tid in previous
                 .iter()
@@ -375,7 +393,7 @@ impl Probes {
                 let _ = rows.remove(tid);
             }
         }
-        self.exited_tasks = exited
+        self.exited_spilled = exited
             .into_iter()
             .filter(|tid| previous.binary_search(tid).is_err())
             .collect();

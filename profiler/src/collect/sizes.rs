@@ -8,6 +8,8 @@
 //! (`profiler/tests/probe.rs`); a malformed value is ignored with a warning-free
 //! fallback to the defaults because no user sets it.
 
+use profiler_common::{MAP_TASKS, MAX_TASKS};
+
 /// The test-only knob's name.
 pub const TEST_MAX_ENTRIES_ENV: &str = "LOCKPROF_TEST_MAX_ENTRIES";
 
@@ -16,6 +18,17 @@ pub fn overrides() -> Vec<(String, u32)> {
     std::env::var(TEST_MAX_ENTRIES_ENV)
         .map(|v| parse(&v))
         .unwrap_or_default()
+}
+
+/// The slots `TASKS` is loaded with: [`MAX_TASKS`], or the override if it is a
+/// smaller power of two (the probe finds a thread's slot with a mask).
+pub fn task_slots(overrides: &[(String, u32)]) -> u32 {
+    overrides
+        .iter()
+        .find(|(name, _)| name == MAP_TASKS)
+        .map(|&(_, n)| n)
+        .filter(|n| n.is_power_of_two() && *n <= MAX_TASKS)
+        .unwrap_or(MAX_TASKS)
 }
 
 fn parse(v: &str) -> Vec<(String, u32)> {
@@ -39,5 +52,19 @@ mod tests {
             vec![("WAITS".to_owned(), 4), ("EDGES".to_owned(), 1)]
         );
         assert!(parse("").is_empty());
+    }
+
+    #[test]
+    fn task_slots_take_only_a_smaller_power_of_two() {
+        let o = |v: &str| task_slots(&parse(v));
+        assert_eq!(o(""), MAX_TASKS);
+        assert_eq!(o("TASKS=4"), 4);
+        assert_eq!(
+            o("TASKS=6"),
+            MAX_TASKS,
+            "not a power of two: the probe masks"
+        );
+        assert_eq!(o("TASKS=65536"), MAX_TASKS);
+        assert_eq!(o("WAITS=4"), MAX_TASKS);
     }
 }

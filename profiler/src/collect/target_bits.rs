@@ -8,7 +8,7 @@
 //! Owns: the mapping and its bit arithmetic. Must not: decide what is traced (the
 //! session does, through [`Probes::add_target`](super::Probes::add_target)).
 
-use std::os::fd::{AsRawFd as _, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use profiler_common::{
@@ -16,39 +16,21 @@ use profiler_common::{
 };
 
 use super::CollectError;
+use super::mmap::MappedArray;
 
-/// `TARGET_BITS`, mapped read-write.
+/// `TARGET_BITS`, mapped read-write (only accessed through atomics).
 pub struct TargetBits {
-    words: *mut AtomicU64,
+    words: MappedArray,
 }
-
-// SAFETY: the mapping is only accessed through atomics and lives as long as the value.
-unsafe impl Send for TargetBits {}
 
 const BYTES: usize = TARGET_BITS_ENTRIES as usize * 8;
 
 impl TargetBits {
     /// Map the loaded `TARGET_BITS` array (created `BPF_F_MMAPABLE`).
     pub fn map(fd: BorrowedFd<'_>) -> Result<Self, CollectError> {
-        // SAFETY: a fresh shared mapping of a BPF array fd of exactly BYTES bytes; the
-        // kernel keeps the map alive while the mapping exists.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                BYTES,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(CollectError::Map {
-                map: MAP_TARGET_BITS,
-                reason: format!("mmap: {}", std::io::Error::last_os_error()),
-            });
-        }
-        Ok(Self { words: p.cast() })
+        Ok(Self {
+            words: MappedArray::map(fd, BYTES, MAP_TARGET_BITS)?,
+        })
     }
 
     /// Mark `tgid` traced.
@@ -69,21 +51,19 @@ impl TargetBits {
     /// `profiler_common::TARGET_BITS_FOLLOWED`).
     pub fn followed(&self) -> u64 {
         // SAFETY: the word after the bits, inside the mapping (BYTES covers it).
-        unsafe { &*self.words.add(TARGET_BITS_FOLLOWED as usize) }.load(Ordering::SeqCst)
+        unsafe { &*self.word(TARGET_BITS_FOLLOWED as usize) }.load(Ordering::SeqCst)
     }
 
     fn slot(&self, tgid: u32) -> Option<(&AtomicU64, u64)> {
         let (word, bit) = position(tgid)?;
         // SAFETY: `word` < TARGET_BITS_WORDS, inside the mapping; AtomicU64 has the
         // layout of the u64 the kernel reads.
-        Some((unsafe { &*self.words.add(word) }, bit))
+        Some((unsafe { &*self.word(word) }, bit))
     }
-}
 
-impl Drop for TargetBits {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once.
-        unsafe { libc::munmap(self.words.cast(), BYTES) };
+    /// Word `i` of the mapping (`i` ≤ `TARGET_BITS_FOLLOWED`).
+    fn word(&self, i: usize) -> *const AtomicU64 {
+        self.words.as_ptr::<AtomicU64>().wrapping_add(i)
     }
 }
 

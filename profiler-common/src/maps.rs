@@ -41,7 +41,7 @@ pub const TARGET_BITS_WORDS: u32 = (1 << 22) / 64;
 pub const TARGET_BITS_FOLLOWED: u32 = TARGET_BITS_WORDS;
 /// Entries of [`MAP_TARGET_BITS`]: the bits and the followed-children count.
 pub const TARGET_BITS_ENTRIES: u32 = TARGET_BITS_WORDS + 1;
-/// Array of `RawTask` (`BPF_F_MMAPABLE`), one slot per thread id modulo
+/// Array of `RawTask`, one slot per thread id modulo
 /// [`MAX_TASKS`] ([`task_slot`]): per traced thread, the futex call in progress and
 /// what the holder tracking knows. A slot is found without hashing (the verifier
 /// inlines an array lookup: the thread's row is read at every futex entry and exit

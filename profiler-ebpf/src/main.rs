@@ -48,16 +48,18 @@
 //! | path | lookups (hash) | `futex_enter` | `futex_exit` | before |
 //! |---|---|---|---|---|
 //! | untraced thread's futex call | 0 | 57–71 ns | 55–57 ns | |
-//! | traced `EAGAIN` wait | 3 | 186–219 ns | 343 ns | 213–251 + 938–973 ns |
-//! | traced wake that woke nobody | 3 | 413–419 ns | 140 ns | 438–443 + 161–162 ns |
-//! | ping-pong (all programs) per futex call | 8–9 | | | 812–813 vs 875–884 ns |
+//! | traced `EAGAIN` wait | 1 | 156–157 ns | 363–364 ns | 214 + 368–369 ns |
+//! | traced wake that woke nobody | 1 | 363–366 ns | 132–133 ns | 416–417 + 137–138 ns |
+//! | ping-pong (all programs) per futex call | 6–7 | | | 812–813 vs 875–884 ns |
 //!
-//! The wake row is from a later session (the same loop, three rounds alternating
-//! with the previous probe, whose wake pushed itself on the ring's
-//! hash map at entry and looked it up again at exit to take back a wake of nobody —
-//! four lookups; now it announces itself in an array slot instead). In memcached,
-//! where each lookup misses cache, the pair of programs went from 654–784 ns to
-//! 581–695 ns per futex call (4 rounds alternating, the bpftrace peer 481–498).
+//! The `EAGAIN` and wake rows are from session 10 (the same loop, two rounds
+//! alternating with the previous probe): a thread's row is now its slot in an array
+//! indexed by thread id ([`tasks`]), not a hash row, and a wake announces itself in an
+//! array slot ([`ring`]) instead of pushing itself on its futex's ring (a hash map)
+//! and taking itself back at exit. The hash lookups left on these paths are the count
+//! rows'. In memcached, where each lookup misses cache, the pair of programs went from
+//! 654–784 ns per futex call to 581–695 with the second change and then from 513–671
+//! to 481–597 with the first (4 rounds each, alternating; the bpftrace peer 481–555).
 //!
 //! "Before" read the caller's frame record through a wild `rbp` in code without
 //! frame pointers (the Python interpreter here; Debian's C daemons alike): the

@@ -38,7 +38,7 @@ fn slot_of(tid: u32) -> u32 {
 
 /// One row per thread id (modulo `MAX_TASKS`), claimed by `RawTask::owner`.
 #[map]
-static TASKS: Array<RawTask> = Array::with_max_entries(MAX_TASKS, BPF_F_MMAPABLE);
+static TASKS: Array<RawTask> = Array::with_max_entries(MAX_TASKS, 0);
 
 /// The rows of threads whose slot another live thread holds.
 #[map]

@@ -46,11 +46,6 @@ impl MappedArray {
     pub fn as_ptr<T>(&self) -> *mut T {
         self.ptr.cast()
     }
-
-    /// Its length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
 }
 
 impl Drop for MappedArray {

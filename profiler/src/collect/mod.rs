@@ -31,7 +31,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use aya::Ebpf;
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
     GLOBAL_TASK_SLOTS, GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN, MAP_EDGES, MAP_LOSSES,
@@ -205,11 +205,7 @@ impl Probes {
                 })?;
             target_bits::TargetBits::map(map.fd().as_fd())?
         };
-        let task_rows = task_rows::TaskRows::map(
-            map_fd(&ebpf, MAP_TASKS)?,
-            task_slots,
-            map_fd(&ebpf, MAP_TASK_CLAIMS)?,
-        )?;
+        let task_rows = task_rows::TaskRows::map(map_fd(&ebpf, MAP_TASK_CLAIMS)?, task_slots)?;
         let generations = generation::Generations::new().map_err(|e| map_err(MAP_DRAIN_GEN, &e))?;
         let links = attach::attach_all(&mut ebpf, &programs)?;
         Ok(Self {
@@ -361,7 +357,10 @@ impl Probes {
         }
         let spilled: Vec<(u32, RawTask)> = batch::read_all(self.fd(MAP_TASK_SPILL)?, false)
             .map_err(|e| map_err(MAP_TASK_SPILL, &e))?;
-        let calls = self.task_rows.calls();
+        let rows: Array<&MapData, RawTask> = map_ref(&self.ebpf, MAP_TASKS)?;
+        let calls = self
+            .task_rows
+            .calls(&mut |slot| rows.get(&slot, 0).ok().map(|t| (t.owner, t.call)));
         snap.unfinished_waits = calls
             .iter()
             .chain(spilled.iter().map(|(_, t)| &t.call))

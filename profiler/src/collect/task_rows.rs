@@ -1,66 +1,62 @@
 //! The traced threads' rows as userspace sees them: `TASKS` (one slot per thread id,
-//! see `MAP_TASKS`) memory-mapped and read only at the slots `TASK_CLAIMS` marks
-//! claimed — a 20 MiB array is never copied — plus the small `TASK_SPILL` hash.
+//! see `MAP_TASKS`) read only at the slots `TASK_CLAIMS` marks claimed — a 20 MiB
+//! array is neither copied nor mapped (a mapping of it would count in lockprof's
+//! resident memory: the kernel maps every page of it at `mmap`) — plus the small
+//! `TASK_SPILL` hash.
 //!
-//! Owns: the two mappings, the scan, and releasing the claim bits of slots whose
-//! thread exited (the probe takes such a slot over when it needs it; the bit only
-//! keeps the scan short). Must not: write a row — only the probe does.
+//! Owns: the claim bitmap's mapping, the scan, and releasing the claim bits of slots
+//! whose thread exited (the probe takes such a slot over when it needs it; the bit
+//! only keeps the scan short). Must not: write a row — only the probe does.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use profiler_common::{
-    CALL_EXITED, MAP_TASK_CLAIMS, MAP_TASKS, MAX_TASKS, RawTask, TASK_CLAIM_WORDS,
-};
+use profiler_common::{CALL_EXITED, MAP_TASK_CLAIMS, MAX_TASKS, TASK_CLAIM_WORDS};
 
 use super::CollectError;
 use super::mmap::MappedArray;
 
-const ROW: usize = size_of::<RawTask>();
-
-/// `TASKS` and `TASK_CLAIMS`, mapped.
+/// `TASK_CLAIMS`, mapped, and what the previous scan saw.
 pub struct TaskRows {
-    rows: MappedArray,
+    claims: MappedArray,
     /// `TASKS`' slots as loaded (see `GLOBAL_TASK_SLOTS`).
     slots: u32,
-    claims: MappedArray,
     /// Slots whose thread had exited at the previous scan, sorted.
     exited: Vec<u32>,
 }
 
+/// A row's `owner` and `call`, read from `TASKS` by slot (`None`: unreadable).
+pub type ReadRow<'a> = dyn FnMut(u32) -> Option<(u64, u32)> + 'a;
+
 impl TaskRows {
-    /// Map the loaded arrays (both created `BPF_F_MMAPABLE`; `TASKS` with `slots`).
-    pub fn map(
-        tasks: BorrowedFd<'_>,
-        slots: u32,
-        claims: BorrowedFd<'_>,
-    ) -> Result<Self, CollectError> {
+    /// Map the loaded `TASK_CLAIMS` (created `BPF_F_MMAPABLE`); `TASKS` has `slots`.
+    pub fn map(claims: BorrowedFd<'_>, slots: u32) -> Result<Self, CollectError> {
         debug_assert!(slots.is_power_of_two() && slots <= MAX_TASKS);
         Ok(Self {
-            rows: MappedArray::map(tasks, slots as usize * ROW, MAP_TASKS)?,
-            slots,
             claims: MappedArray::map(claims, TASK_CLAIM_WORDS as usize * 8, MAP_TASK_CLAIMS)?,
+            slots,
             exited: Vec::new(),
         })
     }
 
-    /// The `call` of every claimed row whose thread has not exited. A slot whose
-    /// thread had already exited at the previous scan leaves the scan: a waiter it
-    /// woke has returned by now.
-    pub fn calls(&mut self) -> Vec<u32> {
+    /// The `call` of every claimed row whose thread has not exited, each row read
+    /// with `read`. A slot whose thread had already exited at the previous scan leaves
+    /// the scan: a waiter it woke has returned by now.
+    pub fn calls(&mut self, read: &mut ReadRow<'_>) -> Vec<u32> {
         let mut calls = Vec::new();
         let mut exited = Vec::new();
         for w in 0..self.slots.div_ceil(64) {
-            let word = self.claim_word(w);
-            let mut bits = word.load(Ordering::SeqCst);
+            let mut bits = self.claim_word(w).load(Ordering::SeqCst);
             while bits != 0 {
                 let slot = w * 64 + bits.trailing_zeros();
                 bits &= bits - 1;
-                let (owner, call) = self.read(slot);
+                let Some((owner, call)) = read(slot) else {
+                    continue;
+                };
                 if call != CALL_EXITED {
                     calls.push(call);
                 } else if self.exited.binary_search(&slot).is_ok() {
-                    self.release(slot, owner);
+                    self.release(slot, owner, read);
                 } else {
                     exited.push(slot);
                 }
@@ -72,32 +68,13 @@ impl TaskRows {
 
     /// Clear `slot`'s claim bit, unless a new thread took the slot over meanwhile
     /// (the probe sets the bit after taking it: set it back then).
-    fn release(&self, slot: u32, owner: u64) {
+    fn release(&self, slot: u32, owner: u64, read: &mut ReadRow<'_>) {
         let bit = 1u64 << (slot % 64);
         let word = self.claim_word(slot / 64);
         word.fetch_and(!bit, Ordering::SeqCst);
-        if self.read(slot) != (owner, CALL_EXITED) {
+        if read(slot) != Some((owner, CALL_EXITED)) {
             word.fetch_or(bit, Ordering::SeqCst);
         }
-    }
-
-    /// `owner` and `call` of the row in `slot`, as the probe last wrote them.
-    fn read(&self, slot: u32) -> (u64, u32) {
-        let row = self.row(slot);
-        // SAFETY: a row inside the mapping (see `row`); volatile because the probe
-        // writes it concurrently.
-        unsafe {
-            (
-                std::ptr::read_volatile(&raw const (*row).owner),
-                std::ptr::read_volatile(&raw const (*row).call),
-            )
-        }
-    }
-
-    /// The row in `slot` (< `slots`, so inside the mapping).
-    fn row(&self, slot: u32) -> *mut RawTask {
-        debug_assert!(slot < self.slots && (slot as usize + 1) * ROW <= self.rows.len());
-        self.rows.as_ptr::<RawTask>().wrapping_add(slot as usize)
     }
 
     fn claim_word(&self, w: u32) -> &AtomicU64 {
@@ -110,13 +87,14 @@ impl TaskRows {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::os::fd::{AsFd as _, FromRawFd as _, OwnedFd};
 
-    use profiler_common::{CALL_WAIT, CALL_WAKE};
+    use profiler_common::{CALL_WAIT, CALL_WAKE, task_slot};
 
     use super::*;
 
-    /// Shared memory standing in for a BPF array: the mappings behave alike.
+    /// Shared memory standing in for the BPF array: the mappings behave alike.
     fn memfd(len: usize) -> OwnedFd {
         // SAFETY: plain syscalls on a fresh fd we own.
         unsafe {
@@ -127,42 +105,47 @@ mod tests {
         }
     }
 
+    /// The probe's side: rows by slot, and the claim bits.
     struct Fixture {
         rows: TaskRows,
-        _fds: (OwnedFd, OwnedFd),
+        table: BTreeMap<u32, (u64, u32)>,
+        _claims: OwnedFd,
     }
 
     impl Fixture {
         fn new() -> Self {
-            let tasks = memfd(MAX_TASKS as usize * ROW);
             let claims = memfd(TASK_CLAIM_WORDS as usize * 8);
-            let rows = TaskRows::map(tasks.as_fd(), MAX_TASKS, claims.as_fd()).expect("map");
+            let rows = TaskRows::map(claims.as_fd(), MAX_TASKS).expect("map");
             Self {
                 rows,
-                _fds: (tasks, claims),
+                table: BTreeMap::new(),
+                _claims: claims,
             }
         }
 
         /// What the probe does: write a row and mark its slot claimed.
-        fn claim(&self, tid: u32, call: u32) {
+        fn claim(&mut self, tid: u32, call: u32) {
             self.write(tid, call);
-            let slot = profiler_common::task_slot(tid, MAX_TASKS);
+            let slot = task_slot(tid, MAX_TASKS);
             self.rows
                 .claim_word(slot / 64)
                 .fetch_or(1 << (slot % 64), Ordering::SeqCst);
         }
 
-        fn write(&self, tid: u32, call: u32) {
-            let row = self.rows.row(profiler_common::task_slot(tid, MAX_TASKS));
-            // SAFETY: a row inside the mapping.
-            unsafe {
-                std::ptr::write_volatile(&raw mut (*row).owner, u64::from(tid));
-                std::ptr::write_volatile(&raw mut (*row).call, call);
-            }
+        fn write(&mut self, tid: u32, call: u32) {
+            self.table
+                .insert(task_slot(tid, MAX_TASKS), (u64::from(tid), call));
+        }
+
+        fn scan(&mut self) -> Vec<u32> {
+            let table = self.table.clone();
+            let mut calls = self.rows.calls(&mut |slot| table.get(&slot).copied());
+            calls.sort_unstable();
+            calls
         }
 
         fn claimed(&self, tid: u32) -> bool {
-            let slot = profiler_common::task_slot(tid, MAX_TASKS);
+            let slot = task_slot(tid, MAX_TASKS);
             self.rows.claim_word(slot / 64).load(Ordering::SeqCst) & (1 << (slot % 64)) != 0
         }
     }
@@ -176,21 +159,19 @@ mod tests {
         f.claim(102, CALL_EXITED);
         // A row the probe wrote without claiming its slot is not read.
         f.write(7, CALL_WAIT);
-        let mut calls = f.rows.calls();
-        calls.sort_unstable();
-        assert_eq!(calls, vec![0, CALL_WAIT, CALL_WAKE]);
+        assert_eq!(f.scan(), vec![0, CALL_WAIT, CALL_WAKE]);
     }
 
     #[test]
     fn an_exited_threads_slot_leaves_the_scan_at_the_second_scan() {
         let mut f = Fixture::new();
         f.claim(200, CALL_EXITED);
-        f.rows.calls();
+        f.scan();
         assert!(
             f.claimed(200),
             "kept one scan: a waiter it woke may still read it"
         );
-        f.rows.calls();
+        f.scan();
         assert!(!f.claimed(200), "released at the second");
     }
 
@@ -198,12 +179,12 @@ mod tests {
     fn a_slot_taken_over_between_scans_stays_claimed() {
         let mut f = Fixture::new();
         f.claim(300, CALL_EXITED);
-        f.rows.calls();
+        f.scan();
         // Another thread with the same slot takes it over (the probe's compare-and-
         // swap), as happens where pid_max exceeds the slots.
         let other = 300 + MAX_TASKS;
         f.claim(other, CALL_WAIT);
-        assert_eq!(f.rows.calls(), vec![CALL_WAIT]);
+        assert_eq!(f.scan(), vec![CALL_WAIT]);
         assert!(f.claimed(other));
     }
 }

@@ -81,7 +81,7 @@
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (118 MiB at 256 CPUs, `cargo xtask bench
+//! the worst case from these definitions (123.6 MiB at 256 CPUs, `cargo xtask bench
 //! overhead` row (d)) and reads the real figure from the loaded maps. Userspace drains
 //! `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is

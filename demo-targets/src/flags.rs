@@ -1,5 +1,5 @@
 //! `--flag value` parsing shared by the load programs in `src/bin/` (`futex-storm`,
-//! `futex-pingpong`, `memcached-load`, `lock-churn`), each included with
+//! `futex-pingpong`, `futex-positions`, `memcached-load`, `lock-churn`), each included with
 //! `#[path = "../flags.rs"] mod flags;`: they take integer knobs only, and a typo must
 //! be a one-line error with exit status 2, not a panic.
 //!

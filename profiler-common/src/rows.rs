@@ -335,6 +335,40 @@ pub struct RawStackCacheValue {
     pub leaf_ret: u64,
 }
 
+/// A slot of the call-position array (kernel-internal, see [`position_slot`]): a
+/// thread's call position (its [`RawStackCacheKey::digest`]) and stack, found without
+/// hashing. Between a thread's memo of its last positions and the stack cache (an LRU
+/// hash): a daemon's worker locks and unlocks from many stack depths — memcached's
+/// from about ten per kind — which the memo cannot hold and whose hash lookup cost
+/// more than the rest of the wake.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawPositionSlot {
+    /// 0: empty.
+    pub digest: u64,
+    pub leaf_ret: u64,
+    pub stack_id: i32,
+    pub tid: u32,
+}
+
+/// Slots of the call-position array ([`RawPositionSlot`]); a power of two.
+pub const POSITION_SLOTS: u32 = 16_384;
+
+/// The slot of thread `tid`'s call position `digest` in the call-position array: the
+/// digest (already mixed) with the thread's id folded in by a multiplicative hash,
+/// so the threads of a pool at the same position take different slots.
+#[allow(
+    clippy::inline_always,
+    reason = "runs in the eBPF hot path, where a call costs more than the body"
+)]
+#[inline(always)]
+#[must_use]
+pub fn position_slot(tid: u32, digest: u64) -> u32 {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let h = (digest ^ u64::from(tid)).wrapping_mul(GOLDEN);
+    (h >> (64 - POSITION_SLOTS.trailing_zeros())) as u32
+}
+
 /// Key of the last-wake map: a futex address within a process, or for a shared
 /// futex in a registered shared mapping, an offset in a mapped object (see
 /// [`SHARED_KEY_TGID`](crate::shared::SHARED_KEY_TGID)).
@@ -380,6 +414,8 @@ const _: () = assert!(core::mem::size_of::<RawThreadState>() == 48 + OFF_SPANS *
 const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);
 const _: () = assert!(core::mem::size_of::<RawStackCacheKey>() == 48);
 const _: () = assert!(core::mem::size_of::<RawStackCacheValue>() == 16);
+const _: () = assert!(core::mem::size_of::<RawPositionSlot>() == 24);
+const _: () = assert!(POSITION_SLOTS.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<RawWaitKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawWaitStats>() == 11 * 8 + HIST_BUCKETS * 8 + 16);
 const _: () = assert!(core::mem::size_of::<RawWakeKey>() == 40);
@@ -414,7 +450,7 @@ mod pod {
 mod tests {
     extern crate std;
 
-    use super::RawStackCacheKey;
+    use super::{POSITION_SLOTS, RawStackCacheKey, position_slot};
 
     fn key(ip: u64, sp: u64, bp: u64, ret1: u64, ret2: u64) -> RawStackCacheKey {
         RawStackCacheKey {
@@ -456,5 +492,36 @@ mod tests {
             }
         }
         assert!(seen.insert(key(base[0], base[1], base[2], base[3], base[4]).digest()));
+    }
+
+    #[test]
+    fn a_pool_at_one_position_takes_different_slots() {
+        let digest = key(0x7f1d_3aaa_4193, 0x7f1d_38a1_8c28, 0, 0, 0).digest();
+        let slots: std::collections::BTreeSet<u32> = (29_082..29_082 + 64)
+            .map(|tid| position_slot(tid, digest))
+            .collect();
+        assert_eq!(slots.len(), 64);
+    }
+
+    #[test]
+    fn one_threads_positions_take_different_slots_inside_the_array() {
+        // memcached's worker: two instruction pointers, stack depths 16 bytes apart.
+        let slots: std::collections::BTreeSet<u32> = (0..2u64)
+            .flat_map(|i| {
+                (0..64u64).map(move |d| {
+                    key(
+                        0x7f1d_3aaa_412b + i * 0x68,
+                        0x7f1d_38a1_8000 + d * 16,
+                        0,
+                        0,
+                        0,
+                    )
+                    .digest()
+                })
+            })
+            .map(|digest| position_slot(29_085, digest))
+            .collect();
+        assert_eq!(slots.len(), 128);
+        assert!(slots.iter().all(|&s| s < POSITION_SLOTS));
     }
 }

@@ -15,8 +15,9 @@
 //!   directly. A traced thread's row is its slot in `TASKS`, an array indexed by
 //!   thread id ([`tasks`]), found at entry and at exit without hashing (a small hash
 //!   holds the rows of threads whose slot another live thread holds). A wait's entry only stamps the row; a wake's entry finds its stack
-//!   (the row's memo of its last wake position, else the per-thread cache, else a
-//!   walk) and announces itself in the futex's wakes-in-flight slot ([`ring`]: an
+//!   (the row's memo of its last two wake positions, else the position's slot in
+//!   `POSITIONS`, an array indexed by a hash of thread and position, else the
+//!   per-thread cache, an LRU hash, else a walk: [`stacks`]) and announces itself in the futex's wakes-in-flight slot ([`ring`]: an
 //!   array slot, no hashing) *before* the kernel wakes anyone. At exit, a wake that
 //!   woke somebody is pushed on the futex's ring of last wakes (a hash map), one that
 //!   woke nobody withdraws from its slot; a wait that returned `EAGAIN` and a wake

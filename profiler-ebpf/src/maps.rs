@@ -12,10 +12,10 @@ use aya_ebpf::{
 };
 use profiler_common::{
     LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
-    MAX_STACKS2, MAX_TARGETS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, RawAddrKey,
-    RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey, RawStackCacheValue, RawUserStack,
-    RawWaitKey, RawWaitStats, RawWakeKey, RawWakeRing, RawWakeStats, TARGET_BITS_ENTRIES,
-    TARGET_BITS_FOLLOWED,
+    MAX_STACKS2, MAX_TARGETS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, POSITION_SLOTS,
+    RawAddrKey, RawEdgeKey, RawEdgeStats, RawPositionSlot, RawSharedSiteKey, RawStackCacheKey,
+    RawStackCacheValue, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeRing,
+    RawWakeStats, TARGET_BITS_ENTRIES, TARGET_BITS_FOLLOWED,
 };
 
 #[map]
@@ -41,6 +41,11 @@ pub static STACKS2: StackTrace = StackTrace::with_max_entries(MAX_STACKS2, 0);
 #[map]
 pub static STACK_CACHE: LruHashMap<RawStackCacheKey, RawStackCacheValue> =
     LruHashMap::with_max_entries(MAX_STACK_CACHE, 0);
+
+/// Stack ids by call position, direct-mapped (see `RawPositionSlot`): found without
+/// hashing before `STACK_CACHE`, which it copies.
+#[map]
+pub static POSITIONS: Array<RawPositionSlot> = Array::with_max_entries(POSITION_SLOTS, 0);
 
 /// Stack-copy ids by call position within a process (see `RawSharedSiteKey`): a
 /// thread new at a position reuses the copy another thread took there.

@@ -1,9 +1,11 @@
 //! User stacks: which call path a futex call came from.
 //!
 //! A call position already seen by the thread is found in its row's memo of its last
-//! wait or wake positions (the common case: a thread locking in a loop calls from the
-//! same few places), else in `STACK_CACHE` (one hash lookup) — both after register reads
-//! and at most two user reads; a new one costs the kernel's frame-pointer walk
+//! wait or wake positions (a thread locking in a loop calls from the same few places),
+//! else in its slot of `POSITIONS` (an array indexed by a hash of thread and position:
+//! a daemon's workers lock from many stack depths), else in `STACK_CACHE` (an LRU
+//! hash, the authority the levels above copy) — all after register reads and at most
+//! two user reads; a new one costs the kernel's frame-pointer walk
 //! (`STACKS`, overflowing into `STACKS2`) and, for DWARF unwinding in userspace, one
 //! copy of up to 16 KiB of user stack (`USER_STACKS`), under an id never used before —
 //! unless another thread of the process took a copy at the same call position
@@ -17,14 +19,14 @@ use aya_ebpf::{
     programs::tracing::StackIdContext,
 };
 use profiler_common::{
-    COPY_SHARED, DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawSharedSiteKey, RawSiteMemo,
-    RawSiteMemoWay, RawStackCacheKey, RawStackCacheValue, SITE_MEMO_WAYS, STACK_ID_OVERFLOW,
-    USER_STACK_PAGES, follows_call,
+    COPY_SHARED, DWARF_STACK_ID_BASE, DWARF_STACK_IDS, Loss, RawPositionSlot, RawSharedSiteKey,
+    RawSiteMemo, RawSiteMemoWay, RawStackCacheKey, RawStackCacheValue, SITE_MEMO_WAYS,
+    STACK_ID_OVERFLOW, USER_STACK_PAGES, follows_call, position_slot,
 };
 
 use crate::maps::{
-    SHARED_SITES, STACK_CACHE, STACKS, STACKS2, USER_STACK_SCRATCH, USER_STACK_SEQ, USER_STACKS,
-    add, count_loss,
+    POSITIONS, SHARED_SITES, STACK_CACHE, STACKS, STACKS2, USER_STACK_SCRATCH, USER_STACK_SEQ,
+    USER_STACKS, add, count_loss,
 };
 use crate::regs::{TaskRegs, UserPos};
 
@@ -38,19 +40,60 @@ const EEXIST: i64 = 17;
 /// How far above the stack pointer a frame pointer may be (see [`cache_key`]).
 const MAX_FRAME_DISTANCE: u64 = 256 * 1024;
 
-/// The current call position's stack when the thread's `memo` or the cache knows it
-/// (no walk, no stack copy); `None` otherwise.
+/// The current call position's stack when the thread's `memo`, its slot in
+/// `POSITIONS` or the cache knows it (no walk, no stack copy); `None` otherwise.
 #[inline(always)]
 pub fn cached_site(regs: TaskRegs, tid: u32, memo: &mut RawSiteMemo) -> Option<RawStackCacheValue> {
     let key = cache_key(regs, tid)?;
+    known_site(&key, memo)
+}
+
+/// The stack of call position `key` from the thread's `memo` (the row it has in hand),
+/// else its slot in `POSITIONS` (an array: no hashing), else `STACK_CACHE` (an LRU
+/// hash); what a level below the memo knows is copied up.
+#[inline(always)]
+fn known_site(key: &RawStackCacheKey, memo: &mut RawSiteMemo) -> Option<RawStackCacheValue> {
     let digest = key.digest();
     if let Some(site) = recall(memo, digest) {
         return Some(site);
     }
+    let slot = POSITIONS.get_ptr_mut(position_slot(key.tid, digest));
+    if let Some(slot) = slot {
+        // SAFETY: a live array slot; other threads may write it concurrently (another
+        // position hashing to it), so it is copied out and checked whole.
+        let s = unsafe { *slot };
+        if s.digest == digest && s.tid == key.tid {
+            let site = RawStackCacheValue {
+                stack_id: s.stack_id,
+                pad: 0,
+                leaf_ret: s.leaf_ret,
+            };
+            remember(memo, digest, site);
+            return Some(site);
+        }
+    }
     // SAFETY: the value is copied out immediately.
-    let site = unsafe { STACK_CACHE.get(&key) }.copied()?;
+    let site = unsafe { STACK_CACHE.get(key) }.copied()?;
+    fill_slot(slot, key.tid, digest, site);
     remember(memo, digest, site);
     Some(site)
+}
+
+/// Put `site` in `slot` of `POSITIONS` (replacing whatever position was there).
+#[inline(always)]
+fn fill_slot(slot: Option<*mut RawPositionSlot>, tid: u32, digest: u64, site: RawStackCacheValue) {
+    if let Some(slot) = slot {
+        // SAFETY: a live array slot; a racing writer leaves one of the two positions
+        // or a torn mix that matches neither (checked on read by digest and thread).
+        unsafe {
+            *slot = RawPositionSlot {
+                digest,
+                leaf_ret: site.leaf_ret,
+                stack_id: site.stack_id,
+                tid,
+            };
+        }
+    }
 }
 
 /// The current call position's stack: from the thread's `memo`, the cache, or a
@@ -63,16 +106,8 @@ pub fn site<C: StackIdContext>(
     memo: &mut RawSiteMemo,
 ) -> RawStackCacheValue {
     let key = cache_key(regs, tid);
-    let digest = key.as_ref().map_or(0, RawStackCacheKey::digest);
-    if let Some(key) = &key {
-        if let Some(site) = recall(memo, digest) {
-            return site;
-        }
-        // SAFETY: the value is copied out immediately.
-        if let Some(&site) = unsafe { STACK_CACHE.get(key) } {
-            remember(memo, digest, site);
-            return site;
-        }
+    if let Some(site) = key.as_ref().and_then(|k| known_site(k, memo)) {
+        return site;
     }
     let fp_id = walk(ctx);
     let pos = regs.position();
@@ -106,6 +141,13 @@ pub fn site<C: StackIdContext>(
         && let Some(key) = &key
     {
         let _ = STACK_CACHE.insert(key, site, u64::from(BPF_ANY));
+        let digest = key.digest();
+        fill_slot(
+            POSITIONS.get_ptr_mut(position_slot(tid, digest)),
+            tid,
+            digest,
+            site,
+        );
         remember(memo, digest, site);
     }
     site

@@ -213,6 +213,46 @@ fn threads_that_share_a_row_slot_spill_and_lose_nothing() {
     );
 }
 
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn calls_from_more_positions_than_the_memo_holds_are_each_counted_at_their_own() {
+    require_root();
+    // Three threads each cycle through six wake and six wait positions: the memo of
+    // two per kind always misses, so the stacks come from the position slots (and
+    // the stack cache behind them) — each wake must be counted once, at its function,
+    // and each `EAGAIN` wait once (at a position where no wait ever blocked, its
+    // stack is not known: the fast path does not walk).
+    let r = record(&["-q", "--", demo_bin("futex-positions").to_str().unwrap()]);
+    assert!(r.output.status.success(), "{}", r.stderr);
+    let fixture: Value = serde_json::from_str(
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with("{\"pid\""))
+            .expect("futex-positions' line"),
+    )
+    .unwrap();
+    let per_position = fixture["threads"].as_u64().unwrap() * fixture["rounds"].as_u64().unwrap();
+    let positions = fixture["positions"].as_u64().unwrap();
+    assert!(per_position > 0 && positions > 2, "{fixture}");
+    for i in 0..positions {
+        let wake = format!("futex_positions::wake_{i}");
+        let waker = r
+            .report
+            .wakers
+            .iter()
+            .find(|w| w.function.as_deref() == Some(wake.as_str()))
+            .unwrap_or_else(|| panic!("no waker {wake}: {:?}", r.report.wakers));
+        assert_eq!(
+            (waker.calls, waker.woke_none),
+            (per_position, per_position),
+            "{wake}"
+        );
+    }
+    let eagain: u64 = r.report.sites.iter().map(|s| s.eagain).sum();
+    assert_eq!(eagain, positions * per_position);
+    assert_eq!(r.report.losses.kernel_total(), 0, "{:?}", r.report.losses);
+}
+
 /// Load the probes, start `cmd` (which waits a moment before its first futex call),
 /// trace it, snapshot every `every` until it exits, and hand each snapshot to `each`;
 /// returns the last snapshot and the command's output.

@@ -18,8 +18,8 @@ use profiler_common::{
     TARGET_BITS_ENTRIES,
 };
 use profiler_common::{
-    MAX_BLAME, MAX_SHARED_PROCS, RawBlameKey, RawBlameStats, RawSharedMaps, RawWakeInFlight,
-    RawWakeRing, TASK_CLAIM_WORDS, WAKES_IN_FLIGHT,
+    MAX_BLAME, MAX_SHARED_PROCS, POSITION_SLOTS, RawBlameKey, RawBlameStats, RawPositionSlot,
+    RawSharedMaps, RawWakeInFlight, RawWakeRing, TASK_CLAIM_WORDS, WAKES_IN_FLIGHT,
 };
 
 /// How a map's memory scales.
@@ -86,6 +86,7 @@ fn definitions() -> Vec<MapDef> {
             size_of::<RawStackCacheValue>(),
             MAX_STACK_CACHE,
         ),
+        def(Kind::Array, 4, size_of::<RawPositionSlot>(), POSITION_SLOTS),
         def(
             Kind::Lru,
             size_of::<RawSharedSiteKey>(),

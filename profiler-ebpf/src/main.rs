@@ -51,7 +51,14 @@
 //! | untraced thread's futex call | 0 | 57–71 ns | 55–57 ns | |
 //! | traced `EAGAIN` wait | 1 | 156–157 ns | 363–364 ns | 214 + 368–369 ns |
 //! | traced wake that woke nobody | 1 | 363–366 ns | 132–133 ns | 416–417 + 137–138 ns |
+//! | the same from ten positions in turn (C loop, session 11) | 1 | 195–223 ns | 102–140 ns | 236–254 + 102–111 ns |
 //! | ping-pong (all programs) per futex call | 6–7 | | | 812–813 vs 875–884 ns |
+//!
+//! The ten-position row: a thread cycling through more call positions than its row's
+//! memo holds (memcached's workers lock from about ten depths) found each stack in the
+//! stack cache, an LRU hash; now in its slot of `POSITIONS`, an array ([`stacks`]).
+//! The largest cost left on these paths is the count row's hash lookup at exit: a
+//! build without it ran `futex_exit` at 167–248 ns instead of 316–430 on memcached.
 //!
 //! The `EAGAIN` and wake rows are from session 10 (the same loop, two rounds
 //! alternating with the previous probe): a thread's row is now its slot in an array
@@ -82,7 +89,7 @@
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (123.6 MiB at 256 CPUs, `cargo xtask bench
+//! the worst case from these definitions (123.9 MiB at 256 CPUs, `cargo xtask bench
 //! overhead` row (d)) and reads the real figure from the loaded maps. Userspace drains
 //! `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is

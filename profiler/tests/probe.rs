@@ -2,7 +2,8 @@
 //! memory it takes, which processes it follows, and its integrity (issue 13 item 4):
 //! full maps counted as losses and no wait counted twice (maps shrunk on purpose with
 //! the test-only `LOCKPROF_TEST_MAX_ENTRIES`), stack-copy ids never reused, every
-//! wake paired with the wait it ended, threads that share a row slot losing nothing.
+//! wake paired with the wait it ended, threads that share a row slot losing nothing,
+//! calls from more positions than a thread's memo holds each counted at their own.
 //!
 //! `#[ignore]`d like every kernel test; `cargo xtask test` runs them as root with one
 //! test thread.

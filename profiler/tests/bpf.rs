@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    assert_held_across_sleep, demo_bin, find_site, record, require_root, tag_line, top_sites,
+    assert_held_across_sleep, demo_bin, find_site, fixture_line, record, require_root, tag_line,
+    top_sites,
 };
 use profiler::report::{TargetOrigin, WaitKind};
 
@@ -18,12 +19,9 @@ const FIXTURE_SRC: &str = "demo-targets/src/bin/lockprof-fixture.rs";
 
 /// The fixture's own measurement of the time it spent inside `lock()`.
 fn fixture_measured_wait_ns(stdout: &str) -> u64 {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("{\"pid\""))
-        .unwrap_or_else(|| panic!("fixture printed no result line:\n{stdout}"));
-    let v: serde_json::Value = serde_json::from_str(line).expect("fixture JSON");
-    v["hot_wait_ns"].as_u64().expect("hot_wait_ns")
+    fixture_line(stdout)["hot_wait_ns"]
+        .as_u64()
+        .expect("hot_wait_ns")
 }
 
 #[test]
@@ -322,13 +320,7 @@ fn every_futex_wait_and_wake_op_is_seen_and_named() {
     require_root();
     let r = record(&["-q", "--", demo_bin("futex-ops").to_str().unwrap()]);
     assert!(r.output.status.success(), "{}", r.stderr);
-    let fixture: serde_json::Value = serde_json::from_str(
-        r.stdout
-            .lines()
-            .find(|l| l.starts_with("{\"pid\""))
-            .unwrap(),
-    )
-    .unwrap();
+    let fixture = fixture_line(&r.stdout);
     for sc in fixture["scenarios"].as_array().unwrap() {
         assert_eq!(sc["wait_ret"], 0, "scenario did not block: {sc}");
     }

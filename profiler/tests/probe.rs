@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{demo_bin, lockprof, record, require_root, tempdir};
+use common::{demo_bin, fixture_line, lockprof, record, require_root, tempdir};
 use profiler::collect::{LoadOptions, Probes};
 use profiler::report::TargetOrigin;
 use profiler_common::{DWARF_STACK_ID_BASE, Loss};
@@ -225,13 +225,7 @@ fn calls_from_more_positions_than_the_memo_holds_are_each_counted_at_their_own()
     // stack is not known: the fast path does not walk).
     let r = record(&["-q", "--", demo_bin("futex-positions").to_str().unwrap()]);
     assert!(r.output.status.success(), "{}", r.stderr);
-    let fixture: Value = serde_json::from_str(
-        r.stdout
-            .lines()
-            .find(|l| l.starts_with("{\"pid\""))
-            .expect("futex-positions' line"),
-    )
-    .unwrap();
+    let fixture = fixture_line(&r.stdout);
     let per_position = fixture["threads"].as_u64().unwrap() * fixture["rounds"].as_u64().unwrap();
     let positions = fixture["positions"].as_u64().unwrap();
     assert!(per_position > 0 && positions > 2, "{fixture}");

@@ -156,6 +156,16 @@ pub fn record(args: &[&str]) -> Recorded {
     }
 }
 
+/// A fixture's result line in its `stdout` (the JSON object starting `{"pid"` that the
+/// demo targets and fixtures print), parsed.
+pub fn fixture_line(stdout: &str) -> serde_json::Value {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"pid\""))
+        .unwrap_or_else(|| panic!("fixture printed no result line:\n{stdout}"));
+    serde_json::from_str(line).expect("fixture JSON")
+}
+
 /// A fresh empty directory under the system temp dir.
 pub fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -249,10 +249,15 @@ pub fn cpu_ms(pid: u32) -> Option<f64> {
     schedstat_ms(pid).or_else(|| stat_ms(pid))
 }
 
+/// The live threads' CPU time from the scheduler's nanosecond counts; a thread that
+/// exits while they are read is skipped.
 fn schedstat_ms(pid: u32) -> Option<f64> {
     let mut ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        let Ok(text) = task.and_then(|t| std::fs::read_to_string(t.path().join("schedstat")))
+        else {
+            continue;
+        };
         ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(ns as f64 / 1e6)
@@ -307,12 +312,13 @@ mod tests {
         let t1 = cpu_ms(std::process::id()).unwrap();
         assert!(t1 >= t0 + 30.0, "{t0} -> {t1} ms after 60 ms of spinning");
         assert!(cpu_ms(u32::MAX).is_none());
-        // The nanosecond count and the 10 ms ticks tell the same time.
-        let (fine, coarse) = (
-            schedstat_ms(std::process::id()).unwrap(),
-            stat_ms(std::process::id()).unwrap(),
-        );
-        assert!((fine - coarse).abs() <= 30.0, "{fine} vs {coarse} ms");
+        // The nanosecond count of the live threads never exceeds the 10 ms ticks of
+        // all of them (the test runner's threads that exited count only in the
+        // ticks), beyond the ticks' granularity.
+        let pid = std::process::id();
+        let fine = schedstat_ms(pid).unwrap();
+        let after = stat_ms(pid).unwrap();
+        assert!(fine <= after + 20.0, "{fine} vs {after} ms");
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod go;
 mod kmem;
 mod memcached;
 mod overhead;
+mod regimes;
 mod soak;
 mod storm;
 mod windows;

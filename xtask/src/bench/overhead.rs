@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use super::attach::{Attached, Tracer};
 use super::daemon::{self, ATTACHED, Daemon, kernel_bytes, worst_bytes};
 use super::kmem;
+use super::regimes::Regimes;
 use super::windows::{Rounds, Spread, schedule};
 use super::{Stats, mark};
 use crate::demo::{build_release_bins, require_root};
@@ -461,6 +462,27 @@ fn render(plan: Plan, measured: &Measured) -> String {
     out
 }
 
+/// Throughput ratio and BPF time per operation of each tracer's windows in each of
+/// memcached's regimes (see `regimes`): the comparison inside one regime.
+fn render_regimes(out: &mut String, d: &Daemon, reg: Regimes) {
+    for (quiet, name) in [(true, "quiet (≤"), (false, "contended (>")] {
+        let cell = |t: Tracer| {
+            let s = Spread::of(&reg.ops_ratios(d, t, quiet));
+            let bpf = Stats::of(&reg.bpf_ns_per_op(d, t, quiet));
+            format!(
+                "{:.3} n={}, BPF {:.0} ns/op",
+                s.stats.median, s.n, bpf.median
+            )
+        };
+        row(
+            out,
+            &format!("      windows {name} {:.3} futex calls/op)", reg.threshold),
+            &cell(Tracer::Lockprof),
+            &cell(Tracer::Bpftrace),
+        );
+    }
+}
+
 /// Rows (c) and (d).
 fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: &mut Vec<String>) {
     let rounds = plan.rounds;
@@ -509,6 +531,9 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
                 &steady(Tracer::Lockprof),
                 &steady(Tracer::Bpftrace),
             );
+            if let Some(reg) = Regimes::of(d) {
+                render_regimes(out, d, reg);
+            }
         }
     }
     // Absolute figures (no ratio): median (min..max) per tracer.
@@ -677,6 +702,7 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
                        "futex_bpf_ns_per_call": ATTACHED.iter()
                            .map(|&t| (t.key().to_owned(), json!(d.futex_bpf_ns_per_call.values(t))))
                            .collect::<serde_json::Map<_, _>>(),
+                       "by_regime": Regimes::of(d).map(|r| r.to_json(d)),
                        "lost_events": d.losses, "bpftrace_killed_after_sigint": d.peer_killed });
         v["memory"] = json!({
             "kernel_bytes_now": kernel_bytes(&d.maps),

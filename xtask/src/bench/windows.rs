@@ -65,6 +65,20 @@ impl Rounds {
         })
     }
 
+    /// As [`Rounds::ratios`], each paired with `by`'s value for the same window (`by`:
+    /// another figure of the same run, one value per window, e.g. the window's futex
+    /// calls per operation).
+    pub fn ratios_by(&self, t: Tracer, by: &Rounds) -> Vec<(f64, f64)> {
+        let w = &self.windows;
+        (1..w.len().saturating_sub(1))
+            .filter(|&i| w[i].0 == t && w[i - 1].0 == Tracer::None && w[i + 1].0 == Tracer::None)
+            .filter_map(|i| {
+                let ratio = w[i].1 / f64::midpoint(w[i - 1].1, w[i + 1].1);
+                Some((ratio, by.windows.get(i)?.1))
+            })
+            .collect()
+    }
+
     fn ratios_where(&self, t: Tracer, neighbours: impl Fn(f64, f64) -> bool) -> Vec<f64> {
         self.windows
             .windows(3)
@@ -202,6 +216,21 @@ mod tests {
         assert_eq!(r.steady_ratios(L, 0.05), vec![0.5, 0.875]);
         assert_eq!(r.steady_ratios(B, 0.05), vec![1.0]);
         assert_eq!(r.steady_ratios(B, 1.0), r.ratios(B));
+    }
+
+    #[test]
+    fn ratios_by_pair_each_window_with_the_other_figure_of_the_same_window() {
+        let (mut r, mut by) = (Rounds::default(), Rounds::default());
+        for (i, (t, v)) in schedule(1, &[L, B])
+            .into_iter()
+            .zip([100.0, 50.0, 100.0, 90.0, 80.0])
+            .enumerate()
+        {
+            r.push(t, v);
+            by.push(t, i as f64);
+        }
+        assert_eq!(r.ratios_by(L, &by), vec![(0.5, 1.0)]);
+        assert_eq!(r.ratios_by(B, &by), vec![(1.0, 3.0)]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod loss;
 pub mod maps;
 pub mod rows;
 pub mod shared;
+pub mod tally;
 
 pub use blame::*;
 pub use calls::follows_call;
@@ -27,3 +28,4 @@ pub use loss::{LOSS_KINDS, Loss};
 pub use maps::*;
 pub use rows::*;
 pub use shared::*;
+pub use tally::*;

@@ -148,6 +148,8 @@ mod shared;
 #[cfg(target_arch = "bpf")]
 mod stacks;
 #[cfg(target_arch = "bpf")]
+mod tally;
+#[cfg(target_arch = "bpf")]
 mod tasks;
 #[cfg(target_arch = "bpf")]
 mod wait;

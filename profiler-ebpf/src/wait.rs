@@ -3,7 +3,7 @@
 use aya_ebpf::programs::tracing::StackIdContext;
 use profiler_common::{
     CALL_REWAIT, CALL_SHARED, CALL_WAIT, HIST_BUCKETS, RawTask, RawWaitKey, RawWaitStats,
-    STACK_NOT_WALKED, hist_bucket,
+    STACK_NOT_WALKED, TALLY_EAGAIN, hist_bucket,
 };
 
 use crate::holders;
@@ -11,6 +11,7 @@ use crate::maps::{add, drain_gen, raise, wait_row};
 use crate::pairing;
 use crate::regs::{TaskRegs, now_ns};
 use crate::stacks;
+use crate::tally::{self, TallyKey};
 
 const EAGAIN: i64 = 11;
 const ETIMEDOUT: i64 = 110;
@@ -52,15 +53,29 @@ pub fn finish<C: StackIdContext>(
     if ret == -EAGAIN {
         // The fast path (memcached: most of its waits): the futex word had changed,
         // nothing blocked. Counted on the call position's row if the thread's stack
-        // cache knows it, else on the address alone — never a stack walk.
+        // cache knows it, else on the address alone — never a stack walk; in its
+        // tally slot when it has one, else in its hash row.
         let site = stacks::cached_site(regs, tid, &mut task.wait_site);
+        let stack_id = site.map_or(STACK_NOT_WALKED, |s| s.stack_id);
+        let leaf_ret = site.map_or(0, |s| s.leaf_ret);
+        if tally::count(&TallyKey {
+            tgid,
+            tid,
+            uaddr: task.uaddr,
+            leaf_ret,
+            stack_id,
+            op: task.op,
+            kind: TALLY_EAGAIN,
+        }) {
+            return;
+        }
         let key = RawWaitKey {
             tgid,
             tid,
             uaddr: task.uaddr,
-            stack_id: site.map_or(STACK_NOT_WALKED, |s| s.stack_id),
+            stack_id,
             op: task.op,
-            leaf_ret: site.map_or(0, |s| s.leaf_ret),
+            leaf_ret,
             generation: drain_gen(),
             pad: 0,
         };

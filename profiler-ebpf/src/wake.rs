@@ -5,7 +5,7 @@
 //! (memcached: 95 %): they never touch the ring's hash map.
 
 use aya_ebpf::programs::tracing::StackIdContext;
-use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey};
+use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey, TALLY_WOKE_NONE};
 
 use crate::holders;
 use crate::maps::{add, drain_gen, wake_row};
@@ -13,6 +13,7 @@ use crate::regs::{TaskRegs, now_ns};
 use crate::ring;
 use crate::shared::futex_key;
 use crate::stacks;
+use crate::tally::{self, TallyKey};
 
 /// A traced thread (`ids`: tgid, tid) enters a wake on `uaddr` (`shared`: not
 /// process-private).
@@ -59,6 +60,21 @@ pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
         ring::push(&key, &last_wake((tgid, tid), task));
     } else {
         ring::withdraw(task.wake_slot, tid, task.start_ns);
+        // The fast path (memcached: 95 % of its wakes): counted in its tally slot
+        // when it has one.
+        if ret == 0
+            && tally::count(&TallyKey {
+                tgid,
+                tid,
+                uaddr: task.uaddr,
+                leaf_ret: task.wake_leaf_ret,
+                stack_id: task.wake_stack_id,
+                op: task.op,
+                kind: TALLY_WOKE_NONE,
+            })
+        {
+            return;
+        }
     }
     let key = RawWakeKey {
         tgid,

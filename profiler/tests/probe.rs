@@ -482,6 +482,57 @@ fn draining_while_the_probe_counts_loses_nothing() {
     );
 }
 
+/// The fast paths' counts live in the probe's tally slots, which userspace empties
+/// with a compare-and-swap while the probes add to them (`collect::tallies`): drained
+/// with no pause while three threads make `EAGAIN` waits and wakes of nobody from
+/// twelve positions, every call is counted exactly once.
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn tallies_drained_while_the_probe_counts_lose_nothing() {
+    require_root();
+    let mut drains = 0u64;
+    let (pid, snap, out) = trace(
+        Command::new(demo_bin("futex-positions")).args(["--rounds", "60000"]),
+        Duration::ZERO,
+        |_| drains += 1,
+    );
+    assert!(out.status.success());
+    let fixture = fixture_line(&String::from_utf8_lossy(&out.stdout));
+    let calls = fixture["threads"].as_u64().unwrap()
+        * fixture["rounds"].as_u64().unwrap()
+        * fixture["positions"].as_u64().unwrap();
+    let l = &snap.losses;
+    assert_eq!(
+        (l.get(Loss::WaitMapFull), l.get(Loss::WakeMapFull)),
+        (0, 0),
+        "{l:?}"
+    );
+    let eagain: u64 = snap
+        .waits
+        .iter()
+        .filter(|r| r.tgid == pid)
+        .map(|r| r.counts.eagain)
+        .sum();
+    let woke_none: u64 = snap
+        .wakes
+        .iter()
+        .filter(|r| r.tgid == pid)
+        .map(|r| r.woke_none)
+        .sum();
+    eprintln!(
+        "{drains} drains; {calls} calls of each kind; counted {eagain} EAGAIN waits, {woke_none} wakes of nobody"
+    );
+    assert!(drains >= 20, "only {drains} drains: the race was not tried");
+    assert!(
+        (calls..=calls + RUNTIME_CALLS).contains(&eagain),
+        "{calls} EAGAIN waits made, {eagain} counted"
+    );
+    assert!(
+        (calls..=calls + RUNTIME_CALLS).contains(&woke_none),
+        "{calls} wakes of nobody made, {woke_none} counted"
+    );
+}
+
 #[test]
 #[ignore = "needs root + BPF: cargo xtask test"]
 fn stack_copy_ids_are_never_reused() {

@@ -19,7 +19,8 @@ use profiler_common::{
 };
 use profiler_common::{
     MAX_BLAME, MAX_SHARED_PROCS, POSITION_SLOTS, RawBlameKey, RawBlameStats, RawPositionSlot,
-    RawSharedMaps, RawWakeInFlight, RawWakeRing, TASK_CLAIM_WORDS, WAKES_IN_FLIGHT,
+    RawSharedMaps, RawTally, RawWakeInFlight, RawWakeRing, TALLY_SLOTS, TASK_CLAIM_WORDS,
+    WAKES_IN_FLIGHT,
 };
 
 /// How a map's memory scales.
@@ -87,6 +88,8 @@ fn definitions() -> Vec<MapDef> {
             MAX_STACK_CACHE,
         ),
         def(Kind::Array, 4, size_of::<RawPositionSlot>(), POSITION_SLOTS),
+        // `TALLIES` (`profiler-ebpf/src/tally.rs`).
+        def(Kind::Array, 4, size_of::<RawTally>(), TALLY_SLOTS),
         def(
             Kind::Lru,
             size_of::<RawSharedSiteKey>(),

@@ -23,6 +23,7 @@ mod mmap;
 mod shared;
 mod sizes;
 pub mod snapshot;
+mod tallies;
 mod target_bits;
 mod task_rows;
 
@@ -35,9 +36,9 @@ use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTr
 use profiler_common::{
     CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
     GLOBAL_TASK_SLOTS, GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN, MAP_EDGES, MAP_LOSSES,
-    MAP_STACKS, MAP_STACKS2, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASK_CLAIMS, MAP_TASK_SPILL,
-    MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask,
-    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
+    MAP_STACKS, MAP_STACKS2, MAP_TALLIES, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASK_CLAIMS,
+    MAP_TASK_SPILL, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats,
+    RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
     target_flags,
 };
 use thiserror::Error;
@@ -144,6 +145,8 @@ pub struct Probes {
     target_bits: target_bits::TargetBits,
     /// The traced threads' rows, memory-mapped.
     task_rows: task_rows::TaskRows,
+    /// The fast paths' counts, memory-mapped.
+    tallies: tallies::Tallies,
     /// Buffers for draining the 16 KiB stack copies, reused at every refresh.
     copies: batch::Batch<i32, RawUserStack>,
     /// Keeps the kernel's BPF run-time accounting on while we live (`None` if the
@@ -206,6 +209,7 @@ impl Probes {
             target_bits::TargetBits::map(map.fd().as_fd())?
         };
         let task_rows = task_rows::TaskRows::map(map_fd(&ebpf, MAP_TASK_CLAIMS)?, task_slots)?;
+        let tallies = tallies::Tallies::map(map_fd(&ebpf, MAP_TALLIES)?)?;
         let generations = generation::Generations::new().map_err(|e| map_err(MAP_DRAIN_GEN, &e))?;
         let links = attach::attach_all(&mut ebpf, &programs)?;
         Ok(Self {
@@ -215,6 +219,7 @@ impl Probes {
             programs,
             target_bits,
             task_rows,
+            tallies,
             copies: batch::Batch::with_rows(COPIES_PER_BATCH),
             _stats: stats,
             exited_spilled: Vec::new(),
@@ -336,6 +341,8 @@ impl Probes {
             )?,
             ..Snapshot::default()
         };
+        // Any time is right for the tallies: each count is taken out atomically.
+        self.tallies.take(&mut snap.waits, &mut snap.wakes);
         let wanted: BTreeSet<(u32, i32)> = snap
             .waits
             .iter()

@@ -1,0 +1,110 @@
+//! The fast paths' counts in `TALLIES`, a direct-mapped array (see
+//! `profiler_common::tally` for why and for the protocol userspace shares): a wait
+//! that returned `EAGAIN` or a wake that woke nobody adds one to its key's slot with
+//! one compare-and-swap on one cache line, instead of finding its hash row.
+//!
+//! Owns: the map and the probe's side of the protocol. Must not: count anywhere
+//! else — a call its slot cannot take is the caller's to count in its hash row.
+
+use aya_ebpf::{bindings::BPF_F_MMAPABLE, macros::map, maps::Array};
+use profiler_common::{
+    RawTally, TALLY_COUNT_MAX, TALLY_EPOCH_MASK, TALLY_SLOTS, tally_count, tally_epoch, tally_slot,
+    tally_word,
+};
+
+#[map]
+static TALLIES: Array<RawTally> = Array::with_max_entries(TALLY_SLOTS, BPF_F_MMAPABLE);
+
+/// The key of a fast-path call: its hash row's key without the drain generation.
+pub struct TallyKey {
+    pub tgid: u32,
+    pub tid: u32,
+    pub uaddr: u64,
+    pub leaf_ret: u64,
+    pub stack_id: i32,
+    pub op: u32,
+    /// `TALLY_EAGAIN` or `TALLY_WOKE_NONE`.
+    pub kind: u32,
+}
+
+/// Count one call of `key` in its slot: `true` if counted there. `false` when the
+/// slot holds another key's counts or is being claimed — or was just claimed for
+/// `key` by this call, whose hash row then names the thread: the caller counts the
+/// call in its hash row.
+#[inline(always)]
+pub fn count(key: &TallyKey) -> bool {
+    let Some(slot) = TALLIES.get_ptr_mut(tally_slot(key.tid, key.uaddr, key.stack_id, key.kind))
+    else {
+        return false;
+    };
+    // SAFETY: fields of a live array slot that other CPUs and userspace change
+    // concurrently: read with volatile loads in protocol order (key epoch, key,
+    // word), changed only by compare-and-swap on the word or, after a claim that
+    // won it, by its claimer.
+    unsafe {
+        let key_epoch = core::ptr::read_volatile(&raw const (*slot).key_epoch);
+        let same = core::ptr::read_volatile(&raw const (*slot).kind) == key.kind
+            && core::ptr::read_volatile(&raw const (*slot).tid) == key.tid
+            && core::ptr::read_volatile(&raw const (*slot).uaddr) == key.uaddr
+            && core::ptr::read_volatile(&raw const (*slot).stack_id) == key.stack_id
+            && core::ptr::read_volatile(&raw const (*slot).leaf_ret) == key.leaf_ret
+            && core::ptr::read_volatile(&raw const (*slot).op) == key.op
+            && core::ptr::read_volatile(&raw const (*slot).tgid) == key.tgid;
+        let word = core::ptr::read_volatile(&raw const (*slot).word);
+        if tally_epoch(word) != key_epoch {
+            // Another CPU is writing its key.
+            return false;
+        }
+        if same {
+            return tally_count(word) < TALLY_COUNT_MAX && swap(slot, word, word + 1);
+        }
+        if tally_count(word) == 0 {
+            claim(slot, word, key);
+        }
+        false
+    }
+}
+
+/// Make the empty slot (whose word read `word`) `key`'s, unless another CPU or
+/// userspace changed it first.
+///
+/// # Safety
+/// `slot` is a live `TALLIES` slot.
+#[inline(always)]
+unsafe fn claim(slot: *mut RawTally, word: u64, key: &TallyKey) {
+    let epoch = (tally_epoch(word) + 1) & TALLY_EPOCH_MASK;
+    // SAFETY: per the contract. Winning the swap makes this CPU the only writer of
+    // the key until it stores the new epoch: every reader sees the word's epoch
+    // ahead of `key_epoch` meanwhile and leaves the slot alone.
+    unsafe {
+        if !swap(slot, word, tally_word(epoch, 0)) {
+            return;
+        }
+        core::ptr::write_volatile(&raw mut (*slot).tgid, key.tgid);
+        core::ptr::write_volatile(&raw mut (*slot).tid, key.tid);
+        core::ptr::write_volatile(&raw mut (*slot).uaddr, key.uaddr);
+        core::ptr::write_volatile(&raw mut (*slot).leaf_ret, key.leaf_ret);
+        core::ptr::write_volatile(&raw mut (*slot).stack_id, key.stack_id);
+        core::ptr::write_volatile(&raw mut (*slot).op, key.op);
+        core::ptr::write_volatile(&raw mut (*slot).kind, key.kind);
+        core::ptr::write_volatile(&raw mut (*slot).key_epoch, epoch);
+    }
+}
+
+/// Replace the slot's word `old` by `new`, unless it changed: BPF's 64-bit
+/// compare-and-swap (5.12+), a full barrier.
+///
+/// # Safety
+/// `slot` is a live `TALLIES` slot.
+#[inline(always)]
+unsafe fn swap(slot: *mut RawTally, old: u64, new: u64) -> bool {
+    // SAFETY: an aligned u64 of a live array slot.
+    unsafe {
+        core::intrinsics::atomic_cxchg::<
+            u64,
+            { core::intrinsics::AtomicOrdering::SeqCst },
+            { core::intrinsics::AtomicOrdering::SeqCst },
+        >(&raw mut (*slot).word, old, new)
+        .1
+    }
+}

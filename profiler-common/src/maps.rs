@@ -122,8 +122,13 @@ pub const PROG_SYS_EXIT: &str = "sys_exit";
 pub const GLOBAL_RAW_SYSCALLS: &str = "RAW_SYSCALLS";
 
 /// Global `u32` in the probes: the byte offset of `tgid` in the kernel's `struct
-/// task_struct` (from its BTF), for `sched_switch` to read the incoming task's process.
+/// task_struct` (from its BTF), for `sched_switch` to read the process of the tasks
+/// leaving and taking the CPU.
 pub const GLOBAL_TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
+/// Global `u32` in the probes: the byte offset of `pid` (the thread id) in the
+/// kernel's `struct task_struct`, for `sched_switch` to read the leaving thread's id
+/// without a helper call.
+pub const GLOBAL_TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
 /// Global `u32` in the probes: the slots of [`MAP_TASKS`] as loaded — [`MAX_TASKS`],
 /// or fewer (a power of two) when a root test shrinks the map to make threads share
 /// slots.

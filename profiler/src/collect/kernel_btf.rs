@@ -41,11 +41,22 @@ impl fmt::Display for BtfError {
     }
 }
 
-/// Byte offset of `task_struct.tgid` in the running kernel.
-pub fn task_tgid_offset() -> Result<u32, BtfError> {
+/// Byte offsets of `task_struct.pid` (the thread id) and `task_struct.tgid` in the
+/// running kernel.
+pub fn task_id_offsets() -> Result<TaskIdOffsets, BtfError> {
     let btf = std::fs::read(VMLINUX_BTF)
         .map_err(|e| BtfError(format!("cannot read {VMLINUX_BTF}: {e}")))?;
-    member_offset(&btf, "task_struct", "tgid")
+    Ok(TaskIdOffsets {
+        pid: member_offset(&btf, "task_struct", "pid")?,
+        tgid: member_offset(&btf, "task_struct", "tgid")?,
+    })
+}
+
+/// Where a task's ids are in the kernel's `struct task_struct`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskIdOffsets {
+    pub pid: u32,
+    pub tgid: u32,
 }
 
 /// Byte offset of member `member` of `struct name` in the BTF blob `btf`.
@@ -255,12 +266,14 @@ mod tests {
     }
 
     #[test]
-    fn the_running_kernel_has_task_struct_tgid() {
+    fn the_running_kernel_has_task_struct_pid_and_tgid() {
         // Every kernel lockprof runs on has BTF (checked at start-up); tgid follows
         // pid, both inside the first few KiB of task_struct.
         if std::path::Path::new(VMLINUX_BTF).exists() {
-            let off = task_tgid_offset().expect("tgid offset");
-            assert!(off > 0 && off < 16 * 1024, "{off}");
+            let off = task_id_offsets().expect("id offsets");
+            assert!(off.tgid > 0 && off.tgid < 16 * 1024, "{off:?}");
+            assert!(off.pid > 0 && off.pid < 16 * 1024, "{off:?}");
+            assert_ne!(off.pid, off.tgid);
         }
     }
 }

@@ -35,11 +35,11 @@ use aya::Ebpf;
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
-    GLOBAL_TASK_SLOTS, GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN, MAP_EDGES, MAP_LOSSES,
-    MAP_STACKS, MAP_STACKS2, MAP_TALLIES, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASK_CLAIMS,
-    MAP_TASK_SPILL, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats,
-    RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
-    target_flags,
+    GLOBAL_TASK_PID_OFFSET, GLOBAL_TASK_SLOTS, GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN,
+    MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TALLIES, MAP_TARGET_BITS, MAP_TARGETS,
+    MAP_TASK_CLAIMS, MAP_TASK_SPILL, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey,
+    RawEdgeStats, RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    STACK_ID_OVERFLOW, target_flags,
 };
 use thiserror::Error;
 
@@ -178,10 +178,10 @@ impl Probes {
             loader.map_max_entries(name, *n);
         }
         // Where `sched_switch` finds the incoming task's process (holders only).
-        let tgid_offset = if opts.holders {
-            kernel_btf::task_tgid_offset().map_err(|e| CollectError::Load(e.to_string()))?
+        let ids = if opts.holders {
+            kernel_btf::task_id_offsets().map_err(|e| CollectError::Load(e.to_string()))?
         } else {
-            0
+            kernel_btf::TaskIdOffsets::default()
         };
         // A shrunk `TASKS` must stay a power of two: the probe masks thread ids.
         let task_slots = sizes::task_slots(&sizes);
@@ -189,7 +189,8 @@ impl Probes {
         let mut ebpf = loader
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
             .override_global(GLOBAL_TASK_SLOTS, &task_slots, true)
-            .override_global(GLOBAL_TASK_TGID_OFFSET, &tgid_offset, true)
+            .override_global(GLOBAL_TASK_TGID_OFFSET, &ids.tgid, true)
+            .override_global(GLOBAL_TASK_PID_OFFSET, &ids.pid, true)
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
             .load(PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;

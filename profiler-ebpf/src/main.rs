@@ -21,14 +21,17 @@
 //!   array slot, no hashing) *before* the kernel wakes anyone. At exit, a wake that
 //!   woke somebody is pushed on the futex's ring of last wakes (a hash map), one that
 //!   woke nobody withdraws from its slot; a wait that returned `EAGAIN` and a wake
-//!   are counted on their row without a stack walk or pairing; a blocked wait finds
+//!   are counted without a stack walk or pairing — the two fast paths (`EAGAIN`, woke
+//!   nobody) in their key's slot of `TALLIES`, a direct-mapped array userspace empties
+//!   through its mapping ([`tally`]), else on their hash row; a blocked wait finds
 //!   its stack the same way, is counted, paired with the futex's newest wake (in the
 //!   ring, or in flight: its waker may not have returned yet) into `EDGES`, and its
 //!   window split among those wakes into `BLAME` ([`blame`]). A futex is keyed by (process, address), or for a shared one by
 //!   (mapped object, offset) — one more lookup, only for shared calls ([`shared`]).
 //! - `sched_switch` (BTF tracepoint, only with holder tracking, [`holders`]): the
-//!   target bits of the task leaving and the task taking the CPU (`next->tgid`, a
-//!   direct load at the offset userspace found in the kernel's BTF) — a switch between
+//!   target bits of the task leaving and the task taking the CPU (`prev->pid`,
+//!   `prev->tgid`, `next->tgid`: direct loads at the offsets userspace found in the
+//!   kernel's BTF, no helper call) — a switch between
 //!   untraced tasks does nothing else; a traced task taking the CPU stamps the CPU's
 //!   switch time, a traced thread leaving touches its row (and a thread blocking in a
 //!   futex wait needs no register read for its syscall).

@@ -1,4 +1,5 @@
-//! Futex waits: stamped at entry, counted at exit.
+//! Futex waits: stamped at entry, counted at exit — one that returned `EAGAIN` in its
+//! tally slot when it has one ([`tally`](crate::tally)).
 
 use aya_ebpf::programs::tracing::StackIdContext;
 use profiler_common::{

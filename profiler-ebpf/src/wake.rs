@@ -2,7 +2,8 @@
 //! in the futex's wakes-in-flight slot (an array slot: no hashing); at exit, when the
 //! number woken is known, pushed on the futex's ring if it woke somebody, withdrawn
 //! from its slot if not, and counted. Most wakes of a busy daemon wake nobody
-//! (memcached: 95 %): they never touch the ring's hash map.
+//! (memcached: 95 %): they never touch the ring's hash map, and are counted in their
+//! tally slot ([`tally`](crate::tally)) rather than their hash row.
 
 use aya_ebpf::programs::tracing::StackIdContext;
 use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey, TALLY_WOKE_NONE};

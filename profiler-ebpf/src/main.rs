@@ -55,13 +55,19 @@
 //! | traced `EAGAIN` wait | 1 | 156–157 ns | 363–364 ns | 214 + 368–369 ns |
 //! | traced wake that woke nobody | 1 | 363–366 ns | 132–133 ns | 416–417 + 137–138 ns |
 //! | the same from ten positions in turn (C loop, session 11) | 1 | 195–223 ns | 102–140 ns | 236–254 + 102–111 ns |
+//! | traced wake that woke nobody, counted in its tally slot (session 12) | 0 | 368–372 ns | 80–81 ns | 381–397 + 139–141 ns |
+//! | traced `EAGAIN` wait, in its tally slot (session 12) | 0 | 172–188 ns | 343–368 ns | 160–170 + 379–397 ns |
 //! | ping-pong (all programs) per futex call | 6–7 | | | 812–813 vs 875–884 ns |
 //!
 //! The ten-position row: a thread cycling through more call positions than its row's
 //! memo holds (memcached's workers lock from about ten depths) found each stack in the
 //! stack cache, an LRU hash; now in its slot of `POSITIONS`, an array ([`stacks`]).
-//! The largest cost left on these paths is the count row's hash lookup at exit: a
+//! The largest cost left on these paths was the count row's hash lookup at exit: a
 //! build without it ran `futex_exit` at 167–248 ns instead of 316–430 on memcached.
+//! Session 12 counts them in tally slots instead ([`tally`]): `futex_exit` 220–289 ns
+//! on memcached (before 320–396; 3 rounds alternating). In a one-key loop the row
+//! stayed cached, so the `EAGAIN` exit gained less; what is left there is the
+//! position key's two user reads (≈ 130 ns).
 //!
 //! The `EAGAIN` and wake rows are from session 10 (the same loop, two rounds
 //! alternating with the previous probe): a thread's row is now its slot in an array
@@ -85,14 +91,17 @@
 //! `sched_switch` runs on every context switch of the machine; a switch between two
 //! untraced tasks cost 142–153 ns per run when the program stamped every switch's
 //! time before its filter, 87–96 ns with the filter on both tasks first (an idle
-//! `sleep` traced, memcached under load untraced, 2 runs each alternating).
+//! `sleep` traced, memcached under load untraced, 2 runs each alternating), 73 ns
+//! with the leaving task's ids loaded from its `task_struct` instead of a helper call
+//! (session 12; a traced thread's switch 137–142 ns instead of 160–173 on memcached,
+//! of which the clock read is ≈ 50).
 //!
 //! # Memory
 //! Every aggregation map is one hash shared by all CPUs, updated with atomic adds
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (123.9 MiB at 256 CPUs, `cargo xtask bench
+//! the worst case from these definitions (124.9 MiB at 256 CPUs, `cargo xtask bench
 //! overhead` row (d)) and reads the real figure from the loaded maps. Userspace drains
 //! `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is

@@ -64,8 +64,17 @@ pub struct RawTally {
     /// Claim epoch (high 24 bits) and count (low 40 bits): the only field both
     /// sides change after a claim, always by compare-and-swap.
     pub word: u64,
-    /// The epoch whose key the fields below hold, written after them.
+    /// The epoch whose key `key` holds, written after it.
     pub key_epoch: u64,
+    pub key: RawTallyKey,
+    pub pad: u64,
+}
+
+/// What a tally counts: a fast-path call's hash-row key without the drain
+/// generation, and its kind.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawTallyKey {
     pub tgid: u32,
     pub tid: u32,
     pub uaddr: u64,
@@ -75,7 +84,7 @@ pub struct RawTally {
     pub op: u32,
     /// [`TALLY_EAGAIN`], [`TALLY_WOKE_NONE`], or 0 for a slot never claimed.
     pub kind: u32,
-    pub pad: [u32; 3],
+    pub pad: u32,
 }
 
 /// The word of a slot with claim epoch `epoch` (taken modulo 2^24) holding `count`.
@@ -111,7 +120,7 @@ pub const fn tally_count(word: u64) -> u64 {
     word & TALLY_COUNT_MAX
 }
 
-/// The slot of a key: thread, futex and stack mixed by one multiplicative hash, so
+/// The slot of a key: thread, futex and stack mixed by a multiplicative hash, so
 /// the threads of a pool on one futex, and one thread's neighbouring futexes (a
 /// striped lock array's are a few dozen bytes apart), spread over the array.
 #[must_use]
@@ -120,10 +129,10 @@ pub const fn tally_count(word: u64) -> u64 {
     reason = "runs in the eBPF hot path, where a call costs more than the body"
 )]
 #[inline(always)]
-pub fn tally_slot(tid: u32, uaddr: u64, stack_id: i32, kind: u32) -> u32 {
+pub fn tally_slot(key: &RawTallyKey) -> u32 {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-    let who = (u64::from(tid) << 32) | u64::from(stack_id as u32 ^ (kind << 30));
-    let h = (uaddr.rotate_left(32) ^ who).wrapping_mul(GOLDEN);
+    let who = (u64::from(key.tid) << 32) | u64::from(key.stack_id as u32 ^ (key.kind << 30));
+    let h = (key.uaddr.rotate_left(32) ^ who).wrapping_mul(GOLDEN);
     // Fold the high half down once more: uaddr's and the id's low bits then both
     // reach the top bits the slot is taken from.
     let h = (h ^ (h >> 29)).wrapping_mul(GOLDEN);
@@ -131,6 +140,7 @@ pub fn tally_slot(tid: u32, uaddr: u64, stack_id: i32, kind: u32) -> u32 {
 }
 
 const _: () = assert!(core::mem::size_of::<RawTally>() == 64);
+const _: () = assert!(core::mem::size_of::<RawTallyKey>() == 40);
 const _: () = assert!(TALLY_SLOTS.is_power_of_two());
 
 #[cfg(test)]
@@ -158,7 +168,15 @@ mod tests {
     fn collisions(keys: &[(u32, u64, i32, u32)]) -> usize {
         let slots: BTreeSet<u32> = keys
             .iter()
-            .map(|&(tid, uaddr, stack, kind)| tally_slot(tid, uaddr, stack, kind))
+            .map(|&(tid, uaddr, stack_id, kind)| {
+                tally_slot(&RawTallyKey {
+                    tid,
+                    uaddr,
+                    stack_id,
+                    kind,
+                    ..RawTallyKey::default()
+                })
+            })
             .collect();
         assert!(slots.iter().all(|&s| s < TALLY_SLOTS));
         keys.len() - slots.len()

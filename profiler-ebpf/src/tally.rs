@@ -8,33 +8,20 @@
 
 use aya_ebpf::{bindings::BPF_F_MMAPABLE, macros::map, maps::Array};
 use profiler_common::{
-    RawTally, TALLY_COUNT_MAX, TALLY_EPOCH_MASK, TALLY_SLOTS, tally_count, tally_epoch, tally_slot,
-    tally_word,
+    RawTally, RawTallyKey, TALLY_COUNT_MAX, TALLY_EPOCH_MASK, TALLY_SLOTS, tally_count,
+    tally_epoch, tally_slot, tally_word,
 };
 
 #[map]
 static TALLIES: Array<RawTally> = Array::with_max_entries(TALLY_SLOTS, BPF_F_MMAPABLE);
-
-/// The key of a fast-path call: its hash row's key without the drain generation.
-pub struct TallyKey {
-    pub tgid: u32,
-    pub tid: u32,
-    pub uaddr: u64,
-    pub leaf_ret: u64,
-    pub stack_id: i32,
-    pub op: u32,
-    /// `TALLY_EAGAIN` or `TALLY_WOKE_NONE`.
-    pub kind: u32,
-}
 
 /// Count one call of `key` in its slot: `true` if counted there. `false` when the
 /// slot holds another key's counts or is being claimed — or was just claimed for
 /// `key` by this call, whose hash row then names the thread: the caller counts the
 /// call in its hash row.
 #[inline(always)]
-pub fn count(key: &TallyKey) -> bool {
-    let Some(slot) = TALLIES.get_ptr_mut(tally_slot(key.tid, key.uaddr, key.stack_id, key.kind))
-    else {
+pub fn count(key: &RawTallyKey) -> bool {
+    let Some(slot) = TALLIES.get_ptr_mut(tally_slot(key)) else {
         return false;
     };
     // SAFETY: fields of a live array slot that other CPUs and userspace change
@@ -43,13 +30,13 @@ pub fn count(key: &TallyKey) -> bool {
     // won it, by its claimer.
     unsafe {
         let key_epoch = core::ptr::read_volatile(&raw const (*slot).key_epoch);
-        let same = core::ptr::read_volatile(&raw const (*slot).kind) == key.kind
-            && core::ptr::read_volatile(&raw const (*slot).tid) == key.tid
-            && core::ptr::read_volatile(&raw const (*slot).uaddr) == key.uaddr
-            && core::ptr::read_volatile(&raw const (*slot).stack_id) == key.stack_id
-            && core::ptr::read_volatile(&raw const (*slot).leaf_ret) == key.leaf_ret
-            && core::ptr::read_volatile(&raw const (*slot).op) == key.op
-            && core::ptr::read_volatile(&raw const (*slot).tgid) == key.tgid;
+        let same = core::ptr::read_volatile(&raw const (*slot).key.kind) == key.kind
+            && core::ptr::read_volatile(&raw const (*slot).key.tid) == key.tid
+            && core::ptr::read_volatile(&raw const (*slot).key.uaddr) == key.uaddr
+            && core::ptr::read_volatile(&raw const (*slot).key.stack_id) == key.stack_id
+            && core::ptr::read_volatile(&raw const (*slot).key.leaf_ret) == key.leaf_ret
+            && core::ptr::read_volatile(&raw const (*slot).key.op) == key.op
+            && core::ptr::read_volatile(&raw const (*slot).key.tgid) == key.tgid;
         let word = core::ptr::read_volatile(&raw const (*slot).word);
         if tally_epoch(word) != key_epoch {
             // Another CPU is writing its key.
@@ -71,7 +58,7 @@ pub fn count(key: &TallyKey) -> bool {
 /// # Safety
 /// `slot` is a live `TALLIES` slot.
 #[inline(always)]
-unsafe fn claim(slot: *mut RawTally, word: u64, key: &TallyKey) {
+unsafe fn claim(slot: *mut RawTally, word: u64, key: &RawTallyKey) {
     let epoch = (tally_epoch(word) + 1) & TALLY_EPOCH_MASK;
     // SAFETY: per the contract. Winning the swap makes this CPU the only writer of
     // the key until it stores the new epoch: every reader sees the word's epoch
@@ -80,13 +67,13 @@ unsafe fn claim(slot: *mut RawTally, word: u64, key: &TallyKey) {
         if !swap(slot, word, tally_word(epoch, 0)) {
             return;
         }
-        core::ptr::write_volatile(&raw mut (*slot).tgid, key.tgid);
-        core::ptr::write_volatile(&raw mut (*slot).tid, key.tid);
-        core::ptr::write_volatile(&raw mut (*slot).uaddr, key.uaddr);
-        core::ptr::write_volatile(&raw mut (*slot).leaf_ret, key.leaf_ret);
-        core::ptr::write_volatile(&raw mut (*slot).stack_id, key.stack_id);
-        core::ptr::write_volatile(&raw mut (*slot).op, key.op);
-        core::ptr::write_volatile(&raw mut (*slot).kind, key.kind);
+        core::ptr::write_volatile(&raw mut (*slot).key.tgid, key.tgid);
+        core::ptr::write_volatile(&raw mut (*slot).key.tid, key.tid);
+        core::ptr::write_volatile(&raw mut (*slot).key.uaddr, key.uaddr);
+        core::ptr::write_volatile(&raw mut (*slot).key.leaf_ret, key.leaf_ret);
+        core::ptr::write_volatile(&raw mut (*slot).key.stack_id, key.stack_id);
+        core::ptr::write_volatile(&raw mut (*slot).key.op, key.op);
+        core::ptr::write_volatile(&raw mut (*slot).key.kind, key.kind);
         core::ptr::write_volatile(&raw mut (*slot).key_epoch, epoch);
     }
 }

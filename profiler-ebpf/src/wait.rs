@@ -3,8 +3,8 @@
 
 use aya_ebpf::programs::tracing::StackIdContext;
 use profiler_common::{
-    CALL_REWAIT, CALL_SHARED, CALL_WAIT, HIST_BUCKETS, RawTask, RawWaitKey, RawWaitStats,
-    STACK_NOT_WALKED, TALLY_EAGAIN, hist_bucket,
+    CALL_REWAIT, CALL_SHARED, CALL_WAIT, HIST_BUCKETS, RawTallyKey, RawTask, RawWaitKey,
+    RawWaitStats, STACK_NOT_WALKED, TALLY_EAGAIN, hist_bucket,
 };
 
 use crate::holders;
@@ -12,7 +12,7 @@ use crate::maps::{add, drain_gen, raise, wait_row};
 use crate::pairing;
 use crate::regs::{TaskRegs, now_ns};
 use crate::stacks;
-use crate::tally::{self, TallyKey};
+use crate::tally;
 
 const EAGAIN: i64 = 11;
 const ETIMEDOUT: i64 = 110;
@@ -59,7 +59,7 @@ pub fn finish<C: StackIdContext>(
         let site = stacks::cached_site(regs, tid, &mut task.wait_site);
         let stack_id = site.map_or(STACK_NOT_WALKED, |s| s.stack_id);
         let leaf_ret = site.map_or(0, |s| s.leaf_ret);
-        if tally::count(&TallyKey {
+        if tally::count(&RawTallyKey {
             tgid,
             tid,
             uaddr: task.uaddr,
@@ -67,6 +67,7 @@ pub fn finish<C: StackIdContext>(
             stack_id,
             op: task.op,
             kind: TALLY_EAGAIN,
+            pad: 0,
         }) {
             return;
         }

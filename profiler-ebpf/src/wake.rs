@@ -6,7 +6,9 @@
 //! tally slot ([`tally`](crate::tally)) rather than their hash row.
 
 use aya_ebpf::programs::tracing::StackIdContext;
-use profiler_common::{CALL_SHARED, CALL_WAKE, RawLastWake, RawTask, RawWakeKey, TALLY_WOKE_NONE};
+use profiler_common::{
+    CALL_SHARED, CALL_WAKE, RawLastWake, RawTallyKey, RawTask, RawWakeKey, TALLY_WOKE_NONE,
+};
 
 use crate::holders;
 use crate::maps::{add, drain_gen, wake_row};
@@ -14,7 +16,7 @@ use crate::regs::{TaskRegs, now_ns};
 use crate::ring;
 use crate::shared::futex_key;
 use crate::stacks;
-use crate::tally::{self, TallyKey};
+use crate::tally;
 
 /// A traced thread (`ids`: tgid, tid) enters a wake on `uaddr` (`shared`: not
 /// process-private).
@@ -64,7 +66,7 @@ pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
         // The fast path (memcached: 95 % of its wakes): counted in its tally slot
         // when it has one.
         if ret == 0
-            && tally::count(&TallyKey {
+            && tally::count(&RawTallyKey {
                 tgid,
                 tid,
                 uaddr: task.uaddr,
@@ -72,6 +74,7 @@ pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
                 stack_id: task.wake_stack_id,
                 op: task.op,
                 kind: TALLY_WOKE_NONE,
+                pad: 0,
             })
         {
             return;

@@ -10,8 +10,8 @@ use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use profiler_common::{
-    MAP_TALLIES, RawTally, TALLY_EAGAIN, TALLY_SLOTS, TALLY_WOKE_NONE, tally_count, tally_epoch,
-    tally_word,
+    MAP_TALLIES, RawTally, RawTallyKey, TALLY_EAGAIN, TALLY_SLOTS, TALLY_WOKE_NONE, tally_count,
+    tally_epoch, tally_word,
 };
 
 use super::CollectError;
@@ -57,7 +57,7 @@ impl Tallies {
 ///
 /// # Safety
 /// `slot` points at a slot the probes share (mapped, aligned, live).
-unsafe fn take_slot(slot: *mut RawTally) -> Option<(RawTally, u64)> {
+unsafe fn take_slot(slot: *mut RawTally) -> Option<(RawTallyKey, u64)> {
     // SAFETY: per the contract; `word` and `key_epoch` are aligned u64s only
     // changed atomically by the probes (or stored once by a claimer), and
     // `AtomicU64` has u64's layout.
@@ -71,7 +71,7 @@ unsafe fn take_slot(slot: *mut RawTally) -> Option<(RawTally, u64)> {
         // Protocol order: key epoch, key, word (see `profiler_common::tally`).
         let epoch = key_epoch.load(Ordering::Acquire);
         // SAFETY: per the contract; a torn copy is rejected below.
-        let key = unsafe { std::ptr::read_volatile(slot) };
+        let key = unsafe { std::ptr::read_volatile(&raw const (*slot).key) };
         let w = word.load(Ordering::Acquire);
         if tally_count(w) == 0 || tally_epoch(w) != epoch {
             return None;
@@ -87,7 +87,7 @@ unsafe fn take_slot(slot: *mut RawTally) -> Option<(RawTally, u64)> {
 }
 
 /// The row a slot's count adds to.
-fn push_row(key: &RawTally, n: u64, waits: &mut Vec<WaitRow>, wakes: &mut Vec<WakeRow>) {
+fn push_row(key: &RawTallyKey, n: u64, waits: &mut Vec<WaitRow>, wakes: &mut Vec<WakeRow>) {
     match key.kind {
         TALLY_EAGAIN => waits.push(WaitRow {
             tgid: key.tgid,
@@ -127,14 +127,17 @@ mod tests {
         RawTally {
             word: tally_word(epoch, count),
             key_epoch: epoch,
-            tgid: 10,
-            tid: 11,
-            uaddr: 0x1000,
-            leaf_ret: 0x2000,
-            stack_id: 3,
-            op: 9,
-            kind,
-            pad: [0; 3],
+            key: RawTallyKey {
+                tgid: 10,
+                tid: 11,
+                uaddr: 0x1000,
+                leaf_ret: 0x2000,
+                stack_id: 3,
+                op: 9,
+                kind,
+                pad: 0,
+            },
+            pad: 0,
         }
     }
 
@@ -162,8 +165,8 @@ mod tests {
     #[test]
     fn rows_carry_each_kind_s_counts() {
         let (mut waits, mut wakes) = (Vec::new(), Vec::new());
-        push_row(&slot(TALLY_EAGAIN, 1, 7), 7, &mut waits, &mut wakes);
-        push_row(&slot(TALLY_WOKE_NONE, 1, 4), 4, &mut waits, &mut wakes);
+        push_row(&slot(TALLY_EAGAIN, 1, 7).key, 7, &mut waits, &mut wakes);
+        push_row(&slot(TALLY_WOKE_NONE, 1, 4).key, 4, &mut waits, &mut wakes);
         assert_eq!(waits.len(), 1);
         assert_eq!(waits[0].counts.eagain, 7);
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Attaching a tracer to a running process for one measured window, and detaching it:
-//! `lockprof record -p PID` or the bpftrace peer script, or nothing (the baseline).
+//! `lockprof record -p PID`, the bpftrace peer script, the futex tracepoints' floor (a
+//! bpftrace program that only filters), or nothing (the baseline).
 //!
 //! Owns: starting each tracer and waiting until its probes are attached (lockprof's
 //! "recording" line, bpftrace's `BEGIN` line), stopping it with SIGINT and waiting
@@ -30,6 +31,9 @@ pub enum Tracer {
     LockprofNoHolders,
     /// The bpftrace futex-wait script ([`bpftrace_script`]).
     Bpftrace,
+    /// The floor of any futex tracer here: bpftrace on the same two tracepoints as
+    /// the peer, with programs that only compare the pid ([`floor_script`]).
+    Floor,
 }
 
 impl Tracer {
@@ -39,6 +43,7 @@ impl Tracer {
             Tracer::Lockprof => "lockprof",
             Tracer::LockprofNoHolders => "lockprof --no-holders",
             Tracer::Bpftrace => "bpftrace",
+            Tracer::Floor => "futex tracepoints, filter only",
         }
     }
 
@@ -49,12 +54,18 @@ impl Tracer {
             Tracer::Lockprof => "lockprof",
             Tracer::LockprofNoHolders => "lockprof_no_holders",
             Tracer::Bpftrace => "bpftrace",
+            Tracer::Floor => "floor",
         }
     }
 
     /// One of lockprof's configurations.
     pub fn is_lockprof(self) -> bool {
         matches!(self, Tracer::Lockprof | Tracer::LockprofNoHolders)
+    }
+
+    /// A bpftrace script (the peer or the floor).
+    fn is_bpftrace(self) -> bool {
+        matches!(self, Tracer::Bpftrace | Tracer::Floor)
     }
 }
 
@@ -71,6 +82,20 @@ pub fn bpftrace_script(pid: u32) -> String {
          tracepoint:syscalls:sys_exit_futex /pid == {pid} && @start[tid]/ \
          {{ @wait_ns[@addr[tid]] = hist(nsecs - @start[tid]); delete(@start[tid]); delete(@addr[tid]); }}\n\
          END {{ clear(@start); clear(@addr); clear(@wait_ns); }}\n"
+    )
+}
+
+/// The floor: what attaching to `syscalls:sys_{enter,exit}_futex` costs before a
+/// program does anything — the kernel's syscall-tracepoint path, which every task on
+/// the machine takes for every syscall once a syscall tracepoint is enabled, and two
+/// programs that compare the pid and return. No futex tracer on this kernel can cost
+/// less (fentry is refused here), so lockprof's and the peer's figures are read
+/// against it.
+pub fn floor_script(pid: u32) -> String {
+    format!(
+        "BEGIN {{ printf(\"ready\\n\"); }}\n\
+         tracepoint:syscalls:sys_enter_futex /pid == {pid}/ {{ }}\n\
+         tracepoint:syscalls:sys_exit_futex /pid == {pid}/ {{ }}\n"
     )
 }
 
@@ -116,9 +141,14 @@ impl Attached {
                 c.stdout(Stdio::null()).stderr(Stdio::piped());
                 (c, "lockprof: recording")
             }
-            Tracer::Bpftrace => {
+            Tracer::Bpftrace | Tracer::Floor => {
+                let script = if tracer == Tracer::Floor {
+                    floor_script(pid)
+                } else {
+                    bpftrace_script(pid)
+                };
                 let mut c = Command::new("bpftrace");
-                c.args(["-e", &bpftrace_script(pid)])
+                c.args(["-e", &script])
                     // The histograms are printed at exit: not needed here.
                     .stdout(Stdio::piped())
                     .stderr(Stdio::null());
@@ -200,7 +230,7 @@ impl Attached {
         if !status.success() {
             bail!("'kill -INT {pid}' failed");
         }
-        let limit = if self.tracer == Tracer::Bpftrace {
+        let limit = if self.tracer.is_bpftrace() {
             STOP_TIMEOUT
         } else {
             ATTACH_TIMEOUT
@@ -211,7 +241,7 @@ impl Attached {
                 break status;
             }
             hwm = hwm.max(vm_hwm_kib(pid).unwrap_or(0));
-            if Instant::now() > deadline && self.tracer == Tracer::Bpftrace {
+            if Instant::now() > deadline && self.tracer.is_bpftrace() {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Ok(Detached {
@@ -299,6 +329,20 @@ mod tests {
         assert!(s.contains("hist(nsecs - @start[tid])"));
         assert!(s.starts_with("BEGIN"));
         assert!(s.contains("END { clear(@start); clear(@addr); clear(@wait_ns); }"));
+    }
+
+    #[test]
+    fn floor_script_only_filters_on_the_peers_tracepoints() {
+        let s = floor_script(4242);
+        assert!(s.starts_with("BEGIN"));
+        for tp in ["sys_enter_futex", "sys_exit_futex"] {
+            assert!(
+                bpftrace_script(4242).contains(&format!("tracepoint:syscalls:{tp} /pid == 4242"))
+            );
+            assert!(s.contains(&format!("tracepoint:syscalls:{tp} /pid == 4242/ {{ }}")));
+        }
+        // Nothing but the ready line runs: no map, no clock.
+        assert!(!s.contains('@') && !s.contains("nsecs"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Rows (c) and (d) of `bench overhead`: a real memcached under its contended load,
-//! with lockprof (with and without holder tracking) and the bpftrace peer attached in
-//! turn between unattached windows; and the kernel memory and RSS lockprof takes there.
+//! with lockprof (with and without holder tracking), the bpftrace peer and the futex
+//! tracepoints' floor attached in turn between unattached windows; and the kernel memory and RSS lockprof takes there.
 //!
 //! Owns what a window measures on the daemon: its server-side throughput (`stats`),
 //! its own CPU time per operation (`/proc/PID/stat`: the probes' BPF time runs in
@@ -26,10 +26,11 @@ use crate::report::LockReport;
 use crate::run::say;
 
 /// What is attached in turn in (c).
-pub const ATTACHED: [Tracer; 3] = [
+pub const ATTACHED: [Tracer; 4] = [
     Tracer::Lockprof,
     Tracer::LockprofNoHolders,
     Tracer::Bpftrace,
+    Tracer::Floor,
 ];
 
 #[derive(Default, Debug)]

@@ -3,7 +3,8 @@
 //!
 //! Owns the parts of the table, their order of measurement and the rendering:
 //! - (a) machine-wide tax: an untraced `dd bs=1` syscall loop while lockprof (or the
-//!   bpftrace script) is attached to an idle `sleep`, against nothing attached;
+//!   bpftrace script, or the floor) is attached to an idle `sleep`, against nothing
+//!   attached;
 //! - (b) `futex-pingpong` round trip, unprofiled vs launched under lockprof, and the
 //!   BPF time per futex call from the `probe_cost` of a third run with `--probe-time`
 //!   (the kernel's run-time statistics, which add two clock reads to every program
@@ -14,6 +15,11 @@
 //!
 //! (e) and (f), the Go runtime probes' cost on the Go demo and on containerd, are
 //! measured and rendered by `go`, after these. `--only` picks parts (`--only c`).
+//!
+//! The floor (`attach::floor_script`: the peer's two futex tracepoints with programs
+//! that only compare the pid) is measured in (a) and (c) like a tracer and shown under
+//! the peer's column: what any futex tracer costs on this kernel before its programs
+//! do any work.
 //!
 //! Every attached window sits between two unattached ones (the tracers take turns
 //! going first, see `windows::schedule`), and its ratio is its value over the mean of
@@ -47,7 +53,7 @@ const TARGET_DAEMON: f64 = 0.97;
 const TARGET_KERNEL_MEM_256: u64 = 128 << 20;
 
 /// What (a) attaches in turn.
-const TAX_ATTACHED: [Tracer; 2] = [Tracer::Lockprof, Tracer::Bpftrace];
+const TAX_ATTACHED: [Tracer; 3] = [Tracer::Lockprof, Tracer::Bpftrace, Tracer::Floor];
 
 /// How long and how often.
 #[derive(Clone, Copy, Debug)]
@@ -410,6 +416,7 @@ fn render(plan: Plan, measured: &Measured) -> String {
             &tl.cell(),
             &tb.cell(),
         );
+        floor_row(&mut out, &Spread::of(&tax.ratios(Tracer::Floor)).cell());
         let (l, b) = (tl.stats.median, tb.stats.median);
         verdicts.push(mark(
             l <= TARGET_TAX.max(b),
@@ -462,6 +469,16 @@ fn render(plan: Plan, measured: &Measured) -> String {
     out
 }
 
+/// The floor's cell, under the peer's column.
+fn floor_row(out: &mut String, floor: &str) {
+    row(
+        out,
+        "      futex tracepoints, filter only (floor)",
+        "",
+        floor,
+    );
+}
+
 /// Throughput ratio and BPF time per operation of each tracer's windows in each of
 /// memcached's regimes (see `regimes`): the comparison inside one regime.
 fn render_regimes(out: &mut String, d: &Daemon, reg: Regimes) {
@@ -480,6 +497,7 @@ fn render_regimes(out: &mut String, d: &Daemon, reg: Regimes) {
             &cell(Tracer::Lockprof),
             &cell(Tracer::Bpftrace),
         );
+        floor_row(out, &cell(Tracer::Floor));
     }
 }
 
@@ -517,6 +535,7 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
             &spread(r, Tracer::LockprofNoHolders).cell(),
             "",
         );
+        floor_row(out, &spread(r, Tracer::Floor).cell());
         if steady_row {
             let steady = |tr: Tracer| {
                 let s = Spread::of(&r.steady_ratios(tr, daemon::STEADY));
@@ -582,6 +601,7 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
             &cell(Tracer::LockprofNoHolders),
             "",
         );
+        floor_row(out, &cell(Tracer::Floor));
     }
     let plain = Stats::of(&d.ops_per_s.values(Tracer::None));
     let cpu = Stats::of(&d.server_cpu_ns_per_op.values(Tracer::None));

@@ -107,16 +107,18 @@ mod tests {
     #[test]
     fn windows_are_split_at_the_geometric_mean_of_their_futex_calls() {
         // Round 1 quiet (0.04), round 2 contended (0.16): windows
-        // N L N H N B N | H N B N L N (the tracers rotate).
+        // N L N H N B N F N | H N B N F N L N (the tracers rotate).
         let ops = [
-            1000.0, 970.0, 1000.0, 990.0, 1000.0, 995.0, 1000.0, 740.0, 750.0, 745.0, 750.0, 720.0,
-            750.0,
+            1000.0, 970.0, 1000.0, 990.0, 1000.0, 995.0, 1000.0, 998.0, 1000.0, 740.0, 750.0,
+            745.0, 750.0, 748.0, 750.0, 720.0, 750.0,
         ];
         let fc = [
-            0.0, 0.04, 0.0, 0.04, 0.0, 0.04, 0.0, 0.16, 0.0, 0.16, 0.0, 0.16, 0.0,
+            0.0, 0.04, 0.0, 0.04, 0.0, 0.04, 0.0, 0.04, 0.0, 0.16, 0.0, 0.16, 0.0, 0.16, 0.0, 0.16,
+            0.0,
         ];
         let bpf = [
-            0.0, 40.0, 0.0, 30.0, 0.0, 20.0, 0.0, 80.0, 0.0, 70.0, 0.0, 100.0, 0.0,
+            0.0, 40.0, 0.0, 30.0, 0.0, 20.0, 0.0, 5.0, 0.0, 80.0, 0.0, 70.0, 0.0, 10.0, 0.0, 100.0,
+            0.0,
         ];
         let d = daemon(2, &ops, &fc, &bpf);
         let r = Regimes::of(&d).expect("two regimes");
@@ -126,12 +128,14 @@ mod tests {
         assert_eq!(r.ops_ratios(&d, Tracer::Bpftrace, true), vec![0.995]);
         assert_eq!(r.bpf_ns_per_op(&d, Tracer::Lockprof, false), vec![100.0]);
         assert_eq!(r.bpf_ns_per_op(&d, Tracer::Bpftrace, false), vec![70.0]);
+        assert_eq!(r.ops_ratios(&d, Tracer::Floor, true), vec![0.998]);
+        assert_eq!(r.bpf_ns_per_op(&d, Tracer::Floor, false), vec![10.0]);
     }
 
     #[test]
     fn one_regime_is_not_split() {
-        let fc = [0.0, 0.04, 0.0, 0.05, 0.0, 0.06, 0.0];
-        let d = daemon(1, &[1.0; 7], &fc, &[0.0; 7]);
+        let fc = [0.0, 0.04, 0.0, 0.05, 0.0, 0.06, 0.0, 0.05, 0.0];
+        let d = daemon(1, &[1.0; 9], &fc, &[0.0; 9]);
         assert_eq!(Regimes::of(&d), None);
     }
 }

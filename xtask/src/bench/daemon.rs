@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-use super::attach::{Attached, Tracer, cpu_ms};
+use super::attach::{Attached, Tracer, cpu_ms, voluntary_switches};
 use super::bpf_fds::{RunTimeStats, TracepointRuns, prog_run_ns, tracepoint_runs};
 use super::kmem::MapInfo;
 use super::memcached::{self, Memcached};
@@ -57,6 +57,11 @@ pub struct Daemon {
     /// ms (0 when nothing is attached): what it takes from the machine besides its
     /// probes.
     pub tracer_cpu_ms_per_s: Rounds,
+    /// memcached's voluntary context switches per operation: how often its threads
+    /// blocked, measured the same way with or without a tracer. Any syscall
+    /// tracepoint slows every syscall a little, which changes how often the workers
+    /// find a lock taken — this row shows it where throughput alone cannot.
+    pub switches_per_op: Rounds,
     /// lockprof's peak RSS per lockprof window, KiB.
     pub rss_kib: Vec<u64>,
     /// lockprof's maps, read in its first window.
@@ -88,6 +93,8 @@ struct Mark {
     ops: u64,
     at: Instant,
     server_ms: f64,
+    /// memcached's voluntary context switches so far.
+    server_switches: u64,
     tracer_ms: f64,
     /// The tracer's programs' run time so far, ns.
     bpf_ns: u64,
@@ -100,6 +107,7 @@ fn mark(server: u32, tracer: Option<u32>) -> Result<Mark> {
         ops: memcached::stats_ops()?,
         at: Instant::now(),
         server_ms: cpu_ms(server).context("read memcached's CPU time")?,
+        server_switches: voluntary_switches(server).context("read memcached's context switches")?,
         tracer_ms: tracer.and_then(cpu_ms).unwrap_or(0.0),
         bpf_ns: tracer.map_or(0, prog_run_ns),
         futex: tracer.map(tracepoint_runs).unwrap_or_default(),
@@ -156,6 +164,10 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<Daemon> {
         d.ops_per_s.push(t, ops / (m1.at - m0.at).as_secs_f64());
         let server_ns = (m1.server_ms - m0.server_ms) * 1e6;
         d.server_cpu_ns_per_op.push(t, server_ns / ops);
+        d.switches_per_op.push(
+            t,
+            m1.server_switches.saturating_sub(m0.server_switches) as f64 / ops,
+        );
         d.total_cpu_ns_per_op
             .push(t, (server_ns + (m1.tracer_ms - m0.tracer_ms) * 1e6) / ops);
         d.tracer_cpu_ms_per_s.push(

@@ -522,6 +522,11 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
             &d.total_cpu_ns_per_op,
             false,
         ),
+        (
+            "    memcached's voluntary context switches per op ×".to_owned(),
+            &d.switches_per_op,
+            false,
+        ),
     ] {
         row(
             out,
@@ -709,6 +714,7 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
                            .map(|&t| (t.key().to_owned(), Spread::of(&d.ops_per_s.steady_ratios(t, daemon::STEADY)).to_json()))
                            .collect::<serde_json::Map<_, _>>(),
                        "server_cpu_ns_per_op": d.server_cpu_ns_per_op.to_json(&ATTACHED),
+                       "voluntary_switches_per_op": d.switches_per_op.to_json(&ATTACHED),
                        "server_and_tracer_cpu_ns_per_op": d.total_cpu_ns_per_op.to_json(&ATTACHED),
                        "bpf_ns_per_op": ATTACHED.iter()
                            .map(|&t| (t.key().to_owned(), json!(d.bpf_ns_per_op.values(t))))

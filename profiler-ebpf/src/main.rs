@@ -81,12 +81,12 @@
 //! "Before" read the caller's frame record through a wild `rbp` in code without
 //! frame pointers (the Python interpreter here; Debian's C daemons alike): the
 //! faulting user read cost ≈ 600 ns a call. The floor on this VM (`probe.rs::floor_of_timing_a_futex_wait`,
-//! `floor.rs`): two programs with the target filter alone 123 ns per futex call;
-//! plus a clock read at each end and the start time in an array slot 167 ns, in
-//! task-local storage 222 ns, in a hash by thread id 272 ns. So ≤ 150 ns per call is
-//! below what two programs that time a wait can cost here; lockprof's further work
-//! per call (its stack, its rows, pairing, blame, holders) is what remains above the
-//! hash pair.
+//! `floor.rs`), per ping-pong futex call, on a busy host / a quiet one (session 13):
+//! two programs with the target filter alone 123 / 72 ns; plus a clock read at each
+//! end and the start time in an array slot 167 / 130 ns, in task-local storage 222 /
+//! 126 ns, in a hash by thread id 272 / 178 ns; lockprof 782–882 / 526 ns. A bare wait
+//! timer fits under the 150 ns on a quiet host; lockprof's further work per
+//! blocking call (its stack, its rows, pairing, blame, holders) does not.
 //!
 //! `sched_switch` runs on every context switch of the machine; a switch between two
 //! untraced tasks cost 142–153 ns per run when the program stamped every switch's

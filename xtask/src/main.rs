@@ -35,10 +35,11 @@ commands:
   demo [NAME]           run each demo's before/after under lockprof (root) and summarize
                         what changed; NAME: forwarder, switch, kmutex, container-store,
                         layer-store (default: all)
-  bench overhead [--quick] [--rounds N]
-                        what attaching lockprof costs, next to bpftrace (root): untraced
-                        syscall tax, futex ping-pong, memcached throughput, kernel memory
-                        and RSS; writes target/bench/overhead.json
+  bench overhead [--quick] [--rounds N] [--only PARTS]
+                        what attaching lockprof costs, next to bpftrace and to the futex
+                        tracepoints' floor (root): untraced syscall tax, futex ping-pong,
+                        memcached throughput, kernel memory and RSS, Go probes; --only
+                        picks parts (e.g. c, abc); writes target/bench/overhead.json
   bench storm [--runs N] [--threads N] [--duration-ms D] [--no-holders]
                         lockprof's cost on a futex storm, unprofiled vs profiled (root);
                         writes target/bench/storm.json

@@ -201,6 +201,13 @@ pub struct RawEdgeStats {
     pub wake_to_run_n: u64,
     pub wake_to_run_ns: u64,
     pub wake_to_run_max_ns: u64,
+    /// The waits' holder blame charged to this waker itself: the last interval of
+    /// each window (ended by this wake, and the intervals just before it ended by the
+    /// same holder stack) — counted here rather than in `BLAME`, whose row it would
+    /// be (the edge's key names the same waiter and holder stacks), to save the
+    /// blocked wait a hash lookup. Userspace adds it to the blame rows.
+    pub blame_intervals: u64,
+    pub blame_ns: u64,
 }
 
 /// The last wake call on a futex address (kernel-internal map value).
@@ -407,7 +414,7 @@ const _: () = assert!(SITE_MEMO_WAYS.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<RawSharedSiteKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawTask>() == 56 + 2 * 56 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
-const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 10 * 8 + OFF_SLOTS * 16);
+const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 12 * 8 + OFF_SLOTS * 16);
 const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);
 const _: () = assert!(core::mem::size_of::<RawOffSpan>() == 24);
 const _: () = assert!(core::mem::size_of::<RawThreadState>() == 48 + OFF_SPANS * 24);

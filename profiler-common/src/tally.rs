@@ -47,6 +47,10 @@ pub const TALLY_SLOTS: u32 = 16_384;
 pub const TALLY_EAGAIN: u32 = 1;
 /// [`RawTally::kind`] of a slot counting wakes that woke nobody.
 pub const TALLY_WOKE_NONE: u32 = 2;
+/// [`RawTally::kind`] of a slot counting wakes that woke exactly one waiter (a lock's
+/// release: every wake of a handed-off lock) — not a fast path, but counted the same
+/// way, which spares the wake its hash row.
+pub const TALLY_WOKE_ONE: u32 = 3;
 
 /// Bits of the count in [`RawTally::word`]; the epoch has the rest.
 const COUNT_BITS: u32 = 40;
@@ -82,7 +86,8 @@ pub struct RawTallyKey {
     pub leaf_ret: u64,
     pub stack_id: i32,
     pub op: u32,
-    /// [`TALLY_EAGAIN`], [`TALLY_WOKE_NONE`], or 0 for a slot never claimed.
+    /// [`TALLY_EAGAIN`], [`TALLY_WOKE_NONE`], [`TALLY_WOKE_ONE`], or 0 for a slot
+    /// never claimed.
     pub kind: u32,
     pub pad: u32,
 }

@@ -4,7 +4,10 @@
 //! it then. The chain of waiters released one after another behind a slow holder
 //! thus charges the slow holder, not just the last waiter in line that woke this
 //! one. Consecutive intervals of the same holder stack are charged at once, so a
-//! wait costs one `BLAME` update per distinct holder (at most `WAKE_RING`).
+//! wait costs one `BLAME` update per distinct holder (at most `WAKE_RING`) — but the
+//! last group, the waker's own (most waits have no other), goes to the wait's edge
+//! row instead (`RawEdgeStats::blame_ns`): the edge's key names the same waiter and
+//! holder stacks, and the blocked wait is spared a hash lookup.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::HashMap};
 use profiler_common::{
@@ -19,17 +22,19 @@ const EEXIST: i64 = 17;
 #[map]
 static BLAME: HashMap<RawBlameKey, RawBlameStats> = HashMap::with_max_entries(MAX_BLAME, 0);
 
-/// Charge the window `[started, end]` of `waiter`'s wait among the wakes of `ring`
-/// (returned, oldest first) and then `flying` (the wake still in flight that ended
-/// it, when it had not returned yet).
+/// Charge the window `[started, waker.ts_ns]` of `waiter`'s wait among the wakes of
+/// `ring` (returned, oldest first) and then `flying` (the wake still in flight that
+/// ended it, when it had not returned yet). The last group of intervals, ended by
+/// `waker` (the newest wake, so always the last cut), is not charged here but
+/// returned: the caller counts it on its edge row, or gives it to [`Charge::flush`].
 #[inline(always)]
 pub fn charge(
     ring: Option<*const RawWakeRing>,
     flying: Option<&RawLastWake>,
     waiter: &RawWaitKey,
     started: u64,
-    end: u64,
-) {
+    waker: &RawLastWake,
+) -> Option<Charge> {
     let mut cut = Cuts {
         key: RawBlameKey {
             tgid: waiter.tgid,
@@ -42,7 +47,7 @@ pub fn charge(
             pad: 0,
         },
         from: started,
-        end,
+        end: waker.ts_ns,
         pending_ns: 0,
         pending: false,
     };
@@ -61,8 +66,35 @@ pub fn charge(
     if let Some(wake) = flying {
         cut.at(wake, false);
     }
-    if cut.pending {
-        flush(&cut.key, cut.pending_ns);
+    if !cut.pending {
+        return None;
+    }
+    let last = Charge {
+        key: cut.key,
+        ns: cut.pending_ns,
+    };
+    if last.key.holder_tgid == waker.tgid
+        && last.key.holder_stack_id == waker.stack_id
+        && last.key.holder_leaf_ret == waker.leaf_ret
+    {
+        return Some(last);
+    }
+    // Not the waker's (a torn ring slot): charged where it belongs.
+    last.flush();
+    None
+}
+
+/// Time of a wait charged to one holder stack, not counted yet.
+pub struct Charge {
+    key: RawBlameKey,
+    pub ns: u64,
+}
+
+impl Charge {
+    /// Count it in its `BLAME` row.
+    #[inline(always)]
+    pub fn flush(&self) {
+        flush(&self.key, self.ns);
     }
 }
 

@@ -26,7 +26,9 @@
 //!   through its mapping ([`tally`]), else on their hash row; a blocked wait finds
 //!   its stack the same way, is counted, paired with the futex's newest wake (in the
 //!   ring, or in flight: its waker may not have returned yet) into `EDGES`, and its
-//!   window split among those wakes into `BLAME` ([`blame`]). A futex is keyed by (process, address), or for a shared one by
+//!   window split among those wakes ([`blame`]): the waker's own share on its `EDGES`
+//!   row, earlier holders' into `BLAME`. A wake that woke one waiter is counted in its
+//!   tally slot too. A futex is keyed by (process, address), or for a shared one by
 //!   (mapped object, offset) — one more lookup, only for shared calls ([`shared`]).
 //! - `sched_switch` (BTF tracepoint, only with holder tracking, [`holders`]): the
 //!   target bits of the task leaving and the task taking the CPU (`prev->pid`,

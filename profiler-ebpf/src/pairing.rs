@@ -30,7 +30,7 @@ pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool)
     if last.ts_ns < started {
         return false;
     }
-    blame::charge(wakes, flying.as_ref(), waiter, started, last.ts_ns);
+    let charge = blame::charge(wakes, flying.as_ref(), waiter, started, &last);
     let key = RawEdgeKey {
         tgid: waiter.tgid,
         waiter_stack_id: waiter.stack_id,
@@ -42,12 +42,19 @@ pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool)
         generation: waiter.generation,
     };
     let Some(edge) = edge_row(&key) else {
+        if let Some(c) = charge {
+            c.flush();
+        }
         return true;
     };
     // SAFETY: fields of a live map value.
     unsafe {
         add(&raw mut (*edge).waits, 1);
         add(&raw mut (*edge).wait_ns, waited);
+        if let Some(c) = charge {
+            add(&raw mut (*edge).blame_intervals, 1);
+            add(&raw mut (*edge).blame_ns, c.ns);
+        }
     }
     // The waiter is running now; it got this CPU at the CPU's last switch.
     if let Some(&on_cpu) = LAST_SWITCH.get(0)

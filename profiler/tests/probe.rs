@@ -404,6 +404,28 @@ fn every_ping_pong_wait_is_paired_with_the_partner_thread_that_woke_it() {
         n,
         "every blocked wait on the word is paired once"
     );
+    // Holder blame: a ping-pong wait's window holds one wake, its partner's, which
+    // is charged the whole window — one interval per paired wait, every one of them
+    // to a release stack the edges name as that waiter's waker (the probe counts
+    // this share on the edge row itself; the snapshot hands it back as blame rows).
+    let wakers: BTreeSet<(i32, i32, u64)> = snap
+        .edges
+        .iter()
+        .filter(|e| e.tgid == pid)
+        .map(|e| (e.waiter_stack_id, e.waker_stack_id, e.waker_leaf_ret))
+        .collect();
+    let mut intervals = 0;
+    for b in snap.blame.iter().filter(|b| {
+        b.tgid == pid && waiter_tid.contains_key(&(b.waiter_stack_id, b.waiter_leaf_ret))
+    }) {
+        assert!(
+            wakers.contains(&(b.waiter_stack_id, b.holder_stack_id, b.holder_leaf_ret)),
+            "blame charged to a holder that woke none of the waiter's waits: {b:?}"
+        );
+        assert!(b.ns > 0, "{b:?}");
+        intervals += b.intervals;
+    }
+    assert_eq!(intervals, paired, "one blame interval per paired wait");
 }
 
 /// Drains as fast as they can go (no pause between snapshots) while a ping-pong

@@ -1,10 +1,11 @@
-//! The probe's holder blame (`BLAME`) as owned rows: how much of a waiter stack's
-//! wait each holder's release stack ended.
+//! The probe's holder blame (`BLAME`, and the waker's own share the probe counts on
+//! its `EDGES` row) as owned rows: how much of a waiter stack's wait each holder's
+//! release stack ended.
 //!
 //! Owns: [`BlameRow`] and its decoding. Must not: attribute rows to sites
 //! (`analyze::blame` does).
 
-use profiler_common::{BLAME_EARLIER, RawBlameKey, RawBlameStats};
+use profiler_common::{BLAME_EARLIER, RawBlameKey, RawBlameStats, RawEdgeKey, RawEdgeStats};
 use serde::{Deserialize, Serialize};
 
 /// Wait time of one waiter stack charged to one holder's release stack.
@@ -36,6 +37,22 @@ impl BlameRow {
             intervals: stats.intervals,
             ns: stats.ns,
         }
+    }
+
+    /// The blame the probe counted on an edge row (`RawEdgeStats::blame_ns`): the
+    /// part of its waits charged to the waker itself, the row `BLAME` would have held
+    /// for the edge's waiter and waker stacks. `None` when there is none.
+    pub fn from_edge(key: &RawEdgeKey, stats: &RawEdgeStats) -> Option<Self> {
+        (stats.blame_intervals > 0).then_some(BlameRow {
+            tgid: key.tgid,
+            waiter_stack_id: key.waiter_stack_id,
+            waiter_leaf_ret: key.waiter_leaf_ret,
+            holder_tgid: key.waker_tgid,
+            holder_stack_id: key.waker_stack_id,
+            holder_leaf_ret: key.waker_leaf_ret,
+            intervals: stats.blame_intervals,
+            ns: stats.blame_ns,
+        })
     }
 
     /// As `WaitRow::merge`.
@@ -85,5 +102,45 @@ mod tests {
             ..a
         };
         assert!(earlier.earlier() && earlier.holder_stack().is_none());
+    }
+
+    #[test]
+    fn an_edge_row_carries_its_wakers_own_blame() {
+        let key = RawEdgeKey {
+            tgid: 1,
+            waiter_stack_id: 2,
+            waker_stack_id: 5,
+            waker_tid: 9,
+            waiter_leaf_ret: 3,
+            waker_leaf_ret: 6,
+            waker_tgid: 4,
+            generation: 0,
+        };
+        let none = RawEdgeStats {
+            waits: 3,
+            wait_ns: 30,
+            ..RawEdgeStats::default()
+        };
+        assert_eq!(BlameRow::from_edge(&key, &none), None);
+        let some = RawEdgeStats {
+            blame_intervals: 3,
+            blame_ns: 25,
+            ..none
+        };
+        // The row `BLAME` would have held: the waiter's stack, the waker's process
+        // and release stack (its thread is not part of a blame row).
+        assert_eq!(
+            BlameRow::from_edge(&key, &some),
+            Some(BlameRow {
+                tgid: 1,
+                waiter_stack_id: 2,
+                waiter_leaf_ret: 3,
+                holder_tgid: 4,
+                holder_stack_id: 5,
+                holder_leaf_ret: 6,
+                intervals: 3,
+                ns: 25,
+            })
+        );
     }
 }

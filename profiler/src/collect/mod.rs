@@ -332,9 +332,6 @@ impl Probes {
             wakes: self.drain::<RawWakeKey, RawWakeStats, _>(MAP_WAKES, old, |k, v| {
                 WakeRow::from_raw(k, std::slice::from_ref(v))
             })?,
-            edges: self.drain::<RawEdgeKey, RawEdgeStats, _>(MAP_EDGES, old, |k, v| {
-                EdgeRow::from_raw(k, std::slice::from_ref(v))
-            })?,
             blame: self.drain::<RawBlameKey, RawBlameStats, _>(
                 MAP_BLAME,
                 old,
@@ -342,6 +339,16 @@ impl Probes {
             )?,
             ..Snapshot::default()
         };
+        // An edge row also holds the blame charged to its waker itself.
+        for (edge, blame) in self.drain::<RawEdgeKey, RawEdgeStats, _>(MAP_EDGES, old, |k, v| {
+            (
+                EdgeRow::from_raw(k, std::slice::from_ref(v)),
+                BlameRow::from_edge(k, v),
+            )
+        })? {
+            snap.edges.push(edge);
+            snap.blame.extend(blame);
+        }
         // Any time is right for the tallies: each count is taken out atomically.
         self.tallies.take(&mut snap.waits, &mut snap.wakes);
         let wanted: BTreeSet<(u32, i32)> = snap

@@ -10,8 +10,8 @@ use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use profiler_common::{
-    MAP_TALLIES, RawTally, RawTallyKey, TALLY_EAGAIN, TALLY_SLOTS, TALLY_WOKE_NONE, tally_count,
-    tally_epoch, tally_word,
+    MAP_TALLIES, RawTally, RawTallyKey, TALLY_EAGAIN, TALLY_SLOTS, TALLY_WOKE_NONE, TALLY_WOKE_ONE,
+    tally_count, tally_epoch, tally_word,
 };
 
 use super::CollectError;
@@ -114,6 +114,18 @@ fn push_row(key: &RawTallyKey, n: u64, waits: &mut Vec<WaitRow>, wakes: &mut Vec
             woke_none: n,
             ..WakeRow::default()
         }),
+        TALLY_WOKE_ONE => wakes.push(WakeRow {
+            tgid: key.tgid,
+            tid: key.tid,
+            comm: String::new(),
+            uaddr: key.uaddr,
+            stack_id: key.stack_id,
+            op: key.op,
+            leaf_ret: key.leaf_ret,
+            calls: n,
+            woken: n,
+            ..WakeRow::default()
+        }),
         // A count is only ever added under a claimed key.
         _ => {}
     }
@@ -173,10 +185,21 @@ mod tests {
             (waits[0].tid, waits[0].stack_id, waits[0].leaf_ret),
             (11, 3, 0x2000)
         );
-        assert_eq!(wakes.len(), 1);
+        push_row(&slot(TALLY_WOKE_ONE, 1, 3).key, 3, &mut waits, &mut wakes);
+        assert_eq!(wakes.len(), 2);
         assert_eq!(
             (wakes[0].calls, wakes[0].woke_none, wakes[0].woken),
             (4, 4, 0)
+        );
+        // Each of them woke one waiter.
+        assert_eq!(
+            (
+                wakes[1].calls,
+                wakes[1].woke_none,
+                wakes[1].woken,
+                wakes[1].woke_many
+            ),
+            (3, 0, 3, 0)
         );
     }
 }

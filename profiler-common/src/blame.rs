@@ -2,44 +2,28 @@
 //! (wake calls) on the same futex ended its successive parts. The probe keeps a small
 //! ring of the last wakes of every futex ([`RawWakeRing`]); when a wait ends, the
 //! wakes inside its window cut it into intervals, each charged to the wake that ended
-//! it — the holder that released the lock then — in [`MAP_BLAME`].
+//! it — the holder that released the lock then — in [`MAP_BLAME`] (the waker's own
+//! share on its edge row, `RawEdgeStats::blame_ns`).
 
 use crate::rows::{RawAddrKey, RawLastWake};
 
 /// Wakes remembered per futex ([`RawWakeRing::slots`]); a power of two.
 pub const WAKE_RING: usize = 8;
 
-/// Slots of the wakes-in-flight array ([`RawWakeInFlight`], kernel-internal): a power
-/// of two.
-pub const WAKES_IN_FLIGHT: u32 = 4096;
+/// Slots of the wake-ring array ([`RawWakeRing`], kernel-internal, found by
+/// [`wake_ring_slot`]); a power of two.
+pub const WAKE_RING_SLOTS: u32 = 16_384;
 
-/// A wake call between its entry and its exit (kernel-internal), in the slot of its
-/// futex ([`in_flight_slot`]). A wake enters its futex's ring ([`RawWakeRing`]) only
-/// at its exit, once it is known to have woken somebody — most wakes of a busy daemon
-/// wake nobody, and this slot (an array slot, found without hashing in the kernel)
-/// is cheaper than the ring's map — but the waiter it woke can reach its own exit
-/// first, on another CPU: it then finds its waker here. A wake that woke nobody
-/// empties its slot at exit; a direct-mapped slot shared by two futexes keeps the
-/// newer wake, and a waiter takes it only if the key is its own.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RawWakeInFlight {
-    pub key: RawAddrKey,
-    pub wake: RawLastWake,
-    /// To 64 bytes: one cache line per slot.
-    pub pad: u64,
-}
-
-/// The slot of the futex `key` in the wakes-in-flight array: a multiplicative hash
-/// of its words, so futexes a few words apart (an array of locks) and the same
-/// address in two processes take different slots.
+/// The slot of the futex `key` in the wake-ring array: a multiplicative hash of its
+/// words, so futexes a few words apart (an array of locks) and the same address in
+/// two processes take different slots.
 #[inline]
 #[must_use]
-pub fn in_flight_slot(key: &RawAddrKey) -> u32 {
+pub fn wake_ring_slot(key: &RawAddrKey) -> u32 {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let h = (key.uaddr ^ (u64::from(key.tgid) << 32 | u64::from(key.pad)).rotate_left(17))
         .wrapping_mul(GOLDEN);
-    (h >> (64 - WAKES_IN_FLIGHT.trailing_zeros())) as u32
+    (h >> (64 - WAKE_RING_SLOTS.trailing_zeros())) as u32
 }
 
 /// Hash map `RawBlameKey → RawBlameStats` (shared, atomic adds): wait time of a
@@ -53,16 +37,37 @@ pub const MAX_BLAME: u32 = 16_384;
 /// holders are unknown.
 pub const BLAME_EARLIER: i32 = -4096;
 
-/// The last [`WAKE_RING`] wake calls on one futex that woke somebody, in the order
-/// they returned (value of the last-wake map): `slots[(next - 1) % WAKE_RING]` is the
-/// newest, the one a waiter pairs with unless a wake in flight is newer.
+/// What a waiter finds of the wakes on its futex (a slot of the kernel's wake-ring
+/// array, direct-mapped by [`wake_ring_slot`]: found by arithmetic, never by hashing
+/// a map).
+///
+/// - `flying`: the wake in flight, announced at its entry — before the kernel can
+///   make a waiter runnable, so a waiter that returns before its waker does (on
+///   another CPU) still finds it — and withdrawn at its exit if it woke nobody (most
+///   wakes of a busy daemon: this line is all they touch).
+/// - `slots`: the last [`WAKE_RING`] wakes that woke somebody, in the order they
+///   returned: `slots[(next - 1) % WAKE_RING]` is the newest, the one a waiter pairs
+///   with unless the wake in flight is newer.
+///
+/// Two futexes whose keys share a slot take it from each other: a wake whose key is
+/// not the slot's empties it for its own futex, and a waiter takes only a slot
+/// holding its key. The holders of a wait's part before `taken_ns` are then unknown.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawWakeRing {
+    /// The futex the slot holds the wakes of; all zero for a slot never used.
+    pub key: RawAddrKey,
+    /// The wake in flight; `ts_ns == 0` when none.
+    pub flying: RawLastWake,
     /// Wakes written so far; the next one goes to `slots[next % WAKE_RING]`.
     pub next: u64,
     /// A slot with `ts_ns == 0` is empty.
     pub slots: [RawLastWake; WAKE_RING],
+    /// When a wake took the slot from another futex whose wakes it held (0: never):
+    /// this futex's earlier wakes may have been dropped by that futex before.
+    pub taken_ns: u64,
+    /// To a whole number of cache lines.
+    pub pad: [u64; 7],
 }
 
 /// Who is blamed for whose wait: the waiter's stack and the stack of the release
@@ -93,7 +98,11 @@ pub struct RawBlameStats {
 }
 
 const _: () = assert!(WAKE_RING.is_power_of_two());
-const _: () = assert!(core::mem::size_of::<RawWakeRing>() == 8 + 40 * WAKE_RING);
+const _: () = assert!(core::mem::size_of::<RawWakeRing>() == 16 + 40 + 8 + 40 * WAKE_RING + 64);
+const _: () = assert!(core::mem::size_of::<RawWakeRing>().is_multiple_of(64));
+// What a wake that woke nobody touches (its announcement and withdrawal) is one
+// cache line.
+const _: () = assert!(core::mem::offset_of!(RawWakeRing, slots) == 64);
 const _: () = assert!(core::mem::size_of::<RawBlameKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawBlameStats>() == 16);
 
@@ -105,8 +114,7 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RawBlameStats {}
 }
-const _: () = assert!(WAKES_IN_FLIGHT.is_power_of_two());
-const _: () = assert!(core::mem::size_of::<RawWakeInFlight>() == 64);
+const _: () = assert!(WAKE_RING_SLOTS.is_power_of_two());
 
 #[cfg(test)]
 mod tests {
@@ -114,7 +122,7 @@ mod tests {
 
     use std::collections::BTreeSet;
 
-    use super::{RawAddrKey, WAKES_IN_FLIGHT, in_flight_slot};
+    use super::{RawAddrKey, WAKE_RING_SLOTS, wake_ring_slot};
 
     fn key(tgid: u32, pad: u32, uaddr: u64) -> RawAddrKey {
         RawAddrKey { tgid, pad, uaddr }
@@ -125,7 +133,7 @@ mod tests {
         // An array of 64 four-byte futexes, and one of 64 locks a cache line apart.
         for stride in [4, 64] {
             let slots: BTreeSet<u32> = (0..64)
-                .map(|i| in_flight_slot(&key(1234, 0, 0x7f00_0000_1000 + i * stride)))
+                .map(|i| wake_ring_slot(&key(1234, 0, 0x7f00_0000_1000 + i * stride)))
                 .collect();
             assert_eq!(slots.len(), 64, "stride {stride}");
         }
@@ -133,16 +141,16 @@ mod tests {
 
     #[test]
     fn the_same_address_in_two_processes_or_objects_takes_different_slots() {
-        let a = in_flight_slot(&key(1234, 0, 0x5555_0000_0040));
-        assert_ne!(a, in_flight_slot(&key(1235, 0, 0x5555_0000_0040)));
-        assert_ne!(a, in_flight_slot(&key(1234, 1, 0x5555_0000_0040)));
+        let a = wake_ring_slot(&key(1234, 0, 0x5555_0000_0040));
+        assert_ne!(a, wake_ring_slot(&key(1235, 0, 0x5555_0000_0040)));
+        assert_ne!(a, wake_ring_slot(&key(1234, 1, 0x5555_0000_0040)));
     }
 
     #[test]
     fn slots_stay_inside_the_array() {
         for i in 0..10_000u64 {
             let k = key(i as u32, (i >> 3) as u32, i.wrapping_mul(0x1_0000_0001));
-            assert!(in_flight_slot(&k) < WAKES_IN_FLIGHT);
+            assert!(wake_ring_slot(&k) < WAKE_RING_SLOTS);
         }
     }
 }

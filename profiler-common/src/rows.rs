@@ -20,9 +20,9 @@ pub struct RawTask {
     pub call: u32,
     /// For a wake in progress: its stack, found at entry.
     pub wake_stack_id: i32,
-    /// For a wake in progress: the wakes-in-flight slot its entry was announced in
-    /// (see [`RawWakeInFlight`](crate::blame::RawWakeInFlight)), so its exit finds it
-    /// without computing the futex's key again.
+    /// For a wake in progress: the wake-ring slot its entry was announced in (see
+    /// [`RawWakeRing`](crate::blame::RawWakeRing)), so its exit finds it without
+    /// computing the futex's key again.
     pub wake_slot: u32,
     pub wake_leaf_ret: u64,
     /// The futex address the thread was last woken from, until it releases it.

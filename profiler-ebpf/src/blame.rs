@@ -23,13 +23,14 @@ const EEXIST: i64 = 17;
 static BLAME: HashMap<RawBlameKey, RawBlameStats> = HashMap::with_max_entries(MAX_BLAME, 0);
 
 /// Charge the window `[started, waker.ts_ns]` of `waiter`'s wait among the wakes of
-/// `ring` (returned, oldest first) and then `flying` (the wake still in flight that
+/// its futex's `ring` (returned, oldest first; the part before the ring was taken
+/// from another futex to nobody known) and then `flying` (the wake still in flight that
 /// ended it, when it had not returned yet). The last group of intervals, ended by
 /// `waker` (the newest wake, so always the last cut), is not charged here but
 /// returned: the caller counts it on its edge row, or gives it to [`Charge::flush`].
 #[inline(always)]
 pub fn charge(
-    ring: Option<*const RawWakeRing>,
+    ring: *const RawWakeRing,
     flying: Option<&RawLastWake>,
     waiter: &RawWaitKey,
     started: u64,
@@ -51,17 +52,22 @@ pub fn charge(
         pending_ns: 0,
         pending: false,
     };
-    if let Some(ring) = ring {
-        // SAFETY: a live map value, read in place.
-        let next = unsafe { (*ring).next };
-        for j in 0..WAKE_RING {
-            // Oldest first: slot `next` is the oldest, `next - 1` the newest.
-            // SAFETY: a slot of a live map value, copied out.
-            let wake = unsafe { (*ring).slots[(next as usize + j) & (WAKE_RING - 1)] };
-            // The oldest wake kept is inside the window and older ones were
-            // overwritten: who held the lock before it is unknown.
-            cut.at(&wake, j == 0 && next > WAKE_RING as u64);
-        }
+    // SAFETY: a live array slot, read in place.
+    let (next, taken) = unsafe { ((*ring).next, (*ring).taken_ns) };
+    if taken > started {
+        // The slot held another futex's wakes until `taken`: this one's wakes
+        // before then may have been dropped, their holders are unknown.
+        let upto = if taken < cut.end { taken } else { cut.end };
+        flush(&cut.key, upto - started);
+        cut.from = upto;
+    }
+    for j in 0..WAKE_RING {
+        // Oldest first: slot `next` is the oldest, `next - 1` the newest.
+        // SAFETY: a slot of a live array value, copied out.
+        let wake = unsafe { (*ring).slots[(next as usize + j) & (WAKE_RING - 1)] };
+        // The oldest wake kept is inside the window and older ones were
+        // overwritten: who held the lock before it is unknown.
+        cut.at(&wake, j == 0 && next > WAKE_RING as u64);
     }
     if let Some(wake) = flying {
         cut.at(wake, false);

@@ -105,28 +105,18 @@ fn side(me: u32) -> Calls {
     calls
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct Args {
-    seconds: u64,
-    delay_ms: u64,
-    on_stdin: bool,
-}
-
-fn parse(argv: &[String]) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        seconds: 2,
-        delay_ms: 0,
-        on_stdin: false,
-    };
+/// `--seconds`, `--start-delay-ms` and `--on-stdin`.
+fn parse(argv: &[String]) -> Result<Option<(u64, u64, bool)>, String> {
+    let (mut seconds, mut delay_ms, mut on_stdin) = (2u64, 0u64, false);
     let Some(pairs) = flags::pairs(argv)? else {
         return Ok(None);
     };
     for (flag, value) in pairs {
         match flag {
-            "--seconds" => a.seconds = flags::int(flag, value)?,
-            "--start-delay-ms" => a.delay_ms = flags::int(flag, value)?,
+            "--seconds" => seconds = flags::int(flag, value)?,
+            "--start-delay-ms" => delay_ms = flags::int(flag, value)?,
             "--on-stdin" => {
-                a.on_stdin = match flags::int::<u8>(flag, value)? {
+                on_stdin = match flags::int::<u8>(flag, value)? {
                     0 => false,
                     1 => true,
                     n => return Err(format!("'--on-stdin' must be 0 or 1, got {n}")),
@@ -135,13 +125,12 @@ fn parse(argv: &[String]) -> Result<Option<Args>, String> {
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
-    if a.seconds == 0 || a.seconds > 3600 {
+    if seconds == 0 || seconds > 3600 {
         return Err(format!(
-            "'--seconds' must be between 1 and 3600, got {}",
-            a.seconds
+            "'--seconds' must be between 1 and 3600, got {seconds}"
         ));
     }
-    Ok(Some(a))
+    Ok(Some((seconds, delay_ms, on_stdin)))
 }
 
 /// How long the run a stdin line asks for lasts: the line's milliseconds, else
@@ -161,13 +150,14 @@ fn line_duration(line: &str, default: Duration) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match flags::or_exit("futex-pingpong", USAGE, parse(&argv)) {
+    let (seconds, delay_ms, on_stdin) = match flags::or_exit("futex-pingpong", USAGE, parse(&argv))
+    {
         Ok(a) => a,
         Err(code) => return code,
     };
-    thread::sleep(Duration::from_millis(args.delay_ms));
-    let default = Duration::from_secs(args.seconds);
-    if !args.on_stdin {
+    thread::sleep(Duration::from_millis(delay_ms));
+    let default = Duration::from_secs(seconds);
+    if !on_stdin {
         return run(default);
     }
     for line in std::io::stdin().lines() {
@@ -236,16 +226,9 @@ mod tests {
     #[test]
     fn parse_bounds_seconds() {
         let a = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let args = |seconds, on_stdin| {
-            Some(Args {
-                seconds,
-                delay_ms: 0,
-                on_stdin,
-            })
-        };
-        assert_eq!(parse(&a(&[])).unwrap(), args(2, false));
-        assert_eq!(parse(&a(&["--seconds", "5"])).unwrap(), args(5, false));
-        assert_eq!(parse(&a(&["--on-stdin", "1"])).unwrap(), args(2, true));
+        assert_eq!(parse(&a(&[])).unwrap(), Some((2, 0, false)));
+        assert_eq!(parse(&a(&["--seconds", "5"])).unwrap(), Some((5, 0, false)));
+        assert_eq!(parse(&a(&["--on-stdin", "1"])).unwrap(), Some((2, 0, true)));
         assert!(parse(&a(&["--on-stdin", "2"])).is_err());
         assert!(
             parse(&a(&["--seconds", "0"]))

@@ -726,6 +726,7 @@ fn pingpong_json(pp: &PingPong) -> Value {
         "rtt_ns": pp.rtt_ns.to_json(&pingpong::ATTACHED),
         "bpf_ns_per_futex_call_by_tracer": by_tracer(&pp.bpf_ns_per_call),
         "machine_futex_calls_per_pingpong_call": by_tracer(&pp.machine_calls_per_call),
+        "futex_programs_bpf_ns_per_machine_futex_call": by_tracer(&pp.futex_bpf_ns_per_machine_call),
         "futex_calls_per_s_by_tracer": by_tracer(&pp.calls_per_s),
         "bpftrace_killed_after_sigint": pp.peer_killed,
     });
@@ -756,6 +757,7 @@ mod tests {
             if t != Tracer::None {
                 pp.bpf_ns_per_call.push(t, bpf);
                 pp.machine_calls_per_call.push(t, 1.01);
+                pp.futex_bpf_ns_per_machine_call.push(t, bpf / 2.0);
                 pp.calls_per_s.push(t, 1.2e6);
             }
         }
@@ -816,6 +818,10 @@ mod tests {
             json!([90.0, 90.0])
         );
         assert_eq!(v["rtt_ns"]["bpftrace"], json!([2120.0, 2120.0]));
+        assert_eq!(
+            v["futex_programs_bpf_ns_per_machine_futex_call"]["lockprof"],
+            json!([300.0, 300.0])
+        );
         assert_eq!(v["rtt_ns"]["order"].as_array().unwrap().len(), 13);
         assert_eq!(v["bpftrace_killed_after_sigint"], json!(1));
     }

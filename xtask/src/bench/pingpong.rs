@@ -46,6 +46,10 @@ pub struct PingPong {
     /// per futex call of futex-pingpong over the same run: near 1 when nothing else on
     /// the machine calls futex; above, the tracer's programs also ran on others' calls.
     pub machine_calls_per_call: Rounds,
+    /// The tracer's futex (tracepoint) programs' BPF time per run of its futex entry
+    /// program, ns: (c)'s "per futex call" figure, every futex call of the machine in
+    /// the denominator.
+    pub futex_bpf_ns_per_machine_call: Rounds,
     /// futex-pingpong's futex calls per second in that run.
     pub calls_per_s: Rounds,
     /// Events lost in lockprof's reports.
@@ -172,6 +176,8 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<PingPong> {
             p.bpf_ns_per_call.push(t, bpf.run_ns as f64 / run.calls);
             p.machine_calls_per_call
                 .push(t, bpf.futex.calls as f64 / run.calls);
+            p.futex_bpf_ns_per_machine_call
+                .push(t, bpf.futex.run_ns as f64 / bpf.futex.calls.max(1) as f64);
             p.calls_per_s.push(t, run.calls / run.seconds.max(1e-9));
         }
         let detached = a.stop()?;

@@ -723,6 +723,7 @@ fn pingpong_json(pp: &PingPong) -> Value {
         "lost_events": pp.losses,
         "run_s": pingpong::RUN_SECONDS,
         "cost_run_s": daemon::COST_WINDOW.as_secs_f64(),
+        "target_threads_on_one_cpu": true,
         "rtt_ns": pp.rtt_ns.to_json(&pingpong::ATTACHED),
         "bpf_ns_per_futex_call_by_tracer": by_tracer(&pp.bpf_ns_per_call),
         "machine_futex_calls_per_pingpong_call": by_tracer(&pp.machine_calls_per_call),

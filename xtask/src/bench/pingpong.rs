@@ -10,7 +10,8 @@
 //! two clock reads, so they stay off in the timed run). One futex-pingpong process
 //! serves a window: started with `--on-stdin 1`, it makes no futex call until asked
 //! for a run, so every tracer — lockprof by `record -p` like the bpftrace scripts,
-//! which filter by pid — is attached before the first one. Must not: render, or decide
+//! which filter by pid — is attached before the first one. Its two threads share one
+//! CPU (see `Target::start`). Must not: render, or decide
 //! the order of windows.
 
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -87,13 +88,22 @@ struct Target {
 
 impl Target {
     fn start() -> Result<Target> {
-        let mut child = Command::new(release_bin("futex-pingpong"))
+        let cpu = last_cpu()?;
+        // Both threads on one CPU (`taskset` execs the program: the pid is its own).
+        // Left to the scheduler they are sometimes placed on two CPUs, where every
+        // hand-over waits for the other CPU to wake from idle: a run's round trip then
+        // jumps from ≈ 1.7 µs to 4–70 µs on this VM, with or without a tracer, and its
+        // neighbours' ratios with it (0.08..8 in a 5-round run). On one CPU a round trip
+        // is two wakes and two switches, and a tracer's time per call adds to it.
+        let mut child = Command::new("taskset")
+            .args(["-c", &cpu.to_string()])
+            .arg(release_bin("futex-pingpong"))
             .args(["--on-stdin", "1", "--seconds", &RUN_SECONDS.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("cannot start futex-pingpong")?;
+            .context("cannot start futex-pingpong under taskset")?;
         let stdin = child.stdin.take().context("futex-pingpong stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("futex-pingpong stdout")?);
         Ok(Target {
@@ -154,6 +164,23 @@ impl Drop for Target {
     }
 }
 
+/// The CPU futex-pingpong runs on: the last this process may run on (CPU 0 takes more
+/// of the machine's interrupts).
+fn last_cpu() -> Result<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
+    last_allowed_cpu(&status).context("no Cpus_allowed_list in /proc/self/status")
+}
+
+/// The highest CPU of a `status` file's `Cpus_allowed_list` (`0-3,8-11`).
+fn last_allowed_cpu(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .split([',', '-'])
+        .filter_map(|c| c.trim().parse().ok())
+        .max()
+}
+
 /// `plan.pingpong_runs` rounds, each window one futex-pingpong process.
 pub fn measure(plan: Plan, dir: &Path) -> Result<PingPong> {
     let report = dir.join("overhead-pingpong.json");
@@ -194,6 +221,17 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<PingPong> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn futex_pingpong_runs_on_the_last_allowed_cpu() {
+        let status =
+            |list| format!("Name:\txtask\nCpus_allowed:\tff\nCpus_allowed_list:\t{list}\n");
+        assert_eq!(last_allowed_cpu(&status("0-1")), Some(1));
+        assert_eq!(last_allowed_cpu(&status("0-3,8-11,5")), Some(11));
+        assert_eq!(last_allowed_cpu(&status("6")), Some(6));
+        assert_eq!(last_allowed_cpu("Name:\txtask\n"), None);
+        assert!(last_cpu().is_ok());
+    }
 
     #[test]
     fn a_run_line_gives_the_round_trip_and_the_futex_calls() {

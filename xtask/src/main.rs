@@ -37,8 +37,9 @@ commands:
                         layer-store (default: all)
   bench overhead [--quick] [--rounds N] [--only PARTS]
                         what attaching lockprof costs, next to bpftrace and to the futex
-                        tracepoints' floor (root): untraced syscall tax, futex ping-pong,
-                        memcached throughput, kernel memory and RSS, Go probes; --only
+                        tracepoints' floor (root): untraced syscall tax (a), futex
+                        ping-pong round trip and BPF time per futex call (b), memcached
+                        throughput (c), kernel memory and RSS (d), Go probes (g); --only
                         picks parts (e.g. c, abc); writes target/bench/overhead.json
   bench storm [--runs N] [--threads N] [--duration-ms D] [--no-holders]
                         lockprof's cost on a futex storm, unprofiled vs profiled (root);

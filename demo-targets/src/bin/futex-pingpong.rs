@@ -5,12 +5,17 @@
 //! shows up directly in it.
 //!
 //! ```text
-//! futex-pingpong [--seconds S (2)] [--start-delay-ms D (0)]
+//! futex-pingpong [--seconds S (2)] [--start-delay-ms D (0)] [--on-stdin 0|1 (0)]
 //! ```
 //!
 //! Prints one JSON line: `{"round_trips","rtt_ns","wait_calls","blocked_waits",
 //! "wake_calls","seconds"}`. `blocked_waits` counts waits that slept (returned 0);
 //! the others found the word already handed over (`EAGAIN`).
+//!
+//! `--on-stdin 1`: a run for each line read on stdin, each printing its own line, until
+//! stdin closes (no run before the first line): a tracer can attach to the process
+//! before it makes a single futex call, and measure it over several runs. A line that
+//! holds a number runs that many milliseconds instead of `--seconds`.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "syscall results are small integers"
@@ -27,7 +32,8 @@ use std::time::{Duration, Instant};
 const FUTEX_WAIT_PRIVATE: i32 = 128;
 const FUTEX_WAKE_PRIVATE: i32 = 129;
 
-const USAGE: &str = "usage: futex-pingpong [--seconds S (2)] [--start-delay-ms D (0)]";
+const USAGE: &str =
+    "usage: futex-pingpong [--seconds S (2)] [--start-delay-ms D (0)] [--on-stdin 0|1 (0)]";
 
 /// Whose turn it is: 0 for the main thread, 1 for the partner.
 static TURN: AtomicU32 = AtomicU32::new(0);
@@ -99,8 +105,9 @@ fn side(me: u32) -> Calls {
     calls
 }
 
-fn parse(argv: &[String]) -> Result<Option<(u64, u64)>, String> {
-    let (mut seconds, mut delay_ms) = (2u64, 0u64);
+/// `--seconds`, `--start-delay-ms` and `--on-stdin`.
+fn parse(argv: &[String]) -> Result<Option<(u64, u64, bool)>, String> {
+    let (mut seconds, mut delay_ms, mut on_stdin) = (2u64, 0u64, false);
     let Some(pairs) = flags::pairs(argv)? else {
         return Ok(None);
     };
@@ -108,6 +115,13 @@ fn parse(argv: &[String]) -> Result<Option<(u64, u64)>, String> {
         match flag {
             "--seconds" => seconds = flags::int(flag, value)?,
             "--start-delay-ms" => delay_ms = flags::int(flag, value)?,
+            "--on-stdin" => {
+                on_stdin = match flags::int::<u8>(flag, value)? {
+                    0 => false,
+                    1 => true,
+                    n => return Err(format!("'--on-stdin' must be 0 or 1, got {n}")),
+                }
+            }
             _ => return Err(format!("unknown flag '{flag}'")),
         }
     }
@@ -116,16 +130,58 @@ fn parse(argv: &[String]) -> Result<Option<(u64, u64)>, String> {
             "'--seconds' must be between 1 and 3600, got {seconds}"
         ));
     }
-    Ok(Some((seconds, delay_ms)))
+    Ok(Some((seconds, delay_ms, on_stdin)))
+}
+
+/// How long the run a stdin line asks for lasts: the line's milliseconds, else
+/// `default`.
+fn line_duration(line: &str, default: Duration) -> Result<Duration, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(default);
+    }
+    match line.parse::<u64>() {
+        Ok(ms @ 1..=3_600_000) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "a stdin line must be empty or milliseconds (1 to 3600000), got '{line}'"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (seconds, delay_ms) = match flags::or_exit("futex-pingpong", USAGE, parse(&argv)) {
+    let (seconds, delay_ms, on_stdin) = match flags::or_exit("futex-pingpong", USAGE, parse(&argv))
+    {
         Ok(a) => a,
         Err(code) => return code,
     };
     thread::sleep(Duration::from_millis(delay_ms));
+    let default = Duration::from_secs(seconds);
+    if !on_stdin {
+        return run(default);
+    }
+    for line in std::io::stdin().lines() {
+        let duration = match line
+            .map_err(|e| e.to_string())
+            .and_then(|l| line_duration(&l, default))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("futex-pingpong: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if run(duration) != ExitCode::SUCCESS {
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// One run of `duration`: both sides hand the word over until then; prints its line.
+fn run(duration: Duration) -> ExitCode {
+    STOP.store(false, Ordering::Relaxed);
+    TURN.store(0, Ordering::Release);
     let partner = match thread::Builder::new().name("pong".into()).spawn(|| side(1)) {
         Ok(h) => h,
         Err(e) => {
@@ -136,7 +192,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     // The main thread plays too; a timer thread would add its own wakes.
     let stopper = thread::spawn(move || {
-        thread::sleep(Duration::from_secs(seconds));
+        thread::sleep(duration);
         STOP.store(true, Ordering::Relaxed);
     });
     let mine = side(0);
@@ -158,6 +214,8 @@ fn main() -> ExitCode {
         mine.blocked + theirs.blocked,
         mine.wakes + theirs.wakes,
     );
+    // The reader may be waiting for this line before it sends the next.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     ExitCode::SUCCESS
 }
 
@@ -168,13 +226,24 @@ mod tests {
     #[test]
     fn parse_bounds_seconds() {
         let a = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(parse(&a(&[])).unwrap(), Some((2, 0)));
-        assert_eq!(parse(&a(&["--seconds", "5"])).unwrap(), Some((5, 0)));
+        assert_eq!(parse(&a(&[])).unwrap(), Some((2, 0, false)));
+        assert_eq!(parse(&a(&["--seconds", "5"])).unwrap(), Some((5, 0, false)));
+        assert_eq!(parse(&a(&["--on-stdin", "1"])).unwrap(), Some((2, 0, true)));
+        assert!(parse(&a(&["--on-stdin", "2"])).is_err());
         assert!(
             parse(&a(&["--seconds", "0"]))
                 .unwrap_err()
                 .contains("between 1 and 3600")
         );
         assert!(parse(&a(&["--what", "1"])).is_err());
+    }
+
+    #[test]
+    fn a_stdin_line_may_set_the_runs_milliseconds() {
+        let d = Duration::from_secs(2);
+        assert_eq!(line_duration("\n", d), Ok(d));
+        assert_eq!(line_duration(" 750 ", d), Ok(Duration::from_millis(750)));
+        assert!(line_duration("0", d).is_err());
+        assert!(line_duration("soon", d).is_err());
     }
 }

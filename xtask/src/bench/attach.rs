@@ -99,7 +99,8 @@ pub fn floor_script(pid: u32) -> String {
     )
 }
 
-/// A tracer attached to a process.
+/// A tracer attached to a process; killed when dropped without [`Attached::stop`] (a
+/// window that failed must not leave a tracer attached behind it).
 pub struct Attached {
     tracer: Tracer,
     child: Option<Child>,
@@ -217,8 +218,8 @@ impl Attached {
 
     /// Stops the tracer (SIGINT, as Ctrl-C) and waits until it has exited, sampling its
     /// peak RSS on the way (report building is part of what it costs).
-    pub fn stop(self) -> Result<Detached> {
-        let Some(mut child) = self.child else {
+    pub fn stop(mut self) -> Result<Detached> {
+        let Some(mut child) = self.child.take() else {
             return Ok(Detached::default());
         };
         let pid = child.id();
@@ -267,6 +268,15 @@ impl Attached {
             vm_hwm_kib: hwm,
             killed: false,
         })
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

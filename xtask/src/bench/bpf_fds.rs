@@ -2,8 +2,9 @@
 //! program fds, and the run time of its programs.
 //!
 //! Owns: finding a process's BPF fds by kind, the run time and run counts of its
-//! programs ([`prog_run_ns`], [`tracepoint_runs`]), and turning the kernel's run-time
-//! statistics on for a measurement ([`RunTimeStats`]). Must not:
+//! programs, turning the kernel's run-time statistics on for a measurement
+//! ([`RunTimeStats`]), and what a tracer's programs ran over one such measurement
+//! ([`BpfRuns::over`]: all of them, and its futex tracepoint programs). Must not:
 //! load or touch any map or program (read-only, by `/proc`), or model sizes
 //! (`kmem`).
 
@@ -65,13 +66,6 @@ fn progs(pid: u32) -> Vec<Prog> {
     progs
 }
 
-/// The BPF time all of `pid`'s programs have run so far, ns: what its probes cost
-/// the processes they ran in. Only counted while the kernel's run-time statistics
-/// are on ([`RunTimeStats`]).
-pub fn prog_run_ns(pid: u32) -> u64 {
-    progs(pid).iter().map(|p| p.run_ns).sum()
-}
-
 /// `BPF_PROG_TYPE_TRACEPOINT`: programs on `syscalls:*` and other tracefs events.
 const PROG_TYPE_TRACEPOINT: u64 = 5;
 
@@ -87,15 +81,56 @@ pub struct TracepointRuns {
     pub calls: u64,
 }
 
-pub fn tracepoint_runs(pid: u32) -> TracepointRuns {
-    tracepoint_runs_of(&progs(pid))
-}
-
 fn tracepoint_runs_of(progs: &[Prog]) -> TracepointRuns {
     let tp = progs.iter().filter(|p| p.kind == PROG_TYPE_TRACEPOINT);
     TracepointRuns {
         run_ns: tp.clone().map(|p| p.run_ns).sum(),
         calls: tp.map(|p| p.runs).max().unwrap_or(0),
+    }
+}
+
+/// What a tracer's programs ran: all of them, and its tracepoint (futex) programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BpfRuns {
+    /// The run time of all its programs, ns.
+    pub run_ns: u64,
+    /// Its tracepoint programs' run time and the machine's futex calls.
+    pub futex: TracepointRuns,
+}
+
+impl BpfRuns {
+    /// So far, for process `pid`'s programs (read once): the run times count only
+    /// while the kernel's run-time statistics are on ([`RunTimeStats`]).
+    fn of(pid: u32) -> BpfRuns {
+        let progs = progs(pid);
+        BpfRuns {
+            run_ns: progs.iter().map(|p| p.run_ns).sum(),
+            futex: tracepoint_runs_of(&progs),
+        }
+    }
+
+    /// What ran between `earlier` and `self`.
+    fn since(self, earlier: BpfRuns) -> BpfRuns {
+        BpfRuns {
+            run_ns: self.run_ns.saturating_sub(earlier.run_ns),
+            futex: TracepointRuns {
+                run_ns: self.futex.run_ns.saturating_sub(earlier.futex.run_ns),
+                calls: self.futex.calls.saturating_sub(earlier.futex.calls),
+            },
+        }
+    }
+
+    /// Runs `window` with the kernel's run-time statistics on (and off again however
+    /// it returns: they cost every program run two clock reads), and returns what it
+    /// returned with what process `tracer`'s programs ran meanwhile.
+    pub fn over<T>(
+        tracer: u32,
+        window: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<(T, BpfRuns)> {
+        let _stats = RunTimeStats::enable();
+        let before = BpfRuns::of(tracer);
+        let out = window()?;
+        Ok((out, BpfRuns::of(tracer).since(before)))
     }
 }
 
@@ -143,11 +178,21 @@ mod tests {
 
     #[test]
     fn this_process_holds_no_bpf_programs() {
-        assert_eq!(prog_run_ns(std::process::id()), 0);
-        assert_eq!(
-            tracepoint_runs(std::process::id()),
-            TracepointRuns::default()
-        );
+        assert_eq!(BpfRuns::of(std::process::id()), BpfRuns::default());
+    }
+
+    #[test]
+    fn runs_since_an_earlier_reading_are_the_difference() {
+        let at = |run_ns, tp_ns, calls| BpfRuns {
+            run_ns,
+            futex: TracepointRuns {
+                run_ns: tp_ns,
+                calls,
+            },
+        };
+        assert_eq!(at(900, 500, 40).since(at(100, 50, 10)), at(800, 450, 30));
+        // A program that went away between the readings takes nothing below zero.
+        assert_eq!(at(10, 5, 1).since(at(100, 50, 10)), BpfRuns::default());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::attach::{Attached, Tracer, cpu_ms, voluntary_switches};
-use super::bpf_fds::{RunTimeStats, TracepointRuns, prog_run_ns, tracepoint_runs};
+use super::bpf_fds::BpfRuns;
 use super::kmem::MapInfo;
 use super::memcached::{self, Memcached};
 use super::overhead::{Plan, each_window};
@@ -78,8 +78,9 @@ pub struct Daemon {
 pub const STEADY: f64 = 0.05;
 
 /// How long each attached window measures the tracer's BPF time per operation,
-/// after its throughput window (statistics on).
-const COST_WINDOW: Duration = Duration::from_secs(1);
+/// after its throughput window (statistics on); (b)'s run with the statistics on
+/// lasts as long.
+pub const COST_WINDOW: Duration = Duration::from_secs(1);
 
 /// How long the load must last: every window plus attach/detach time, generously.
 pub fn load_seconds(plan: Plan) -> u64 {
@@ -96,10 +97,6 @@ struct Mark {
     /// memcached's voluntary context switches so far.
     server_switches: u64,
     tracer_ms: f64,
-    /// The tracer's programs' run time so far, ns.
-    bpf_ns: u64,
-    /// Its tracepoint (futex) programs' run time and runs so far.
-    futex: TracepointRuns,
 }
 
 fn mark(server: u32, tracer: Option<u32>) -> Result<Mark> {
@@ -109,8 +106,6 @@ fn mark(server: u32, tracer: Option<u32>) -> Result<Mark> {
         server_ms: cpu_ms(server).context("read memcached's CPU time")?,
         server_switches: voluntary_switches(server).context("read memcached's context switches")?,
         tracer_ms: tracer.and_then(cpu_ms).unwrap_or(0.0),
-        bpf_ns: tracer.map_or(0, prog_run_ns),
-        futex: tracer.map(tracepoint_runs).unwrap_or_default(),
     })
 }
 
@@ -136,20 +131,17 @@ pub fn measure(plan: Plan, dir: &Path) -> Result<Daemon> {
         // The BPF time per operation, in a short window of its own: the kernel's
         // run-time statistics add two clock reads to every program run, so they stay
         // off while throughput is measured.
-        if a.pid().is_some() {
-            let _stats = RunTimeStats::enable();
-            let c0 = mark(server.pid(), a.pid())?;
-            std::thread::sleep(COST_WINDOW);
-            let c1 = mark(server.pid(), a.pid())?;
-            let ops = (c1.ops - c0.ops).max(1) as f64;
-            let calls = c1.futex.calls.saturating_sub(c0.futex.calls);
-            d.bpf_ns_per_op
-                .push(t, c1.bpf_ns.saturating_sub(c0.bpf_ns) as f64 / ops);
+        if let Some(tracer) = a.pid() {
+            let (ops, bpf) = BpfRuns::over(tracer, || {
+                let ops0 = memcached::stats_ops()?;
+                std::thread::sleep(COST_WINDOW);
+                Ok(memcached::stats_ops()?.saturating_sub(ops0).max(1) as f64)
+            })?;
+            let calls = bpf.futex.calls;
+            d.bpf_ns_per_op.push(t, bpf.run_ns as f64 / ops);
             d.futex_calls_per_op.push(t, calls as f64 / ops);
-            d.futex_bpf_ns_per_call.push(
-                t,
-                c1.futex.run_ns.saturating_sub(c0.futex.run_ns) as f64 / calls.max(1) as f64,
-            );
+            d.futex_bpf_ns_per_call
+                .push(t, bpf.futex.run_ns as f64 / calls.max(1) as f64);
         } else {
             d.bpf_ns_per_op.push(t, 0.0);
             d.futex_calls_per_op.push(t, 0.0);

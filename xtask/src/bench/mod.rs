@@ -5,7 +5,8 @@
 //! benchmark prints (median, min..max, count). Each benchmark lives in its own file:
 //! - `overhead`: what attaching costs, ratios against nothing attached and against the
 //!   bpftrace peer (`bench overhead`), with `windows` (the alternating-window method
-//!   and its statistics), `attach` (tracers on and off), `daemon` and `memcached` (the
+//!   and its statistics), `attach` (tracers on and off), `pingpong` (what a window
+//!   measures on `futex-pingpong`), `daemon` and `memcached` (the
 //!   real daemon, its load and what a window measures on it), `kmem` (kernel memory of
 //!   the maps) and `go` (the Go probes' cost on the Go demo and on containerd, with
 //!   `containerd`);
@@ -26,6 +27,7 @@ mod go;
 mod kmem;
 mod memcached;
 mod overhead;
+mod pingpong;
 mod regimes;
 mod soak;
 mod storm;

@@ -5,11 +5,11 @@
 //! - (a) machine-wide tax: an untraced `dd bs=1` syscall loop while lockprof (or the
 //!   bpftrace script, or the floor) is attached to an idle `sleep`, against nothing
 //!   attached;
-//! - (b) `futex-pingpong` round trip, unprofiled vs launched under lockprof, and the
-//!   BPF time per futex call from the `probe_cost` of a third run with `--probe-time`
-//!   (the kernel's run-time statistics, which add two clock reads to every program
-//!   run, are off in the timed runs; in (c) they are on only in a short window after
-//!   each throughput window);
+//! - (b) `futex-pingpong` round trip with lockprof, the peer or the floor attached
+//!   against nothing attached, and each tracer's BPF time per futex call over a second
+//!   run with the kernel's run-time statistics on (they add two clock reads to every
+//!   program run, so they are off in the timed runs; in (c) they are on only in a
+//!   short window after each throughput window), measured by `pingpong`;
 //! - (c) a real memcached under `memcached-load` and (d) the kernel memory of
 //!   lockprof's maps and its peak RSS there (measured by `daemon`).
 //!
@@ -17,7 +17,7 @@
 //! measured and rendered by `go`, after these. `--only` picks parts (`--only c`).
 //!
 //! The floor (`attach::floor_script`: the peer's two futex tracepoints with programs
-//! that only compare the pid) is measured in (a) and (c) like a tracer and shown under
+//! that only compare the pid) is measured in (a), (b) and (c) like a tracer and shown under
 //! the peer's column: what any futex tracer costs on this kernel before its programs
 //! do any work.
 //!
@@ -39,12 +39,13 @@ use serde_json::{Value, json};
 use super::attach::{Attached, Tracer};
 use super::daemon::{self, ATTACHED, Daemon, kernel_bytes, worst_bytes};
 use super::kmem;
+use super::pingpong::{self, PingPong};
 use super::regimes::Regimes;
 use super::windows::{Rounds, Spread, schedule};
 use super::{Stats, mark};
 use crate::demo::{build_release_bins, require_root};
-use crate::report::{LockReport, human_ns};
-use crate::run::{Cmd, on_path, release_bin, say, show, target_dir, write_json};
+use crate::report::human_ns;
+use crate::run::{Cmd, on_path, say, show, target_dir, write_json};
 
 /// Targets from issue 11 (printed, never asserted).
 const TARGET_TAX: f64 = 1.25;
@@ -60,7 +61,7 @@ const TAX_ATTACHED: [Tracer; 3] = [Tracer::Lockprof, Tracer::Bpftrace, Tracer::F
 pub struct Plan {
     /// Rounds of (a) and (c); each round measures every tracer once.
     pub rounds: u64,
-    /// Runs of (b) each way.
+    /// Rounds of (b); each round measures every tracer once.
     pub pingpong_runs: u64,
     /// Length of one measured memcached window.
     pub window: Duration,
@@ -175,7 +176,7 @@ pub fn overhead(plan: Plan) -> Result<()> {
         None
     };
     let pp = if plan.parts.pingpong {
-        Some(pingpong(plan, &dir)?)
+        Some(pingpong::measure(plan, &dir)?)
     } else {
         None
     };
@@ -281,92 +282,6 @@ pub fn each_window(
 }
 
 // ---------------------------------------------------------------------------------------
-// (b) futex ping-pong
-// ---------------------------------------------------------------------------------------
-
-#[derive(Default, Debug)]
-struct PingPong {
-    rtt_plain_ns: Vec<f64>,
-    rtt_profiled_ns: Vec<f64>,
-    bpf_ns_per_call: Vec<f64>,
-    calls_per_s: Vec<f64>,
-    losses: u64,
-}
-
-fn pingpong_rtt(stdout: &[u8]) -> Result<f64> {
-    super::result_field(stdout, "futex-pingpong", "round_trips", "rtt_ns")
-}
-
-impl PingPong {
-    /// Profiled / unprofiled round trip, run by run.
-    fn rtt_ratios(&self) -> Vec<f64> {
-        self.rtt_profiled_ns
-            .iter()
-            .zip(&self.rtt_plain_ns)
-            .map(|(p, u)| p / u)
-            .collect()
-    }
-}
-
-fn pingpong(plan: Plan, dir: &Path) -> Result<PingPong> {
-    let bin = release_bin("futex-pingpong");
-    let mut p = PingPong::default();
-    let report = dir.join("overhead-pingpong.json");
-    for i in 0..plan.pingpong_runs {
-        let profiled_first = i % 2 == 1;
-        for profile in [profiled_first, !profiled_first] {
-            say(&format!(
-                "bench overhead (b) futex ping-pong: run {}/{}, {}",
-                i + 1,
-                plan.pingpong_runs,
-                if profile {
-                    "under lockprof"
-                } else {
-                    "unprofiled"
-                }
-            ));
-            if profile {
-                let _ = std::fs::remove_file(&report);
-                let out = Cmd::new(release_bin("lockprof"))
-                    .args(["record", "-q", "-o"])
-                    .arg(&report)
-                    .arg("--")
-                    .arg(&bin)
-                    .args(["--seconds", "2"])
-                    .capture()?;
-                p.rtt_profiled_ns.push(pingpong_rtt(&out.stdout)?);
-                p.losses += LockReport::read(&report)?.lost_events();
-                // The BPF time per call from a run of its own with the kernel's
-                // run-time statistics on (`--probe-time`): they add two clock reads
-                // to every program run, so the timed run above leaves them off.
-                let _ = std::fs::remove_file(&report);
-                Cmd::new(release_bin("lockprof"))
-                    .args(["record", "-q", "--probe-time", "-o"])
-                    .arg(&report)
-                    .arg("--")
-                    .arg(&bin)
-                    .args(["--seconds", "2"])
-                    .capture()?;
-                let rep = LockReport::read(&report)?;
-                let (bpf_ns, _) = rep.bpf_cost();
-                let calls = rep.wait_calls() + rep.wake_calls();
-                if calls == 0 {
-                    bail!("lockprof saw no futex call of futex-pingpong");
-                }
-                p.bpf_ns_per_call.push(bpf_ns as f64 / calls as f64);
-                p.calls_per_s
-                    .push(calls as f64 / rep.duration_s().max(1e-9));
-                p.losses += rep.lost_events();
-            } else {
-                let out = Cmd::new(&bin).args(["--seconds", "2"]).capture()?;
-                p.rtt_plain_ns.push(pingpong_rtt(&out.stdout)?);
-            }
-        }
-    }
-    Ok(p)
-}
-
-// ---------------------------------------------------------------------------------------
 // table and JSON
 // ---------------------------------------------------------------------------------------
 
@@ -424,40 +339,14 @@ fn render(plan: Plan, measured: &Measured) -> String {
         ));
     }
     if let Some(pp) = pp {
-        row(
-            &mut out,
-            &format!(
-                "(b) futex ping-pong round trip ×, n={}",
-                pp.rtt_plain_ns.len()
-            ),
-            &Spread::of(&pp.rtt_ratios()).cell(),
-            "–",
-        );
-        let bpf = Stats::of(&pp.bpf_ns_per_call);
-        row(
-            &mut out,
-            "    BPF time per futex call (probe_cost)",
-            &format!(
-                "{} ({}..{})",
-                human_ns(bpf.median as u64),
-                human_ns(bpf.min as u64),
-                human_ns(bpf.max as u64)
-            ),
-            "–",
-        );
-        verdicts.push(mark(
-            bpf.median <= TARGET_NS_PER_FUTEX_CALL,
-            &format!(
-                "(b) {:.0} ns of BPF per futex call ≤ {TARGET_NS_PER_FUTEX_CALL} ns",
-                bpf.median
-            ),
-        ));
+        render_pingpong(&mut out, pp, &mut verdicts);
     }
     if let Some(d) = d {
         render_daemon(&mut out, plan, d, cpus, &mut verdicts);
     }
     let lost_pp = pp.map_or(0, |p| p.losses);
     let (lost_d, killed) = d.map_or((0, 0), |d| (d.losses, d.peer_killed));
+    let killed = killed + pp.map_or(0, |p| p.peer_killed);
     let _ = writeln!(
         out,
         "  lost events in lockprof's reports: {lost_pp} (ping-pong) and {lost_d} (memcached); bpftrace killed after SIGINT: {killed} time(s)"
@@ -477,6 +366,75 @@ fn floor_row(out: &mut String, floor: &str) {
         "",
         floor,
     );
+}
+
+/// Row (b): each tracer's round-trip ratio and BPF time per futex call, the floor under
+/// the peer's column.
+fn render_pingpong(out: &mut String, pp: &PingPong, verdicts: &mut Vec<String>) {
+    let rtt = |t: Tracer| Spread::of(&pp.rtt_ns.ratios(t));
+    row(
+        out,
+        &format!(
+            "(b) futex ping-pong round trip ×, {} s runs, n={}",
+            pingpong::RUN_SECONDS,
+            rtt(Tracer::Lockprof).n
+        ),
+        &rtt(Tracer::Lockprof).cell(),
+        &rtt(Tracer::Bpftrace).cell(),
+    );
+    floor_row(out, &rtt(Tracer::Floor).cell());
+    let ns = |r: &Rounds, t: Tracer| {
+        let s = Stats::of(&r.values(t));
+        format!(
+            "{} ({}..{})",
+            human_ns(s.median as u64),
+            human_ns(s.min as u64),
+            human_ns(s.max as u64)
+        )
+    };
+    let times = |r: &Rounds, t: Tracer| {
+        let s = Stats::of(&r.values(t));
+        format!("{:.3} ({:.3}..{:.3})", s.median, s.min, s.max)
+    };
+    for (label, r, cell) in [
+        (
+            format!(
+                "    BPF time per futex call ({} s runs, statistics on)",
+                daemon::COST_WINDOW.as_secs_f64()
+            ),
+            &pp.bpf_ns_per_call,
+            &ns as &dyn Fn(&Rounds, Tracer) -> String,
+        ),
+        (
+            "    the machine's futex calls per ping-pong futex call".to_owned(),
+            &pp.machine_calls_per_call,
+            &times,
+        ),
+    ] {
+        row(
+            out,
+            &label,
+            &cell(r, Tracer::Lockprof),
+            &cell(r, Tracer::Bpftrace),
+        );
+        floor_row(out, &cell(r, Tracer::Floor));
+    }
+    row(
+        out,
+        "    not attached: round trip",
+        &ns(&pp.rtt_ns, Tracer::None),
+        "",
+    );
+    let bpf = |t: Tracer| Stats::of(&pp.bpf_ns_per_call.values(t)).median;
+    let l = bpf(Tracer::Lockprof);
+    verdicts.push(mark(
+        l <= TARGET_NS_PER_FUTEX_CALL,
+        &format!(
+            "(b) {l:.0} ns of BPF per futex call ≤ {TARGET_NS_PER_FUTEX_CALL} ns (bpftrace: {:.0} ns, the floor: {:.0} ns)",
+            bpf(Tracer::Bpftrace),
+            bpf(Tracer::Floor)
+        ),
+    ));
 }
 
 /// Throughput ratio and BPF time per operation of each tracer's windows in each of
@@ -706,11 +664,7 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
         v["machine_tax"] = json!({ "dd_seconds": tax.to_json(&TAX_ATTACHED) });
     }
     if let Some(pp) = pp {
-        v["pingpong"] = json!({ "rtt_unprofiled_ns": pp.rtt_plain_ns, "rtt_profiled_ns": pp.rtt_profiled_ns,
-                      "rtt_ratio": Spread::of(&pp.rtt_ratios()).to_json(),
-                      "bpf_ns_per_futex_call": Stats::of(&pp.bpf_ns_per_call).to_json(),
-                      "bpf_ns_per_futex_call_runs": pp.bpf_ns_per_call,
-                      "futex_calls_per_s": pp.calls_per_s, "lost_events": pp.losses });
+        v["pingpong"] = pingpong_json(pp);
     }
     if let Some(d) = d {
         v["memcached"] = json!({ "ops_per_s": d.ops_per_s.to_json(&ATTACHED),
@@ -749,15 +703,128 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
     v
 }
 
+/// (b)'s JSON: lockprof's figures under the keys they always had, then every tracer's
+/// (`rtt_ns` as (a)'s and (c)'s windows, the BPF figures by tracer).
+fn pingpong_json(pp: &PingPong) -> Value {
+    let by_tracer = |r: &Rounds| {
+        pingpong::ATTACHED
+            .iter()
+            .map(|&t| (t.key().to_owned(), json!(r.values(t))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let lockprof_bpf = pp.bpf_ns_per_call.values(Tracer::Lockprof);
+    let mut v = json!({
+        "rtt_unprofiled_ns": pp.rtt_ns.values(Tracer::None),
+        "rtt_profiled_ns": pp.rtt_ns.values(Tracer::Lockprof),
+        "rtt_ratio": Spread::of(&pp.rtt_ns.ratios(Tracer::Lockprof)).to_json(),
+        "bpf_ns_per_futex_call": Stats::of(&lockprof_bpf).to_json(),
+        "bpf_ns_per_futex_call_runs": lockprof_bpf,
+        "futex_calls_per_s": pp.calls_per_s.values(Tracer::Lockprof),
+        "lost_events": pp.losses,
+        "run_s": pingpong::RUN_SECONDS,
+        "cost_run_s": daemon::COST_WINDOW.as_secs_f64(),
+        "target_threads_on_one_cpu": true,
+        "rtt_ns": pp.rtt_ns.to_json(&pingpong::ATTACHED),
+        "bpf_ns_per_futex_call_by_tracer": by_tracer(&pp.bpf_ns_per_call),
+        "machine_futex_calls_per_pingpong_call": by_tracer(&pp.machine_calls_per_call),
+        "futex_programs_bpf_ns_per_machine_futex_call": by_tracer(&pp.futex_bpf_ns_per_machine_call),
+        "futex_calls_per_s_by_tracer": by_tracer(&pp.calls_per_s),
+        "bpftrace_killed_after_sigint": pp.peer_killed,
+    });
+    for t in [Tracer::Bpftrace, Tracer::Floor] {
+        v[format!("rtt_ratio_{}", t.key())] = Spread::of(&pp.rtt_ns.ratios(t)).to_json();
+        v[format!("bpf_ns_per_futex_call_{}", t.key())] =
+            Stats::of(&pp.bpf_ns_per_call.values(t)).to_json();
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Two rounds of (b): every attached window's round trip 10 % (lockprof), 6 %
+    /// (bpftrace) or 2 % (the floor) above its unattached neighbours' 2,000 ns.
+    fn pingpong_two_rounds() -> PingPong {
+        let mut pp = PingPong::default();
+        for t in super::super::windows::schedule(2, &pingpong::ATTACHED) {
+            let (rtt, bpf) = match t {
+                Tracer::Lockprof => (2200.0, 600.0),
+                Tracer::Bpftrace => (2120.0, 400.0),
+                Tracer::Floor => (2040.0, 90.0),
+                _ => (2000.0, 0.0),
+            };
+            pp.rtt_ns.push(t, rtt);
+            if t != Tracer::None {
+                pp.bpf_ns_per_call.push(t, bpf);
+                pp.machine_calls_per_call.push(t, 1.01);
+                pp.futex_bpf_ns_per_machine_call.push(t, bpf / 2.0);
+                pp.calls_per_s.push(t, 1.2e6);
+            }
+        }
+        pp.peer_killed = 1;
+        pp
+    }
+
     #[test]
-    fn pingpong_line_is_read() {
-        let out = b"noise\n{\"round_trips\":10,\"rtt_ns\":9413,\"wait_calls\":1}\n";
-        assert!((pingpong_rtt(out).unwrap() - 9413.0).abs() < 1e-9);
-        assert!(pingpong_rtt(b"").is_err());
+    fn pingpong_rows_show_the_peer_and_the_floor_beside_lockprof() {
+        let (mut out, mut verdicts) = (String::new(), Vec::new());
+        render_pingpong(&mut out, &pingpong_two_rounds(), &mut verdicts);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("(b) futex ping-pong round trip ×, 2 s runs, n=2"));
+        assert!(
+            lines[0].contains("1.100 (1.100..1.100)") && lines[0].contains("1.060 (1.060..1.060)"),
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("(floor)") && lines[1].trim_end().ends_with("[1.020..1.020]"),
+            "{out}"
+        );
+        assert!(lines[2].contains("BPF time per futex call"), "{out}");
+        assert!(
+            lines[2].contains("600ns (600ns..600ns)") && lines[2].contains("400ns"),
+            "{out}"
+        );
+        assert!(
+            lines[3].contains("(floor)") && lines[3].contains("90ns"),
+            "{out}"
+        );
+        assert!(lines[4].contains("1.010 (1.010..1.010)"), "{out}");
+        assert!(
+            lines[6].contains("not attached: round trip") && lines[6].contains("2.00µs"),
+            "{out}"
+        );
+        assert_eq!(verdicts.len(), 1);
+        assert!(
+            verdicts[0].starts_with("FAIL (b) 600 ns of BPF per futex call ≤ 150 ns (bpftrace: 400 ns, the floor: 90 ns)"),
+            "{verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn pingpong_json_keeps_lockprofs_keys_and_adds_the_peers_and_the_floors() {
+        let v = pingpong_json(&pingpong_two_rounds());
+        assert_eq!(v["rtt_unprofiled_ns"].as_array().unwrap().len(), 7);
+        assert_eq!(v["rtt_profiled_ns"], json!([2200.0, 2200.0]));
+        assert!((v["rtt_ratio"]["median"].as_f64().unwrap() - 1.1).abs() < 1e-12);
+        assert_eq!(v["bpf_ns_per_futex_call"]["median"], json!(600.0));
+        assert_eq!(v["bpf_ns_per_futex_call_runs"], json!([600.0, 600.0]));
+        assert_eq!(v["futex_calls_per_s"], json!([1.2e6, 1.2e6]));
+        assert!((v["rtt_ratio_bpftrace"]["median"].as_f64().unwrap() - 1.06).abs() < 1e-12);
+        assert!((v["rtt_ratio_floor"]["median"].as_f64().unwrap() - 1.02).abs() < 1e-12);
+        assert_eq!(v["bpf_ns_per_futex_call_bpftrace"]["max"], json!(400.0));
+        assert_eq!(v["bpf_ns_per_futex_call_floor"]["min"], json!(90.0));
+        assert_eq!(
+            v["bpf_ns_per_futex_call_by_tracer"]["floor"],
+            json!([90.0, 90.0])
+        );
+        assert_eq!(v["rtt_ns"]["bpftrace"], json!([2120.0, 2120.0]));
+        assert_eq!(
+            v["futex_programs_bpf_ns_per_machine_futex_call"]["lockprof"],
+            json!([300.0, 300.0])
+        );
+        assert_eq!(v["rtt_ns"]["order"].as_array().unwrap().len(), 13);
+        assert_eq!(v["bpftrace_killed_after_sigint"], json!(1));
     }
 
     #[test]

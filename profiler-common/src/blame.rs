@@ -57,17 +57,21 @@ pub const BLAME_EARLIER: i32 = -4096;
 pub struct RawWakeRing {
     /// The futex the slot holds the wakes of; all zero for a slot never used.
     pub key: RawAddrKey,
+    /// When a wake took the slot from another futex whose wakes it held (0: never):
+    /// this futex's earlier wakes may have been dropped by that futex before.
+    pub taken_ns: u64,
+    /// The first cache line is only written when the slot changes futex: every CPU
+    /// keeps a copy of it while they all write the next one.
+    pub pad0: [u64; 5],
     /// The wake in flight; `ts_ns == 0` when none.
     pub flying: RawLastWake,
+    pub pad1: [u64; 3],
     /// Wakes written so far; the next one goes to `slots[next % WAKE_RING]`.
     pub next: u64,
     /// A slot with `ts_ns == 0` is empty.
     pub slots: [RawLastWake; WAKE_RING],
-    /// When a wake took the slot from another futex whose wakes it held (0: never):
-    /// this futex's earlier wakes may have been dropped by that futex before.
-    pub taken_ns: u64,
     /// To a whole number of cache lines.
-    pub pad: [u64; 7],
+    pub pad2: [u64; 7],
 }
 
 /// Who is blamed for whose wait: the waiter's stack and the stack of the release
@@ -98,11 +102,12 @@ pub struct RawBlameStats {
 }
 
 const _: () = assert!(WAKE_RING.is_power_of_two());
-const _: () = assert!(core::mem::size_of::<RawWakeRing>() == 16 + 40 + 8 + 40 * WAKE_RING + 64);
+const _: () = assert!(core::mem::size_of::<RawWakeRing>() == 64 + 64 + 8 + 40 * WAKE_RING + 56);
 const _: () = assert!(core::mem::size_of::<RawWakeRing>().is_multiple_of(64));
-// What a wake that woke nobody touches (its announcement and withdrawal) is one
-// cache line.
-const _: () = assert!(core::mem::offset_of!(RawWakeRing, slots) == 64);
+// The key's line, read by every wake, apart from the wake in flight's, written by
+// every wake (see `RawWakeRing::pad0`).
+const _: () = assert!(core::mem::offset_of!(RawWakeRing, flying) == 64);
+const _: () = assert!(core::mem::offset_of!(RawWakeRing, next) == 128);
 const _: () = assert!(core::mem::size_of::<RawBlameKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawBlameStats>() == 16);
 

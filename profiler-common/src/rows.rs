@@ -376,7 +376,7 @@ pub fn position_slot(tid: u32, digest: u64) -> u32 {
     (h >> (64 - POSITION_SLOTS.trailing_zeros())) as u32
 }
 
-/// Key of the last-wake map: a futex address within a process, or for a shared
+/// Key of a futex's wake ring (see `RawWakeRing`): a futex address within a process, or for a shared
 /// futex in a registered shared mapping, an offset in a mapped object (see
 /// [`SHARED_KEY_TGID`](crate::shared::SHARED_KEY_TGID)).
 #[repr(C)]

@@ -17,10 +17,10 @@
 //!   holds the rows of threads whose slot another live thread holds). A wait's entry only stamps the row; a wake's entry finds its stack
 //!   (the row's memo of its last two wake positions, else the position's slot in
 //!   `POSITIONS`, an array indexed by a hash of thread and position, else the
-//!   per-thread cache, an LRU hash, else a walk: [`stacks`]) and announces itself in the futex's wakes-in-flight slot ([`ring`]: an
+//!   per-thread cache, an LRU hash, else a walk: [`stacks`]) and announces itself in the futex's slot of `WAKE_RINGS` ([`ring`]: an
 //!   array slot, no hashing) *before* the kernel wakes anyone. At exit, a wake that
-//!   woke somebody is pushed on the futex's ring of last wakes (a hash map), one that
-//!   woke nobody withdraws from its slot; a wait that returned `EAGAIN` and a wake
+//!   woke somebody is pushed on the slot's ring of last wakes, one that woke nobody
+//!   withdraws from the slot; a wait that returned `EAGAIN` and a wake
 //!   are counted without a stack walk or pairing — the two fast paths (`EAGAIN`, woke
 //!   nobody) in their key's slot of `TALLIES`, a direct-mapped array userspace empties
 //!   through its mapping ([`tally`]), else on their hash row; a blocked wait finds

@@ -20,16 +20,18 @@
 //! stack) — rare, and each only mislabels one interval. For a lock, wakes are
 //! serialized by the lock itself.
 
-use aya_ebpf::{macros::map, maps::Array};
+use aya_ebpf::{bindings::BPF_F_MMAPABLE, macros::map, maps::Array};
 use profiler_common::{
     Loss, RawAddrKey, RawLastWake, RawWakeRing, WAKE_RING, WAKE_RING_SLOTS, wake_ring_slot,
 };
 
 use crate::maps::count_loss;
 
-/// The wakes of each futex, in its futex's slot (see `wake_ring_slot`).
+/// The wakes of each futex, in its futex's slot (see `wake_ring_slot`). Memory-mappable
+/// only for the alignment that buys: its values start on a page, so the cache lines
+/// of `RawWakeRing` are the machine's (nothing maps it).
 #[map]
-static WAKE_RINGS: Array<RawWakeRing> = Array::with_max_entries(WAKE_RING_SLOTS, 0);
+static WAKE_RINGS: Array<RawWakeRing> = Array::with_max_entries(WAKE_RING_SLOTS, BPF_F_MMAPABLE);
 
 /// A wake on the futex `key` entered (at `wake.ts_ns`): make it findable until it
 /// returns, taking the slot over if it holds another futex. Returns the slot (for

@@ -90,6 +90,18 @@
 //! timer fits under the 150 ns on a quiet host; lockprof's further work per
 //! blocking call (its stack, its rows, pairing, blame, holders) does not.
 //!
+//! Session 14, all programs per ping-pong futex call (`lockprof record -- taskset -c 1
+//! futex-pingpong`, both threads on one CPU; statistics over 2 s, 4–5 rounds
+//! alternating with the previous probe): 294 → 277 ns with a blocked wait's blame to
+//! its own waker counted on its edge row and a wake that woke one counted in its tally
+//! slot, → 271 with a futex's wakes in its slot of `WAKE_RINGS` instead of an LRU hash
+//! row plus an in-flight slot. Of the 271: the position key's two user reads at a
+//! wake's entry and a blocked wait's exit 56 ns (a build without them), holder tracking
+//! 48 (`--no-holders`), pairing and blame 30. On memcached a first layout of the slot,
+//! the key on the wake in flight's cache line, cost 30 ns more per futex call (each
+//! wake read the line another CPU's wake had just written before writing it); with
+//! the key's line apart, 214–222 ns against the previous commit's 217–222.
+//!
 //! `sched_switch` runs on every context switch of the machine; a switch between two
 //! untraced tasks cost 142–153 ns per run when the program stamped every switch's
 //! time before its filter, 87–96 ns with the filter on both tasks first (an idle
@@ -103,7 +115,7 @@
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (124.9 MiB at 256 CPUs, `cargo xtask bench
+//! the worst case from these definitions (126.6 MiB at 256 CPUs, `cargo xtask bench
 //! overhead` row (d)) and reads the real figure from the loaded maps. Userspace drains
 //! `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is

@@ -102,32 +102,29 @@ fn push_row(key: &RawTallyKey, n: u64, waits: &mut Vec<WaitRow>, wakes: &mut Vec
                 ..WaitCounts::default()
             },
         }),
-        TALLY_WOKE_NONE => wakes.push(WakeRow {
-            tgid: key.tgid,
-            tid: key.tid,
-            comm: String::new(),
-            uaddr: key.uaddr,
-            stack_id: key.stack_id,
-            op: key.op,
-            leaf_ret: key.leaf_ret,
-            calls: n,
-            woke_none: n,
-            ..WakeRow::default()
-        }),
-        TALLY_WOKE_ONE => wakes.push(WakeRow {
-            tgid: key.tgid,
-            tid: key.tid,
-            comm: String::new(),
-            uaddr: key.uaddr,
-            stack_id: key.stack_id,
-            op: key.op,
-            leaf_ret: key.leaf_ret,
-            calls: n,
-            woken: n,
-            ..WakeRow::default()
-        }),
+        TALLY_WOKE_NONE => wakes.push(wake_row(key, n, n, 0)),
+        // Each of them woke one waiter.
+        TALLY_WOKE_ONE => wakes.push(wake_row(key, n, 0, n)),
         // A count is only ever added under a claimed key.
         _ => {}
+    }
+}
+
+/// The wake row of `calls` wakes of `key` that woke nobody `woke_none` times and
+/// woke `woken` waiters in all.
+fn wake_row(key: &RawTallyKey, calls: u64, woke_none: u64, woken: u64) -> WakeRow {
+    WakeRow {
+        tgid: key.tgid,
+        tid: key.tid,
+        comm: String::new(),
+        uaddr: key.uaddr,
+        stack_id: key.stack_id,
+        op: key.op,
+        leaf_ret: key.leaf_ret,
+        calls,
+        woke_none,
+        woken,
+        ..WakeRow::default()
     }
 }
 

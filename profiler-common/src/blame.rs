@@ -2,28 +2,63 @@
 //! (wake calls) on the same futex ended its successive parts. The probe keeps a small
 //! ring of the last wakes of every futex ([`RawWakeRing`]); when a wait ends, the
 //! wakes inside its window cut it into intervals, each charged to the wake that ended
-//! it — the holder that released the lock then — in [`MAP_BLAME`] (the waker's own
-//! share on its edge row, `RawEdgeStats::blame_ns`).
+//! it — the holder that released the lock then — in [`MAP_BLAME`].
 
 use crate::rows::{RawAddrKey, RawLastWake};
 
 /// Wakes remembered per futex ([`RawWakeRing::slots`]); a power of two.
 pub const WAKE_RING: usize = 8;
 
-/// Slots of the wake-ring array ([`RawWakeRing`], kernel-internal, found by
-/// [`wake_ring_slot`]); a power of two.
-pub const WAKE_RING_SLOTS: u32 = 16_384;
+/// Slots of the wakes-in-flight array ([`RawWakeInFlight`], kernel-internal): a power
+/// of two.
+pub const WAKES_IN_FLIGHT: u32 = 4096;
 
-/// The slot of the futex `key` in the wake-ring array: a multiplicative hash of its
-/// words, so futexes a few words apart (an array of locks) and the same address in
-/// two processes take different slots.
+/// A wake call between its entry and its exit (kernel-internal), in the slot of its
+/// futex ([`in_flight_slot`]). A wake enters its futex's ring ([`RawWakeRing`]) only
+/// at its exit, once it is known to have woken somebody — most wakes of a busy daemon
+/// wake nobody, and this slot (an array slot, found without hashing in the kernel)
+/// is cheaper than the ring's map — but the waiter it woke can reach its own exit
+/// first, on another CPU: it then finds its waker here. A wake that woke nobody
+/// empties its slot at exit; a direct-mapped slot shared by two futexes keeps the
+/// newer wake, and a waiter takes it only if the key is its own.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWakeInFlight {
+    pub key: RawAddrKey,
+    /// Tagged with `key` ([`RawLastWake::tag`]): a waiter takes it only if the tag is
+    /// that of its own futex and the record — two wakes of futexes sharing the slot,
+    /// writing it at once on two CPUs, can leave one's key with the other's record.
+    pub wake: RawLastWake,
+}
+
+/// The slot of the futex `key` in the wakes-in-flight array: a multiplicative hash
+/// of its words, so futexes a few words apart (an array of locks) and the same
+/// address in two processes take different slots.
 #[inline]
 #[must_use]
-pub fn wake_ring_slot(key: &RawAddrKey) -> u32 {
+pub fn in_flight_slot(key: &RawAddrKey) -> u32 {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let h = (key.uaddr ^ (u64::from(key.tgid) << 32 | u64::from(key.pad)).rotate_left(17))
         .wrapping_mul(GOLDEN);
-    (h >> (64 - WAKE_RING_SLOTS.trailing_zeros())) as u32
+    (h >> (64 - WAKES_IN_FLIGHT.trailing_zeros())) as u32
+}
+
+/// The tag of the wake record `w` on the futex `key` (see [`RawLastWake::tag`]): a
+/// multiplicative hash of the key and every field of the record, three multiplies
+/// long (it runs at every push and at every check; it need only tell records apart,
+/// not resist anyone).
+#[inline]
+#[must_use]
+pub fn wake_tag(key: &RawAddrKey, wake: &RawLastWake) -> u64 {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let when = key.uaddr ^ wake.ts_ns.rotate_left(32);
+    let whence = (u64::from(key.tgid) << 32 | u64::from(key.pad)) ^ wake.leaf_ret;
+    let who = (u64::from(wake.tid) << 32 | u64::from(wake.stack_id.cast_unsigned()))
+        ^ (u64::from(wake.fails) << 32 | u64::from(wake.fail_nr)).rotate_left(16)
+        ^ (u64::from(wake.fail_errno) << 32 | u64::from(wake.tgid)).rotate_left(40);
+    let hash = (when.wrapping_mul(GOLDEN).rotate_left(23) ^ whence).wrapping_mul(GOLDEN);
+    // Never 0: an empty (all-zero) record never passes.
+    ((hash.rotate_left(23) ^ who).wrapping_mul(GOLDEN)) | 1
 }
 
 /// Hash map `RawBlameKey → RawBlameStats` (shared, atomic adds): wait time of a
@@ -37,41 +72,16 @@ pub const MAX_BLAME: u32 = 16_384;
 /// holders are unknown.
 pub const BLAME_EARLIER: i32 = -4096;
 
-/// What a waiter finds of the wakes on its futex (a slot of the kernel's wake-ring
-/// array, direct-mapped by [`wake_ring_slot`]: found by arithmetic, never by hashing
-/// a map).
-///
-/// - `flying`: the wake in flight, announced at its entry — before the kernel can
-///   make a waiter runnable, so a waiter that returns before its waker does (on
-///   another CPU) still finds it — and withdrawn at its exit if it woke nobody (most
-///   wakes of a busy daemon: this line is all they touch).
-/// - `slots`: the last [`WAKE_RING`] wakes that woke somebody, in the order they
-///   returned: `slots[(next - 1) % WAKE_RING]` is the newest, the one a waiter pairs
-///   with unless the wake in flight is newer.
-///
-/// Two futexes whose keys share a slot take it from each other: a wake whose key is
-/// not the slot's empties it for its own futex, and a waiter takes only a slot
-/// holding its key. The holders of a wait's part before `taken_ns` are then unknown.
+/// The last [`WAKE_RING`] wake calls on one futex that woke somebody, in the order
+/// they returned (value of the last-wake map): `slots[(next - 1) % WAKE_RING]` is the
+/// newest, the one a waiter pairs with unless a wake in flight is newer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawWakeRing {
-    /// The futex the slot holds the wakes of; all zero for a slot never used.
-    pub key: RawAddrKey,
-    /// When a wake took the slot from another futex whose wakes it held (0: never):
-    /// this futex's earlier wakes may have been dropped by that futex before.
-    pub taken_ns: u64,
-    /// The first cache line is only written when the slot changes futex: every CPU
-    /// keeps a copy of it while they all write the next one.
-    pub pad0: [u64; 5],
-    /// The wake in flight; `ts_ns == 0` when none.
-    pub flying: RawLastWake,
-    pub pad1: [u64; 3],
     /// Wakes written so far; the next one goes to `slots[next % WAKE_RING]`.
     pub next: u64,
     /// A slot with `ts_ns == 0` is empty.
     pub slots: [RawLastWake; WAKE_RING],
-    /// To a whole number of cache lines.
-    pub pad2: [u64; 7],
 }
 
 /// Who is blamed for whose wait: the waiter's stack and the stack of the release
@@ -102,12 +112,7 @@ pub struct RawBlameStats {
 }
 
 const _: () = assert!(WAKE_RING.is_power_of_two());
-const _: () = assert!(core::mem::size_of::<RawWakeRing>() == 64 + 64 + 8 + 40 * WAKE_RING + 56);
-const _: () = assert!(core::mem::size_of::<RawWakeRing>().is_multiple_of(64));
-// The key's line, read by every wake, apart from the wake in flight's, written by
-// every wake (see `RawWakeRing::pad0`).
-const _: () = assert!(core::mem::offset_of!(RawWakeRing, flying) == 64);
-const _: () = assert!(core::mem::offset_of!(RawWakeRing, next) == 128);
+const _: () = assert!(core::mem::size_of::<RawWakeRing>() == 8 + 48 * WAKE_RING);
 const _: () = assert!(core::mem::size_of::<RawBlameKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawBlameStats>() == 16);
 
@@ -119,7 +124,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RawBlameStats {}
 }
-const _: () = assert!(WAKE_RING_SLOTS.is_power_of_two());
+const _: () = assert!(WAKES_IN_FLIGHT.is_power_of_two());
+const _: () = assert!(core::mem::size_of::<RawWakeInFlight>() == 64);
 
 #[cfg(test)]
 mod tests {
@@ -127,7 +133,7 @@ mod tests {
 
     use std::collections::BTreeSet;
 
-    use super::{RawAddrKey, WAKE_RING_SLOTS, wake_ring_slot};
+    use super::{RawAddrKey, WAKES_IN_FLIGHT, in_flight_slot};
 
     fn key(tgid: u32, pad: u32, uaddr: u64) -> RawAddrKey {
         RawAddrKey { tgid, pad, uaddr }
@@ -138,7 +144,7 @@ mod tests {
         // An array of 64 four-byte futexes, and one of 64 locks a cache line apart.
         for stride in [4, 64] {
             let slots: BTreeSet<u32> = (0..64)
-                .map(|i| wake_ring_slot(&key(1234, 0, 0x7f00_0000_1000 + i * stride)))
+                .map(|i| in_flight_slot(&key(1234, 0, 0x7f00_0000_1000 + i * stride)))
                 .collect();
             assert_eq!(slots.len(), 64, "stride {stride}");
         }
@@ -146,16 +152,55 @@ mod tests {
 
     #[test]
     fn the_same_address_in_two_processes_or_objects_takes_different_slots() {
-        let a = wake_ring_slot(&key(1234, 0, 0x5555_0000_0040));
-        assert_ne!(a, wake_ring_slot(&key(1235, 0, 0x5555_0000_0040)));
-        assert_ne!(a, wake_ring_slot(&key(1234, 1, 0x5555_0000_0040)));
+        let a = in_flight_slot(&key(1234, 0, 0x5555_0000_0040));
+        assert_ne!(a, in_flight_slot(&key(1235, 0, 0x5555_0000_0040)));
+        assert_ne!(a, in_flight_slot(&key(1234, 1, 0x5555_0000_0040)));
+    }
+
+    #[test]
+    fn a_wake_record_is_bound_to_its_futex_and_to_every_field() {
+        use super::{RawLastWake, wake_tag};
+        let w = RawLastWake {
+            ts_ns: 1_000,
+            leaf_ret: 0x5555_0000_1234,
+            tid: 7,
+            stack_id: 3,
+            fails: 1,
+            fail_nr: 2,
+            fail_errno: 4,
+            tgid: 5,
+            tag: 0,
+        };
+        let k = key(5, 0, 0x7f00_0000_1000);
+        let tag = wake_tag(&k, &w);
+        assert_eq!(tag, wake_tag(&k, &w));
+        // Another futex, another process or object, or any field of another record
+        // (a torn write) changes it.
+        assert_ne!(tag, wake_tag(&key(5, 0, 0x7f00_0000_1004), &w));
+        assert_ne!(tag, wake_tag(&key(6, 0, 0x7f00_0000_1000), &w));
+        assert_ne!(tag, wake_tag(&key(5, 1, 0x7f00_0000_1000), &w));
+        let changed = [
+            RawLastWake { ts_ns: 1_001, ..w },
+            RawLastWake { leaf_ret: 0, ..w },
+            RawLastWake { tid: 8, ..w },
+            RawLastWake { stack_id: 4, ..w },
+            RawLastWake { fails: 2, ..w },
+            RawLastWake { fail_nr: 3, ..w },
+            RawLastWake { fail_errno: 5, ..w },
+            RawLastWake { tgid: 6, ..w },
+        ];
+        for c in changed {
+            assert_ne!(tag, wake_tag(&k, &c), "{c:?}");
+        }
+        // An empty record never passes.
+        assert_ne!(wake_tag(&k, &RawLastWake::default()), 0);
     }
 
     #[test]
     fn slots_stay_inside_the_array() {
         for i in 0..10_000u64 {
             let k = key(i as u32, (i >> 3) as u32, i.wrapping_mul(0x1_0000_0001));
-            assert!(wake_ring_slot(&k) < WAKE_RING_SLOTS);
+            assert!(in_flight_slot(&k) < WAKES_IN_FLIGHT);
         }
     }
 }

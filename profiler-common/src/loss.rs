@@ -26,9 +26,8 @@ pub enum Loss {
     /// full) or its first page could not be read: that stack falls back to the
     /// frame-pointer walk.
     UserStackCopy = 8,
-    /// A wake that woke somebody could not be remembered: a wake on another futex
-    /// whose key shares its wake-ring slot took the slot while it was in flight (a
-    /// waiter it woke may be counted as unpaired).
+    /// The last-wake record of a wake could not be stored: a waiter it woke is
+    /// counted as unpaired.
     LastWakeLost = 9,
     /// A wait was paired with a waker whose thread state was gone (the waker exited,
     /// or its row could not be created): the holder's window is left out, never

@@ -20,9 +20,9 @@ pub struct RawTask {
     pub call: u32,
     /// For a wake in progress: its stack, found at entry.
     pub wake_stack_id: i32,
-    /// For a wake in progress: the wake-ring slot its entry was announced in (see
-    /// [`RawWakeRing`](crate::blame::RawWakeRing)), so its exit finds it without
-    /// computing the futex's key again.
+    /// For a wake in progress: the wakes-in-flight slot its entry was announced in
+    /// (see [`RawWakeInFlight`](crate::blame::RawWakeInFlight)), so its exit finds it
+    /// without computing the futex's key again.
     pub wake_slot: u32,
     pub wake_leaf_ret: u64,
     /// The futex address the thread was last woken from, until it releases it.
@@ -210,7 +210,8 @@ pub struct RawEdgeStats {
     pub blame_ns: u64,
 }
 
-/// The last wake call on a futex address (kernel-internal map value).
+/// A wake call on a futex, as its waiters find it (kernel-internal: in its futex's
+/// ring, or its wake-in-flight slot).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawLastWake {
@@ -225,6 +226,10 @@ pub struct RawLastWake {
     pub fail_errno: u32,
     /// The waker's process.
     pub tgid: u32,
+    /// [`wake_tag`](crate::blame::wake_tag) of the record and its futex, written with
+    /// it: a record two CPUs wrote at once (torn), or written for another futex
+    /// sharing its in-flight slot, fails the reader's check.
+    pub tag: u64,
 }
 
 /// One period a traced thread spent off CPU: `[start_ns, end_ns)`, what it was in
@@ -376,7 +381,7 @@ pub fn position_slot(tid: u32, digest: u64) -> u32 {
     (h >> (64 - POSITION_SLOTS.trailing_zeros())) as u32
 }
 
-/// Key of a futex's wake ring (see `RawWakeRing`): a futex address within a process, or for a shared
+/// Key of the last-wake map: a futex address within a process, or for a shared
 /// futex in a registered shared mapping, an offset in a mapped object (see
 /// [`SHARED_KEY_TGID`](crate::shared::SHARED_KEY_TGID)).
 #[repr(C)]
@@ -415,7 +420,7 @@ const _: () = assert!(core::mem::size_of::<RawSharedSiteKey>() == 32);
 const _: () = assert!(core::mem::size_of::<RawTask>() == 56 + 2 * 56 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 12 * 8 + OFF_SLOTS * 16);
-const _: () = assert!(core::mem::size_of::<RawLastWake>() == 40);
+const _: () = assert!(core::mem::size_of::<RawLastWake>() == 48);
 const _: () = assert!(core::mem::size_of::<RawOffSpan>() == 24);
 const _: () = assert!(core::mem::size_of::<RawThreadState>() == 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawAddrKey>() == 16);

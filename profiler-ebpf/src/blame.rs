@@ -11,11 +11,12 @@
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::HashMap};
 use profiler_common::{
-    BLAME_EARLIER, Loss, MAX_BLAME, RawBlameKey, RawBlameStats, RawLastWake, RawWaitKey,
-    RawWakeRing, WAKE_RING,
+    BLAME_EARLIER, Loss, MAX_BLAME, RawAddrKey, RawBlameKey, RawBlameStats, RawLastWake,
+    RawWaitKey, RawWakeRing, WAKE_RING,
 };
 
 use crate::maps::{add, count_loss};
+use crate::ring;
 
 const EEXIST: i64 = 17;
 
@@ -23,14 +24,14 @@ const EEXIST: i64 = 17;
 static BLAME: HashMap<RawBlameKey, RawBlameStats> = HashMap::with_max_entries(MAX_BLAME, 0);
 
 /// Charge the window `[started, waker.ts_ns]` of `waiter`'s wait among the wakes of
-/// its futex's `ring` (returned, oldest first; the part before the ring was taken
-/// from another futex to nobody known) and then `flying` (the wake still in flight that
+/// `ring` (returned, oldest first) and then `flying` (the wake still in flight that
 /// ended it, when it had not returned yet). The last group of intervals, ended by
 /// `waker` (the newest wake, so always the last cut), is not charged here but
 /// returned: the caller counts it on its edge row, or gives it to [`Charge::flush`].
 #[inline(always)]
 pub fn charge(
-    ring: *const RawWakeRing,
+    ring: Option<*const RawWakeRing>,
+    key: &RawAddrKey,
     flying: Option<&RawLastWake>,
     waiter: &RawWaitKey,
     started: u64,
@@ -52,22 +53,29 @@ pub fn charge(
         pending_ns: 0,
         pending: false,
     };
-    // SAFETY: a live array slot, read in place.
-    let (next, taken) = unsafe { ((*ring).next, (*ring).taken_ns) };
-    if taken > started {
-        // The slot held another futex's wakes until `taken`: this one's wakes
-        // before then may have been dropped, their holders are unknown.
-        let upto = if taken < cut.end { taken } else { cut.end };
-        flush(&cut.key, upto - started);
-        cut.from = upto;
-    }
-    for j in 0..WAKE_RING {
-        // Oldest first: slot `next` is the oldest, `next - 1` the newest.
-        // SAFETY: a slot of a live array value, copied out.
-        let wake = unsafe { (*ring).slots[(next as usize + j) & (WAKE_RING - 1)] };
-        // The oldest wake kept is inside the window and older ones were
-        // overwritten: who held the lock before it is unknown.
-        cut.at(&wake, j == 0 && next > WAKE_RING as u64);
+    if let Some(ring) = ring {
+        // SAFETY: a live map value, read in place.
+        let next = unsafe { (*ring).next };
+        // SAFETY: as below.
+        let second = unsafe { (*ring).slots[(next as usize + 1) & (WAKE_RING - 1)].ts_ns };
+        for j in 0..WAKE_RING {
+            // Oldest first: slot `next` is the oldest, `next - 1` the newest.
+            // SAFETY: a slot of a live map value, copied out.
+            let wake = unsafe { (*ring).slots[(next as usize + j) & (WAKE_RING - 1)] };
+            // A wake pushed since `next` was read (the waker of this very wait,
+            // returning on another CPU) lands in the oldest's slot: it is the newest,
+            // not the oldest, and the window's end already stands for it.
+            if j == 0 && wake.ts_ns > second {
+                continue;
+            }
+            // The oldest wake kept is inside the window and older ones were
+            // overwritten: who held the lock before it is unknown. A torn record is
+            // left out (its interval goes to the next wake); only wakes inside the
+            // window are checked.
+            if cut.inside(&wake) && ring::is_of(key, &wake) {
+                cut.at(&wake, j == 0 && next > WAKE_RING as u64);
+            }
+        }
     }
     if let Some(wake) = flying {
         cut.at(wake, false);
@@ -117,11 +125,17 @@ struct Cuts {
 }
 
 impl Cuts {
+    /// Whether `wake` falls in what is left of the window.
+    #[inline(always)]
+    fn inside(&self, wake: &RawLastWake) -> bool {
+        wake.ts_ns != 0 && wake.ts_ns >= self.from && wake.ts_ns <= self.end
+    }
+
     /// Cut at `wake` if it is inside the window; `earlier_lost`: wakes before it were
     /// overwritten.
     #[inline(always)]
     fn at(&mut self, wake: &RawLastWake, earlier_lost: bool) {
-        if wake.ts_ns == 0 || wake.ts_ns < self.from || wake.ts_ns > self.end {
+        if !self.inside(wake) {
             return;
         }
         if !self.pending && earlier_lost {

@@ -7,7 +7,7 @@ use profiler_common::{
 };
 
 use crate::blame;
-use crate::maps::{LAST_SWITCH, add, count_loss, edge_row, raise};
+use crate::maps::{LAST_SWITCH, LAST_WAKE, add, count_loss, edge_row, raise};
 use crate::ring;
 use crate::shared::futex_key;
 use crate::tasks::task;
@@ -18,20 +18,19 @@ use crate::tasks::task;
 /// waiter can return before it does). Returns whether a waker was found.
 #[inline(always)]
 pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool) -> bool {
-    let Some(wakes) = ring::of(&futex_key(waiter.tgid, waiter.uaddr, shared)) else {
-        return false;
-    };
-    let pushed = ring::newest(wakes);
+    let at = futex_key(waiter.tgid, waiter.uaddr, shared);
+    let wakes = LAST_WAKE.get_ptr(&at);
+    let pushed = wakes.and_then(|r| ring::newest(r, &at));
     // Not in the ring yet: the wake that woke this waiter had not returned. (It is
     // also there once it has: then both are the same wake.)
-    let flying = ring::in_flight(wakes).filter(|f| pushed.is_none_or(|p| f.ts_ns > p.ts_ns));
+    let flying = ring::in_flight(&at).filter(|f| pushed.is_none_or(|p| f.ts_ns > p.ts_ns));
     let Some(last) = flying.or(pushed) else {
         return false;
     };
     if last.ts_ns < started {
         return false;
     }
-    let charge = blame::charge(wakes, flying.as_ref(), waiter, started, &last);
+    let charge = blame::charge(wakes, &at, flying.as_ref(), waiter, started, &last);
     let key = RawEdgeKey {
         tgid: waiter.tgid,
         waiter_stack_id: waiter.stack_id,

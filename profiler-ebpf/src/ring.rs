@@ -1,142 +1,138 @@
-//! Where a waiter finds the wakes of its futex: its slot of `WAKE_RINGS`, an array
-//! direct-mapped by the futex's key (see `RawWakeRing`; found by arithmetic, never by
-//! hashing a map). A wake announces itself there at entry — before the kernel can
-//! make a waiter runnable, so a waiter that returns before its waker does still finds
-//! it — and at exit, once the number woken is known, is pushed on the slot's ring of
-//! the last wakes that woke somebody, or withdrawn. A waiter pairs with the newest of
+//! Where a waiter finds the wakes of its futex: the ring of the last wakes that woke
+//! somebody (`LAST_WAKE`, see `RawWakeRing`), pushed at their exit and stamped with
+//! their entry time, and the wake in flight (`IN_FLIGHT`, see `RawWakeInFlight`),
+//! announced at entry — before the kernel can make a waiter runnable, so a waiter that
+//! returns before its waker does still finds it. A waiter pairs with the newest of
 //! them, and `blame` splits its window among the ones inside it.
-//!
-//! A wake whose futex is not the slot's takes the slot over (two futexes whose keys
-//! share a slot take it from each other): the other futex's remembered wakes are
-//! dropped, and the slot records when (`taken_ns`), so that a waiter of the new futex
-//! never charges the part of its wait before then to anyone. A waiter only takes a
-//! slot that holds its own futex; a wake whose slot was taken while it was in flight
-//! is not pushed (`Loss::LastWakeLost`).
 //!
 //! Slots and `next` are plain loads and stores (the probes build for the generic BPF
 //! CPU, which has no fetch-and-add): two wakes of one futex at the same instant on
-//! two CPUs may take the same slot (one of them is then not remembered), and a waiter
-//! reading meanwhile may see a slot half written (one wake's time with another's
-//! stack) — rare, and each only mislabels one interval. For a lock, wakes are
-//! serialized by the lock itself.
+//! two CPUs may take the same slot (one of them is then not remembered), and two
+//! wakes on two CPUs — of one futex, or of two futexes sharing an in-flight slot —
+//! may interleave their stores into one record. Every record carries a tag binding
+//! it to its futex and its fields (`wake_tag`), written with it and checked by every
+//! reader: a torn record, or one of the other futex, is skipped (its waiter is then
+//! unpaired, or an interval charged to the next wake), never taken for a wake of the
+//! reader's futex (root test `probe.rs::futexes_sharing_a_wake_slot_never_pair_or_blame_across`).
 
-use aya_ebpf::{bindings::BPF_F_MMAPABLE, macros::map, maps::Array};
+use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::Array};
 use profiler_common::{
-    Loss, RawAddrKey, RawLastWake, RawWakeRing, WAKE_RING, WAKE_RING_SLOTS, wake_ring_slot,
+    Loss, RawAddrKey, RawLastWake, RawWakeInFlight, RawWakeRing, WAKE_RING, WAKES_IN_FLIGHT,
+    in_flight_slot, wake_tag,
 };
 
-use crate::maps::count_loss;
+use crate::maps::{LAST_WAKE, count_loss};
 
-/// The wakes of each futex, in its futex's slot (see `wake_ring_slot`). Memory-mappable
-/// only for the alignment that buys: its values start on a page, so the cache lines
-/// of `RawWakeRing` are the machine's (nothing maps it).
+const EEXIST: i64 = 17;
+
+/// The wake in flight on each futex, in its futex's slot (see `in_flight_slot`).
 #[map]
-static WAKE_RINGS: Array<RawWakeRing> = Array::with_max_entries(WAKE_RING_SLOTS, BPF_F_MMAPABLE);
+static IN_FLIGHT: Array<RawWakeInFlight> = Array::with_max_entries(WAKES_IN_FLIGHT, 0);
 
-/// A wake on the futex `key` entered (at `wake.ts_ns`): make it findable until it
-/// returns, taking the slot over if it holds another futex. Returns the slot (for
-/// [`push`] and [`withdraw`]).
+/// A never-written ring to insert new rows from (too large for the BPF stack).
+#[map]
+static ZERO_RING: Array<RawWakeRing> = Array::with_max_entries(1, 0);
+
+/// The ring of the futex `key`, created empty on first use; `None` when it could not
+/// be created (the LRU map evicts, so only under extreme pressure).
+#[inline(always)]
+fn ring_row(key: &RawAddrKey) -> Option<*mut RawWakeRing> {
+    if let Some(ring) = LAST_WAKE.get_ptr_mut(key) {
+        return Some(ring);
+    }
+    let zero = ZERO_RING.get_ptr(0)?;
+    // SAFETY: `zero` points at a live array slot the helper only reads.
+    if let Err(e) = LAST_WAKE.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
+        && i64::from(e) != -EEXIST
+    {
+        return None;
+    }
+    LAST_WAKE.get_ptr_mut(key)
+}
+
+/// Remember `wake` as the newest wake on the futex `key`.
+#[inline(always)]
+pub fn push(key: &RawAddrKey, wake: &RawLastWake) {
+    let Some(ring) = ring_row(key) else {
+        count_loss(Loss::LastWakeLost);
+        return;
+    };
+    // SAFETY: `ring` is a live map value.
+    unsafe {
+        let i = (*ring).next;
+        (*ring).slots[i as usize & (WAKE_RING - 1)] = tagged(key, wake);
+        (*ring).next = i + 1;
+    }
+}
+
+/// `wake` with its tag for the futex `key`.
+#[inline(always)]
+fn tagged(key: &RawAddrKey, wake: &RawLastWake) -> RawLastWake {
+    RawLastWake {
+        tag: wake_tag(key, wake),
+        ..*wake
+    }
+}
+
+/// Whether `wake`, read where the futex `key`'s wakes are kept, is whole and that
+/// futex's.
+#[inline(always)]
+pub fn is_of(key: &RawAddrKey, wake: &RawLastWake) -> bool {
+    wake.ts_ns != 0 && wake.tag == wake_tag(key, wake)
+}
+
+/// The newest wake on the futex `key` of `ring`, if any was pushed and it is whole.
+/// (Wakes that woke nobody are never pushed, so one made between a waiter's wake-up
+/// and its exit cannot hide the wake that really ended the wait.)
+#[inline(always)]
+pub fn newest(ring: *const RawWakeRing, key: &RawAddrKey) -> Option<RawLastWake> {
+    // SAFETY: a live map value.
+    let next = unsafe { (*ring).next };
+    if next == 0 {
+        return None;
+    }
+    // SAFETY: a slot of a live map value, copied out.
+    let wake = unsafe { (*ring).slots[(next - 1) as usize & (WAKE_RING - 1)] };
+    is_of(key, &wake).then_some(wake)
+}
+
+/// A wake on the futex `key` entered: make it findable until it returns. Returns the
+/// slot it went to (for [`withdraw`]).
 #[inline(always)]
 pub fn announce(key: &RawAddrKey, wake: &RawLastWake) -> u32 {
-    let slot = wake_ring_slot(key);
-    if let Some(r) = WAKE_RINGS.get_ptr_mut(slot) {
-        // SAFETY: a live array slot; plain stores (a waiter reading meanwhile may
-        // see half of it, and checks the key and time it relies on).
+    let slot = in_flight_slot(key);
+    if let Some(s) = IN_FLIGHT.get_ptr_mut(slot) {
+        // SAFETY: a live array slot; plain stores (a waiter reading meanwhile may see
+        // half of it, like a ring slot — and checks the key and time it relies on).
         unsafe {
-            if (*r).key != *key {
-                take_over(r, key, wake.ts_ns);
-            }
-            (*r).flying = *wake;
+            (*s).key = *key;
+            (*s).wake = tagged(key, wake);
         }
     }
     slot
 }
 
-/// Make the slot `r` the futex `key`'s, at `now`.
-///
-/// # Safety
-/// `r` is a live `WAKE_RINGS` slot.
-#[inline(always)]
-unsafe fn take_over(r: *mut RawWakeRing, key: &RawAddrKey, now: u64) {
-    // SAFETY: per the contract.
-    unsafe {
-        // Not a loss in itself (the other futex's wakes are usually old news, as an
-        // LRU map's evictions are): what it costs shows where it matters, as a
-        // waiter of the other futex left unpaired, or a wait's part before `now`
-        // charged to no known holder.
-        // A slot never used (all zero) drops nothing; one that held another futex
-        // may have dropped this one's wakes earlier. The ring's old wakes are all
-        // older than `now`: waiters skip them.
-        if (*r).key != RawAddrKey::default() {
-            (*r).taken_ns = now;
-        }
-        (*r).key = *key;
-        (*r).next = 0;
-        (*r).flying.ts_ns = 0;
-    }
-}
-
-/// The wake announced in `slot` for the futex `key` woke somebody: remember it as
-/// the futex's newest (unless another futex took the slot while it was in flight).
-#[inline(always)]
-pub fn push(slot: u32, key: &RawAddrKey, wake: &RawLastWake) {
-    let Some(r) = WAKE_RINGS.get_ptr_mut(slot) else {
-        return;
-    };
-    // SAFETY: a live array slot.
-    unsafe {
-        if (*r).key != *key {
-            count_loss(Loss::LastWakeLost);
-            return;
-        }
-        let i = (*r).next;
-        (*r).slots[i as usize & (WAKE_RING - 1)] = *wake;
-        (*r).next = i + 1;
-    }
-}
-
 /// The wake by `tid` entered at `ts_ns` and announced in `slot` woke nobody: it must
-/// not be taken for the waker of a wait that ends later — withdraw it unless a newer
-/// wake replaced it meanwhile.
+/// not be taken for the waker of a wait that ends later — empty the slot unless a
+/// newer wake took it meanwhile.
 #[inline(always)]
 pub fn withdraw(slot: u32, tid: u32, ts_ns: u64) {
-    if let Some(r) = WAKE_RINGS.get_ptr_mut(slot) {
+    if let Some(s) = IN_FLIGHT.get_ptr_mut(slot) {
         // SAFETY: a live array slot.
         unsafe {
-            if (*r).flying.tid == tid && (*r).flying.ts_ns == ts_ns {
-                (*r).flying.ts_ns = 0;
+            if (*s).wake.tid == tid && (*s).wake.ts_ns == ts_ns {
+                (*s).wake.ts_ns = 0;
             }
         }
     }
 }
 
-/// The slot of the futex `key`, if it holds that futex's wakes.
+/// The wake on the futex `key` announced and not withdrawn, if its slot holds one:
+/// still in flight, or returned having woken somebody (then also in the ring).
 #[inline(always)]
-pub fn of(key: &RawAddrKey) -> Option<*const RawWakeRing> {
-    let r = WAKE_RINGS.get_ptr(wake_ring_slot(key))?;
-    // SAFETY: a live array slot.
-    (unsafe { (*r).key } == *key).then_some(r)
-}
-
-/// The newest wake that woke somebody in `ring`, if any was pushed. (Wakes that woke
-/// nobody are never pushed, so one made between a waiter's wake-up and its exit
-/// cannot hide the wake that really ended the wait.)
-#[inline(always)]
-pub fn newest(ring: *const RawWakeRing) -> Option<RawLastWake> {
-    // SAFETY: a live array slot.
-    let next = unsafe { (*ring).next };
-    if next == 0 {
-        return None;
-    }
-    // SAFETY: a slot of a live array value, copied out.
-    Some(unsafe { (*ring).slots[(next - 1) as usize & (WAKE_RING - 1)] })
-}
-
-/// The wake announced in `ring` and not withdrawn: still in flight, or returned
-/// having woken somebody (then also pushed).
-#[inline(always)]
-pub fn in_flight(ring: *const RawWakeRing) -> Option<RawLastWake> {
-    // SAFETY: a live array slot, copied out.
-    let wake = unsafe { (*ring).flying };
-    (wake.ts_ns != 0).then_some(wake)
+pub fn in_flight(key: &RawAddrKey) -> Option<RawLastWake> {
+    let s = IN_FLIGHT.get(in_flight_slot(key))?;
+    // A copy: the checks and the caller see one version of the record.
+    let wake = s.wake;
+    (s.key == *key && is_of(key, &wake)).then_some(wake)
 }

@@ -1,8 +1,8 @@
 //! Futex wakes: announced at entry, before the kernel can make any waiter runnable,
-//! in the futex's wake-ring slot (an array slot: no hashing); at exit, when the
-//! number woken is known, pushed on the slot's ring if it woke somebody, withdrawn
-//! if not, and counted. Most wakes of a busy daemon wake nobody (memcached: 95 %):
-//! they touch one cache line of the slot, and are counted in their
+//! in the futex's wakes-in-flight slot (an array slot: no hashing); at exit, when the
+//! number woken is known, pushed on the futex's ring if it woke somebody, withdrawn
+//! from its slot if not, and counted. Most wakes of a busy daemon wake nobody
+//! (memcached: 95 %): they never touch the ring's hash map, and are counted in their
 //! tally slot ([`tally`](crate::tally)) rather than their hash row — as are wakes that
 //! woke one waiter (a lock handed off).
 
@@ -62,7 +62,7 @@ pub fn begin<C: StackIdContext>(
 pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
     if ret > 0 {
         let key = futex_key(tgid, task.uaddr, call & CALL_SHARED != 0);
-        ring::push(task.wake_slot, &key, &last_wake((tgid, tid), task));
+        ring::push(&key, &last_wake((tgid, tid), task));
     } else {
         ring::withdraw(task.wake_slot, tid, task.start_ns);
     }
@@ -130,5 +130,7 @@ fn last_wake((tgid, tid): (u32, u32), task: &RawTask) -> RawLastWake {
         fail_nr: task.holder.last_fail_nr,
         fail_errno: task.holder.last_fail_errno,
         tgid,
+        // Set by `ring` for the futex it is written under.
+        tag: 0,
     }
 }

@@ -3,7 +3,8 @@
 //! full maps counted as losses and no wait counted twice (maps shrunk on purpose with
 //! the test-only `LOCKPROF_TEST_MAX_ENTRIES`), stack-copy ids never reused, every
 //! wake paired with the wait it ended, threads that share a row slot losing nothing,
-//! calls from more positions than a thread's memo holds each counted at their own.
+//! calls from more positions than a thread's memo holds each counted at their own,
+//! futexes sharing a wake-in-flight slot never paired or blamed across.
 //!
 //! `#[ignore]`d like every kernel test; `cargo xtask test` runs them as root with one
 //! test thread.
@@ -12,12 +13,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{demo_bin, fixture_line, lockprof, record, require_root, tempdir};
 use profiler::collect::{LoadOptions, Probes};
 use profiler::report::TargetOrigin;
-use profiler_common::{DWARF_STACK_ID_BASE, Loss};
+use profiler_common::{DWARF_STACK_ID_BASE, Loss, RawAddrKey, in_flight_slot};
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
@@ -756,4 +758,183 @@ fn floor_of_timing_a_futex_wait() {
             );
         }
     }
+}
+
+/// One side of a ping-pong on `word` (0: this side's turn is `me`): wait for the turn
+/// (100 ms timeouts, so a stop is never missed), hand it over and wake the partner,
+/// until `stop`. Returns how many of its waits blocked (returned 0). Each `SIDE` is
+/// its own function (its timeout differs by `SIDE` ns, so no two are folded into
+/// one): its waits and wakes have their own stacks, which name the thread in edge
+/// and blame rows — threads at one call position would share a stack.
+#[inline(never)]
+fn hand_back_and_forth<const SIDE: i64>(word: &AtomicU32, me: u32, stop: &AtomicBool) -> u64 {
+    const FUTEX_WAIT_PRIVATE: i32 = 128;
+    const FUTEX_WAKE_PRIVATE: i32 = 129;
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000 + SIDE,
+    };
+    let mut blocked = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let now = word.load(Ordering::Acquire);
+        if now != me {
+            // SAFETY: FUTEX_WAIT on a live, aligned u32; `ts` outlives the call.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    word.as_ptr(),
+                    FUTEX_WAIT_PRIVATE,
+                    now,
+                    &raw const ts,
+                )
+            };
+            if r == 0 {
+                blocked += 1;
+            }
+            continue;
+        }
+        word.store(1 - me, Ordering::Release);
+        // SAFETY: FUTEX_WAKE on a live, aligned u32.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), FUTEX_WAKE_PRIVATE, 1) };
+    }
+    blocked
+}
+
+/// Two futexes whose keys share a slot of the probe's wakes-in-flight array, handed
+/// back and forth by two pairs of threads at once: their wakes overwrite each other's
+/// announcements, and two CPUs' stores can interleave into one record (one futex's
+/// key with the other's wake). A wait must still be counted once, never be paired
+/// with a thread of the other pair, and never have its window charged to one. (Before
+/// records were tagged with their futex, a run of this test paired waits across.)
+#[test]
+#[ignore = "needs root + BPF: cargo xtask test"]
+fn futexes_sharing_a_wake_slot_never_pair_or_blame_across() {
+    require_root();
+    let pid = std::process::id();
+    // Two words of one buffer whose (process, address) keys share a slot.
+    let words: Vec<AtomicU32> = (0..1 << 16).map(|_| AtomicU32::new(0)).collect();
+    let slot_of = |w: &AtomicU32| {
+        in_flight_slot(&RawAddrKey {
+            tgid: pid,
+            pad: 0,
+            uaddr: w.as_ptr() as u64,
+        })
+    };
+    let mut first: BTreeMap<u32, usize> = BTreeMap::new();
+    let (i, j) = words
+        .iter()
+        .enumerate()
+        .find_map(|(j, w)| first.insert(slot_of(w), j).map(|i| (i, j)))
+        .expect("two words sharing a slot");
+    let pair_words = [&words[i], &words[j]];
+    let mut probes = Probes::load(LoadOptions {
+        holders: true,
+        copy_user_stacks: true,
+        syscall_errors: false,
+        run_time_stats: false,
+    })
+    .expect("load probes");
+    probes.add_target(pid, false).expect("add target");
+    let stop = AtomicBool::new(false);
+    // (thread id, pair, blocked waits) of each side.
+    let sides: Vec<(u32, usize, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|k| {
+                let (pair, me) = (k / 2, (k % 2) as u32);
+                let (word, stop) = (pair_words[pair], &stop);
+                s.spawn(move || {
+                    // SAFETY: gettid has no preconditions.
+                    let tid = unsafe { libc::gettid() } as u32;
+                    let blocked = match k {
+                        0 => hand_back_and_forth::<0>(word, me, stop),
+                        1 => hand_back_and_forth::<1>(word, me, stop),
+                        2 => hand_back_and_forth::<2>(word, me, stop),
+                        _ => hand_back_and_forth::<3>(word, me, stop),
+                    };
+                    (tid, pair, blocked)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("side"))
+            .collect()
+    });
+    let snap = probes.snapshot(|_| false).expect("snapshot");
+    let pair_of: BTreeMap<u32, usize> = sides.iter().map(|&(t, p, _)| (t, p)).collect();
+    let ours = |tgid: u32, tid: u32| tgid == pid && pair_of.contains_key(&tid);
+    // Every blocked wait counted, once; a thread's waits name it by their stack.
+    let mut waiter_of: BTreeMap<(i32, u64), u32> = BTreeMap::new();
+    let (mut blocked, mut unpaired) = (BTreeMap::<u32, u64>::new(), 0);
+    for r in snap.waits.iter().filter(|r| ours(r.tgid, r.tid)) {
+        *blocked.entry(r.tid).or_default() += r.counts.blocked;
+        unpaired += r.counts.unpaired;
+        if r.counts.blocked > 0 {
+            let prev = waiter_of.insert((r.stack_id, r.leaf_ret), r.tid);
+            assert!(prev.is_none_or(|t| t == r.tid), "stack shared: {r:?}");
+        }
+    }
+    for &(tid, _, n) in &sides {
+        assert_eq!(
+            blocked.get(&tid).copied().unwrap_or(0),
+            n,
+            "thread {tid}'s blocked waits; {:?}",
+            snap.losses
+        );
+    }
+    let total: u64 = sides.iter().map(|s| s.2).sum();
+    assert!(total > 1000, "only {total} blocked waits");
+    let mut paired = 0;
+    for e in snap.edges.iter().filter(|e| e.tgid == pid) {
+        let Some(&waiter) = waiter_of.get(&(e.waiter_stack_id, e.waiter_leaf_ret)) else {
+            continue;
+        };
+        assert!(
+            e.waker_tid != waiter && pair_of.get(&e.waker_tid) == pair_of.get(&waiter),
+            "a wait of thread {waiter} (pair {:?}) paired with thread {} (pair {:?})",
+            pair_of.get(&waiter),
+            e.waker_tid,
+            pair_of.get(&e.waker_tid)
+        );
+        paired += e.waits;
+    }
+    assert_eq!(
+        paired + unpaired,
+        total,
+        "every blocked wait paired or not, once"
+    );
+    // Most waits still find their waker: in its futex's own ring once it returned.
+    assert!(
+        paired * 2 > total,
+        "{paired} of {total} blocked waits paired"
+    );
+    // Blame: to the partner's release stack, or to nobody known.
+    let wakes_of: BTreeMap<(i32, u64), u32> = snap
+        .wakes
+        .iter()
+        .filter(|r| ours(r.tgid, r.tid))
+        .map(|r| ((r.stack_id, r.leaf_ret), r.tid))
+        .collect();
+    let mut unknown_ns = 0;
+    for b in snap.blame.iter().filter(|b| b.tgid == pid) {
+        let Some(&waiter) = waiter_of.get(&(b.waiter_stack_id, b.waiter_leaf_ret)) else {
+            continue;
+        };
+        if b.earlier() {
+            unknown_ns += b.ns;
+            continue;
+        }
+        let holder = wakes_of.get(&(b.holder_stack_id, b.holder_leaf_ret));
+        assert!(
+            holder.is_some_and(|h| *h != waiter && pair_of.get(h) == pair_of.get(&waiter)),
+            "thread {waiter}'s wait charged to {holder:?}: {b:?}"
+        );
+    }
+    println!(
+        "{total} blocked waits: {paired} paired, {unpaired} unpaired; {} ms charged to no known holder; {:?}",
+        unknown_ns / 1_000_000,
+        snap.losses
+    );
 }

@@ -246,7 +246,7 @@ fn loss_lines(l: &Losses) -> Vec<String> {
             l.last_wake_lost,
             "wake",
             "wakes",
-            "not remembered for pairing (another futex took their slot; their waiters may count as unpaired)",
+            "not remembered for pairing (their waiters count as unpaired)",
         ),
         (
             l.holder_windows_lost,

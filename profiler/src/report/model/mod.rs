@@ -214,9 +214,8 @@ pub struct Losses {
     /// stack): those stacks fell back to the frame-pointer walk.
     #[serde(default)]
     pub user_stack_copy_errors: u64,
-    /// Wakes that woke somebody but could not be remembered (a wake on another futex
-    /// sharing their wake-ring slot took it while they were in flight): a waiter they
-    /// woke may count as unpaired.
+    /// Wakes whose last-wake record could not be stored: a waiter they woke counts as
+    /// unpaired.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub last_wake_lost: u64,
     /// Waits paired with a waker whose thread state was gone (it exited): the

@@ -17,10 +17,10 @@
 //!   holds the rows of threads whose slot another live thread holds). A wait's entry only stamps the row; a wake's entry finds its stack
 //!   (the row's memo of its last two wake positions, else the position's slot in
 //!   `POSITIONS`, an array indexed by a hash of thread and position, else the
-//!   per-thread cache, an LRU hash, else a walk: [`stacks`]) and announces itself in the futex's slot of `WAKE_RINGS` ([`ring`]: an
+//!   per-thread cache, an LRU hash, else a walk: [`stacks`]) and announces itself in the futex's wakes-in-flight slot ([`ring`]: an
 //!   array slot, no hashing) *before* the kernel wakes anyone. At exit, a wake that
-//!   woke somebody is pushed on the slot's ring of last wakes, one that woke nobody
-//!   withdraws from the slot; a wait that returned `EAGAIN` and a wake
+//!   woke somebody is pushed on the futex's ring of last wakes (a hash map), one that
+//!   woke nobody withdraws from its slot; a wait that returned `EAGAIN` and a wake
 //!   are counted without a stack walk or pairing — the two fast paths (`EAGAIN`, woke
 //!   nobody) in their key's slot of `TALLIES`, a direct-mapped array userspace empties
 //!   through its mapping ([`tally`]), else on their hash row; a blocked wait finds
@@ -91,16 +91,16 @@
 //! blocking call (its stack, its rows, pairing, blame, holders) does not.
 //!
 //! Session 14, all programs per ping-pong futex call (`lockprof record -- taskset -c 1
-//! futex-pingpong`, both threads on one CPU; statistics over 2 s, 4–5 rounds
-//! alternating with the previous probe): 294 → 277 ns with a blocked wait's blame to
-//! its own waker counted on its edge row and a wake that woke one counted in its tally
-//! slot, → 271 with a futex's wakes in its slot of `WAKE_RINGS` instead of an LRU hash
-//! row plus an in-flight slot. Of the 271: the position key's two user reads at a
-//! wake's entry and a blocked wait's exit 56 ns (a build without them), holder tracking
-//! 48 (`--no-holders`), pairing and blame 30. On memcached a first layout of the slot,
-//! the key on the wake in flight's cache line, cost 30 ns more per futex call (each
-//! wake read the line another CPU's wake had just written before writing it); with
-//! the key's line apart, 214–222 ns against the previous commit's 217–222.
+//! futex-pingpong`, both threads on one CPU; statistics over 2 s, 4 rounds alternating
+//! with the previous probe): 278–294 → 265–277 ns with a blocked wait's blame to its
+//! own waker counted on its edge row and a wake that woke one counted in its tally
+//! slot, → 271 with every wake record tagged (`wake_tag`: three multiplies at a push,
+//! one check per record read). Of the ≈ 270: the position key's two user reads at a
+//! wake's entry and a blocked wait's exit ≈ 56 ns (a build without them), holder
+//! tracking ≈ 48 (`--no-holders`), pairing and blame ≈ 30. Tried and reverted: the
+//! ring and the in-flight slot in one direct-mapped array slot instead of the LRU hash
+//! — 6 ns less per ping-pong call, none on memcached, and two hot futexes sharing a
+//! slot lost 85 % of their pairings.
 //!
 //! `sched_switch` runs on every context switch of the machine; a switch between two
 //! untraced tasks cost 142–153 ns per run when the program stamped every switch's
@@ -115,7 +115,7 @@
 //! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
-//! the worst case from these definitions (126.6 MiB at 256 CPUs, `cargo xtask bench
+//! the worst case from these definitions (126.2 MiB at 256 CPUs, `cargo xtask bench
 //! overhead` row (d)) and reads the real figure from the loaded maps. Userspace drains
 //! `WAITS`/`WAKES`/`EDGES` before they
 //! fill, and deletes each stack copy once read; whatever still does not fit is

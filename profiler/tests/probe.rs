@@ -250,6 +250,17 @@ fn calls_from_more_positions_than_the_memo_holds_are_each_counted_at_their_own()
     assert_eq!(r.report.losses.kernel_total(), 0, "{:?}", r.report.losses);
 }
 
+/// The probes as `lockprof record` loads them by default.
+fn load_probes() -> Probes {
+    Probes::load(LoadOptions {
+        holders: true,
+        copy_user_stacks: true,
+        syscall_errors: false,
+        run_time_stats: false,
+    })
+    .expect("load probes")
+}
+
 /// Load the probes, start `cmd` (which waits a moment before its first futex call),
 /// trace it, snapshot every `every` until it exits, and hand each snapshot to `each`;
 /// returns the last snapshot and the command's output.
@@ -262,13 +273,7 @@ fn trace(
     profiler::collect::snapshot::Snapshot,
     std::process::Output,
 ) {
-    let mut probes = Probes::load(LoadOptions {
-        holders: true,
-        copy_user_stacks: true,
-        syscall_errors: false,
-        run_time_stats: false,
-    })
-    .expect("load probes");
+    let mut probes = load_probes();
     let child = cmd
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
@@ -827,13 +832,7 @@ fn futexes_sharing_a_wake_slot_never_pair_or_blame_across() {
         .find_map(|(j, w)| first.insert(slot_of(w), j).map(|i| (i, j)))
         .expect("two words sharing a slot");
     let pair_words = [&words[i], &words[j]];
-    let mut probes = Probes::load(LoadOptions {
-        holders: true,
-        copy_user_stacks: true,
-        syscall_errors: false,
-        run_time_stats: false,
-    })
-    .expect("load probes");
+    let mut probes = load_probes();
     probes.add_target(pid, false).expect("add target");
     let stop = AtomicBool::new(false);
     // (thread id, pair, blocked waits) of each side.

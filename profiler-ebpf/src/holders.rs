@@ -118,6 +118,14 @@ fn current_syscall() -> u32 {
     }
 }
 
+/// When the task running on this CPU got it, if traced and holder tracking is on
+/// (else 0, or an earlier traced task's switch-in, older than anything the caller
+/// compares it with).
+#[inline(always)]
+pub fn switched_in() -> Option<u64> {
+    LAST_SWITCH.get(0).copied()
+}
+
 /// The thread is running again (it got this CPU at the CPU's last stamped switch,
 /// its own): its open off-CPU period, if any, ended then; push it into the ring.
 #[inline(always)]

@@ -112,7 +112,9 @@
 //!
 //! # Memory
 //! Every aggregation map is one hash shared by all CPUs, updated with atomic adds
-//! (minima and maxima are plain compare-and-store: a race can only miss an extreme),
+//! where several threads may share a row (minima and maxima are plain
+//! compare-and-store: a race can only miss an extreme) and plain adds where the key
+//! names the thread (`WAITS`, `WAKES`: a thread's program runs never overlap),
 //! so kernel memory does not grow with the CPU count; the only per-CPU maps hold a
 //! few words, and the 16 KiB stack-copy scratch. `profiler::collect::memory` computes
 //! the worst case from these definitions (126.2 MiB at 256 CPUs, `cargo xtask bench

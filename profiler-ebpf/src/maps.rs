@@ -1,8 +1,9 @@
 //! Every map of the probes, and the small helpers that create or bump their rows.
 //!
 //! Sizes live in `profiler-common` (userspace computes the memory they take from the
-//! same constants). Shared maps are updated with [`add`] (an atomic `lock +=`), so
-//! one row serves all CPUs.
+//! same constants). Rows any thread may update (`EDGES`, `BLAME`) take [`add`] (an
+//! atomic `lock +=`), so one row serves all CPUs; rows whose key names the thread
+//! (`WAITS`, `WAKES`) take [`bump`], a plain add.
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_NOEXIST},
@@ -121,6 +122,16 @@ pub fn add(counter: *mut u64, v: u64) {
             counter, v,
         );
     }
+}
+
+/// Add `v` to a counter of a row only one thread ever writes (`WAITS` and `WAKES`:
+/// their keys name the thread): a plain add, no bus lock — a thread's program runs
+/// never overlap, and userspace reads a row only once no run can add to it (see
+/// [`drain_gen`]).
+#[inline(always)]
+pub fn bump(counter: *mut u64, v: u64) {
+    // SAFETY: callers pass a field of a live map value.
+    unsafe { *counter += v };
 }
 
 /// Raise `*slot` to `v` if larger. Not atomic: a concurrent update can at worst keep

@@ -8,7 +8,7 @@ use profiler_common::{
 };
 
 use crate::holders;
-use crate::maps::{add, drain_gen, raise, wait_row};
+use crate::maps::{bump, drain_gen, raise, wait_row};
 use crate::pairing;
 use crate::regs::{TaskRegs, now_ns};
 use crate::stacks;
@@ -83,11 +83,16 @@ pub fn finish<C: StackIdContext>(
         };
         if let Some(stats) = wait_row(&key) {
             // SAFETY: a field of a live map value.
-            add(unsafe { &raw mut (*stats).eagain }, 1);
+            bump(unsafe { &raw mut (*stats).eagain }, 1);
         }
         return;
     }
-    let now = now_ns();
+    // A wait that blocked ended when the thread got a CPU again: its switch-in,
+    // stamped by holder tracking, saves a clock read. Without holder tracking, or
+    // when the wait did not switch out (woken before it slept), the clock.
+    let now = holders::switched_in()
+        .filter(|&t| t > task.start_ns)
+        .unwrap_or_else(now_ns);
     let waited = now.saturating_sub(task.start_ns);
     holders::on_cpu_again(&mut task.holder);
     let site = stacks::site(ctx, regs, (tgid, tid), &mut task.wait_site);
@@ -111,7 +116,7 @@ pub fn finish<C: StackIdContext>(
             count_blocked(stats, waited, call & CALL_REWAIT != 0);
             if !pairing::record_edge(&key, task.start_ns, waited, call & CALL_SHARED != 0) {
                 // SAFETY: a field of a live map value.
-                add(unsafe { &raw mut (*stats).unpaired }, 1);
+                bump(unsafe { &raw mut (*stats).unpaired }, 1);
             }
             task.woken_uaddr = task.uaddr;
             // For a lock: when this thread acquired it.
@@ -121,38 +126,37 @@ pub fn finish<C: StackIdContext>(
         r if r == -ETIMEDOUT => {
             // SAFETY: fields of a live map value.
             unsafe {
-                add(&raw mut (*stats).timedout, 1);
-                add(&raw mut (*stats).timedout_ns, waited);
+                bump(&raw mut (*stats).timedout, 1);
+                bump(&raw mut (*stats).timedout_ns, waited);
             }
         }
         r if r == -EINTR || (-ERESTART_RESTARTBLOCK..=-ERESTARTSYS).contains(&r) => {
             // SAFETY: a field of a live map value.
-            add(unsafe { &raw mut (*stats).interrupted }, 1);
+            bump(unsafe { &raw mut (*stats).interrupted }, 1);
         }
         // SAFETY: a field of a live map value.
-        _ => add(unsafe { &raw mut (*stats).other_err }, 1),
+        _ => bump(unsafe { &raw mut (*stats).other_err }, 1),
     }
 }
 
 /// Fold one blocked wait into its row.
 #[inline(always)]
 fn count_blocked(stats: *mut RawWaitStats, waited: u64, rewait: bool) {
-    // SAFETY: `stats` is a live map value; counters are bumped atomically, the
-    // minimum and maximum compared and stored (a race can only miss an extreme).
+    // SAFETY: `stats` is a live map value only this thread writes (see `bump`).
     unsafe {
         let s = &raw mut *stats;
         if (*s).blocked == 0 || waited < (*s).min_ns {
             (*s).min_ns = waited;
         }
         raise(&raw mut (*s).max_ns, waited);
-        add(&raw mut (*s).blocked, 1);
-        add(&raw mut (*s).total_ns, waited);
+        bump(&raw mut (*s).blocked, 1);
+        bump(&raw mut (*s).total_ns, waited);
         let b = hist_bucket(waited);
         if b < HIST_BUCKETS {
-            add(&raw mut (*s).hist[b], 1);
+            bump(&raw mut (*s).hist[b], 1);
         }
         if rewait {
-            add(&raw mut (*s).rewaits, 1);
+            bump(&raw mut (*s).rewaits, 1);
         }
     }
 }

@@ -13,7 +13,7 @@ use profiler_common::{
 };
 
 use crate::holders;
-use crate::maps::{add, drain_gen, wake_row};
+use crate::maps::{bump, drain_gen, wake_row};
 use crate::regs::{TaskRegs, now_ns};
 use crate::ring;
 use crate::shared::futex_key;
@@ -102,14 +102,14 @@ pub fn finish((tgid, tid): (u32, u32), task: &RawTask, call: u32, ret: i64) {
     };
     // SAFETY: fields of a live map value.
     unsafe {
-        add(&raw mut (*stats).calls, 1);
+        bump(&raw mut (*stats).calls, 1);
         match ret.cmp(&0) {
-            core::cmp::Ordering::Less => add(&raw mut (*stats).errors, 1),
-            core::cmp::Ordering::Equal => add(&raw mut (*stats).woke_none, 1),
+            core::cmp::Ordering::Less => bump(&raw mut (*stats).errors, 1),
+            core::cmp::Ordering::Equal => bump(&raw mut (*stats).woke_none, 1),
             core::cmp::Ordering::Greater => {
-                add(&raw mut (*stats).woken, ret as u64);
+                bump(&raw mut (*stats).woken, ret as u64);
                 if ret > 1 {
-                    add(&raw mut (*stats).woke_many, 1);
+                    bump(&raw mut (*stats).woke_many, 1);
                 }
             }
         }

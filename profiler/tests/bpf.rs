@@ -28,10 +28,19 @@ fn fixture_measured_wait_ns(stdout: &str) -> u64 {
 #[ignore = "needs root + BPF: cargo xtask test"]
 fn launch_ranks_the_contended_site_first_with_accurate_wait() {
     require_root();
+    // A blocked wait ends at the thread's switch-in when holder tracking stamps it,
+    // else at the clock read at syscall exit: both must time it right.
+    for holders in [&[][..], &["--no-holders"][..]] {
+        contended_site_ranks_first_with_accurate_wait(holders);
+    }
+}
+
+fn contended_site_ranks_first_with_accurate_wait(extra: &[&str]) {
     let fixture = demo_bin("lockprof-fixture");
-    let r = record(&[
+    let mut args = extra.to_vec();
+    args.extend([
         "--",
-        fixture.to_str().unwrap(),
+        fixture.to_str().expect("a UTF-8 build path"),
         "--threads",
         "4",
         "--iters",
@@ -39,6 +48,7 @@ fn launch_ranks_the_contended_site_first_with_accurate_wait() {
         "--hold-us",
         "400",
     ]);
+    let r = record(&args);
     assert!(r.output.status.success(), "lockprof failed: {}", r.stderr);
 
     let line = tag_line(FIXTURE_SRC, "fixture.hot");
@@ -67,7 +77,7 @@ fn launch_ranks_the_contended_site_first_with_accurate_wait() {
     let ratio = seen / measured;
     assert!(
         (0.85..=1.15).contains(&ratio),
-        "lockprof saw {seen} ns, the fixture measured {measured} ns (ratio {ratio:.3})"
+        "{extra:?}: lockprof saw {seen} ns, the fixture measured {measured} ns (ratio {ratio:.3})"
     );
 
     let launched = &r.report.targets[0];

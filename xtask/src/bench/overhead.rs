@@ -382,6 +382,12 @@ fn render_pingpong(out: &mut String, pp: &PingPong, verdicts: &mut Vec<String>) 
         &rtt(Tracer::Lockprof).cell(),
         &rtt(Tracer::Bpftrace).cell(),
     );
+    row(
+        out,
+        "      lockprof --no-holders",
+        &rtt(Tracer::LockprofNoHolders).cell(),
+        "",
+    );
     floor_row(out, &rtt(Tracer::Floor).cell());
     let ns = |r: &Rounds, t: Tracer| {
         let s = Stats::of(&r.values(t));
@@ -417,6 +423,12 @@ fn render_pingpong(out: &mut String, pp: &PingPong, verdicts: &mut Vec<String>) 
             &cell(r, Tracer::Lockprof),
             &cell(r, Tracer::Bpftrace),
         );
+        row(
+            out,
+            "      lockprof --no-holders",
+            &cell(r, Tracer::LockprofNoHolders),
+            "",
+        );
         floor_row(out, &cell(r, Tracer::Floor));
     }
     row(
@@ -430,7 +442,8 @@ fn render_pingpong(out: &mut String, pp: &PingPong, verdicts: &mut Vec<String>) 
     verdicts.push(mark(
         l <= TARGET_NS_PER_FUTEX_CALL,
         &format!(
-            "(b) {l:.0} ns of BPF per futex call ≤ {TARGET_NS_PER_FUTEX_CALL} ns (bpftrace: {:.0} ns, the floor: {:.0} ns)",
+            "(b) {l:.0} ns of BPF per futex call ≤ {TARGET_NS_PER_FUTEX_CALL} ns (--no-holders: {:.0} ns, bpftrace: {:.0} ns, the floor: {:.0} ns)",
+            bpf(Tracer::LockprofNoHolders),
             bpf(Tracer::Bpftrace),
             bpf(Tracer::Floor)
         ),
@@ -731,7 +744,7 @@ fn pingpong_json(pp: &PingPong) -> Value {
         "futex_calls_per_s_by_tracer": by_tracer(&pp.calls_per_s),
         "bpftrace_killed_after_sigint": pp.peer_killed,
     });
-    for t in [Tracer::Bpftrace, Tracer::Floor] {
+    for t in [Tracer::LockprofNoHolders, Tracer::Bpftrace, Tracer::Floor] {
         v[format!("rtt_ratio_{}", t.key())] = Spread::of(&pp.rtt_ns.ratios(t)).to_json();
         v[format!("bpf_ns_per_futex_call_{}", t.key())] =
             Stats::of(&pp.bpf_ns_per_call.values(t)).to_json();
@@ -743,16 +756,18 @@ fn pingpong_json(pp: &PingPong) -> Value {
 mod tests {
     use super::*;
 
-    /// Two rounds of (b): every attached window's round trip 10 % (lockprof), 6 %
-    /// (bpftrace) or 2 % (the floor) above its unattached neighbours' 2,000 ns.
+    /// Two rounds of (b): every attached window's round trip 10 % (lockprof), 8 %
+    /// (`--no-holders`), 6 % (bpftrace) or 2 % (the floor) above its unattached
+    /// neighbours' 2,000 ns.
     fn pingpong_two_rounds() -> PingPong {
         let mut pp = PingPong::default();
         for t in super::super::windows::schedule(2, &pingpong::ATTACHED) {
             let (rtt, bpf) = match t {
                 Tracer::Lockprof => (2200.0, 600.0),
+                Tracer::LockprofNoHolders => (2160.0, 500.0),
                 Tracer::Bpftrace => (2120.0, 400.0),
                 Tracer::Floor => (2040.0, 90.0),
-                _ => (2000.0, 0.0),
+                Tracer::None => (2000.0, 0.0),
             };
             pp.rtt_ns.push(t, rtt);
             if t != Tracer::None {
@@ -767,7 +782,7 @@ mod tests {
     }
 
     #[test]
-    fn pingpong_rows_show_the_peer_and_the_floor_beside_lockprof() {
+    fn pingpong_rows_show_no_holders_the_peer_and_the_floor_beside_lockprof() {
         let (mut out, mut verdicts) = (String::new(), Vec::new());
         render_pingpong(&mut out, &pingpong_two_rounds(), &mut verdicts);
         let lines: Vec<&str> = out.lines().collect();
@@ -777,34 +792,42 @@ mod tests {
             "{out}"
         );
         assert!(
-            lines[1].contains("(floor)") && lines[1].trim_end().ends_with("[1.020..1.020]"),
-            "{out}"
-        );
-        assert!(lines[2].contains("BPF time per futex call"), "{out}");
-        assert!(
-            lines[2].contains("600ns (600ns..600ns)") && lines[2].contains("400ns"),
+            lines[1].contains("lockprof --no-holders") && lines[1].contains("1.080 (1.080..1.080)"),
             "{out}"
         );
         assert!(
-            lines[3].contains("(floor)") && lines[3].contains("90ns"),
+            lines[2].contains("(floor)") && lines[2].trim_end().ends_with("[1.020..1.020]"),
             "{out}"
         );
-        assert!(lines[4].contains("1.010 (1.010..1.010)"), "{out}");
+        assert!(lines[3].contains("BPF time per futex call"), "{out}");
         assert!(
-            lines[6].contains("not attached: round trip") && lines[6].contains("2.00µs"),
+            lines[3].contains("600ns (600ns..600ns)") && lines[3].contains("400ns"),
+            "{out}"
+        );
+        assert!(
+            lines[4].contains("--no-holders") && lines[4].contains("500ns"),
+            "{out}"
+        );
+        assert!(
+            lines[5].contains("(floor)") && lines[5].contains("90ns"),
+            "{out}"
+        );
+        assert!(lines[6].contains("1.010 (1.010..1.010)"), "{out}");
+        assert!(
+            lines[9].contains("not attached: round trip") && lines[9].contains("2.00µs"),
             "{out}"
         );
         assert_eq!(verdicts.len(), 1);
         assert!(
-            verdicts[0].starts_with("FAIL (b) 600 ns of BPF per futex call ≤ 150 ns (bpftrace: 400 ns, the floor: 90 ns)"),
+            verdicts[0].starts_with("FAIL (b) 600 ns of BPF per futex call ≤ 150 ns (--no-holders: 500 ns, bpftrace: 400 ns, the floor: 90 ns)"),
             "{verdicts:?}"
         );
     }
 
     #[test]
-    fn pingpong_json_keeps_lockprofs_keys_and_adds_the_peers_and_the_floors() {
+    fn pingpong_json_keeps_lockprofs_keys_and_adds_every_other_tracers() {
         let v = pingpong_json(&pingpong_two_rounds());
-        assert_eq!(v["rtt_unprofiled_ns"].as_array().unwrap().len(), 7);
+        assert_eq!(v["rtt_unprofiled_ns"].as_array().unwrap().len(), 9);
         assert_eq!(v["rtt_profiled_ns"], json!([2200.0, 2200.0]));
         assert!((v["rtt_ratio"]["median"].as_f64().unwrap() - 1.1).abs() < 1e-12);
         assert_eq!(v["bpf_ns_per_futex_call"]["median"], json!(600.0));
@@ -815,6 +838,18 @@ mod tests {
         assert_eq!(v["bpf_ns_per_futex_call_bpftrace"]["max"], json!(400.0));
         assert_eq!(v["bpf_ns_per_futex_call_floor"]["min"], json!(90.0));
         assert_eq!(
+            v["bpf_ns_per_futex_call_lockprof_no_holders"]["median"],
+            json!(500.0)
+        );
+        assert!(
+            (v["rtt_ratio_lockprof_no_holders"]["median"]
+                .as_f64()
+                .unwrap()
+                - 1.08)
+                .abs()
+                < 1e-12
+        );
+        assert_eq!(
             v["bpf_ns_per_futex_call_by_tracer"]["floor"],
             json!([90.0, 90.0])
         );
@@ -823,7 +858,7 @@ mod tests {
             v["futex_programs_bpf_ns_per_machine_futex_call"]["lockprof"],
             json!([300.0, 300.0])
         );
-        assert_eq!(v["rtt_ns"]["order"].as_array().unwrap().len(), 13);
+        assert_eq!(v["rtt_ns"]["order"].as_array().unwrap().len(), 17);
         assert_eq!(v["bpftrace_killed_after_sigint"], json!(1));
     }
 

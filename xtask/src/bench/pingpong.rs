@@ -1,6 +1,7 @@
 //! Row (b) of `bench overhead`: `futex-pingpong` (two threads handing one futex word
 //! back and forth, every futex call blocks or wakes a blocked thread) with nothing,
-//! lockprof, the bpftrace peer and the futex tracepoints' floor attached in turn
+//! lockprof, lockprof `--no-holders`, the bpftrace peer and the futex tracepoints'
+//! floor attached in turn
 //! between unattached windows (`windows::schedule`, the tracers rotating).
 //!
 //! Owns what a window measures on futex-pingpong: the round trip of a timed run, and
@@ -29,8 +30,14 @@ use super::windows::Rounds;
 use crate::report::LockReport;
 use crate::run::release_bin;
 
-/// What is attached in turn in (b).
-pub const ATTACHED: [Tracer; 3] = [Tracer::Lockprof, Tracer::Bpftrace, Tracer::Floor];
+/// What is attached in turn in (b): lockprof also without holder tracking, whose
+/// context-switch probe runs at every hand-over here (one switch per two futex calls).
+pub const ATTACHED: [Tracer; 4] = [
+    Tracer::Lockprof,
+    Tracer::LockprofNoHolders,
+    Tracer::Bpftrace,
+    Tracer::Floor,
+];
 
 /// The timed run of each window, seconds.
 pub const RUN_SECONDS: u64 = 2;

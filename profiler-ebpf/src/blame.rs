@@ -60,14 +60,20 @@ pub fn charge(
         let second = unsafe { (*ring).slots[(next as usize + 1) & (WAKE_RING - 1)].ts_ns };
         for j in 0..WAKE_RING {
             // Oldest first: slot `next` is the oldest, `next - 1` the newest.
-            // SAFETY: a slot of a live map value, copied out.
-            let wake = unsafe { (*ring).slots[(next as usize + j) & (WAKE_RING - 1)] };
+            let slot = (next as usize + j) & (WAKE_RING - 1);
+            // SAFETY: a field of a live map value, read in place.
+            let ts = unsafe { (*ring).slots[slot].ts_ns };
             // A wake pushed since `next` was read (the waker of this very wait,
             // returning on another CPU) lands in the oldest's slot: it is the newest,
-            // not the oldest, and the window's end already stands for it.
-            if j == 0 && wake.ts_ns > second {
+            // not the oldest, and the window's end already stands for it. Most slots
+            // hold wakes from before the window: only the time is read of them (the
+            // record, 48 bytes, is copied out only when it may be cut at).
+            if (j == 0 && ts > second) || ts == 0 || ts < cut.from || ts > cut.end {
                 continue;
             }
+            // SAFETY: a slot of a live map value, copied out (and checked whole again:
+            // a push may have replaced it since its time was read).
+            let wake = unsafe { (*ring).slots[slot] };
             // The oldest wake kept is inside the window and older ones were
             // overwritten: who held the lock before it is unknown. A torn record is
             // left out (its interval goes to the next wake); only wakes inside the

@@ -110,8 +110,15 @@ fn add_holder_window(
     // Failures before the window are excluded by starting from the count at the first
     // off-CPU period after `started` (a lower bound when failures came before it).
     let mut fails_at_start = last.fails;
+    let newest = holder.next_span.wrapping_sub(1);
     for i in 0..OFF_SPANS {
-        let span = &holder.spans[i];
+        // Newest first: a thread's periods are closed in time order, so once one ended
+        // before the window began every older one did too (an unused slot ends at 0)
+        // — most windows overlap one or two periods of the sixteen kept.
+        let span = &holder.spans[newest.wrapping_sub(i as u32) as usize & (OFF_SPANS - 1)];
+        if span.end_ns < started {
+            break;
+        }
         if span.start_ns >= started && span.start_ns <= end && span.fails < fails_at_start {
             fails_at_start = span.fails;
         }

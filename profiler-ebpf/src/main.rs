@@ -111,10 +111,15 @@
 //! `WAKES`) now take plain adds, and a blocked wait ends at its switch-in when holder
 //! tracking stamped it (one clock read less): `futex_exit` 154 → 144 ns per ping-pong
 //! call, all programs 309 → 299 (8 rounds alternating, a busier host than session
-//! 14's); memcached unchanged (234 ns per futex call both, 4 rounds). Tried and not
-//! kept: one read of 512 bytes at the frame pointer for both frame records (the
-//! caller's record lies 416 bytes up in futex-pingpong; 64 bytes never held it): no
-//! faster than two 16-byte reads — the copy costs what the second read saved.
+//! 14's); memcached unchanged (234 ns per futex call both, 4 rounds). Then a waker's
+//! sixteen off-CPU periods read newest first, stopping at the first that ended before
+//! the waiter's window, and a wake-ring slot copied out (48 bytes) only when its time
+//! falls in the window: `futex_exit` 143 → 137, all programs 298 → 292 (8 rounds). A
+//! second profile put a wait's and a wake's entry clock read (`read_tsc`, ≈ 20 ns
+//! each) above the position key's user reads in `futex_enter`. Tried and not kept: one
+//! read of 512 bytes at the frame pointer for both frame records (the caller's record
+//! lies 416 bytes up in futex-pingpong; 64 bytes never held it): no faster than two
+//! 16-byte reads — the copy costs what the second read saved.
 //!
 //! `sched_switch` runs on every context switch of the machine; a switch between two
 //! untraced tasks cost 142–153 ns per run when the program stamped every switch's

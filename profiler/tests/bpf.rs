@@ -557,6 +557,15 @@ fn holder_blocking_under_the_lock_is_reported_with_its_syscalls() {
     // window, in a sleep, and its failed sends are counted with their errno.
     let held = &waker.held;
     assert_held_across_sleep(held);
+    // Each window holds `retries` sleeps, each its own off-CPU period of the holder:
+    // every one of them counts (the probe reads a holder's periods newest first and
+    // stops at the first that ended before the window — never earlier).
+    assert!(
+        held.off_cpu_ns * 10 >= held.window_ns * 9,
+        "holder off CPU {} of {} ns: not every sleep of the window was counted",
+        held.off_cpu_ns,
+        held.window_ns
+    );
     assert!(
         held.failed_syscalls >= site.waits && held.failed_syscalls <= rounds * retries,
         "{} failed syscalls in {} windows",

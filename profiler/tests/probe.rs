@@ -863,11 +863,18 @@ fn futexes_sharing_a_wake_slot_never_pair_or_blame_across() {
     });
     let snap = probes.snapshot(|_| false).expect("snapshot");
     let pair_of: BTreeMap<u32, usize> = sides.iter().map(|&(t, p, _)| (t, p)).collect();
-    let ours = |tgid: u32, tid: u32| tgid == pid && pair_of.contains_key(&tid);
+    // The hand-overs' calls: the pairs' threads on the two words. (The same threads
+    // can also block in the standard library as they start or end — two of them at
+    // one position, sharing its stack — which this test does not count.)
+    let ours = |tgid: u32, tid: u32, uaddr: u64| {
+        tgid == pid
+            && pair_of.contains_key(&tid)
+            && pair_words.iter().any(|w| w.as_ptr() as u64 == uaddr)
+    };
     // Every blocked wait counted, once; a thread's waits name it by their stack.
     let mut waiter_of: BTreeMap<(i32, u64), u32> = BTreeMap::new();
     let (mut blocked, mut unpaired) = (BTreeMap::<u32, u64>::new(), 0);
-    for r in snap.waits.iter().filter(|r| ours(r.tgid, r.tid)) {
+    for r in snap.waits.iter().filter(|r| ours(r.tgid, r.tid, r.uaddr)) {
         *blocked.entry(r.tid).or_default() += r.counts.blocked;
         unpaired += r.counts.unpaired;
         if r.counts.blocked > 0 {
@@ -913,7 +920,7 @@ fn futexes_sharing_a_wake_slot_never_pair_or_blame_across() {
     let wakes_of: BTreeMap<(i32, u64), u32> = snap
         .wakes
         .iter()
-        .filter(|r| ours(r.tgid, r.tid))
+        .filter(|r| ours(r.tgid, r.tid, r.uaddr))
         .map(|r| ((r.stack_id, r.leaf_ret), r.tid))
         .collect();
     let mut unknown_ns = 0;

@@ -12,6 +12,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -274,14 +275,20 @@ fn trace(
     std::process::Output,
 ) {
     let mut probes = load_probes();
-    let child = cmd
+    // The workload's first calls must be traced too: it execs only once it is a
+    // target (started at once, a fixture made ≈ 4,800 of its 1,080,000 calls before
+    // `add_target` on a machine kept busy by another process, and the test missed them).
+    let mut child = gated(cmd)
         .stdout(Stdio::piped())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .spawn()
         .expect("start workload");
     let pid = child.id();
     // Children too: a workload that forks or execs brings its processes' rows.
     probes.add_target(pid, true).expect("add target");
+    let mut gate = child.stdin.take().expect("the gate: the shell's stdin");
+    gate.write_all(b"go\n").expect("open the gate");
+    drop(gate);
     let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait workload"));
     let deadline = Instant::now() + Duration::from_mins(1);
     // Each snapshot drains what was counted since the previous one: `all` sums them
@@ -318,6 +325,17 @@ fn trace(
     let out = waiter.join().expect("workload thread");
     drain(&mut probes);
     (pid, all, out)
+}
+
+/// `cmd` behind a shell that waits for a line on its stdin, then execs the command
+/// in its own place (the same pid; the command's stdin is `/dev/null`). End of file
+/// instead of the line: the shell exits without running it.
+fn gated(cmd: &Command) -> Command {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", r#"read -r _ && exec "$0" "$@" </dev/null"#])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    sh
 }
 
 /// [`trace`] a 2 s `futex-pingpong` (started 300 ms after it is traced), draining

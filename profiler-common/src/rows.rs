@@ -197,17 +197,34 @@ pub struct RawEdgeStats {
     pub fail_nr: u32,
     pub fail_errno: u32,
     /// Wake-to-run latency: from the wake call until the waiter was back on CPU,
-    /// over `wake_to_run_n` measured waits.
-    pub wake_to_run_n: u64,
+    /// over the waits it was measured for ([`RawEdgeStats::wake_to_run_n`]). The
+    /// probe counts the waits it could not measure (no switch-in of the waiter after
+    /// the wake stamped on its CPU: holder tracking off, or a waiter that never
+    /// left it), the rare case, so that every other wait saves a bus-locked add.
+    pub wake_to_run_missed: u64,
     pub wake_to_run_ns: u64,
     pub wake_to_run_max_ns: u64,
     /// The waits' holder blame charged to this waker itself: the last interval of
     /// each window (ended by this wake, and the intervals just before it ended by the
     /// same holder stack) — counted here rather than in `BLAME`, whose row it would
     /// be (the edge's key names the same waiter and holder stacks), to save the
-    /// blocked wait a hash lookup. Userspace adds it to the blame rows.
-    pub blame_intervals: u64,
+    /// blocked wait a hash lookup. Userspace adds it to the blame rows. One interval
+    /// per wait but the `unblamed` ones (see [`RawEdgeStats::blame_intervals`]),
+    /// counted instead for the same reason as `wake_to_run_missed`.
+    pub unblamed: u64,
     pub blame_ns: u64,
+}
+
+impl RawEdgeStats {
+    /// The waits whose wake-to-run latency was measured.
+    pub fn wake_to_run_n(&self) -> u64 {
+        self.waits.saturating_sub(self.wake_to_run_missed)
+    }
+
+    /// The blame intervals charged to this waker: one per wait but the unblamed.
+    pub fn blame_intervals(&self) -> u64 {
+        self.waits.saturating_sub(self.unblamed)
+    }
 }
 
 /// A wake call on a futex, as its waiters find it (kernel-internal: in its futex's

@@ -412,7 +412,7 @@ fn every_ping_pong_wait_is_paired_with_the_partner_thread_that_woke_it() {
     );
     let tids: BTreeSet<u32> = waiter_tid.values().copied().collect();
     assert_eq!(tids.len(), 2, "both threads block: {tids:?}");
-    let mut paired = 0;
+    let (mut paired, mut woken_to_run) = (0, 0);
     for e in snap.edges.iter().filter(|e| e.tgid == pid) {
         let Some(&waiter) = waiter_tid.get(&(e.waiter_stack_id, e.waiter_leaf_ret)) else {
             continue;
@@ -423,11 +423,22 @@ fn every_ping_pong_wait_is_paired_with_the_partner_thread_that_woke_it() {
             e.waker_tid
         );
         paired += e.waits;
+        woken_to_run += e.wake_to_run.count;
     }
     assert_eq!(
         paired + unpaired,
         n,
         "every blocked wait on the word is paired once"
+    );
+    // Wake-to-run: measured for a paired wait when its thread switched in after the
+    // wake (the probe counts the others). Every ping-pong wait sleeps until its
+    // partner wakes it, but one woken before it slept does not switch: measured here,
+    // all but 4–5 of 103k–138k per run (session 16). A probe that mixed up the two
+    // counts would measure almost none.
+    eprintln!("wake-to-run measured for {woken_to_run} of {paired} paired waits");
+    assert!(
+        woken_to_run <= paired && woken_to_run * 100 >= paired * 99,
+        "wake-to-run measured for {woken_to_run} of {paired} paired waits"
     );
     // Holder blame: a ping-pong wait's window holds one wake, its partner's, which
     // is charged the whole window — one interval per paired wait, every one of them

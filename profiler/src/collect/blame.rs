@@ -43,14 +43,14 @@ impl BlameRow {
     /// part of its waits charged to the waker itself, the row `BLAME` would have held
     /// for the edge's waiter and waker stacks. `None` when there is none.
     pub fn from_edge(key: &RawEdgeKey, stats: &RawEdgeStats) -> Option<Self> {
-        (stats.blame_intervals > 0).then_some(BlameRow {
+        (stats.blame_intervals() > 0).then_some(BlameRow {
             tgid: key.tgid,
             waiter_stack_id: key.waiter_stack_id,
             waiter_leaf_ret: key.waiter_leaf_ret,
             holder_tgid: key.waker_tgid,
             holder_stack_id: key.waker_stack_id,
             holder_leaf_ret: key.waker_leaf_ret,
-            intervals: stats.blame_intervals,
+            intervals: stats.blame_intervals(),
             ns: stats.blame_ns,
         })
     }
@@ -119,11 +119,12 @@ mod tests {
         let none = RawEdgeStats {
             waits: 3,
             wait_ns: 30,
+            unblamed: 3,
             ..RawEdgeStats::default()
         };
         assert_eq!(BlameRow::from_edge(&key, &none), None);
         let some = RawEdgeStats {
-            blame_intervals: 3,
+            unblamed: 0,
             blame_ns: 25,
             ..none
         };

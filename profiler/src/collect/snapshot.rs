@@ -382,7 +382,7 @@ impl EdgeRow {
                 h.last_failure = Some((s.fail_nr, s.fail_errno));
             }
             row.wake_to_run.merge(&WakeToRun {
-                count: s.wake_to_run_n,
+                count: s.wake_to_run_n(),
                 total_ns: s.wake_to_run_ns,
                 max_ns: s.wake_to_run_max_ns,
             });

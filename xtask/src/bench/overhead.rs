@@ -625,17 +625,27 @@ fn render_daemon(out: &mut String, plan: Plan, d: &Daemon, cpus: u64, verdicts: 
         ),
         "",
     );
+    let (lp_spread, peer_spread) = (
+        spread(&d.ops_per_s, Tracer::Lockprof),
+        spread(&d.ops_per_s, Tracer::Bpftrace),
+    );
     let (lp, peer, floor) = (
-        spread(&d.ops_per_s, Tracer::Lockprof).stats.median,
-        spread(&d.ops_per_s, Tracer::Bpftrace).stats.median,
+        lp_spread.stats.median,
+        peer_spread.stats.median,
         spread(&d.ops_per_s, Tracer::Floor).stats.median,
     );
     // The floor is context, not part of the target: a futex tracer changes how often
-    // memcached blocks, so a tracer's throughput can land on either side of it.
+    // memcached blocks, so a tracer's throughput can land on either side of it. The
+    // verdict compares the medians; whether the run can tell them apart is said too.
+    let apart = if lp_spread.apart_from(&peer_spread) {
+        "intervals apart"
+    } else {
+        "intervals overlap: level within this run's noise"
+    };
     verdicts.push(mark(
         lp >= TARGET_DAEMON && lp >= peer,
         &format!(
-            "(c) memcached throughput {lp:.3} ≥ {TARGET_DAEMON} and ≥ bpftrace's {peer:.3} (the floor: {floor:.3})"
+            "(c) memcached throughput {lp:.3} ≥ {TARGET_DAEMON} and ≥ bpftrace's {peer:.3} ({apart}; the floor: {floor:.3})"
         ),
     ));
     let (cl, cb) = (

@@ -145,6 +145,12 @@ impl Spread {
         }
     }
 
+    /// Whether the two medians' 95 % intervals are disjoint: only then does a run
+    /// tell which is larger (overlapping, the order of the medians is the run's noise).
+    pub fn apart_from(&self, other: &Spread) -> bool {
+        self.ci_low > other.ci_high || other.ci_low > self.ci_high
+    }
+
     /// `median (min..max) [95% lo..hi]`.
     pub fn cell(&self) -> String {
         format!(
@@ -231,6 +237,20 @@ mod tests {
         }
         assert_eq!(r.ratios_by(L, &by), vec![(0.5, 1.0)]);
         assert_eq!(r.ratios_by(B, &by), vec![(1.0, 3.0)]);
+    }
+
+    #[test]
+    fn spreads_are_apart_only_when_their_intervals_are_disjoint() {
+        let at = |lo: f64, hi: f64| Spread {
+            stats: Stats::of(&[f64::midpoint(lo, hi)]),
+            ci_low: lo,
+            ci_high: hi,
+            n: 8,
+        };
+        assert!(at(1.00, 1.02).apart_from(&at(1.03, 1.05)));
+        assert!(at(1.03, 1.05).apart_from(&at(1.00, 1.02)));
+        assert!(!at(1.00, 1.04).apart_from(&at(1.03, 1.05)));
+        assert!(!at(1.00, 1.06).apart_from(&at(1.02, 1.03)));
     }
 
     #[test]

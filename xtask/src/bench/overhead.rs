@@ -456,6 +456,10 @@ fn render_regimes(out: &mut String, d: &Daemon, reg: Regimes) {
     for (quiet, name) in [(true, "quiet (≤"), (false, "contended (>")] {
         let cell = |t: Tracer| {
             let s = Spread::of(&reg.ops_ratios(d, t, quiet));
+            if s.n == 0 {
+                // Every window of this tracer fell in the other regime.
+                return "no window".to_owned();
+            }
             let bpf = Stats::of(&reg.bpf_ns_per_op(d, t, quiet));
             format!(
                 "{:.3} n={}, BPF {:.0} ns/op",
@@ -870,6 +874,39 @@ mod tests {
         );
         assert_eq!(v["rtt_ns"]["order"].as_array().unwrap().len(), 17);
         assert_eq!(v["bpftrace_killed_after_sigint"], json!(1));
+    }
+
+    #[test]
+    fn a_regime_without_a_tracers_window_says_so() {
+        // Two rounds: the peer's windows all contended (0.16 futex calls per
+        // operation), the others' quiet in the first round (0.04) and contended in
+        // the second.
+        let mut d = Daemon::default();
+        let order = crate::bench::windows::schedule(2, &daemon::ATTACHED);
+        let mut seen = 0;
+        for t in order {
+            let fc = match t {
+                Tracer::None => 0.0,
+                Tracer::Bpftrace => 0.16,
+                _ if seen < daemon::ATTACHED.len() => 0.04,
+                _ => 0.16,
+            };
+            if t != Tracer::None {
+                seen += 1;
+            }
+            d.ops_per_s.push(t, 1000.0);
+            d.futex_calls_per_op.push(t, fc);
+            d.bpf_ns_per_op.push(t, 50.0);
+        }
+        let reg = Regimes::of(&d).expect("two regimes");
+        let mut out = String::new();
+        render_regimes(&mut out, &d, reg);
+        let quiet = out
+            .lines()
+            .find(|l| l.contains("quiet"))
+            .expect("quiet row");
+        assert!(quiet.contains("no window"), "{out}");
+        assert!(!out.contains("NaN"), "{out}");
     }
 
     #[test]

@@ -107,6 +107,54 @@ pub const FUTEX_SYSCALLS: [&str; 5] = [
     "futex_wake",
     "futex_requeue",
 ];
+/// The futex system calls' kernel functions (x86-64) and the fentry and fexit
+/// programs hooked on each, in [`FUTEX_SYSCALLS`]' order: where the kernel lets BPF
+/// trampolines attach, the futex calls are hooked there instead of on the
+/// tracepoints (no syscall-tracing slow path for anyone).
+pub const FUTEX_FENTRY: [FentryHook; 5] = [
+    FentryHook::new("__x64_sys_futex", "fentry_futex", "fexit_futex"),
+    FentryHook::new(
+        "__x64_sys_futex_wait",
+        "fentry_futex_wait",
+        "fexit_futex_wait",
+    ),
+    FentryHook::new(
+        "__x64_sys_futex_waitv",
+        "fentry_futex_waitv",
+        "fexit_futex_waitv",
+    ),
+    FentryHook::new(
+        "__x64_sys_futex_wake",
+        "fentry_futex_wake",
+        "fexit_futex_wake",
+    ),
+    FentryHook::new(
+        "__x64_sys_futex_requeue",
+        "fentry_futex_requeue",
+        "fexit_futex_requeue",
+    ),
+];
+
+/// One futex syscall's fentry/fexit programs (see [`FUTEX_FENTRY`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FentryHook {
+    /// The kernel function hooked, e.g. `__x64_sys_futex`.
+    pub function: &'static str,
+    /// The program run when it is entered.
+    pub enter: &'static str,
+    /// The program run when it returns.
+    pub exit: &'static str,
+}
+
+impl FentryHook {
+    const fn new(function: &'static str, enter: &'static str, exit: &'static str) -> Self {
+        Self {
+            function,
+            enter,
+            exit,
+        }
+    }
+}
 /// Program attached to the `task:task_newtask` tracepoint: follows forked children.
 pub const PROG_TASK_NEWTASK: &str = "task_newtask";
 /// Program attached to the `sched_process_exit` raw tracepoint: drops an exiting

@@ -156,7 +156,7 @@ fn is_futex(id: u64) -> bool {
 /// A futex call of a traced thread (`ids`: tgid, tid) enters: its row is found with
 /// one lookup (created at its first call). Untraced threads stopped at the target bit.
 #[inline(always)]
-fn on_enter<C: StackIdContext>(ctx: &C, ids: (u32, u32), id: u64, arg0: u64, arg1: u64) {
+pub fn on_enter<C: StackIdContext>(ctx: &C, ids: (u32, u32), id: u64, arg0: u64, arg1: u64) {
     let Some(task) = task_row(ids.1) else {
         return;
     };
@@ -193,7 +193,7 @@ fn on_enter<C: StackIdContext>(ctx: &C, ids: (u32, u32), id: u64, arg0: u64, arg
 /// A futex call of a traced thread returns `ret`: its row (one lookup) holds the call
 /// its entry recorded, finished here.
 #[inline(always)]
-fn on_exit<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), ret: i64) {
+pub fn on_exit<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), ret: i64) {
     let Some(task) = task(tid) else {
         return;
     };

@@ -185,6 +185,8 @@ mod blame;
 #[cfg(target_arch = "bpf")]
 mod children;
 #[cfg(target_arch = "bpf")]
+mod fentry;
+#[cfg(target_arch = "bpf")]
 mod futex;
 #[cfg(target_arch = "bpf")]
 mod holders;

@@ -45,6 +45,14 @@ impl TaskRegs {
         Self(unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8)
     }
 
+    /// The registers an fentry/fexit program's syscall function was handed (its
+    /// `const struct pt_regs *` argument: a BTF pointer, loaded from like
+    /// [`TaskRegs::current`]'s, and the same registers without two helper calls).
+    #[inline(always)]
+    pub fn from_btf_arg(regs: *const u8) -> Self {
+        Self(regs)
+    }
+
     /// One saved register (`offset` is a field of `struct pt_regs`).
     #[inline(always)]
     pub fn get(self, offset: usize) -> u64 {

@@ -257,6 +257,7 @@ fn load_probes() -> Probes {
         holders: true,
         copy_user_stacks: true,
         syscall_errors: false,
+        attach_method: None,
         run_time_stats: false,
     })
     .expect("load probes")

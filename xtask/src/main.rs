@@ -16,6 +16,7 @@ mod report;
 mod run;
 mod setup;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -39,7 +40,8 @@ commands:
                         what attaching lockprof costs, next to bpftrace and to the futex
                         tracepoints' floor (root): untraced syscall tax (a), futex
                         ping-pong round trip and BPF time per futex call (b), memcached
-                        throughput (c), kernel memory and RSS (d), Go probes (g); --only
+                        throughput (c), kernel memory and RSS (d), Go probes (g), fentry
+                        vs the tracepoints in a VM booting Debian's kernel (v); --only
                         picks parts (e.g. c, abc); writes target/bench/overhead.json
   bench storm [--runs N] [--threads N] [--duration-ms D] [--no-holders]
                         lockprof's cost on a futex storm, unprofiled vs profiled (root);
@@ -56,6 +58,11 @@ commands:
                         each demo's before/after N times (default 3) under lockprof (root);
                         'lockprof check --baseline' on every pair: false alarms and misses;
                         writes target/bench/gate.json
+  vm [--bin PATH]... [--timeout SECS] -- SCRIPT
+                        run SCRIPT (busybox sh, root) in a qemu VM booting Debian's own
+                        kernel, which allows fentry (this machine's refuses it), with
+                        each --bin (default: lockprof, futex-pingpong); fetches the
+                        kernel package into target/vm/ once
   help                  this text";
 
 fn main() -> ExitCode {
@@ -88,6 +95,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             _ => bail!("usage: cargo xtask demo [NAME] (NAME: {})", demos::names()),
         },
         "bench" => bench::bench(rest),
+        "vm" => vm::vm(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -196,13 +196,19 @@ fn ensure_test_packages() -> Result<()> {
         say("setup: not a Debian-like system: install objcopy (binutils) for the root tests");
         return Ok(());
     }
-    let missing: Vec<&str> = TEST_PACKAGES
+    // `cargo xtask vm` (the fentry test) boots Debian's kernel under qemu.
+    let wanted: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .chain(&crate::vm::VM_PACKAGES)
+        .copied()
+        .collect();
+    let missing: Vec<&str> = wanted
         .iter()
         .copied()
         .filter(|p| !deb_installed(p))
         .collect();
     if missing.is_empty() {
-        say(&format!("setup: {}: present", TEST_PACKAGES.join(", ")));
+        say(&format!("setup: {}: present", wanted.join(", ")));
         return Ok(());
     }
     say(&format!(

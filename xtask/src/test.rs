@@ -217,6 +217,7 @@ fn bpf_test_targets() -> Vec<&'static str> {
         "probe",
         "cli",
         "soak",
+        "attach_methods",
     ]
     .into_iter()
     .filter(|t| dir.join(format!("{t}.rs")).is_file())

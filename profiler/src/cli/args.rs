@@ -15,6 +15,7 @@ use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
 
 use crate::analyze::reattribute::reattribute;
+use crate::collect::AttachMethod;
 use crate::exit::input_error;
 use crate::report::Report;
 use crate::session::user::{self, Credentials, SudoEnv};
@@ -120,6 +121,13 @@ pub struct ProbeArgs {
     /// every syscall exit of the machine (a raw tracepoint), so it is off by default.
     #[arg(long)]
     pub syscall_errors: bool,
+    /// How futex calls are hooked: `auto` takes `fentry` (BPF trampolines on the futex
+    /// syscalls' kernel functions: nothing for any other syscall) where the kernel
+    /// allows it, else `syscall-tracepoints` (while they are enabled, every syscall of
+    /// the machine takes the kernel's syscall-tracing path), else `raw-syscalls` (no
+    /// tracefs: a short program on every syscall). Naming one makes a refusal an error.
+    #[arg(long, value_enum, default_value_t = AttachChoice::Auto, value_name = "METHOD")]
+    pub attach_method: AttachChoice,
     /// Report the probes' own CPU time (`probe_cost`, the cost line, `top`) by turning
     /// on the kernel's BPF run-time statistics while recording. They are machine-wide:
     /// every BPF program on the host, not only lockprof's, then reads the clock twice
@@ -170,6 +178,7 @@ pub fn record_options(
         frame_pointers_only: probes.unwind == Unwind::Fp,
         interval: Some(probes.interval),
         syscall_errors: probes.syscall_errors,
+        attach_method: probes.attach_method.method(),
         probe_time: probes.probe_time,
         run_as: targets.run_as()?,
         lock_fns: probes.lock_fns.clone(),
@@ -232,6 +241,27 @@ pub struct RenderArgs {
     /// text report's stacks instead of folding them into one line.
     #[arg(long)]
     pub expand_lock_frames: bool,
+}
+
+/// `--attach-method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttachChoice {
+    Auto,
+    Fentry,
+    SyscallTracepoints,
+    RawSyscalls,
+}
+
+impl AttachChoice {
+    /// The method asked for; `None` for the best the kernel accepts.
+    pub fn method(self) -> Option<AttachMethod> {
+        match self {
+            AttachChoice::Auto => None,
+            AttachChoice::Fentry => Some(AttachMethod::Fentry),
+            AttachChoice::SyscallTracepoints => Some(AttachMethod::SyscallTracepoints),
+            AttachChoice::RawSyscalls => Some(AttachMethod::RawSyscalls),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -26,6 +26,8 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use super::attach::AttachMethod;
+
 /// Oldest kernel any recording works on.
 pub const MIN_KERNEL: (u32, u32) = (5, 15);
 /// Oldest kernel the context-switch probe works on.
@@ -61,8 +63,12 @@ pub enum Tracefs {
 pub struct Needs {
     /// The context-switch probe (`--no-holders` turns it off).
     pub holders: bool,
-    /// The probe hooks futex calls on the per-syscall tracepoints when it can.
+    /// The probe hooks futex calls with fentry or on the per-syscall tracepoints when
+    /// it can (`--attach-method auto`).
     pub futex_tracepoints: bool,
+    /// The attach method named by `--attach-method` when it needs tracefs (the
+    /// per-syscall tracepoints, and `task:task_newtask` with fentry).
+    pub tracefs_for: Option<AttachMethod>,
     /// The probes' run time is to be measured (`--probe-time`).
     pub probe_time: bool,
 }
@@ -89,6 +95,14 @@ pub enum FeatureError {
         MIN_KERNEL_HOLDERS.1
     )]
     HoldersTooOld { release: String },
+    /// `--attach-method` named a method that needs tracefs, and there is none.
+    #[error(
+        "--attach-method {method} needs tracefs (the futex and task_newtask tracepoints), and {why}: use --attach-method auto, which falls back to raw sys_enter/sys_exit"
+    )]
+    NoTracefs {
+        method: &'static str,
+        why: &'static str,
+    },
 }
 
 impl KernelInfo {
@@ -157,6 +171,19 @@ pub fn check(
             release: kernel.release.clone(),
         });
     }
+    if let Some(method) = needs.tracefs_for {
+        let why = match (method, kernel.tracefs) {
+            // fentry needs tracefs for `task:task_newtask` only.
+            (AttachMethod::Fentry, Tracefs::Mounted { .. }) => None,
+            (_, tracefs) => tracefs_missing(tracefs),
+        };
+        if let Some(why) = why {
+            return Err(FeatureError::NoTracefs {
+                method: method.flag(),
+                why,
+            });
+        }
+    }
     let mut notes = Vec::new();
     if version.is_none() && !skip_versions {
         notes.push(format!(
@@ -164,22 +191,12 @@ pub fn check(
             kernel.release
         ));
     }
-    if needs.futex_tracepoints {
-        let why = match kernel.tracefs {
-            Tracefs::Mounted {
-                syscall_futex: true,
-            }
-            | Tracefs::Mountable => None,
-            Tracefs::Mounted {
-                syscall_futex: false,
-            } => Some("the kernel has no per-syscall tracepoints (CONFIG_FTRACE_SYSCALLS)"),
-            Tracefs::Unavailable => Some("tracefs is neither mounted nor mountable"),
-        };
-        if let Some(why) = why {
-            notes.push(format!(
-                "{why}: futex calls are hooked on raw sys_enter/sys_exit instead, so a short probe program runs on every syscall of the machine"
-            ));
-        }
+    if needs.futex_tracepoints
+        && let Some(why) = tracefs_missing(kernel.tracefs)
+    {
+        notes.push(format!(
+            "{why}: futex calls are hooked on raw sys_enter/sys_exit instead, so a short probe program runs on every syscall of the machine"
+        ));
     }
     if needs.probe_time && !kernel.bpf_stats {
         notes.push(
@@ -187,6 +204,20 @@ pub fn check(
         );
     }
     Ok(notes)
+}
+
+/// Why the per-syscall futex tracepoints cannot be attached; `None` when they can.
+fn tracefs_missing(tracefs: Tracefs) -> Option<&'static str> {
+    match tracefs {
+        Tracefs::Mounted {
+            syscall_futex: true,
+        }
+        | Tracefs::Mountable => None,
+        Tracefs::Mounted {
+            syscall_futex: false,
+        } => Some("the kernel has no per-syscall tracepoints (CONFIG_FTRACE_SYSCALLS)"),
+        Tracefs::Unavailable => Some("tracefs is neither mounted nor mountable"),
+    }
 }
 
 /// Is the version comparison turned off (`LOCKPROF_NO_KERNEL_CHECK=1`)?
@@ -213,11 +244,13 @@ mod tests {
     const ALL: Needs = Needs {
         holders: true,
         futex_tracepoints: true,
+        tracefs_for: None,
         probe_time: true,
     };
     const NO_HOLDERS: Needs = Needs {
         holders: false,
         futex_tracepoints: true,
+        tracefs_for: None,
         probe_time: true,
     };
 
@@ -330,10 +363,58 @@ mod tests {
             // A probe that does not use them does not care.
             let raw_only = Needs {
                 futex_tracepoints: false,
+                tracefs_for: None,
                 ..ALL
             };
             assert_eq!(check(&k, raw_only, false), Ok(vec![]));
         }
+    }
+
+    #[test]
+    fn a_named_method_that_needs_tracefs_fails_without_it_before_loading() {
+        let none = KernelInfo {
+            tracefs: Tracefs::Unavailable,
+            ..full()
+        };
+        let no_syscall_events = KernelInfo {
+            tracefs: Tracefs::Mounted {
+                syscall_futex: false,
+            },
+            ..full()
+        };
+        let named = |m| Needs {
+            futex_tracepoints: false,
+            tracefs_for: Some(m),
+            ..ALL
+        };
+        for m in [AttachMethod::Fentry, AttachMethod::SyscallTracepoints] {
+            let e = check(&none, named(m), false).unwrap_err();
+            assert_eq!(
+                e,
+                FeatureError::NoTracefs {
+                    method: m.flag(),
+                    why: "tracefs is neither mounted nor mountable"
+                }
+            );
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("--attach-method {} needs tracefs", m.flag()))
+            );
+            assert_eq!(check(&full(), named(m), false), Ok(vec![]));
+        }
+        // fentry needs tracefs for the child-following tracepoint only.
+        assert_eq!(
+            check(&no_syscall_events, named(AttachMethod::Fentry), false),
+            Ok(vec![])
+        );
+        assert!(
+            check(
+                &no_syscall_events,
+                named(AttachMethod::SyscallTracepoints),
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -128,6 +128,9 @@ pub struct LoadOptions {
     /// Count traced threads' failed syscalls: attaches the raw `sys_exit` hook, a
     /// program run on every syscall exit of the machine.
     pub syscall_errors: bool,
+    /// How to hook futex calls (`--attach-method`); `None`: the best the kernel
+    /// accepts (see [`AttachMethod::candidates`]).
+    pub attach_method: Option<AttachMethod>,
     /// Turn the kernel's BPF run-time statistics on while loaded (for `run_stats`).
     /// Machine-wide: every BPF program of the host then reads the clock twice per
     /// run, so only on request. Without it `run_stats` still counts whatever runs the
@@ -140,6 +143,8 @@ pub struct Probes {
     ebpf: Ebpf,
     links: Vec<Link>,
     method: AttachMethod,
+    /// Methods tried before `method` and why the kernel refused each.
+    refused: Vec<(AttachMethod, String)>,
     programs: Vec<&'static str>,
     /// The kernel's target filter, memory-mapped (one bit per traced tgid).
     target_bits: target_bits::TargetBits,
@@ -169,9 +174,10 @@ impl Probes {
             return Err(CollectError::NoProbes);
         }
         raise_memlock_limit();
-        let method = AttachMethod::choose();
+        let candidates = AttachMethod::candidates(opts.attach_method);
         let copy = u32::from(opts.copy_user_stacks);
-        let raw = method.raw_syscall_bits(opts.syscall_errors);
+        // The same for every candidate (see `raw_syscall_bits`).
+        let raw = candidates[0].raw_syscall_bits(opts.syscall_errors);
         let sizes = sizes::overrides();
         let mut loader = loader_for(PROBES_OBJECT);
         for (name, n) in &sizes {
@@ -198,7 +204,6 @@ impl Probes {
             .run_time_stats
             .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime).ok())
             .flatten();
-        let programs = attach::programs(method, opts.holders, opts.syscall_errors);
         let target_bits = {
             let map = ebpf
                 .map(MAP_TARGET_BITS)
@@ -212,11 +217,28 @@ impl Probes {
         let task_rows = task_rows::TaskRows::map(map_fd(&ebpf, MAP_TASK_CLAIMS)?, task_slots)?;
         let tallies = tallies::Tallies::map(map_fd(&ebpf, MAP_TALLIES)?)?;
         let generations = generation::Generations::new().map_err(|e| map_err(MAP_DRAIN_GEN, &e))?;
-        let links = attach::attach_all(&mut ebpf, &programs)?;
+        // Futex hooks first: a method the kernel refuses leaves nothing attached.
+        let mut btf = attach::KernelBtf::default();
+        let hooks = attach::attach_futex(&mut ebpf, &candidates, &mut btf)?;
+        let method = hooks.method;
+        let mut links = hooks.links;
+        let others = attach::other_programs(method, opts.holders, opts.syscall_errors);
+        let attached = attach::attach_all(&mut ebpf, &others, &mut btf);
+        drop(btf);
+        match attached {
+            Ok(more) => links.extend(more),
+            Err(e) => {
+                attach::detach_all(&mut ebpf, &mut links);
+                return Err(e);
+            }
+        }
+        let mut programs = attach::futex_programs(method);
+        programs.extend(others);
         Ok(Self {
             ebpf,
             links,
             method,
+            refused: hooks.refused,
             programs,
             target_bits,
             task_rows,
@@ -232,6 +254,11 @@ impl Probes {
     /// How futex calls are hooked in this session.
     pub fn attach_method(&self) -> AttachMethod {
         self.method
+    }
+
+    /// The better methods tried first and why the kernel refused each (auto only).
+    pub fn refused_methods(&self) -> &[(AttachMethod, String)] {
+        &self.refused
     }
 
     /// Trace process `tgid` (all its threads, present and future); with

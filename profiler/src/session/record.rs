@@ -67,6 +67,9 @@ pub struct RecordOptions {
     /// Turn the kernel's BPF run-time statistics on to report the probes' CPU time
     /// (`--probe-time`): machine-wide, so off by default.
     pub probe_time: bool,
+    /// How to hook futex calls (`--attach-method`); `None`: the best the kernel
+    /// accepts.
+    pub attach_method: Option<AttachMethod>,
     /// Who a launched command runs as (`None`: as lockprof).
     pub run_as: Option<Credentials>,
     /// `--lock-fn` patterns: the target's own lock wrappers.
@@ -166,9 +169,13 @@ fn check_kernel(opts: &RecordOptions) -> Result<()> {
     use crate::collect::features;
     let needs = features::Needs {
         holders: opts.holders,
-        // The probe hooks futex calls on the per-syscall tracepoints when tracefs is
-        // (or can be) mounted, else on raw sys_enter/sys_exit (collect::attach).
-        futex_tracepoints: true,
+        // Unless told otherwise, the probe hooks futex calls with fentry or on the
+        // per-syscall tracepoints when tracefs is (or can be) mounted, else on raw
+        // sys_enter/sys_exit (collect::attach).
+        futex_tracepoints: opts.attach_method.is_none(),
+        tracefs_for: opts
+            .attach_method
+            .filter(|&m| m != AttachMethod::RawSyscalls),
         probe_time: opts.probe_time,
     };
     let notes = features::check(
@@ -260,17 +267,21 @@ impl Session {
             holders: opts.holders,
             copy_user_stacks: !opts.frame_pointers_only,
             syscall_errors: opts.syscall_errors,
+            attach_method: opts.attach_method,
             run_time_stats: opts.probe_time,
         })?;
         if opts.verbose {
+            for (method, why) in probes.refused_methods() {
+                eprintln!(
+                    "lockprof: {} refused ({why}): trying the next method",
+                    method.name()
+                );
+            }
+            let method = probes.attach_method();
             eprintln!(
                 "lockprof: futex calls hooked through {} ({})",
-                probes.attach_method().name(),
-                match probes.attach_method() {
-                    AttachMethod::SyscallTracepoints => "no cost for other syscalls",
-                    AttachMethod::RawSyscalls =>
-                        "tracefs unavailable: a short program runs on every syscall",
-                }
+                method.name(),
+                method.cost()
             );
         }
         let mut go = GoTracer::default();

@@ -29,6 +29,12 @@ pub enum Tracer {
     Lockprof,
     /// `lockprof record -p PID --no-holders`: without the context-switch probe.
     LockprofNoHolders,
+    /// `lockprof record -p PID --attach-method fentry` (part (v), in a VM: this
+    /// machine kind's kernel refuses fentry).
+    LockprofFentry,
+    /// `lockprof record -p PID --attach-method syscall-tracepoints` (part (v), beside
+    /// fentry in the same VM).
+    LockprofTracepoints,
     /// The bpftrace futex-wait script ([`bpftrace_script`]).
     Bpftrace,
     /// The floor of any futex tracer here: bpftrace on the same two tracepoints as
@@ -42,6 +48,8 @@ impl Tracer {
             Tracer::None => "not attached",
             Tracer::Lockprof => "lockprof",
             Tracer::LockprofNoHolders => "lockprof --no-holders",
+            Tracer::LockprofFentry => "lockprof --attach-method fentry",
+            Tracer::LockprofTracepoints => "lockprof --attach-method syscall-tracepoints",
             Tracer::Bpftrace => "bpftrace",
             Tracer::Floor => "futex tracepoints, filter only",
         }
@@ -53,6 +61,8 @@ impl Tracer {
             Tracer::None => "not_attached",
             Tracer::Lockprof => "lockprof",
             Tracer::LockprofNoHolders => "lockprof_no_holders",
+            Tracer::LockprofFentry => "lockprof_fentry",
+            Tracer::LockprofTracepoints => "lockprof_syscall_tracepoints",
             Tracer::Bpftrace => "bpftrace",
             Tracer::Floor => "floor",
         }
@@ -60,7 +70,23 @@ impl Tracer {
 
     /// One of lockprof's configurations.
     pub fn is_lockprof(self) -> bool {
-        matches!(self, Tracer::Lockprof | Tracer::LockprofNoHolders)
+        matches!(
+            self,
+            Tracer::Lockprof
+                | Tracer::LockprofNoHolders
+                | Tracer::LockprofFentry
+                | Tracer::LockprofTracepoints
+        )
+    }
+
+    /// lockprof's options for this configuration (none for the peer and the floor).
+    pub fn lockprof_args(self) -> &'static [&'static str] {
+        match self {
+            Tracer::LockprofNoHolders => &["--no-holders"],
+            Tracer::LockprofFentry => &["--attach-method", "fentry"],
+            Tracer::LockprofTracepoints => &["--attach-method", "syscall-tracepoints"],
+            _ => &[],
+        }
     }
 
     /// A bpftrace script (the peer or the floor).
@@ -132,17 +158,16 @@ impl Attached {
                     child: None,
                 });
             }
-            Tracer::Lockprof | Tracer::LockprofNoHolders => {
+            t if t.is_lockprof() => {
                 let _ = std::fs::remove_file(report);
                 let mut c = Command::new(release_bin("lockprof"));
-                c.args(["record", "-p", &pid.to_string(), "-o"]).arg(report);
-                if tracer == Tracer::LockprofNoHolders {
-                    c.arg("--no-holders");
-                }
+                c.args(["record", "-p", &pid.to_string(), "-o"])
+                    .arg(report)
+                    .args(tracer.lockprof_args());
                 c.stdout(Stdio::null()).stderr(Stdio::piped());
                 (c, "lockprof: recording")
             }
-            Tracer::Bpftrace | Tracer::Floor => {
+            _ => {
                 let script = if tracer == Tracer::Floor {
                     floor_script(pid)
                 } else {
@@ -162,11 +187,10 @@ impl Attached {
             .with_context(|| format!("cannot start {}", tracer.name()))?;
         // Read the tracer's output on a thread (so a chatty tracer never blocks on a
         // full pipe) and hear from it when the ready line came.
-        let out: Box<dyn std::io::Read + Send> = match tracer {
-            Tracer::Lockprof | Tracer::LockprofNoHolders => {
-                Box::new(child.stderr.take().context("lockprof stderr")?)
-            }
-            _ => Box::new(child.stdout.take().context("bpftrace stdout")?),
+        let out: Box<dyn std::io::Read + Send> = if tracer.is_lockprof() {
+            Box::new(child.stderr.take().context("lockprof stderr")?)
+        } else {
+            Box::new(child.stdout.take().context("bpftrace stdout")?)
         };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

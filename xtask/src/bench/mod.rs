@@ -22,6 +22,7 @@ mod bpf_fds;
 mod containerd;
 mod daemon;
 mod demos;
+mod fentry;
 mod gate;
 mod go;
 mod kmem;
@@ -192,6 +193,17 @@ impl Stats {
 
     pub(crate) fn to_json(self) -> Value {
         json!({ "median": self.median, "min": self.min, "max": self.max })
+    }
+
+    /// `median (min..max)` of nanoseconds, each in a readable unit.
+    pub(crate) fn cell_ns(self) -> String {
+        use crate::report::human_ns;
+        format!(
+            "{} ({}..{})",
+            human_ns(self.median as u64),
+            human_ns(self.min as u64),
+            human_ns(self.max as u64)
+        )
     }
 }
 

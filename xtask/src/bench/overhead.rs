@@ -14,7 +14,9 @@
 //!   lockprof's maps and its peak RSS there (measured by `daemon`).
 //!
 //! (e) and (f), the Go runtime probes' cost on the Go demo and on containerd, are
-//! measured and rendered by `go`, after these. `--only` picks parts (`--only c`).
+//! measured and rendered by `go`, after these; (v), fentry against the tracepoints
+//! where fentry loads (a VM booting Debian's kernel), by `fentry`. `--only` picks
+//! parts (`--only c`).
 //!
 //! The floor (`attach::floor_script`: the peer's two futex tracepoints with programs
 //! that only compare the pid) is measured in (a), (b) and (c) like a tracer and shown under
@@ -38,13 +40,13 @@ use serde_json::{Value, json};
 
 use super::attach::{Attached, Tracer};
 use super::daemon::{self, ATTACHED, Daemon, kernel_bytes, worst_bytes};
+use super::fentry::FentryCost;
 use super::kmem;
 use super::pingpong::{self, PingPong};
 use super::regimes::Regimes;
 use super::windows::{Rounds, Spread, schedule};
 use super::{Stats, mark};
 use crate::demo::{build_release_bins, require_root};
-use crate::report::human_ns;
 use crate::run::{Cmd, on_path, say, show, target_dir, write_json};
 
 /// Targets from issue 11 (printed, never asserted).
@@ -80,6 +82,7 @@ pub struct Parts {
     pub pingpong: bool,
     pub daemon: bool,
     pub go: bool,
+    pub vm: bool,
 }
 
 impl Parts {
@@ -88,35 +91,36 @@ impl Parts {
         pingpong: true,
         daemon: true,
         go: true,
+        vm: true,
     };
 
-    /// `--only` letters: `a` tax, `b` ping-pong, `c` memcached (and memory), `g` Go.
+    const NONE: Parts = Parts {
+        tax: false,
+        pingpong: false,
+        daemon: false,
+        go: false,
+        vm: false,
+    };
+
+    /// `--only` letters: `a` tax, `b` ping-pong, `c` memcached (and memory), `g` Go,
+    /// `v` fentry in a VM.
     pub fn parse(letters: &str) -> Result<Parts> {
-        let mut p = Parts {
-            tax: false,
-            pingpong: false,
-            daemon: false,
-            go: false,
-        };
+        let mut p = Parts::NONE;
         for c in letters.chars() {
             match c {
                 'a' => p.tax = true,
                 'b' => p.pingpong = true,
                 'c' | 'd' => p.daemon = true,
                 'g' | 'e' | 'f' => p.go = true,
+                'v' => p.vm = true,
                 ',' => {}
                 _ => bail!(
-                    "'--only' takes letters of parts: a (tax), b (ping-pong), c (memcached and memory), g (Go); got '{letters}'"
+                    "'--only' takes letters of parts: a (tax), b (ping-pong), c (memcached and memory), g (Go), v (fentry in a VM); got '{letters}'"
                 ),
             }
         }
-        if p == (Parts {
-            tax: false,
-            pingpong: false,
-            daemon: false,
-            go: false,
-        }) {
-            bail!("'--only' needs at least one part (a, b, c or g)");
+        if p == Parts::NONE {
+            bail!("'--only' needs at least one part (a, b, c, g or v)");
         }
         Ok(p)
     }
@@ -190,10 +194,16 @@ pub fn overhead(plan: Plan) -> Result<()> {
     } else {
         None
     };
+    let fentry = if plan.parts.vm {
+        Some(super::fentry::measure(plan)?)
+    } else {
+        None
+    };
     let measured = Measured {
         tax,
         pp,
         daemon,
+        fentry,
         cpus: kmem::possible_cpus(),
     };
     let table = render(plan, &measured);
@@ -299,6 +309,7 @@ struct Measured {
     tax: Option<Rounds>,
     pp: Option<PingPong>,
     daemon: Option<Daemon>,
+    fentry: Option<FentryCost>,
     cpus: u64,
 }
 
@@ -343,6 +354,9 @@ fn render(plan: Plan, measured: &Measured) -> String {
     }
     if let Some(d) = d {
         render_daemon(&mut out, plan, d, cpus, &mut verdicts);
+    }
+    if let Some(f) = &measured.fentry {
+        f.render(&mut out, &mut verdicts);
     }
     let lost_pp = pp.map_or(0, |p| p.losses);
     let (lost_d, killed) = d.map_or((0, 0), |d| (d.losses, d.peer_killed));
@@ -389,15 +403,7 @@ fn render_pingpong(out: &mut String, pp: &PingPong, verdicts: &mut Vec<String>) 
         "",
     );
     floor_row(out, &rtt(Tracer::Floor).cell());
-    let ns = |r: &Rounds, t: Tracer| {
-        let s = Stats::of(&r.values(t));
-        format!(
-            "{} ({}..{})",
-            human_ns(s.median as u64),
-            human_ns(s.min as u64),
-            human_ns(s.max as u64)
-        )
-    };
+    let ns = |r: &Rounds, t: Tracer| Stats::of(&r.values(t)).cell_ns();
     let times = |r: &Rounds, t: Tracer| {
         let s = Stats::of(&r.values(t));
         format!("{:.3} ({:.3}..{:.3})", s.median, s.min, s.max)
@@ -693,6 +699,9 @@ fn to_json(plan: Plan, measured: &Measured) -> Value {
     if let Some(pp) = pp {
         v["pingpong"] = pingpong_json(pp);
     }
+    if let Some(f) = &measured.fentry {
+        v["fentry_vm"] = f.to_json();
+    }
     if let Some(d) = d {
         v["memcached"] = json!({ "ops_per_s": d.ops_per_s.to_json(&ATTACHED),
                        "steady_neighbours_tolerance": daemon::STEADY,
@@ -782,6 +791,9 @@ mod tests {
                 Tracer::Bpftrace => (2120.0, 400.0),
                 Tracer::Floor => (2040.0, 90.0),
                 Tracer::None => (2000.0, 0.0),
+                Tracer::LockprofFentry | Tracer::LockprofTracepoints => {
+                    unreachable!("not in (b)")
+                }
             };
             pp.rtt_ns.push(t, rtt);
             if t != Tracer::None {
@@ -923,8 +935,9 @@ mod tests {
     #[test]
     fn only_picks_parts_and_rejects_unknown_letters() {
         let p = Parts::parse("c").unwrap();
-        assert!(p.daemon && !p.tax && !p.pingpong && !p.go);
-        assert_eq!(Parts::parse("abcg").unwrap(), Parts::ALL);
+        assert!(p.daemon && !p.tax && !p.pingpong && !p.go && !p.vm);
+        assert_eq!(Parts::parse("abcgv").unwrap(), Parts::ALL);
+        assert!(Parts::parse("v").unwrap().vm);
         let e = Parts::parse("x").unwrap_err().to_string();
         assert!(e.contains("'--only' takes letters"), "{e}");
         assert!(Parts::parse("").is_err());

@@ -30,6 +30,15 @@
 //!   row, earlier holders' into `BLAME`. A wake that woke one waiter is counted in its
 //!   tally slot too. A futex is keyed by (process, address), or for a shared one by
 //!   (mapped object, offset) — one more lookup, only for shared calls ([`shared`]).
+//! - `fentry_*`/`fexit_*` on the futex syscalls' kernel functions (`__x64_sys_futex`,
+//!   …; [`fentry`]), where the kernel lets BPF trampolines attach: the same calls as
+//!   the tracepoints, handed to the same code after the same filter, without the
+//!   kernel's syscall-tracing path that an enabled syscall tracepoint puts every task
+//!   of the machine on. One program per function (a tracing program is bound to the
+//!   function it was loaded for); the arguments come from the `pt_regs` the function
+//!   is handed, the result from fexit's context. This project's CI machine kind
+//!   refuses them (`EPERM`), so userspace falls back to the tracepoints; the root test
+//!   `attach_methods.rs` runs them in a VM booting Debian's kernel.
 //! - `sched_switch` (BTF tracepoint, only with holder tracking, [`holders`]): the
 //!   target bits of the task leaving and the task taking the CPU (`prev->pid`,
 //!   `prev->tgid`, `next->tgid`: direct loads at the offsets userspace found in the

@@ -139,26 +139,65 @@ fn in_debian_vm(script: &str) -> String {
     stdout
 }
 
+/// The report JSON in a section of the VM's output (pretty-printed: it starts at a
+/// line holding only `{`).
+fn report_in(section: &str, what: &str) -> Report {
+    let json = &section[section.find("\n{\n").map_or(0, |i| i + 1)..];
+    profiler::report::json::from_str(json, what)
+        .unwrap_or_else(|e| panic!("{what}: {e}\n{section}"))
+}
+
 #[test]
 #[ignore = "needs root + qemu: cargo xtask test"]
 fn fentry_counts_what_the_tracepoints_count_on_debians_kernel() {
     require_root();
-    // In one VM: the same ping-pong under fentry (auto picks it there) and under the
-    // tracepoints. Each section: a header, the ping-pong's line, the report.
+    // In one VM: the same ping-pong launched under fentry (auto picks it there) and
+    // under the tracepoints; then lockprof attached to a running ping-pong and stopped
+    // in the middle of it — with its threads inside the hooked function, blocked in
+    // futex waits, when the trampolines go. Each section: a header, the ping-pong's
+    // line (and exit statuses), the report.
     let stdout = in_debian_vm(
         "for m in auto syscall-tracepoints; do \
            echo \"== $m\"; \
            lockprof record -q --attach-method $m -o /tmp/r.json -- futex-pingpong --seconds 2 || exit 1; \
            cat /tmp/r.json; echo; \
-         done",
+         done; \
+         echo '== attach'; \
+         futex-pingpong --seconds 8 > /tmp/pp & P=$!; \
+         lockprof record -p $P -o /tmp/r.json 2>/tmp/err & L=$!; \
+         until grep -q 'lockprof: recording' /tmp/err; do sleep 0.1; done; \
+         sleep 1; kill -INT $L; wait $L; echo \"lockprof exit $?\"; \
+         kill -0 $P && echo 'ping-pong still running'; \
+         wait $P; echo \"ping-pong exit $?\"; cat /tmp/pp; cat /tmp/r.json; echo",
     );
     let sections: Vec<&str> = stdout.split("== ").skip(1).collect();
-    assert_eq!(sections.len(), 2, "{stdout}");
+    assert_eq!(sections.len(), 3, "{stdout}");
     for (section, method) in sections.iter().zip(["fentry", "syscall_tracepoints"]) {
-        let run = ping_pong_line(section);
-        let json = &section[section.find("\n{\n").map_or(0, |i| i + 1)..];
-        let report = profiler::report::json::from_str(json, "the VM's report")
-            .unwrap_or_else(|e| panic!("{method}: {e}\n{section}"));
-        assert_counts_the_ping_pong(&report, &run, method);
+        let report = report_in(section, method);
+        assert_counts_the_ping_pong(&report, &ping_pong_line(section), method);
     }
+    // Detached while the ping-pong's threads were inside `__x64_sys_futex`: lockprof
+    // stopped cleanly before the ping-pong ended, which then finished its run.
+    let attach = sections[2];
+    for line in [
+        "lockprof exit 0",
+        "ping-pong still running",
+        "ping-pong exit 0",
+    ] {
+        assert!(attach.lines().any(|l| l == line), "no '{line}':\n{attach}");
+    }
+    let run = ping_pong_line(attach);
+    let report = report_in(attach, "attach");
+    assert_eq!(report.probe_cost.attach_method, "fentry");
+    let waits: u64 = report
+        .sites
+        .iter()
+        .filter(|s| s.function.as_deref() == Some("futex_pingpong::wait_turn"))
+        .map(|s| s.waits)
+        .sum();
+    assert!(
+        waits > 0 && waits < run.blocked_waits,
+        "attached for part of the run: {waits} of {} blocked waits",
+        run.blocked_waits
+    );
 }

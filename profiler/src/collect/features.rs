@@ -15,6 +15,7 @@
 //! |---|---|---|
 //! | any recording | the user registers of the current task (`bpf_task_pt_regs`, `bpf_get_current_task_btf`, so kernel BTF), atomic adds on map values | 5.15 + BTF |
 //! | context-switch probe (holders, wake-to-run; off with `--no-holders`) | `sched_switch`'s `prev_state` argument | 5.18 |
+//! | futex calls only, nothing on other syscalls (`fentry`, tried first) | BPF trampolines on `__x64_sys_futex` & co.; tracefs for `task_newtask` | 5.5 (found by loading: a refusal falls back) |
 //! | futex calls only (no program on other syscalls) | per-syscall tracepoints `syscalls:sys_{enter,exit}_futex*` and tracefs, mounted by lockprof when missing; else raw `sys_enter`/`sys_exit` (graceful) | – |
 //! | the probes' run time in the report (`probe_cost.bpf_run_ns`, `--probe-time`) | `BPF_ENABLE_STATS` (`kernel.bpf_stats_enabled`) | 5.8 |
 //!

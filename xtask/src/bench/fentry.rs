@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 use super::attach::Tracer;
-use super::overhead::Plan;
+use super::overhead::{Plan, row};
 use super::windows::{Rounds, Spread, schedule};
 use super::{Stats, mark};
 use crate::run::{release_bin, say};
@@ -180,42 +180,25 @@ impl FentryCost {
             "(v) where fentry loads: Debian's {} in a qemu VM (emulated CPU: only ratios count)",
             self.kernel
         );
-        let cell = |w: usize, a: &str, b: &str| format!("  {a:<56} {b:>w$}");
-        let _ = writeln!(
+        row(out, "", "lockprof, fentry", "lockprof, syscall tracepoints");
+        row(
             out,
-            "{}{:>36}",
-            cell(36, "", "lockprof, fentry"),
-            "lockprof, syscall tracepoints"
-        );
-        let _ = writeln!(
-            out,
-            "{}{:>36}",
-            cell(
-                36,
-                &format!(
-                    "    untraced dd bs=1 count={}: time ×, n={}",
-                    self.dd_count, tf.n
-                ),
-                &tf.cell()
+            &format!(
+                "    untraced dd bs=1 count={}: time ×, n={}",
+                self.dd_count, tf.n
             ),
-            tt.cell()
+            &tf.cell(),
+            &tt.cell(),
         );
-        let (bf, bt) = (
-            Stats::of(&self.bpf(fentry)),
-            Stats::of(&self.bpf(tracepoints)),
-        );
-        let _ = writeln!(
+        let (bf, bt) = (self.bpf(fentry), self.bpf(tracepoints));
+        row(
             out,
-            "{}{:>36}",
-            cell(
-                36,
-                &format!(
-                    "    BPF ns per ping-pong futex call (emulated), n={}",
-                    self.bpf(fentry).len()
-                ),
-                &bf.cell_ns()
+            &format!(
+                "    BPF ns per ping-pong futex call (emulated), n={}",
+                bf.len()
             ),
-            bt.cell_ns()
+            &Stats::of(&bf).cell_ns(),
+            &Stats::of(&bt).cell_ns(),
         );
         let f = tf.stats.median;
         verdicts.push(mark(
@@ -275,5 +258,47 @@ mod tests {
         assert_eq!(cost.bpf(Tracer::LockprofTracepoints), [6000.0]);
         // A window the VM never timed is an error, not a gap.
         assert!(parse("tax 0 150\n", &windows).is_err());
+    }
+
+    /// Two rounds of windows: fentry's `fentry` s, the tracepoints' 1.8 s, 1.5 s
+    /// unattached.
+    fn cost(fentry: f64) -> FentryCost {
+        let mut cost = FentryCost {
+            kernel: "6.1.0-57-cloud-amd64".into(),
+            dd_count: 1000,
+            ..FentryCost::default()
+        };
+        for t in schedule(2, &ATTACHED) {
+            let secs = match t {
+                Tracer::LockprofFentry => fentry,
+                Tracer::LockprofTracepoints => 1.8,
+                _ => 1.5,
+            };
+            cost.tax.push(t, secs);
+        }
+        cost.bpf_ns_per_call = vec![
+            (Tracer::LockprofFentry, 2000.0),
+            (Tracer::LockprofTracepoints, 2100.0),
+        ];
+        cost
+    }
+
+    #[test]
+    fn the_rows_put_fentry_beside_the_tracepoints_and_judge_its_tax_against_one() {
+        let (mut out, mut verdicts) = (String::new(), Vec::new());
+        cost(1.515).render(&mut out, &mut verdicts);
+        assert!(out.contains("Debian's 6.1.0-57-cloud-amd64"), "{out}");
+        let dd = out.lines().find(|l| l.contains("untraced dd")).unwrap();
+        assert!(
+            dd.contains("1.010 (1.010..1.010)") && dd.contains("1.200 (1.200..1.200)"),
+            "{dd}"
+        );
+        let bpf = out.lines().find(|l| l.contains("BPF ns")).unwrap();
+        assert!(bpf.contains("2.00µs") && bpf.contains("2.10µs"), "{bpf}");
+        assert!(verdicts[0].starts_with("ok "), "{verdicts:?}");
+        // 5 % is not "≈ 1.0".
+        let mut verdicts = Vec::new();
+        cost(1.575).render(&mut String::new(), &mut verdicts);
+        assert!(verdicts[0].starts_with("FAIL"), "{verdicts:?}");
     }
 }

@@ -300,7 +300,7 @@ fn mib(bytes: u64) -> String {
 }
 
 /// One table row: a label and up to two cells (lockprof, the peer).
-fn row(t: &mut String, label: &str, lockprof: &str, peer: &str) {
+pub(super) fn row(t: &mut String, label: &str, lockprof: &str, peer: &str) {
     let _ = writeln!(t, "  {label:<56} {lockprof:>36} {peer:>36}");
 }
 

@@ -154,15 +154,24 @@ fn kernel() -> Result<(PathBuf, String)> {
     if let Some(found) = cached_kernel(&dir) {
         return Ok(found);
     }
-    let package = kernel_package()?;
-    say(&format!(
-        "vm: fetching {package} (once, into {})",
-        dir.display()
-    ));
-    Cmd::new("apt-get")
-        .args(["download", &package])
-        .current_dir(&dir)
-        .run()?;
+    let download = |package: &str| {
+        say(&format!(
+            "vm: fetching {package} (once, into {})",
+            dir.display()
+        ));
+        Cmd::new("apt-get")
+            .args(["download", package])
+            .current_dir(&dir)
+            .run()
+    };
+    let mut package = kernel_package()?;
+    if download(&package).is_err() {
+        // A stale package list names a version the mirror has replaced (security
+        // updates do): refresh it and take what it names then.
+        Cmd::new("apt-get").arg("update").run()?;
+        package = kernel_package()?;
+        download(&package)?;
+    }
     let deb = fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {

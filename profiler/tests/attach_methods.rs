@@ -163,12 +163,14 @@ fn fentry_counts_what_the_tracepoints_count_on_debians_kernel() {
            cat /tmp/r.json; echo; \
          done; \
          echo '== attach'; \
-         futex-pingpong --seconds 8 > /tmp/pp & P=$!; \
-         lockprof record -p $P -o /tmp/r.json 2>/tmp/err & L=$!; \
-         until grep -q 'lockprof: recording' /tmp/err; do sleep 0.1; done; \
-         sleep 1; kill -INT $L; wait $L; echo \"lockprof exit $?\"; \
-         kill -0 $P && echo 'ping-pong still running'; \
-         wait $P; echo \"ping-pong exit $?\"; cat /tmp/pp; cat /tmp/r.json; echo",
+         up() { read u _ < /proc/uptime; echo $u; }; \
+         mkfifo /tmp/in; exec 3<>/tmp/in; \
+         futex-pingpong --on-stdin 1 < /tmp/in > /tmp/pp 3>&- & P=$!; \
+         lockprof record -p $P -o /tmp/r.json 2>/tmp/err >/dev/null 3>&- & L=$!; \
+         until grep -qs 'lockprof: recording' /tmp/err; do kill -0 $L || exit 1; sleep 0.1; done; \
+         echo 4000 >&3; echo \"run started at $(up)\"; \
+         sleep 1; kill -INT $L; wait $L; echo \"lockprof exit $? at $(up)\"; \
+         exec 3>&-; wait $P; echo \"ping-pong exit $?\"; cat /tmp/pp; cat /tmp/r.json; echo",
     );
     let sections: Vec<&str> = stdout.split("== ").skip(1).collect();
     assert_eq!(sections.len(), 3, "{stdout}");
@@ -177,15 +179,32 @@ fn fentry_counts_what_the_tracepoints_count_on_debians_kernel() {
         assert_counts_the_ping_pong(&report, &ping_pong_line(section), method);
     }
     // Detached while the ping-pong's threads were inside `__x64_sys_futex`: lockprof
-    // stopped cleanly before the ping-pong ended, which then finished its run.
+    // stopped cleanly in the middle of a 4 s run (it waits on stdin for a run to
+    // start, so a slow VM attaches in time), and the ping-pong then finished the run.
     let attach = sections[2];
-    for line in [
-        "lockprof exit 0",
-        "ping-pong still running",
-        "ping-pong exit 0",
-    ] {
-        assert!(attach.lines().any(|l| l == line), "no '{line}':\n{attach}");
-    }
+    let at = |prefix: &str| -> f64 {
+        let line = attach
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}…':\n{attach}"));
+        line.rsplit(' ').next().unwrap().parse().expect("uptime")
+    };
+    let lockprof_stopped = at("lockprof exit 0 at ") - at("run started at ");
+    assert!(
+        attach.lines().any(|l| l == "ping-pong exit 0"),
+        "the ping-pong failed:\n{attach}"
+    );
+    let line = attach
+        .lines()
+        .find(|l| l.starts_with("{\"round_trips\""))
+        .expect("the run's line");
+    let seconds = serde_json::from_str::<serde_json::Value>(line).unwrap()["seconds"]
+        .as_f64()
+        .expect("seconds");
+    assert!(
+        lockprof_stopped < seconds,
+        "lockprof stopped {lockprof_stopped:.2} s into a {seconds:.2} s run"
+    );
     let run = ping_pong_line(attach);
     let report = report_in(attach, "attach");
     assert_eq!(report.probe_cost.attach_method, "fentry");

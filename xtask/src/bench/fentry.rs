@@ -85,7 +85,7 @@ fn script(windows: &[Tracer], dd_count: u64, runs: u64, settle: Duration) -> Str
     let _ = writeln!(
         s,
         "attach() {{ rm -f /tmp/err; lockprof record -p $IDLE -o /tmp/w.json --attach-method $1 2>/tmp/err & L=$!; \
-         until grep -q 'lockprof: recording' /tmp/err; do kill -0 $L 2>/dev/null || {{ cat /tmp/err; exit 1; }}; sleep 0.1; done; \
+         until grep -qs 'lockprof: recording' /tmp/err; do kill -0 $L 2>/dev/null || {{ cat /tmp/err; exit 1; }}; sleep 0.1; done; \
          sleep {:.1}; }}",
         settle.as_secs_f64()
     );

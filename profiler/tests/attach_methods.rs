@@ -116,8 +116,8 @@ fn each_attach_method_counts_every_blocked_wait_or_is_refused_before_the_command
     }
 }
 
-/// Output of `cargo xtask vm` for `script`, with this test build's lockprof and
-/// `futex-pingpong` in the VM.
+/// Output of `cargo xtask vm` for `script`, with this test build's lockprof,
+/// `futex-pingpong` and `futex-ops` in the VM.
 fn in_debian_vm(script: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
@@ -126,6 +126,8 @@ fn in_debian_vm(script: &str) -> String {
         .arg(lockprof())
         .arg("--bin")
         .arg(demo_bin("futex-pingpong"))
+        .arg("--bin")
+        .arg(demo_bin("futex-ops"))
         .args(["--", script])
         .stdin(Stdio::null())
         .output()
@@ -170,10 +172,12 @@ fn fentry_counts_what_the_tracepoints_count_on_debians_kernel() {
          until grep -qs 'lockprof: recording' /tmp/err; do kill -0 $L || exit 1; sleep 0.1; done; \
          echo 4000 >&3; echo \"run started at $(up)\"; \
          sleep 1; kill -INT $L; wait $L; echo \"lockprof exit $? at $(up)\"; \
-         exec 3>&-; wait $P; echo \"ping-pong exit $?\"; cat /tmp/pp; cat /tmp/r.json; echo",
+         exec 3>&-; wait $P; echo \"ping-pong exit $?\"; cat /tmp/pp; cat /tmp/r.json; echo; \
+         echo '== futex-ops'; \
+         lockprof record -q -o /tmp/r.json -- futex-ops || exit 1; cat /tmp/r.json; echo",
     );
     let sections: Vec<&str> = stdout.split("== ").skip(1).collect();
-    assert_eq!(sections.len(), 3, "{stdout}");
+    assert_eq!(sections.len(), 4, "{stdout}");
     for (section, method) in sections.iter().zip(["fentry", "syscall_tracepoints"]) {
         let report = report_in(section, method);
         assert_counts_the_ping_pong(&report, &ping_pong_line(section), method);
@@ -219,4 +223,12 @@ fn fentry_counts_what_the_tracepoints_count_on_debians_kernel() {
         "attached for part of the run: {waits} of {} blocked waits",
         run.blocked_waits
     );
+    // Every futex operation the guest kernel has, decoded from the syscall
+    // functions' registers by the fentry programs as from the tracepoints' records.
+    let ops = sections[3];
+    let report = report_in(ops, "futex-ops");
+    assert_eq!(report.probe_cost.attach_method, "fentry");
+    let ran = common::assert_every_futex_op_seen(&report, &common::fixture_line(ops));
+    // Debian 12's 6.1 has all but the 6.7 futex2 calls (futex_wait, futex_requeue).
+    assert!(ran >= 8, "{ran} of futex-ops' scenarios ran in the VM");
 }

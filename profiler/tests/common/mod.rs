@@ -262,3 +262,132 @@ pub const RECORDED_FIXTURES: &[&str] = &[
     "demo-container-store-before.json",
     "demo-layer-store-before.json",
 ];
+
+/// `futex-ops`' scenarios: (name, wait function, wake function, threads one wake
+/// reports woken — `FUTEX_UNLOCK_PI` returns 0, not a count — and the wait's kind).
+const FUTEX_OPS: [(&str, &str, &str, u64, WaitKind); 10] = [
+    (
+        "futex_wait",
+        "wait_futex_wait",
+        "wake_futex_wake",
+        1,
+        WaitKind::Other,
+    ),
+    (
+        "futex_wait_bitset",
+        "wait_futex_wait_bitset",
+        "wake_futex_wake_bitset",
+        1,
+        WaitKind::Other,
+    ),
+    (
+        "futex_lock_pi",
+        "wait_futex_lock_pi",
+        "wake_futex_unlock_pi",
+        0,
+        WaitKind::Mutex,
+    ),
+    (
+        "futex_lock_pi2",
+        "wait_futex_lock_pi2",
+        "wake_futex_unlock_pi",
+        0,
+        WaitKind::Mutex,
+    ),
+    (
+        "futex_wait_requeue_pi",
+        "wait_futex_wait_requeue_pi",
+        "wake_futex_cmp_requeue_pi",
+        1,
+        WaitKind::Mutex,
+    ),
+    (
+        "futex2_wait",
+        "wait_futex2_wait",
+        "wake_futex2_wake",
+        1,
+        WaitKind::Other,
+    ),
+    (
+        "futex2_waitv",
+        "wait_futex2_waitv",
+        "wake_futex_wake",
+        1,
+        WaitKind::Other,
+    ),
+    (
+        "futex_cmp_requeue",
+        "wait_futex_wait",
+        "wake_futex_cmp_requeue",
+        1,
+        WaitKind::Other,
+    ),
+    (
+        "futex_wake_op",
+        "wait_futex_wait",
+        "wake_futex_wake_op",
+        1,
+        WaitKind::Other,
+    ),
+    (
+        "futex2_requeue",
+        "wait_futex2_wait",
+        "wake_futex2_requeue",
+        1,
+        WaitKind::Other,
+    ),
+];
+
+/// A recording of `futex-ops` saw every scenario its `fixture` line says the kernel
+/// ran (one a kernel lacks returns `-ENOSYS` and is skipped): each wait function's
+/// blocked waits (each ≈ 30 ms) and kind, each wake function's calls and threads
+/// woken, and nothing lost. Returns how many scenarios ran.
+pub fn assert_every_futex_op_seen(report: &Report, fixture: &serde_json::Value) -> usize {
+    const ENOSYS: i64 = -38;
+    let ran: Vec<&str> = fixture["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .filter(|sc| {
+            let wait = sc["wait_ret"].as_i64().expect("wait_ret");
+            assert!(wait == 0 || wait == ENOSYS, "scenario did not block: {sc}");
+            wait == 0
+        })
+        .map(|sc| sc["name"].as_str().expect("name"))
+        .collect();
+    let scenarios: Vec<_> = FUTEX_OPS.iter().filter(|op| ran.contains(&op.0)).collect();
+    for &(_, function, _, _, kind) in &scenarios {
+        let n = scenarios.iter().filter(|op| op.1 == *function).count() as u64;
+        let site = report
+            .sites
+            .iter()
+            .find(|s| s.function.as_deref() == Some(&format!("futex_ops::{function}")))
+            .unwrap_or_else(|| panic!("no site for {function}:\n{}", top_sites(report, 12)));
+        assert_eq!(site.waits, n, "{function}");
+        assert_eq!(site.kind, *kind, "{function}");
+        assert!(
+            site.total_wait_ns >= n * 25_000_000,
+            "{function}: {} ns",
+            site.total_wait_ns
+        );
+    }
+    for &(_, _, function, _, _) in &scenarios {
+        let woken: u64 = scenarios
+            .iter()
+            .filter(|op| op.2 == *function)
+            .map(|op| op.3)
+            .sum();
+        let waker = report
+            .wakers
+            .iter()
+            .find(|w| w.function.as_deref() == Some(&format!("futex_ops::{function}")))
+            .unwrap_or_else(|| {
+                let names: Vec<_> = report.wakers.iter().map(|w| &w.function).collect();
+                panic!("no waker {function}: {names:?}")
+            });
+        assert!(waker.calls >= 1, "{function}");
+        assert_eq!(waker.woken, woken, "{function}");
+    }
+    assert_eq!(report.losses.kernel_total(), 0, "{:?}", report.losses);
+    scenarios.len()
+}

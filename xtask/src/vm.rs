@@ -11,8 +11,15 @@
 //!
 //! qemu emulates the CPU (TCG): this machine kind's `/dev/kvm` is a nested paravirtual
 //! KVM that does not boot a stock kernel. Boot takes ≈ 2 s; code runs several times
-//! slower than natively, so only ratios measured inside one VM mean anything.
-//! `LOCKPROF_VM_ACCEL=kvm` uses KVM where it works.
+//! slower than natively, so only ratios measured inside one VM mean anything. Both
+//! vCPUs run on one host thread (`thread=single`): with a thread per vCPU, the guest
+//! kernel patching code another vCPU was running (a tracepoint's static call, when
+//! lockprof detached from a target busy in futex calls) left that vCPU deaf to the
+//! patcher's IPI now and then under host load — 3 hung boots in 5, never in 4 × 8
+//! detaches with one thread.
+//! `LOCKPROF_VM_ACCEL=kvm` uses KVM where it works; `LOCKPROF_VM_KERNEL_ARGS` adds to
+//! the guest's command line (`loglevel=7` shows what `quiet` hides). The last run's
+//! whole console is kept in `target/vm/console.log`.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -98,14 +105,19 @@ pub fn run(bins: &[PathBuf], script: &str, timeout: Duration) -> Result<VmRun> {
         .join("vm")
         .join(format!("run-{}", std::process::id()));
     let initramfs = initramfs(&dir, bins, script)?;
-    let accel = env::var("LOCKPROF_VM_ACCEL").unwrap_or_else(|_| "tcg,thread=multi".into());
+    let accel = env::var("LOCKPROF_VM_ACCEL").unwrap_or_else(|_| "tcg,thread=single".into());
+    let mut cmdline = String::from("console=ttyS0 quiet panic=-1");
+    if let Ok(extra) = env::var("LOCKPROF_VM_KERNEL_ARGS") {
+        cmdline = format!("{cmdline} {extra}");
+    }
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-accel", &accel, "-cpu", "max", "-m", "2048", "-smp", "2"])
         .arg("-kernel")
         .arg(&kernel)
         .arg("-initrd")
         .arg(&initramfs)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .arg("-append")
+        .arg(&cmdline)
         .args(["-nographic", "-no-reboot"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -113,10 +125,14 @@ pub fn run(bins: &[PathBuf], script: &str, timeout: Duration) -> Result<VmRun> {
     say(&format!("vm: booting Debian's {release} (qemu, {accel})"));
     let console = run_bounded(qemu, timeout)?;
     let _ = fs::remove_dir_all(&dir);
+    // The whole console of the last run, for what the error below leaves out.
+    let log = target_dir().join("vm").join("console.log");
+    let _ = fs::write(&log, &console);
     let (output, status) = script_output(&console).with_context(|| {
         format!(
-            "the VM did not report the script's end within {} s; its console ended with:\n{}",
+            "the VM did not report the script's end within {} s (whole console: {}); it ended with:\n{}",
             timeout.as_secs(),
+            log.display(),
             tail(&console, 20)
         )
     })?;

@@ -64,10 +64,12 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
         int.parse().map_err(|_| too_large())?
     };
     let mut ns = whole.checked_mul(scale).ok_or_else(too_large)?;
-    // The fraction: digit by digit, each worth scale / 10^k, rounded at the end.
+    // The fraction: digit by digit, each worth scale / 10^k, rounded at the end. 25
+    // digits are far below a nanosecond of any unit, and keep `numer * scale` inside
+    // u128 for the longest (10^25 × 3.6·10^12 ns an hour < 3.4·10^38); 30 overflowed.
     let mut denom: u128 = 1;
     let mut numer: u128 = 0;
-    for d in frac.bytes().take(30) {
+    for d in frac.bytes().take(25) {
         denom *= 10;
         numer = numer * 10 + u128::from(d - b'0');
     }
@@ -168,6 +170,13 @@ mod tests {
         // Finer than a nanosecond: rounded, never a float turned into zero by accident.
         assert_eq!(parse_duration_ns("0.0000000001s"), Ok(0));
         assert_eq!(parse_duration_ns("1.5ns"), Ok(2));
+        // Long fractions (the fuzzer's find: 70 digits of minutes overflowed u128).
+        let long = format!(".35{}m", "4".repeat(68));
+        assert_eq!(parse_duration_ns(&long), Ok(21_266_666_667));
+        assert_eq!(
+            parse_duration_ns(&format!("0.{}h", "9".repeat(60))),
+            Ok(3_600_000_000_000)
+        );
     }
 
     #[test]

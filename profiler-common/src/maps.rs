@@ -181,6 +181,11 @@ pub const GLOBAL_TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
 /// or fewer (a power of two) when a root test shrinks the map to make threads share
 /// slots.
 pub const GLOBAL_TASK_SLOTS: &str = "TASK_SLOTS";
+/// Global `u32` in the probes: 1 when holder tracking is on, so that a blocked wait is
+/// timed from the context switch that took its thread off the CPU (stamped by
+/// `sched_switch`, which reads the clock anyway) rather than from its entry, which
+/// then reads no clock; 0 (default): timed from its entry.
+pub const GLOBAL_WAIT_START_AT_SWITCH: &str = "WAIT_START_AT_SWITCH";
 /// Bits of [`GLOBAL_RAW_SYSCALLS`].
 pub mod raw_syscalls {
     /// The raw programs decode futex calls and follow clones (no tracefs).

@@ -12,7 +12,10 @@ pub struct RawTask {
     /// can compare-and-swap it: the BPF CPU version it builds for has no 32-bit
     /// atomics.
     pub owner: u64,
-    /// When the call in progress entered the kernel.
+    /// When the call in progress entered the kernel — for a wait with
+    /// [`GLOBAL_WAIT_START_AT_SWITCH`](crate::maps::GLOBAL_WAIT_START_AT_SWITCH), a
+    /// bound below that: its thread's last switch-in (0 if unknown), read without the
+    /// clock. A waker entered after it.
     pub start_ns: u64,
     pub uaddr: u64,
     pub op: u32,
@@ -27,6 +30,10 @@ pub struct RawTask {
     pub wake_leaf_ret: u64,
     /// The futex address the thread was last woken from, until it releases it.
     pub woken_uaddr: u64,
+    /// For a wait in progress: what its time is counted from — its entry, or with
+    /// [`GLOBAL_WAIT_START_AT_SWITCH`](crate::maps::GLOBAL_WAIT_START_AT_SWITCH) its
+    /// first switch-out (0 until then: a wait that never left the CPU waited no time).
+    pub wait_from_ns: u64,
     /// The call positions of the thread's last waits and last wakes: a thread that
     /// calls again from where it called lately (a lock loop, a ping-pong, a worker
     /// alternating between two locks) finds its stack here, without the stack cache's
@@ -434,7 +441,7 @@ const _: () = assert!(core::mem::size_of::<RawUserStack>() == 40 + USER_STACK_BY
 const _: () = assert!(core::mem::size_of::<RawSiteMemo>() == 56);
 const _: () = assert!(SITE_MEMO_WAYS.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<RawSharedSiteKey>() == 32);
-const _: () = assert!(core::mem::size_of::<RawTask>() == 56 + 2 * 56 + 48 + OFF_SPANS * 24);
+const _: () = assert!(core::mem::size_of::<RawTask>() == 64 + 2 * 56 + 48 + OFF_SPANS * 24);
 const _: () = assert!(core::mem::size_of::<RawEdgeKey>() == 40);
 const _: () = assert!(core::mem::size_of::<RawEdgeStats>() == 12 * 8 + OFF_SLOTS * 16);
 const _: () = assert!(core::mem::size_of::<RawLastWake>() == 48);

@@ -65,6 +65,14 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     // SAFETY: the row lives until the thread exits (see below); its call fields are
     // only written by the thread itself, which is here.
     let (call, fop) = unsafe { ((*task).call, (*task).op) };
+    // SAFETY: as above.
+    unsafe {
+        // A wait leaving the CPU for the first time: its time counts from here (see
+        // `wait::begin`).
+        if call & CALL_WAIT != 0 && (*task).wait_from_ns == 0 {
+            (*task).wait_from_ns = now;
+        }
+    }
     // SAFETY: the row lives until the thread exits, which cannot happen while it is
     // being switched out here.
     let state = unsafe { &mut (*task).holder };

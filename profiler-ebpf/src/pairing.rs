@@ -12,12 +12,19 @@ use crate::ring;
 use crate::shared::futex_key;
 use crate::tasks::task;
 
-/// Pair `waiter` (which started at `started` and waited `waited` ns; `shared`: on a
-/// futex not private to its process) with its waker, of any traced process: the
-/// newest wake entered during the wait — in the futex's ring, or still in flight (its
-/// waiter can return before it does). Returns whether a waker was found.
+/// Pair `waiter` (which entered after `since`, waited `waited` ns counted from
+/// `started` — `None` if it never left the CPU; `shared`: on a futex not private to
+/// its process) with its waker, of any traced process: the newest wake entered since
+/// — in the futex's ring, or still in flight (its waiter can return before it does).
+/// Returns whether a waker was found.
 #[inline(always)]
-pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool) -> bool {
+pub fn record_edge(
+    waiter: &RawWaitKey,
+    since: u64,
+    started: Option<u64>,
+    waited: u64,
+    shared: bool,
+) -> bool {
     let at = futex_key(waiter.tgid, waiter.uaddr, shared);
     let wakes = LAST_WAKE.get_ptr(&at);
     let pushed = wakes.and_then(|r| ring::newest(r, &at));
@@ -27,9 +34,13 @@ pub fn record_edge(waiter: &RawWaitKey, started: u64, waited: u64, shared: bool)
     let Some(last) = flying.or(pushed) else {
         return false;
     };
-    if last.ts_ns < started {
+    if last.ts_ns < since {
         return false;
     }
+    // The window the waker's doings are measured over: from when the wait is counted
+    // (its waker may have entered just before the thread left the CPU), empty for a
+    // wait that never left it.
+    let started = started.map_or(last.ts_ns, |s| s.min(last.ts_ns));
     let charge = blame::charge(wakes, &at, flying.as_ref(), waiter, started, &last);
     let key = RawEdgeKey {
         tgid: waiter.tgid,

@@ -21,11 +21,27 @@ const EINTR: i64 = 4;
 const ERESTARTSYS: i64 = 512;
 const ERESTART_RESTARTBLOCK: i64 = 516;
 
+/// See [`GLOBAL_WAIT_START_AT_SWITCH`](profiler_common::GLOBAL_WAIT_START_AT_SWITCH):
+/// set by userspace at load time when `sched_switch` is attached.
+#[unsafe(no_mangle)]
+static WAIT_START_AT_SWITCH: u32 = 0;
+
 /// A traced thread enters a wait on `uaddr` (`shared`: not process-private): stamp
-/// its row (no other map work).
+/// its row (no other map work). With holder tracking the clock is not read here: a
+/// wait that blocks is timed from its switch-out ([`holders`]), and most waits of a
+/// busy daemon return `EAGAIN` without needing a time at all.
 #[inline(always)]
 pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
-    task.start_ns = now_ns();
+    // SAFETY: a plain read of a global the loader may have rewritten; volatile so the
+    // compiler does not fold in the initializer.
+    if unsafe { core::ptr::read_volatile(&raw const WAIT_START_AT_SWITCH) } != 0 {
+        // This thread's switch-in stamp: a per-CPU slot, no clock.
+        task.start_ns = holders::switched_in().unwrap_or(0);
+        task.wait_from_ns = 0;
+    } else {
+        task.start_ns = now_ns();
+        task.wait_from_ns = task.start_ns;
+    }
     task.uaddr = uaddr;
     task.op = fop;
     // Woken from this futex by its previous wait and not released since: if this
@@ -90,10 +106,13 @@ pub fn finish<C: StackIdContext>(
     // A wait that blocked ended when the thread got a CPU again: its switch-in,
     // stamped by holder tracking, saves a clock read. Without holder tracking, or
     // when the wait did not switch out (woken before it slept), the clock.
+    // A wait that never left the CPU (woken between queueing and sleeping, or failed
+    // before it slept) waited no time when timed from its switch-out (see `begin`).
+    let started = (task.wait_from_ns != 0).then_some(task.wait_from_ns);
     let now = holders::switched_in()
-        .filter(|&t| t > task.start_ns)
+        .filter(|&t| started.is_some_and(|s| t > s))
         .unwrap_or_else(now_ns);
-    let waited = now.saturating_sub(task.start_ns);
+    let waited = started.map_or(0, |s| now.saturating_sub(s));
     holders::on_cpu_again(&mut task.holder);
     let site = stacks::site(ctx, regs, (tgid, tid), &mut task.wait_site);
     let key = RawWaitKey {
@@ -114,7 +133,13 @@ pub fn finish<C: StackIdContext>(
         // futex_waitv returns the index of the futex that woke it.
         r if r >= 0 => {
             count_blocked(stats, waited, call & CALL_REWAIT != 0);
-            if !pairing::record_edge(&key, task.start_ns, waited, call & CALL_SHARED != 0) {
+            if !pairing::record_edge(
+                &key,
+                task.start_ns,
+                started,
+                waited,
+                call & CALL_SHARED != 0,
+            ) {
                 // SAFETY: a field of a live map value.
                 bump(unsafe { &raw mut (*stats).unpaired }, 1);
             }

@@ -35,11 +35,12 @@ use aya::Ebpf;
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use profiler_common::{
     CALL_EXITED, CALL_WAIT, DWARF_STACK_ID_BASE, GLOBAL_COPY_USER_STACKS, GLOBAL_RAW_SYSCALLS,
-    GLOBAL_TASK_PID_OFFSET, GLOBAL_TASK_SLOTS, GLOBAL_TASK_TGID_OFFSET, Loss, MAP_DRAIN_GEN,
-    MAP_EDGES, MAP_LOSSES, MAP_STACKS, MAP_STACKS2, MAP_TALLIES, MAP_TARGET_BITS, MAP_TARGETS,
-    MAP_TASK_CLAIMS, MAP_TASK_SPILL, MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey,
-    RawEdgeStats, RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
-    STACK_ID_OVERFLOW, target_flags,
+    GLOBAL_TASK_PID_OFFSET, GLOBAL_TASK_SLOTS, GLOBAL_TASK_TGID_OFFSET,
+    GLOBAL_WAIT_START_AT_SWITCH, Loss, MAP_DRAIN_GEN, MAP_EDGES, MAP_LOSSES, MAP_STACKS,
+    MAP_STACKS2, MAP_TALLIES, MAP_TARGET_BITS, MAP_TARGETS, MAP_TASK_CLAIMS, MAP_TASK_SPILL,
+    MAP_TASKS, MAP_USER_STACKS, MAP_WAITS, MAP_WAKES, RawEdgeKey, RawEdgeStats, RawTask,
+    RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats, STACK_ID_OVERFLOW,
+    target_flags,
 };
 use thiserror::Error;
 
@@ -191,6 +192,9 @@ impl Probes {
         };
         // A shrunk `TASKS` must stay a power of two: the probe masks thread ids.
         let task_slots = sizes::task_slots(&sizes);
+        // With `sched_switch` attached, a blocked wait is timed from its switch-out,
+        // and no wait reads the clock at entry.
+        let wait_start_at_switch = u32::from(opts.holders);
         loader.map_max_entries(MAP_TASKS, task_slots);
         let mut ebpf = loader
             .override_global(GLOBAL_COPY_USER_STACKS, &copy, true)
@@ -198,6 +202,7 @@ impl Probes {
             .override_global(GLOBAL_TASK_TGID_OFFSET, &ids.tgid, true)
             .override_global(GLOBAL_TASK_PID_OFFSET, &ids.pid, true)
             .override_global(GLOBAL_RAW_SYSCALLS, &raw, true)
+            .override_global(GLOBAL_WAIT_START_AT_SWITCH, &wait_start_at_switch, true)
             .load(PROBES_OBJECT)
             .map_err(|e| CollectError::Load(format!("{e:#}")))?;
         let stats = opts

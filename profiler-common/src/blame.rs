@@ -4,6 +4,7 @@
 //! wakes inside its window cut it into intervals, each charged to the wake that ended
 //! it — the holder that released the lock then — in [`MAP_BLAME`].
 
+use crate::maps::MAX_LAST_WAKES;
 use crate::rows::{RawAddrKey, RawLastWake};
 
 /// Wakes remembered per futex ([`RawWakeRing::slots`]); a power of two.
@@ -31,16 +32,65 @@ pub struct RawWakeInFlight {
     pub wake: RawLastWake,
 }
 
-/// The slot of the futex `key` in the wakes-in-flight array: a multiplicative hash
-/// of its words, so futexes a few words apart (an array of locks) and the same
-/// address in two processes take different slots.
-#[inline]
-#[must_use]
-pub fn in_flight_slot(key: &RawAddrKey) -> u32 {
+/// Ways of each set of the wake-ring array ([`RawFutexRing`]): a futex's ring is in
+/// one of the `WAKE_RING_WAYS` slots of its set ([`ring_set`]). A power of two.
+pub const WAKE_RING_WAYS: u32 = 4;
+
+/// Sets of the wake-ring array: its [`MAX_LAST_WAKES`] slots in
+/// [`WAKE_RING_WAYS`]-slot sets.
+pub const WAKE_RING_SETS: u32 = MAX_LAST_WAKES / WAKE_RING_WAYS;
+
+/// One slot of the wake-ring array (kernel-internal): the futex whose ring it holds
+/// and the ring. Found by comparing the keys of its set's slots — no hashing of the
+/// key in the kernel, where a hash map's lookup cost a wake and a blocked wait
+/// ≈ 20 ns each. A futex new to a full set takes the slot whose newest wake is the
+/// oldest (the previous futex's records stay, and no reader takes them: they are
+/// tagged with their own futex); 4 ways per set keep the rings of a daemon's
+/// thousand busy futexes from evicting each other (five of them in one set of 4,096
+/// is a chance of about 3 %).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawFutexRing {
+    pub key: RawAddrKey,
+    pub ring: RawWakeRing,
+}
+
+/// A multiplicative hash of the futex `key`'s words, whose top `bits` bits are used:
+/// futexes a few words apart (an array of locks) and the same address in two
+/// processes differ there.
+#[allow(
+    clippy::inline_always,
+    reason = "runs in the eBPF hot path, where a call costs more than the body"
+)]
+#[inline(always)]
+fn key_hash(key: &RawAddrKey, bits: u32) -> u32 {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let h = (key.uaddr ^ (u64::from(key.tgid) << 32 | u64::from(key.pad)).rotate_left(17))
         .wrapping_mul(GOLDEN);
-    (h >> (64 - WAKES_IN_FLIGHT.trailing_zeros())) as u32
+    (h >> (64 - bits)) as u32
+}
+
+/// The slot of the futex `key` in the wakes-in-flight array.
+#[allow(
+    clippy::inline_always,
+    reason = "runs in the eBPF hot path, where a call costs more than the body"
+)]
+#[inline(always)]
+#[must_use]
+pub fn in_flight_slot(key: &RawAddrKey) -> u32 {
+    key_hash(key, WAKES_IN_FLIGHT.trailing_zeros())
+}
+
+/// The set of the futex `key` in the wake-ring array: its ring is in one of the slots
+/// `ring_set(key) * WAKE_RING_WAYS ..` of the next [`WAKE_RING_WAYS`].
+#[allow(
+    clippy::inline_always,
+    reason = "runs in the eBPF hot path, where a call costs more than the body"
+)]
+#[inline(always)]
+#[must_use]
+pub fn ring_set(key: &RawAddrKey) -> u32 {
+    key_hash(key, WAKE_RING_SETS.trailing_zeros())
 }
 
 /// The tag of the wake record `w` on the futex `key` (see [`RawLastWake::tag`]): a
@@ -125,6 +175,8 @@ mod pod {
     unsafe impl aya::Pod for super::RawBlameStats {}
 }
 const _: () = assert!(WAKES_IN_FLIGHT.is_power_of_two());
+const _: () = assert!(WAKE_RING_WAYS.is_power_of_two() && WAKE_RING_SETS.is_power_of_two());
+const _: () = assert!(core::mem::size_of::<RawFutexRing>() == 16 + 8 + 48 * WAKE_RING);
 const _: () = assert!(core::mem::size_of::<RawWakeInFlight>() == 64);
 
 #[cfg(test)]
@@ -133,7 +185,11 @@ mod tests {
 
     use std::collections::BTreeSet;
 
-    use super::{RawAddrKey, WAKES_IN_FLIGHT, in_flight_slot};
+    use std::collections::BTreeMap;
+
+    use super::{
+        RawAddrKey, WAKE_RING_SETS, WAKE_RING_WAYS, WAKES_IN_FLIGHT, in_flight_slot, ring_set,
+    };
 
     fn key(tgid: u32, pad: u32, uaddr: u64) -> RawAddrKey {
         RawAddrKey { tgid, pad, uaddr }
@@ -147,7 +203,30 @@ mod tests {
                 .map(|i| in_flight_slot(&key(1234, 0, 0x7f00_0000_1000 + i * stride)))
                 .collect();
             assert_eq!(slots.len(), 64, "stride {stride}");
+            let sets: BTreeSet<u32> = (0..64)
+                .map(|i| ring_set(&key(1234, 0, 0x7f00_0000_1000 + i * stride)))
+                .collect();
+            assert_eq!(sets.len(), 64, "stride {stride}");
         }
+    }
+
+    #[test]
+    fn a_daemons_thousands_of_futexes_never_overfill_a_ring_set() {
+        // Four processes, each with 1,000 locks: an array of 16-byte locks and one of
+        // 200-byte objects with a lock inside. No set may need more ways than it has
+        // (a fifth futex would evict one of the four rings).
+        let mut per_set: BTreeMap<u32, u32> = BTreeMap::new();
+        for tgid in 1000..1004 {
+            for i in 0..500 {
+                for uaddr in [0x5555_0000_0000 + i * 16, 0x7f3a_1000_0008 + i * 200] {
+                    let s = ring_set(&key(tgid, 0, uaddr));
+                    assert!(s < WAKE_RING_SETS);
+                    *per_set.entry(s).or_default() += 1;
+                }
+            }
+        }
+        let fullest = per_set.values().max().copied().unwrap_or(0);
+        assert!(fullest <= WAKE_RING_WAYS, "a set of {fullest} futexes");
     }
 
     #[test]

@@ -236,7 +236,9 @@ pub const fn task_slot(tid: u32, slots: u32) -> u32 {
 }
 /// Capacity of [`MAP_EDGES`].
 pub const MAX_EDGES: u32 = 16_384;
-/// Capacity of the last-waker-per-address LRU map (kernel-internal).
+/// Slots of the wake-ring array (kernel-internal, see
+/// [`RawFutexRing`](crate::blame::RawFutexRing)): the futexes whose last wakes are
+/// kept.
 pub const MAX_LAST_WAKES: u32 = 16_384;
 /// Off-CPU periods remembered per thread ([`RawThreadState::spans`](crate::rows::RawThreadState::spans)); a power of two.
 pub const OFF_SPANS: usize = 16;

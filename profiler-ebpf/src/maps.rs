@@ -12,11 +12,11 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, StackTrace},
 };
 use profiler_common::{
-    LOSS_KINDS, Loss, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
-    MAX_STACKS2, MAX_TARGETS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, POSITION_SLOTS,
-    RawAddrKey, RawEdgeKey, RawEdgeStats, RawPositionSlot, RawSharedSiteKey, RawStackCacheKey,
-    RawStackCacheValue, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeRing,
-    RawWakeStats, TARGET_BITS_ENTRIES, TARGET_BITS_FOLLOWED,
+    LOSS_KINDS, Loss, MAX_EDGES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS, MAX_STACKS2,
+    MAX_TARGETS, MAX_USER_STACKS, MAX_WAIT_KEYS, MAX_WAKE_KEYS, POSITION_SLOTS, RawAddrKey,
+    RawEdgeKey, RawEdgeStats, RawPositionSlot, RawSharedSiteKey, RawStackCacheKey,
+    RawStackCacheValue, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
+    TARGET_BITS_ENTRIES, TARGET_BITS_FOLLOWED,
 };
 
 #[map]
@@ -64,11 +64,6 @@ pub static TARGET_BITS: Array<u64> = Array::with_max_entries(TARGET_BITS_ENTRIES
 
 #[map]
 pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_KINDS, 0);
-
-/// The last wake calls seen on each futex (see `ring`). LRU: old futexes age out.
-#[map]
-pub static LAST_WAKE: LruHashMap<RawAddrKey, RawWakeRing> =
-    LruHashMap::with_max_entries(MAX_LAST_WAKES, 0);
 
 /// Per CPU: when a traced task last took that CPU — for a traced task running there,
 /// the time it got it. This is how a thread's switch-in is known without a map

@@ -7,26 +7,20 @@ use profiler_common::{
 };
 
 use crate::blame;
-use crate::maps::{LAST_SWITCH, LAST_WAKE, add, count_loss, edge_row, raise};
+use crate::maps::{LAST_SWITCH, add, count_loss, edge_row, raise};
 use crate::ring;
 use crate::shared::futex_key;
 use crate::tasks::task;
 
 /// Pair `waiter` (which entered after `since`, waited `waited` ns counted from
-/// `started` — `None` if it never left the CPU; `shared`: on a futex not private to
-/// its process) with its waker, of any traced process: the newest wake entered since
+/// `from` — 0 if it never left the CPU; `shared`: on a futex not private to its
+/// process) with its waker, of any traced process: the newest wake entered since
 /// — in the futex's ring, or still in flight (its waiter can return before it does).
 /// Returns whether a waker was found.
 #[inline(always)]
-pub fn record_edge(
-    waiter: &RawWaitKey,
-    since: u64,
-    started: Option<u64>,
-    waited: u64,
-    shared: bool,
-) -> bool {
+pub fn record_edge(waiter: &RawWaitKey, since: u64, from: u64, waited: u64, shared: bool) -> bool {
     let at = futex_key(waiter.tgid, waiter.uaddr, shared);
-    let wakes = LAST_WAKE.get_ptr(&at);
+    let wakes = ring::find(&at);
     let pushed = wakes.and_then(|r| ring::newest(r, &at));
     // Not in the ring yet: the wake that woke this waiter had not returned. (It is
     // also there once it has: then both are the same wake.)
@@ -40,7 +34,11 @@ pub fn record_edge(
     // The window the waker's doings are measured over: from when the wait is counted
     // (its waker may have entered just before the thread left the CPU), empty for a
     // wait that never left it.
-    let started = started.map_or(last.ts_ns, |s| s.min(last.ts_ns));
+    let started = if from == 0 || from > last.ts_ns {
+        last.ts_ns
+    } else {
+        from
+    };
     let charge = blame::charge(wakes, &at, flying.as_ref(), waiter, started, &last);
     let key = RawEdgeKey {
         tgid: waiter.tgid,

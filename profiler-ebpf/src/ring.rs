@@ -1,5 +1,5 @@
 //! Where a waiter finds the wakes of its futex: the ring of the last wakes that woke
-//! somebody (`LAST_WAKE`, see `RawWakeRing`), pushed at their exit and stamped with
+//! somebody (`WAKE_RINGS`, see `RawWakeRing` and `RawFutexRing`), pushed at their exit and stamped with
 //! their entry time, and the wake in flight (`IN_FLIGHT`, see `RawWakeInFlight`),
 //! announced at entry — before the kernel can make a waiter runnable, so a waiter that
 //! returns before its waker does still finds it. A waiter pairs with the newest of
@@ -15,39 +15,71 @@
 //! unpaired, or an interval charged to the next wake), never taken for a wake of the
 //! reader's futex (root test `probe.rs::futexes_sharing_a_wake_slot_never_pair_or_blame_across`).
 
-use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::Array};
+use aya_ebpf::{macros::map, maps::Array};
 use profiler_common::{
-    Loss, RawAddrKey, RawLastWake, RawWakeInFlight, RawWakeRing, WAKE_RING, WAKES_IN_FLIGHT,
-    in_flight_slot, wake_tag,
+    Loss, MAX_LAST_WAKES, RawAddrKey, RawFutexRing, RawLastWake, RawWakeInFlight, RawWakeRing,
+    WAKE_RING, WAKE_RING_WAYS, WAKES_IN_FLIGHT, in_flight_slot, ring_set, wake_tag,
 };
 
-use crate::maps::{LAST_WAKE, count_loss};
-
-const EEXIST: i64 = 17;
+use crate::maps::count_loss;
 
 /// The wake in flight on each futex, in its futex's slot (see `in_flight_slot`).
 #[map]
 static IN_FLIGHT: Array<RawWakeInFlight> = Array::with_max_entries(WAKES_IN_FLIGHT, 0);
 
-/// A never-written ring to insert new rows from (too large for the BPF stack).
+/// The futexes' rings, in sets of `WAKE_RING_WAYS` slots (see `RawFutexRing`).
 #[map]
-static ZERO_RING: Array<RawWakeRing> = Array::with_max_entries(1, 0);
+static WAKE_RINGS: Array<RawFutexRing> = Array::with_max_entries(MAX_LAST_WAKES, 0);
 
-/// The ring of the futex `key`, created empty on first use; `None` when it could not
-/// be created (the LRU map evicts, so only under extreme pressure).
+/// The ring of the futex `key`, if its set holds one.
+#[inline(always)]
+pub fn find(key: &RawAddrKey) -> Option<*const RawWakeRing> {
+    let first = ring_set(key) * WAKE_RING_WAYS;
+    for way in 0..WAKE_RING_WAYS {
+        let slot = WAKE_RINGS.get_ptr(first + way)?;
+        // SAFETY: a live array slot; another CPU taking it over for another futex
+        // meanwhile can only make the key match neither (records are checked by tag).
+        if unsafe { (*slot).key } == *key {
+            // SAFETY: as above.
+            return Some(unsafe { &raw const (*slot).ring });
+        }
+    }
+    None
+}
+
+/// The ring of the futex `key`: its set's slot holding it, else the slot whose newest
+/// wake is the oldest (an empty slot first), taken over.
 #[inline(always)]
 fn ring_row(key: &RawAddrKey) -> Option<*mut RawWakeRing> {
-    if let Some(ring) = LAST_WAKE.get_ptr_mut(key) {
-        return Some(ring);
+    let first = ring_set(key) * WAKE_RING_WAYS;
+    let mut victim: Option<*mut RawFutexRing> = None;
+    let mut oldest = u64::MAX;
+    for way in 0..WAKE_RING_WAYS {
+        let slot = WAKE_RINGS.get_ptr_mut(first + way)?;
+        // SAFETY: a live array slot, read in place (see `find`).
+        unsafe {
+            if (*slot).key == *key {
+                return Some(&raw mut (*slot).ring);
+            }
+            let next = (*slot).ring.next;
+            let newest = if next == 0 {
+                0
+            } else {
+                (*slot).ring.slots[(next - 1) as usize & (WAKE_RING - 1)].ts_ns
+            };
+            if newest < oldest {
+                oldest = newest;
+                victim = Some(slot);
+            }
+        }
     }
-    let zero = ZERO_RING.get_ptr(0)?;
-    // SAFETY: `zero` points at a live array slot the helper only reads.
-    if let Err(e) = LAST_WAKE.insert(key, unsafe { &*zero }, u64::from(BPF_NOEXIST))
-        && i64::from(e) != -EEXIST
-    {
-        return None;
+    let slot = victim?;
+    // SAFETY: a live array slot. The previous futex's records stay: tagged with it,
+    // no reader of this key takes them.
+    unsafe {
+        (*slot).key = *key;
+        Some(&raw mut (*slot).ring)
     }
-    LAST_WAKE.get_ptr_mut(key)
 }
 
 /// Remember `wake` as the newest wake on the futex `key`.

@@ -123,15 +123,18 @@ pub fn site<C: StackIdContext>(
         .as_ref()
         // SAFETY: the value is copied out immediately.
         .and_then(|k| unsafe { SHARED_SITES.get(k) }.copied());
-    let stack_id = known
-        .or_else(|| {
-            let id = copy_user_stack(tgid, pos, fp_id, shared.is_some())?;
-            if let Some(k) = &shared {
-                let _ = SHARED_SITES.insert(k, &id, u64::from(BPF_ANY));
+    let stack_id = match known {
+        Some(id) => id,
+        None => match copy_user_stack(tgid, pos, fp_id, shared.is_some()) {
+            Some(id) => {
+                if let Some(k) = &shared {
+                    let _ = SHARED_SITES.insert(k, &id, u64::from(BPF_ANY));
+                }
+                id
             }
-            Some(id)
-        })
-        .unwrap_or(fp_id);
+            None => fp_id,
+        },
+    };
     let site = RawStackCacheValue {
         stack_id,
         pad: 0,

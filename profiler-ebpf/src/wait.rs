@@ -105,14 +105,19 @@ pub fn finish<C: StackIdContext>(
     }
     // A wait that blocked ended when the thread got a CPU again: its switch-in,
     // stamped by holder tracking, saves a clock read. Without holder tracking, or
-    // when the wait did not switch out (woken before it slept), the clock.
-    // A wait that never left the CPU (woken between queueing and sleeping, or failed
-    // before it slept) waited no time when timed from its switch-out (see `begin`).
-    let started = (task.wait_from_ns != 0).then_some(task.wait_from_ns);
+    // when the wait did not switch out (woken before it slept), the clock. Timed
+    // from its switch-out (see `begin`), a wait that never left the CPU — woken
+    // between queueing and sleeping, or failed before it slept — waited no time
+    // (`from` 0).
+    let from = task.wait_from_ns;
     let now = holders::switched_in()
-        .filter(|&t| started.is_some_and(|s| t > s))
+        .filter(|&t| from != 0 && t > from)
         .unwrap_or_else(now_ns);
-    let waited = started.map_or(0, |s| now.saturating_sub(s));
+    let waited = if from == 0 {
+        0
+    } else {
+        now.saturating_sub(from)
+    };
     holders::on_cpu_again(&mut task.holder);
     let site = stacks::site(ctx, regs, (tgid, tid), &mut task.wait_site);
     let key = RawWaitKey {
@@ -133,13 +138,7 @@ pub fn finish<C: StackIdContext>(
         // futex_waitv returns the index of the futex that woke it.
         r if r >= 0 => {
             count_blocked(stats, waited, call & CALL_REWAIT != 0);
-            if !pairing::record_edge(
-                &key,
-                task.start_ns,
-                started,
-                waited,
-                call & CALL_SHARED != 0,
-            ) {
+            if !pairing::record_edge(&key, task.start_ns, from, waited, call & CALL_SHARED != 0) {
                 // SAFETY: a field of a live map value.
                 bump(unsafe { &raw mut (*stats).unpaired }, 1);
             }

@@ -13,13 +13,13 @@ use std::mem::size_of;
 use profiler_common::{
     LOSS_KINDS, MAX_EDGES, MAX_LAST_WAKES, MAX_SHARED_SITES, MAX_STACK_CACHE, MAX_STACKS,
     MAX_STACKS2, MAX_TARGETS, MAX_TASK_SPILL, MAX_TASKS, MAX_USER_STACKS, MAX_WAIT_KEYS,
-    MAX_WAKE_KEYS, RawAddrKey, RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey,
+    MAX_WAKE_KEYS, RawEdgeKey, RawEdgeStats, RawSharedSiteKey, RawStackCacheKey,
     RawStackCacheValue, RawTask, RawUserStack, RawWaitKey, RawWaitStats, RawWakeKey, RawWakeStats,
     TARGET_BITS_ENTRIES,
 };
 use profiler_common::{
-    MAX_BLAME, MAX_SHARED_PROCS, POSITION_SLOTS, RawBlameKey, RawBlameStats, RawPositionSlot,
-    RawSharedMaps, RawTally, RawWakeInFlight, RawWakeRing, TALLY_SLOTS, TASK_CLAIM_WORDS,
+    MAX_BLAME, MAX_SHARED_PROCS, POSITION_SLOTS, RawBlameKey, RawBlameStats, RawFutexRing,
+    RawPositionSlot, RawSharedMaps, RawTally, RawWakeInFlight, TALLY_SLOTS, TASK_CLAIM_WORDS,
     WAKES_IN_FLIGHT,
 };
 
@@ -99,12 +99,6 @@ fn definitions() -> Vec<MapDef> {
         def(Kind::Hash, 4, 4, MAX_TARGETS),
         def(Kind::Array, 4, 8, TARGET_BITS_ENTRIES),
         def(Kind::PerCpuArray, 4, 8, LOSS_KINDS),
-        def(
-            Kind::Lru,
-            size_of::<RawAddrKey>(),
-            size_of::<RawWakeRing>(),
-            MAX_LAST_WAKES,
-        ),
         def(Kind::PerCpuArray, 4, 8, 1),
         def(
             Kind::HashOnDemand,
@@ -119,20 +113,20 @@ fn definitions() -> Vec<MapDef> {
         def(Kind::Array, 4, size_of::<RawEdgeStats>(), 1),
         // `SHARED_MAPS` (`profiler-ebpf/src/shared.rs`).
         def(Kind::Hash, 4, size_of::<RawSharedMaps>(), MAX_SHARED_PROCS),
-        // `BLAME`, `ZERO_RING` and `IN_FLIGHT` (`profiler-ebpf/src/{blame,ring}.rs`).
+        // `BLAME`, `IN_FLIGHT` and `WAKE_RINGS` (`profiler-ebpf/src/{blame,ring}.rs`).
         def(
             Kind::Hash,
             size_of::<RawBlameKey>(),
             size_of::<RawBlameStats>(),
             MAX_BLAME,
         ),
-        def(Kind::Array, 4, size_of::<RawWakeRing>(), 1),
         def(
             Kind::Array,
             4,
             size_of::<RawWakeInFlight>(),
             WAKES_IN_FLIGHT,
         ),
+        def(Kind::Array, 4, size_of::<RawFutexRing>(), MAX_LAST_WAKES),
         // `TASKS`, `TASK_SPILL`, `TASK_CLAIMS` and `ZERO_TASK`
         // (`profiler-ebpf/src/tasks.rs`).
         def(Kind::Array, 4, size_of::<RawTask>(), MAX_TASKS),

@@ -6,7 +6,7 @@
 //! wake side.
 //!
 //! Each scenario runs a waiter thread that blocks in `wait_<op>` and, once it has
-//! blocked for `HOLD`, wakes it from `wake_<op>` on the main thread. Both are
+//! slept in the kernel for `HOLD`, wakes it from `wake_<op>` on the main thread. Both are
 //! `#[inline(never)]` so lockprof's report names them as the wait and wake sites.
 //! Prints one JSON line: `{"pid","scenarios":[{"name","wait_ret","wake_ret"}…]}`.
 #![allow(
@@ -284,24 +284,52 @@ fn wake_futex2_requeue(w: &AtomicU32, other: &AtomicU32) -> i64 {
 /// Run `wait` on a named thread, then after `HOLD` run `wake` here; returns both
 /// syscall results.
 fn scenario(name: &'static str, wait: fn() -> i64, wake: fn() -> i64) -> (String, i64, i64) {
+    // The waiter's thread id once it is about to block (0 before).
     static READY: AtomicU32 = AtomicU32::new(0);
     READY.store(0, Ordering::SeqCst);
     let waiter = std::thread::Builder::new()
         .name(format!("wait-{name}"))
         .spawn(move || {
-            READY.store(1, Ordering::SeqCst);
+            READY.store(gettid(), Ordering::SeqCst);
             wait()
         })
         .expect("spawn waiter");
-    // Start the hold only once the waiter is about to block (thread start-up can take
-    // milliseconds on a loaded machine), so every wait lasts at least HOLD.
-    while READY.load(Ordering::SeqCst) == 0 {
-        std::thread::yield_now();
-    }
+    // Start the hold only once the waiter is asleep in the kernel (thread start-up can
+    // take milliseconds on a loaded machine, and so can the way into the syscall on an
+    // emulated CPU), so every wait lasts at least HOLD — also off the CPU, which is
+    // what a profiler timing waits from their switch-out counts.
+    let tid = loop {
+        match READY.load(Ordering::SeqCst) {
+            0 => std::thread::yield_now(),
+            tid => break tid,
+        }
+    };
+    wait_until_asleep(tid, &waiter);
     std::thread::sleep(HOLD);
     let wake_ret = wake();
     let wait_ret = waiter.join().expect("waiter panicked");
     (name.to_owned(), wait_ret, wake_ret)
+}
+
+/// Wait until thread `tid` of this process sleeps in the kernel (`S` or `D` in its
+/// `stat`), has finished (a wait the kernel lacks returns `ENOSYS` at once), or 1 s
+/// has passed (the run then reports a wait that did not block).
+fn wait_until_asleep(tid: u32, waiter: &std::thread::JoinHandle<i64>) {
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while !waiter.is_finished() && std::time::Instant::now() < deadline {
+        let Ok(text) = std::fs::read_to_string(&stat) else {
+            return;
+        };
+        // The state follows the command name, which may itself hold ") ".
+        let state = text
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if matches!(state, Some('S' | 'D')) {
+            return;
+        }
+        std::thread::yield_now();
+    }
 }
 
 macro_rules! word {

@@ -123,8 +123,9 @@ pub const MAX_BLAME: u32 = 16_384;
 pub const BLAME_EARLIER: i32 = -4096;
 
 /// The last [`WAKE_RING`] wake calls on one futex that woke somebody, in the order
-/// they returned (value of the last-wake map): `slots[(next - 1) % WAKE_RING]` is the
-/// newest, the one a waiter pairs with unless a wake in flight is newer.
+/// they returned (kept in the futex's [`RawFutexRing`]): `slots[(next - 1) %
+/// WAKE_RING]` is the newest, the one a waiter pairs with unless a wake in flight is
+/// newer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawWakeRing {

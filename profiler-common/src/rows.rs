@@ -14,8 +14,8 @@ pub struct RawTask {
     pub owner: u64,
     /// When the call in progress entered the kernel — for a wait with
     /// [`GLOBAL_WAIT_START_AT_SWITCH`](crate::maps::GLOBAL_WAIT_START_AT_SWITCH), a
-    /// bound below that: its thread's last switch-in (0 if unknown), read without the
-    /// clock. A waker entered after it.
+    /// bound below that read without the clock: its thread's last switch-in or its
+    /// previous call's start, the later (0 if unknown). A waker entered after it.
     pub start_ns: u64,
     pub uaddr: u64,
     pub op: u32,
@@ -405,9 +405,9 @@ pub fn position_slot(tid: u32, digest: u64) -> u32 {
     (h >> (64 - POSITION_SLOTS.trailing_zeros())) as u32
 }
 
-/// Key of the last-wake map: a futex address within a process, or for a shared
-/// futex in a registered shared mapping, an offset in a mapped object (see
-/// [`SHARED_KEY_TGID`](crate::shared::SHARED_KEY_TGID)).
+/// Key of a futex's wakes (its ring and its in-flight slot): a futex address within a
+/// process, or for a shared futex in a registered shared mapping, an offset in a
+/// mapped object (see [`SHARED_KEY_TGID`](crate::shared::SHARED_KEY_TGID)).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RawAddrKey {

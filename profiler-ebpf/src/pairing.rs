@@ -28,7 +28,9 @@ pub fn record_edge(waiter: &RawWaitKey, since: u64, from: u64, waited: u64, shar
     let Some(last) = flying.or(pushed) else {
         return false;
     };
-    if last.ts_ns < since {
+    // A thread never wakes itself: its own wake newest means the one that woke it
+    // was lost (its in-flight slot taken by another futex's wake before it returned).
+    if last.ts_ns < since || last.tid == waiter.tid {
         return false;
     }
     // The window the waker's doings are measured over: from when the wait is counted

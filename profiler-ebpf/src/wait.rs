@@ -35,8 +35,14 @@ pub fn begin(task: &mut RawTask, uaddr: u64, fop: u32, shared: bool) {
     // SAFETY: a plain read of a global the loader may have rewritten; volatile so the
     // compiler does not fold in the initializer.
     if unsafe { core::ptr::read_volatile(&raw const WAIT_START_AT_SWITCH) } != 0 {
-        // This thread's switch-in stamp: a per-CPU slot, no clock.
-        task.start_ns = holders::switched_in().unwrap_or(0);
+        // A bound below the entry without the clock: this thread's switch-in stamp (a
+        // per-CPU slot), or its previous futex call's start if later — a thread that
+        // wakes and then waits (a hand-off) has its own wake's time there, so its own
+        // wakes and the ones before them never pass for its waker.
+        let switched_in = holders::switched_in().unwrap_or(0);
+        if switched_in > task.start_ns {
+            task.start_ns = switched_in;
+        }
         task.wait_from_ns = 0;
     } else {
         task.start_ns = now_ns();

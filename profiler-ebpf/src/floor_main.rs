@@ -17,5 +17,9 @@
 
 #[cfg(target_arch = "bpf")]
 mod floor;
+// The probe's register access, shared (the floor uses a part of it).
+#[cfg(target_arch = "bpf")]
+#[allow(dead_code, reason = "the floor reads only the frame-pointer registers")]
+mod regs;
 
 profiler_ebpf::probe_object!();

@@ -4,15 +4,18 @@
 
 use aya_ebpf::{
     EbpfContext as _,
+    helpers::bpf_probe_read_user,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext, tracing::StackIdContext},
 };
-use profiler_common::{CALL_NONE, CALL_WAIT, CALL_WAKE, FUTEX_PRIVATE_FLAG, nr, op, raw_syscalls};
+use profiler_common::{
+    CALL_NONE, CALL_WAIT, CALL_WAKE, FUTEX_PRIVATE_FLAG, Loss, nr, op, raw_syscalls,
+};
 
 use crate::children;
 use crate::holders;
-use crate::maps::is_target;
-use crate::regs::{REG_DI, REG_ORIG_AX, REG_SI, Regs, current_ids, first_waiter_addr};
+use crate::maps::{count_loss, is_target};
+use crate::regs::{REG_DI, REG_ORIG_AX, REG_SI, Regs, current_ids};
 use crate::tasks::{task, task_row};
 use crate::{wait, wake};
 
@@ -205,5 +208,19 @@ pub fn on_exit<C: StackIdContext>(ctx: &C, (tgid, tid): (u32, u32), ret: i64) {
         wait::finish(ctx, (tgid, tid), task, call, ret);
     } else if call & CALL_WAKE != 0 {
         wake::finish((tgid, tid), task, call, ret);
+    }
+}
+
+/// `futex_waitv`/`futex_requeue` take an array of `struct futex_waitv { u64 val;
+/// u64 uaddr; u32 flags; u32 reserved; }`: the first entry's address (the one user
+/// memory read of such a call), or the array's address when unreadable (counted).
+#[inline(always)]
+fn first_waiter_addr(waiters: u64) -> u64 {
+    // SAFETY: bpf_probe_read_user validates the user pointer.
+    if let Ok(a) = unsafe { bpf_probe_read_user((waiters + 8) as *const u64) } {
+        a
+    } else {
+        count_loss(Loss::UserReadError);
+        waiters
     }
 }

@@ -8,17 +8,8 @@ use profiler_common::{
 };
 
 use crate::maps::{LAST_SWITCH, is_target};
-use crate::regs::{REG_ORIG_AX, TaskRegs, current_ids, now_ns};
+use crate::regs::{REG_ORIG_AX, TaskRegs, current_ids, now_ns, task_pid, task_tgid};
 use crate::tasks::task_row;
-
-/// Byte offsets of `tgid` and `pid` in the kernel's `struct task_struct`, from its
-/// BTF: set by userspace at load time. In `.rodata` (frozen), so the verifier knows
-/// them as constants and lets the program load `prev->pid`, `prev->tgid` and
-/// `next->tgid` directly.
-#[unsafe(no_mangle)]
-static TASK_TGID_OFFSET: u32 = 0;
-#[unsafe(no_mangle)]
-static TASK_PID_OFFSET: u32 = 0;
 
 #[btf_tracepoint(function = "sched_switch")]
 pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
@@ -38,12 +29,9 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     // switch of the machine pays: 15–25 ns per run here, measured).
     let prev: *const u8 = ctx.arg(1);
     let next: *const u8 = ctx.arg(2);
-    let (tgid, tid) = (
-        task_field(prev, &TASK_TGID_OFFSET),
-        task_field(prev, &TASK_PID_OFFSET),
-    );
+    let (tgid, tid) = (task_tgid(prev), task_pid(prev));
     let leaving = tid != 0 && is_target(tgid);
-    let next_tgid = task_field(next, &TASK_TGID_OFFSET);
+    let next_tgid = task_tgid(next);
     let taking = next_tgid != 0 && is_target(next_tgid);
     if !leaving && !taking {
         return Ok(0);
@@ -93,18 +81,6 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<i32, i32> {
     };
     state.off_fails = state.fails;
     Ok(0)
-}
-
-/// The `u32` field of a task at the byte offset in the global `offset`.
-#[inline(always)]
-fn task_field(task: *const u8, offset: &u32) -> u32 {
-    // SAFETY: a read-only global the loader set; volatile so the compiler does not
-    // fold in the initializer.
-    let offset = unsafe { core::ptr::read_volatile(offset) } as usize;
-    // SAFETY: `task` is the tracepoint's trusted `struct task_struct *` and `offset`
-    // a `pid_t` member's; the verifier checks the load against the struct's BTF (a
-    // fault-tolerant kernel load).
-    unsafe { core::ptr::read_volatile(task.add(offset).cast::<u32>()) }
 }
 
 /// The syscall number of a futex wait with operation `fop` (see `RawTask::op`).

@@ -28,7 +28,7 @@ use crate::maps::{
     POSITIONS, SHARED_SITES, STACK_CACHE, STACKS, STACKS2, USER_STACK_SCRATCH, USER_STACK_SEQ,
     USER_STACKS, add, count_loss,
 };
-use crate::regs::{TaskRegs, UserPos};
+use crate::regs::{MAX_FRAME_DISTANCE, TaskRegs, UserPos};
 
 /// 1: copy user stacks for DWARF unwinding; 0: frame-pointer stacks only. Set by
 /// userspace at load time (`lockprof record --unwind fp`).
@@ -36,9 +36,6 @@ use crate::regs::{TaskRegs, UserPos};
 static COPY_USER_STACKS: u32 = 1;
 
 const EEXIST: i64 = 17;
-
-/// How far above the stack pointer a frame pointer may be (see [`cache_key`]).
-const MAX_FRAME_DISTANCE: u64 = 256 * 1024;
 
 /// The current call position's stack when the thread's `memo`, its slot in
 /// `POSITIONS` or the cache knows it (no walk, no stack copy); `None` otherwise.
@@ -188,30 +185,31 @@ fn remember(memo: &mut RawSiteMemo, digest: u64, site: RawStackCacheValue) {
 /// and the value it holds at the syscall can change on every call (a counter, a
 /// pointer): keying on it, or on words read through it, would miss the cache every
 /// time — and with DWARF unwinding every miss copies 16 KiB of stack. So `rbp` and the
-/// frame records only count when `rbp` points a little above `sp`, as a frame
-/// pointer does.
+/// frame records only count when `rbp` looks like a frame pointer
+/// ([`UserPos::frame_pointer`]).
 #[inline(always)]
 fn cache_key(regs: TaskRegs, tid: u32) -> Option<RawStackCacheKey> {
-    let UserPos { ip, sp, mut bp } = regs.position();
+    let pos = regs.position();
+    let UserPos { ip, sp, .. } = pos;
     let mut ret1 = 0;
     let mut ret2 = 0;
-    if bp >= sp && bp - sp < MAX_FRAME_DISTANCE {
+    let bp = if let Some(bp) = pos.frame_pointer() {
         // A frame record is [saved bp, return address].
         // SAFETY: bpf_probe_read_user validates the user pointer.
         let frame1: [u64; 2] = unsafe { bpf_probe_read_user(bp as *const [u64; 2]) }.ok()?;
         ret1 = frame1[1];
         // The caller's record lies above this one on the same stack. Anything else is
-        // not a frame chain (`rbp` held a stack address by chance) and is not read: a
-        // read of a wild user address faults, and the kernel's fault fixup costs more
-        // than the rest of the program (≈ 700 ns a call here).
+        // not a frame chain (`rbp` held a stack address by chance) and is not read (a
+        // wild read faults, see `frame_pointer`).
         let up = frame1[0];
         if up > bp && up - bp < MAX_FRAME_DISTANCE {
             // SAFETY: as above.
             ret2 = unsafe { bpf_probe_read_user(up as *const [u64; 2]) }.map_or(0, |f| f[1]);
         }
+        bp
     } else {
-        bp = 0;
-    }
+        0
+    };
     Some(RawStackCacheKey {
         tid,
         pad: 0,

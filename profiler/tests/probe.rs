@@ -650,6 +650,12 @@ struct FloorRun {
     calls: u64,
     blocked_waits: u64,
     timed: u64,
+    /// Frame records read (`site`, `wakers`).
+    frames: u64,
+    /// Blocked waits whose waker was found (`wakers`, `holders`).
+    paired: u64,
+    /// Off-CPU periods of the ping-pong's threads ended (`holders`).
+    off_periods: u64,
 }
 
 impl FloorRun {
@@ -658,35 +664,49 @@ impl FloorRun {
     }
 }
 
-/// The floor of timing a futex wait on this machine (issue 11 item 2): minimal
+/// The floor of timing a futex wait on this machine (issue 11 items 2 and 6b): minimal
 /// enter/exit program pairs — the target filter alone, then a clock read at both ends
 /// with the start time in an array slot, in task-local storage, in a hash by thread
-/// id — each attached alone to `futex-pingpong`, priced by the kernel's run-time
-/// statistics, next to lockprof's own probe in the same run. Prints the table the
-/// README quotes; asserts only what each pair must do (time every blocked wait of the
-/// ping-pong, and nothing else), never a timing.
+/// id; then the array pair reading one frame record per call (the least that tells
+/// call paths apart), and that plus the clock at each wake kept per futex (the least
+/// that names a blocked wait's waker) — each attached alone to `futex-pingpong` with
+/// its two threads on one CPU (as `cargo xtask bench overhead`'s row b), priced by the
+/// kernel's run-time statistics, next to lockprof's own probe in the same run. Prints
+/// the table the README quotes; asserts only what each pair must do (time every
+/// blocked wait of the ping-pong, read a frame record at each call, find each blocked
+/// wait's waker), never a timing.
 #[test]
 #[ignore = "needs root + BPF: cargo xtask test"]
 fn floor_of_timing_a_futex_wait() {
     use aya::maps::{Array, PerCpuArray};
-    use aya::programs::TracePoint;
+    use aya::programs::{BtfTracePoint, TracePoint};
+    use profiler_common::{GLOBAL_TASK_PID_OFFSET, GLOBAL_TASK_TGID_OFFSET};
 
     require_root();
     // Held for the whole test: run-time statistics are on while this fd is open.
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF_ENABLE_STATS");
     // aya 0.14 has no type for task-local storage: it creates the map only when told
     // to accept map types it cannot wrap (the programs use it, userspace never does).
+    // `floor_switch` reads the ids of `sched_switch`'s tasks where lockprof's does.
+    let ids = profiler::collect::task_id_offsets().expect("task_struct offsets from BTF");
+    let btf = aya::Btf::from_sys_fs().expect("kernel BTF");
     let mut ebpf = aya::EbpfLoader::new()
         .allow_unsupported_maps()
+        .override_global(GLOBAL_TASK_TGID_OFFSET, &ids.tgid, true)
+        .override_global(GLOBAL_TASK_PID_OFFSET, &ids.pid, true)
         .load(aya::include_bytes_aligned!(concat!(
             env!("OUT_DIR"),
             "/lockprof-floor-probes"
         )))
         .expect("load the floor object");
+    let cpu = last_allowed_cpu().to_string();
     let mut runs = Vec::new();
-    for pair in ["none", "array", "task", "hash"] {
+    for pair in ["none", "array", "task", "hash", "site", "wakers", "holders"] {
         let mut links = Vec::new();
-        let child = Command::new(demo_bin("futex-pingpong"))
+        // `taskset` execs the ping-pong: the pid is its own.
+        let child = Command::new("taskset")
+            .args(["-c", &cpu])
+            .arg(demo_bin("futex-pingpong"))
             .args(["--seconds", "2", "--start-delay-ms", "300"])
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
@@ -707,8 +727,24 @@ fn floor_of_timing_a_futex_wait() {
             }
             links.push((name, prog.attach("syscalls", tp).expect("attach")));
         }
+        let switch = (pair == "holders").then(|| {
+            let prog: &mut BtfTracePoint = ebpf
+                .program_mut("floor_switch")
+                .expect("floor_switch")
+                .try_into()
+                .expect("BTF tracepoint");
+            if prog.fd().is_err() {
+                prog.load("sched_switch", &btf).expect("load floor_switch");
+            }
+            prog.attach().expect("attach floor_switch")
+        });
+        let names: Vec<String> = links
+            .iter()
+            .map(|(name, _)| name.clone())
+            .chain(switch.is_some().then(|| "floor_switch".to_owned()))
+            .collect();
         let stats_of = |ebpf: &aya::Ebpf| -> (u64, u64) {
-            links.iter().fold((0, 0), |(n, ns), (name, _)| {
+            names.iter().fold((0, 0), |(n, ns), name| {
                 let info = ebpf.program(name).expect("program").info().expect("info");
                 (n + info.run_count(), ns + info.run_time().as_nanos() as u64)
             })
@@ -721,12 +757,29 @@ fn floor_of_timing_a_futex_wait() {
             let prog: &mut TracePoint = ebpf.program_mut(&name).unwrap().try_into().unwrap();
             prog.detach(link).expect("detach");
         }
-        let mut timed: PerCpuArray<_, [u64; 2]> =
-            PerCpuArray::try_from(ebpf.map_mut("FLOOR_TIMED").expect("FLOOR_TIMED")).unwrap();
-        let per_cpu = timed.get(&0, 0).expect("timed");
-        let n: u64 = per_cpu.iter().map(|v| v[0]).sum();
-        let zero = aya::maps::PerCpuValues::try_from(vec![[0u64; 2]; per_cpu.len()]).unwrap();
-        timed.set(0, zero, 0).expect("reset");
+        if let Some(link) = switch {
+            let prog: &mut BtfTracePoint = ebpf
+                .program_mut("floor_switch")
+                .unwrap()
+                .try_into()
+                .unwrap();
+            prog.detach(link).expect("detach floor_switch");
+        }
+        // Each counter pair summed over the CPUs, then zeroed for the next pair.
+        let mut take = |name: &str| -> [u64; 2] {
+            let mut map: PerCpuArray<_, [u64; 2]> =
+                PerCpuArray::try_from(ebpf.map_mut(name).expect(name)).unwrap();
+            let per_cpu = map.get(&0, 0).expect(name);
+            let sum = per_cpu
+                .iter()
+                .fold([0, 0], |[a, b], v| [a + v[0], b + v[1]]);
+            let zero = aya::maps::PerCpuValues::try_from(vec![[0u64; 2]; per_cpu.len()]).unwrap();
+            map.set(0, zero, 0).expect("reset");
+            sum
+        };
+        let [timed, _] = take("FLOOR_TIMED");
+        let [frames, paired] = take("FLOOR_SEEN");
+        let [off_periods, _] = take("FLOOR_OFF_CPU");
         let pp = pingpong_calls(&out.stdout);
         runs.push(FloorRun {
             pair,
@@ -734,7 +787,10 @@ fn floor_of_timing_a_futex_wait() {
             run_ns: after.1 - before.1,
             calls: pp.wait_calls + pp.wake_calls,
             blocked_waits: pp.blocked_waits,
-            timed: n,
+            timed,
+            frames,
+            paired,
+            off_periods,
         });
     }
     // lockprof's probe on the same load, in the same run.
@@ -742,6 +798,9 @@ fn floor_of_timing_a_futex_wait() {
         "-q",
         "--probe-time",
         "--",
+        "taskset",
+        "-c",
+        &cpu,
         demo_bin("futex-pingpong").to_str().unwrap(),
         "--seconds",
         "2",
@@ -750,19 +809,22 @@ fn floor_of_timing_a_futex_wait() {
     let cost = &r.report.probe_cost;
     let lockprof_per_call = cost.bpf_run_ns as f64 / (pp.wait_calls + pp.wake_calls) as f64;
     eprintln!(
-        "floor of timing a futex wait (futex-pingpong 2 s; every futex call of the machine runs each pair)"
+        "floor of timing a futex wait (futex-pingpong 2 s on CPU {cpu}; every futex call of the machine runs each pair)"
     );
     eprintln!(
-        "  pair      runs       ns/run   ns per ping-pong futex call   waits timed / blocked"
+        "  pair      runs       ns/run   ns per ping-pong futex call   waits timed / blocked   frames read   wakers found   off-CPU periods"
     );
     for f in &runs {
         eprintln!(
-            "  {:<8} {:>8} {:>10.1} {:>14.1} {:>22}",
+            "  {:<8} {:>8} {:>10.1} {:>14.1} {:>22} {:>13} {:>14} {:>17}",
             f.pair,
             f.runs,
             f.run_ns as f64 / f.runs.max(1) as f64,
             f.per_call(),
-            format!("{} / {}", f.timed, f.blocked_waits)
+            format!("{} / {}", f.timed, f.blocked_waits),
+            f.frames,
+            f.paired,
+            f.off_periods,
         );
     }
     eprintln!(
@@ -779,6 +841,41 @@ fn floor_of_timing_a_futex_wait() {
             f.runs,
             f.calls
         );
+        // The ping-pong is built with frame pointers: one record read per futex call
+        // (and per runtime call that has one).
+        let reads_frames = matches!(f.pair, "site" | "wakers" | "holders");
+        assert!(
+            !reads_frames || (f.calls..=f.calls + RUNTIME_CALLS).contains(&f.frames),
+            "{}: read {} frame records for {} calls",
+            f.pair,
+            f.frames,
+            f.calls
+        );
+        assert_eq!(reads_frames, f.frames > 0, "{}: frame records", f.pair);
+        // Every blocked wait of a ping-pong is ended by its partner's wake, the last
+        // one on their futex when it returns.
+        if matches!(f.pair, "wakers" | "holders") {
+            assert!(
+                f.paired + RUNTIME_CALLS >= f.timed && f.paired <= f.timed,
+                "{}: found the waker of {} of {} timed waits",
+                f.pair,
+                f.paired,
+                f.timed
+            );
+        } else {
+            assert_eq!(f.paired, 0, "{}: only the wakers pairs pair", f.pair);
+        }
+        // Each blocked wait took its thread off the CPU and back.
+        if f.pair == "holders" {
+            assert!(
+                f.off_periods + RUNTIME_CALLS >= f.timed,
+                "holders: {} off-CPU periods for {} blocked waits",
+                f.off_periods,
+                f.timed
+            );
+        } else {
+            assert_eq!(f.off_periods, 0, "{}: no context-switch program", f.pair);
+        }
         if f.pair == "none" {
             assert_eq!(f.timed, 0, "the filter-only pair times nothing");
         } else {
@@ -793,6 +890,21 @@ fn floor_of_timing_a_futex_wait() {
             );
         }
     }
+}
+
+/// The last CPU this test may run on (`Cpus_allowed_list`), where the floor pairs'
+/// ping-pong runs with both threads, as in `cargo xtask bench overhead`'s row b.
+fn last_allowed_cpu() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list");
+    list.trim()
+        .rsplit([',', '-'])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("Cpus_allowed_list {list:?}"))
 }
 
 /// One side of a ping-pong on `word` (0: this side's turn is `me`): wait for the turn

@@ -45,6 +45,10 @@ use profiler_common::{
 use thiserror::Error;
 
 pub use crate::collect::attach::AttachMethod;
+/// Where a task's ids are in the running kernel's `struct task_struct` (what the
+/// context-switch probe is loaded with; the floor test loads its own with it).
+pub use crate::collect::kernel_btf::{TaskIdOffsets, task_id_offsets};
+
 use crate::collect::attach::Link;
 use crate::collect::blame::BlameRow;
 use crate::collect::snapshot::{EdgeRow, Snapshot, UserStackCopy, WaitRow, WakeRow};

@@ -43,6 +43,11 @@ commands:
                         throughput (c), kernel memory and RSS (d), Go probes (g), fentry
                         vs the tracepoints in a VM booting Debian's kernel (v); --only
                         picks parts (e.g. c, abc); writes target/bench/overhead.json
+  bench breakdown [--seconds N]
+                        where lockprof's BPF time per futex call goes on (b)'s ping-pong
+                        (root): perf samples of its programs for N s (default 3), by what
+                        they were doing (own code, user reads, clock, hash maps, ids);
+                        writes target/bench/breakdown.json
   bench storm [--runs N] [--threads N] [--duration-ms D] [--no-holders]
                         lockprof's cost on a futex storm, unprofiled vs profiled (root);
                         writes target/bench/storm.json

@@ -31,31 +31,41 @@ pub fn fdinfos(pid: u32, kind: &str) -> Vec<String> {
 
 /// A numeric `name:` field of an fdinfo.
 pub fn field(fdinfo: &str, name: &str) -> Option<u64> {
-    fdinfo
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
-        .trim()
-        .parse()
-        .ok()
+    text_field(fdinfo, name)?.parse().ok()
+}
+
+/// A `name:` field of an fdinfo, as text.
+fn text_field<'a>(fdinfo: &'a str, name: &str) -> Option<&'a str> {
+    Some(
+        fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+            .trim(),
+    )
 }
 
 /// One program a process holds, as its fdinfo reads.
-struct Prog {
-    id: u64,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prog {
+    pub id: u64,
     /// `prog_type` (`BPF_PROG_TYPE_*`).
-    kind: u64,
-    run_ns: u64,
-    runs: u64,
+    pub kind: u64,
+    /// `prog_tag`: the hash the kernel names the program's JIT image by
+    /// (`bpf_prog_<tag>_<name>` in `/proc/kallsyms`).
+    pub tag: String,
+    pub run_ns: u64,
+    pub runs: u64,
 }
 
 /// `pid`'s programs, each once however many fds name it.
-fn progs(pid: u32) -> Vec<Prog> {
+pub fn progs(pid: u32) -> Vec<Prog> {
     let mut progs: Vec<Prog> = fdinfos(pid, "bpf-prog")
         .iter()
         .filter_map(|i| {
             Some(Prog {
                 id: field(i, "prog_id")?,
                 kind: field(i, "prog_type")?,
+                tag: text_field(i, "prog_tag")?.to_owned(),
                 run_ns: field(i, "run_time_ns")?,
                 runs: field(i, "run_cnt")?,
             })
@@ -168,9 +178,9 @@ mod tests {
 
     #[test]
     fn reads_numeric_fields_of_a_prog_fdinfo() {
-        let info =
-            "pos:\t0\nprog_type:\t5\nprog_id:\t26138\nrun_time_ns:\t19064066\nrun_cnt:\t260260\n";
+        let info = "pos:\t0\nprog_type:\t5\nprog_tag:\t56e2f3a83d8dea16\nprog_id:\t26138\nrun_time_ns:\t19064066\nrun_cnt:\t260260\n";
         assert_eq!(field(info, "prog_id"), Some(26_138));
+        assert_eq!(text_field(info, "prog_tag"), Some("56e2f3a83d8dea16"));
         assert_eq!(field(info, "run_time_ns"), Some(19_064_066));
         assert_eq!(field(info, "run_cnt"), Some(260_260));
         assert_eq!(field(info, "missing"), None);
@@ -200,6 +210,7 @@ mod tests {
         let prog = |id, kind, run_ns, runs| Prog {
             id,
             kind,
+            tag: String::new(),
             run_ns,
             runs,
         };

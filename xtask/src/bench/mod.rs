@@ -10,6 +10,8 @@
 //!   real daemon, its load and what a window measures on it), `kmem` (kernel memory of
 //!   the maps) and `go` (the Go probes' cost on the Go demo and on containerd, with
 //!   `containerd`);
+//! - `breakdown`: where lockprof's BPF time per futex call goes on (b)'s load, by
+//!   sampling (`bench breakdown`);
 //! - `storm`: `futex-storm` unprofiled vs under `lockprof record` (`bench storm`);
 //! - `soak`: lockprof attached for minutes to a churning workload (`bench soak`);
 //! - `demos`: each demo pair without lockprof against the spec's ratios (`bench demos`).
@@ -19,6 +21,7 @@
 
 mod attach;
 mod bpf_fds;
+mod breakdown;
 mod containerd;
 mod daemon;
 mod demos;
@@ -51,6 +54,10 @@ pub fn bench(args: &[String]) -> Result<()> {
                 overhead::Plan::new(!quick.is_empty(), flags.get("rounds").copied()).only(parts),
             )
         }
+        Some("breakdown") => {
+            let flags = parse_flags(&args[1..], &["seconds"])?;
+            breakdown::breakdown(flags.get("seconds").copied().unwrap_or(3))
+        }
         Some("storm") => {
             // `--no-holders` measures lockprof without its context-switch probe.
             let (switches, rest): (Vec<String>, Vec<String>) =
@@ -80,12 +87,12 @@ pub fn bench(args: &[String]) -> Result<()> {
         ),
         Some(other) => {
             bail!(
-                "unknown benchmark '{other}' (expected 'overhead', 'storm', 'soak', 'demos' or 'gate')"
+                "unknown benchmark '{other}' (expected 'overhead', 'breakdown', 'storm', 'soak', 'demos' or 'gate')"
             )
         }
         None => {
             bail!(
-                "which benchmark? 'cargo xtask bench overhead', 'bench storm', 'bench soak', 'bench demos' or 'bench gate'"
+                "which benchmark? 'cargo xtask bench overhead', 'bench breakdown', 'bench storm', 'bench soak', 'bench demos' or 'bench gate'"
             )
         }
     }

@@ -173,7 +173,7 @@ impl Drop for Target {
 
 /// The CPU futex-pingpong runs on: the last this process may run on (CPU 0 takes more
 /// of the machine's interrupts).
-fn last_cpu() -> Result<u32> {
+pub(super) fn last_cpu() -> Result<u32> {
     let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
     last_allowed_cpu(&status).context("no Cpus_allowed_list in /proc/self/status")
 }

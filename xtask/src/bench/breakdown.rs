@@ -23,6 +23,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 use super::bpf_fds::{Prog, RunTimeStats, progs};
+use super::jit_lines::{JitLines, Line};
 use super::pingpong::last_cpu;
 use crate::demo::{build_release_bins, require_root};
 use crate::run::{Cmd, on_path, release_bin, say, show, target_dir, write_json};
@@ -178,18 +179,25 @@ fn samples(script: &str) -> Vec<Vec<(u64, &str)>> {
         .collect()
 }
 
-/// Samples per program and part, and the other kernel functions' names.
+/// Samples per program and part, per source line of a program and part, and the
+/// other kernel functions' names.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Attribution {
     samples: u64,
     parts: BTreeMap<(String, Part), u64>,
+    lines: BTreeMap<(String, Line, Part), u64>,
     others: BTreeMap<String, u64>,
 }
 
 /// Attribute each sample whose chain passes through one of `images`: to the image's
 /// own instructions when the sample is in it, else to the function the program had
-/// called (the frame just inside it).
-fn attribute(chains: &[Vec<(u64, &str)>], images: &[Image]) -> Attribution {
+/// called (the frame just inside it); and to the source line (`lines`, by image tag)
+/// of the program's instruction — the call's, for a sample inside a callee.
+fn attribute(
+    chains: &[Vec<(u64, &str)>],
+    images: &[Image],
+    lines: &BTreeMap<String, JitLines>,
+) -> Attribution {
     let mut a = Attribution {
         samples: chains.len() as u64,
         ..Attribution::default()
@@ -199,22 +207,28 @@ fn attribute(chains: &[Vec<(u64, &str)>], images: &[Image]) -> Attribution {
             images
                 .iter()
                 .find(|i| (i.start..i.end).contains(&ip))
-                .map(|i| (depth, i))
+                .map(|i| (depth, ip, i))
         });
-        let Some((depth, image)) = hit else {
+        let Some((depth, ip, image)) = hit else {
             continue;
         };
-        let part = if depth == 0 {
-            Part::Own
+        let (part, at) = if depth == 0 {
+            (Part::Own, ip)
         } else {
             let callee = chain[depth - 1].1;
             let part = Part::of_callee(callee);
             if part == Part::Other {
                 *a.others.entry(callee.to_owned()).or_default() += 1;
             }
-            part
+            // A return address: the call instruction ends just before it.
+            (part, ip - 1)
         };
         *a.parts.entry((image.name.clone(), part)).or_default() += 1;
+        if let Some(line) = lines.get(&image.tag).and_then(|l| l.at(at)) {
+            *a.lines
+                .entry((image.name.clone(), line.clone(), part))
+                .or_default() += 1;
+        }
     }
     a
 }
@@ -293,15 +307,25 @@ impl Window {
 /// Once lockprof (`pid`) has attached, with the run-time statistics on: let the
 /// ping-pong run, read the programs' run time over `seconds`, then sample `cpu` for
 /// as long into `perf_data` (a sample taken inside a program counts in its run time:
-/// only the first window's times are used, and the second's run counts). The two
-/// windows and the programs' images.
-fn measure(
-    pid: u32,
-    cpu: &str,
-    seconds: u64,
-    perf_data: &std::path::Path,
-) -> Result<(Window, Window, Vec<Image>)> {
-    let (_, images) = wait_for_programs(pid, &["futex_enter", "futex_exit", "sched_switch"])?;
+/// only the first window's times are used, and the second's run counts).
+fn measure(pid: u32, cpu: &str, seconds: u64, perf_data: &std::path::Path) -> Result<Measured> {
+    let (progs_now, images) =
+        wait_for_programs(pid, &["futex_enter", "futex_exit", "sched_switch"])?;
+    // Read while the programs are loaded (they go when lockprof exits).
+    let mut lines = BTreeMap::new();
+    for image in &images {
+        if let Some(p) = progs_now.iter().find(|p| p.tag == image.tag) {
+            match JitLines::of_program(p.id) {
+                Ok(l) => {
+                    lines.insert(image.tag.clone(), l);
+                }
+                Err(e) => say(&format!(
+                    "bench breakdown: no source lines for {}: {e:#}",
+                    image.name
+                )),
+            }
+        }
+    }
     let _stats = RunTimeStats::enable();
     std::thread::sleep(Duration::from_secs(MARGIN_S));
     let before = progs(pid);
@@ -331,7 +355,21 @@ fn measure(
         before,
         after: progs(pid),
     };
-    Ok((timed, sampled, images))
+    Ok(Measured {
+        timed,
+        sampled,
+        images,
+        lines,
+    })
+}
+
+/// What [`measure`] read.
+struct Measured {
+    timed: Window,
+    sampled: Window,
+    images: Vec<Image>,
+    /// Each image's source lines, by tag.
+    lines: BTreeMap<String, JitLines>,
 }
 
 pub(super) fn breakdown(seconds: u64) -> Result<()> {
@@ -359,7 +397,12 @@ pub(super) fn breakdown(seconds: u64) -> Result<()> {
     let measured = measure(lockprof.id(), &cpu, seconds, &perf_data);
     // Waited for whatever happened: the ping-pong ends by itself.
     let status = lockprof.wait().context("lockprof record did not finish")?;
-    let (timed, sampled, images) = measured?;
+    let Measured {
+        timed,
+        sampled,
+        images,
+        lines,
+    } = measured?;
     if !status.success() {
         bail!("lockprof record failed ({status})");
     }
@@ -381,7 +424,7 @@ pub(super) fn breakdown(seconds: u64) -> Result<()> {
         seconds,
         timed_calls: timed.runs(&enter_tag) as f64,
         sampled_calls: sampled.runs(&enter_tag) as f64,
-        attribution: attribute(&samples(&script), &images),
+        attribution: attribute(&samples(&script), &images, &lines),
         run_ns: run_ns_by_name(&timed.before, &timed.after, &images),
     };
     print!("{}", result.table());
@@ -393,6 +436,70 @@ pub(super) fn breakdown(seconds: u64) -> Result<()> {
 
 /// The programs whose columns the table shows (sampling sees only these two).
 const SAMPLED: [&str; 2] = ["futex_enter", "futex_exit"];
+
+/// How many source lines the table lists.
+const HOT_LINES: usize = 20;
+
+/// One source line's share of the sampled time.
+struct HotLine {
+    program: String,
+    line: Line,
+    /// ns per futex call, all parts.
+    ns: f64,
+    /// The part of `ns` in functions the line called, by kind.
+    callees: Vec<(Part, f64)>,
+}
+
+impl HotLine {
+    /// `file` shortened to its crate and path inside it (`profiler-ebpf/src/wait.rs`,
+    /// `aya-ebpf-0.1.1/src/helpers.rs`).
+    fn short_file(&self) -> &str {
+        let f = self.line.file.as_str();
+        let parts: Vec<usize> = f.match_indices('/').map(|(i, _)| i).collect();
+        // The directory above `src/`.
+        match f.rfind("/src/") {
+            Some(src) => {
+                let start = parts.iter().rev().find(|&&i| i < src).map_or(0, |i| i + 1);
+                &f[start..]
+            }
+            None => f,
+        }
+    }
+
+    fn cell(&self) -> String {
+        let callees: Vec<String> = self
+            .callees
+            .iter()
+            .map(|(p, ns)| format!("{} {ns:.1}", p.key()))
+            .collect();
+        let text: String = self.line.text.chars().take(60).collect();
+        format!(
+            "{:>6.1}  {:<11} {}:{}  {text}{}",
+            self.ns,
+            self.program,
+            self.short_file(),
+            self.line.number,
+            if callees.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", callees.join(", "))
+            }
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "program": self.program,
+            "file": self.short_file(),
+            "line": self.line.number,
+            "text": self.line.text,
+            "ns_per_call": self.ns,
+            "in_callees_ns_per_call": self.callees.iter()
+                .map(|(p, ns)| (p.key().to_owned(), json!(ns)))
+                .collect::<serde_json::Map<String, Value>>(),
+        })
+    }
+}
 
 /// One run's result.
 struct Breakdown {
@@ -440,6 +547,35 @@ impl Breakdown {
             .take(8)
             .map(|(name, &n)| (name.clone(), self.sampled_ns(n)))
             .collect()
+    }
+
+    /// The source lines with the most samples: program, line, ns per call, and the
+    /// parts of it that were in callees (ns per call).
+    fn hot_lines(&self, n: usize) -> Vec<HotLine> {
+        let mut by_line: BTreeMap<(&str, &Line), BTreeMap<Part, u64>> = BTreeMap::new();
+        for ((program, line, part), &count) in &self.attribution.lines {
+            *by_line
+                .entry((program.as_str(), line))
+                .or_default()
+                .entry(*part)
+                .or_default() += count;
+        }
+        let mut hot: Vec<HotLine> = by_line
+            .into_iter()
+            .map(|((program, line), parts)| HotLine {
+                program: program.to_owned(),
+                line: line.clone(),
+                ns: self.sampled_ns(parts.values().sum()),
+                callees: parts
+                    .into_iter()
+                    .filter(|(p, _)| *p != Part::Own)
+                    .map(|(p, c)| (p, self.sampled_ns(c)))
+                    .collect(),
+            })
+            .collect();
+        hot.sort_by(|a, b| b.ns.total_cmp(&a.ns));
+        hot.truncate(n);
+        hot
     }
 
     fn table(&self) -> String {
@@ -501,6 +637,17 @@ impl Breakdown {
             "  (sched_switch runs with interrupts off, where sampling never sees it; the \
              statistics, over a window of their own, include their clock reads)"
         );
+        let hot = self.hot_lines(HOT_LINES);
+        if !hot.is_empty() {
+            let _ = writeln!(
+                out,
+                "  the {} hottest source lines of the two (ns per futex call; in callees):",
+                hot.len()
+            );
+            for h in &hot {
+                let _ = writeln!(out, "  {}", h.cell());
+            }
+        }
         let others = self.top_others();
         if !others.is_empty() {
             let list: Vec<String> = others
@@ -539,6 +686,11 @@ impl Breakdown {
             "futex_calls_timed": self.timed_calls,
             "futex_calls_sampled": self.sampled_calls,
             "programs": programs,
+            "hot_lines": self
+                .hot_lines(HOT_LINES)
+                .iter()
+                .map(HotLine::json)
+                .collect::<Vec<_>>(),
             "other_kernel_functions_ns_per_call": self
                 .top_others()
                 .into_iter()
@@ -616,7 +768,7 @@ ffffffffc002d9f0 t bpf_prog_0123456789abcdef_someone_elses\t[bpf]
 
     #[test]
     fn a_sample_goes_to_what_the_program_had_called() {
-        let a = attribute(&samples(SCRIPT), &ours());
+        let a = attribute(&samples(SCRIPT), &ours(), &BTreeMap::new());
         assert_eq!(a.samples, 5);
         let n = |prog: &str, part| a.parts.get(&(prog.to_owned(), part)).copied();
         assert_eq!(n("futex_exit", Part::Own), Some(1));
@@ -663,7 +815,7 @@ ffffffffc002d9f0 t bpf_prog_0123456789abcdef_someone_elses\t[bpf]
 
     #[test]
     fn ns_per_call_are_samples_over_calls() {
-        let mut attribution = attribute(&samples(SCRIPT), &ours());
+        let mut attribution = attribute(&samples(SCRIPT), &ours(), &BTreeMap::new());
         // 200 samples at 20 kHz: 10 ms of the CPU.
         attribution
             .parts

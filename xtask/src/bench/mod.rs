@@ -28,6 +28,7 @@ mod demos;
 mod fentry;
 mod gate;
 mod go;
+mod jit_lines;
 mod kmem;
 mod memcached;
 mod overhead;

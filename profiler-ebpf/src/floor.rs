@@ -130,9 +130,11 @@ static FLOOR_WAKES: Array<[u64; 2], WAKE_SLOTS> = Array::new();
 #[btf_map]
 static FLOOR_SEEN: PerCpuArray<[u64; 2], 1> = PerCpuArray::new();
 
-/// `floor_switch`: per thread id, `[when it last left the CPU, how long it was off]`.
+/// `floor_holders_*` and `floor_switch`: per thread id, `[the futex address of its
+/// wait in progress (0: none), that wait's first switch-out, its last switch-out, its
+/// last switch-in]`.
 #[btf_map]
-static FLOOR_OFF: Array<[u64; 2], ARRAY_SLOTS> = Array::new();
+static FLOOR_THREADS: Array<[u64; 4], ARRAY_SLOTS> = Array::new();
 
 /// Per CPU: `[off-CPU periods of traced threads ended, their total ns]`.
 #[btf_map]
@@ -211,6 +213,28 @@ fn timed(ctx: &TracePointContext, start: u64) {
         return;
     }
     count(&FLOOR_TIMED, [1, now() - start]);
+}
+
+/// The per-thread slot of `floor_site_*`, `floor_wakers_*` and `floor_holders_*`.
+#[inline(always)]
+fn wait_slot(tid: u32) -> Option<*mut [u64; 2]> {
+    FLOOR_WAITS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1))
+}
+
+/// The slot of futex `uaddr` in `FLOOR_WAKES`.
+#[inline(always)]
+fn wake_slot(uaddr: u64) -> Option<*mut [u64; 2]> {
+    FLOOR_WAKES.get_ptr_mut((uaddr >> 2) as u32 & (WAKE_SLOTS as u32 - 1))
+}
+
+/// Thread `tid` enters a wake of futex `uaddr`: its time and id in the futex's slot.
+#[inline(always)]
+fn note_wake(uaddr: u64, tid: u32) {
+    if let Some(slot) = wake_slot(uaddr) {
+        // SAFETY: a live array slot (a racing wake of another CPU may tear it: the
+        // pairing then misses, as any floor may).
+        unsafe { *slot = [now(), u64::from(tid)] };
+    }
 }
 
 #[tracepoint]
@@ -299,7 +323,7 @@ pub fn floor_hash_exit(ctx: TracePointContext) -> u32 {
 pub fn floor_site_enter(ctx: TracePointContext) -> u32 {
     if let Some(tid) = traced()
         && is_wait(&ctx)
-        && let Some(slot) = FLOOR_WAITS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1))
+        && let Some(slot) = wait_slot(tid)
     {
         // SAFETY: a live array slot.
         unsafe { (*slot)[0] = now() };
@@ -310,7 +334,7 @@ pub fn floor_site_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn floor_site_exit(ctx: TracePointContext) -> u32 {
     if let Some(tid) = traced()
-        && let Some(slot) = FLOOR_WAITS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1))
+        && let Some(slot) = wait_slot(tid)
     {
         read_caller();
         // SAFETY: a live array slot.
@@ -320,12 +344,6 @@ pub fn floor_site_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// `floor_wakers_*`'s slot of futex `uaddr`.
-#[inline(always)]
-fn wake_slot(uaddr: u64) -> Option<*mut [u64; 2]> {
-    FLOOR_WAKES.get_ptr_mut((uaddr >> 2) as u32 & (WAKE_SLOTS as u32 - 1))
-}
-
 #[tracepoint]
 pub fn floor_wakers_enter(ctx: TracePointContext) -> u32 {
     let Some(tid) = traced() else {
@@ -333,16 +351,12 @@ pub fn floor_wakers_enter(ctx: TracePointContext) -> u32 {
     };
     let uaddr = field::<u64>(&ctx, TP_UADDR);
     if is_wait(&ctx) {
-        if let Some(slot) = FLOOR_WAITS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1)) {
+        if let Some(slot) = wait_slot(tid) {
             // SAFETY: a live array slot.
             unsafe { *slot = [now(), uaddr] };
         }
-    } else if is_wake(&ctx)
-        && let Some(slot) = wake_slot(uaddr)
-    {
-        // SAFETY: a live array slot (a racing wake of another CPU may tear it: the
-        // pairing below then misses, as any floor may).
-        unsafe { *slot = [now(), u64::from(tid)] };
+    } else if is_wake(&ctx) {
+        note_wake(uaddr, tid);
     }
     0
 }
@@ -350,7 +364,7 @@ pub fn floor_wakers_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn floor_wakers_exit(ctx: TracePointContext) -> u32 {
     if let Some(tid) = traced()
-        && let Some(slot) = FLOOR_WAITS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1))
+        && let Some(slot) = wait_slot(tid)
     {
         read_caller();
         // SAFETY: a live array slot.
@@ -370,10 +384,10 @@ pub fn floor_wakers_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Thread `tid`'s `floor_switch` slot.
+/// Thread `tid`'s slot in `FLOOR_THREADS`.
 #[inline(always)]
-fn off_slot(tid: u32) -> Option<*mut [u64; 2]> {
-    FLOOR_OFF.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1))
+fn thread_slot(tid: u32) -> Option<*mut [u64; 4]> {
+    FLOOR_THREADS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1))
 }
 
 /// A context switch of the machine: a traced thread leaving the CPU starts an
@@ -392,18 +406,24 @@ pub fn floor_switch(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let now = now();
-    if leaving && let Some(slot) = off_slot(task_pid(prev)) {
+    if leaving && let Some(slot) = thread_slot(task_pid(prev)) {
         // SAFETY: a live array slot.
-        unsafe { (*slot)[0] = now };
+        unsafe {
+            (*slot)[2] = now;
+            // A wait leaving the CPU for the first time: its time counts from here.
+            if (*slot)[0] != 0 && (*slot)[1] == 0 {
+                (*slot)[1] = now;
+            }
+        }
     }
-    if taking && let Some(slot) = off_slot(task_pid(next)) {
+    if taking && let Some(slot) = thread_slot(task_pid(next)) {
         // SAFETY: a live array slot.
-        let left = unsafe { (*slot)[0] };
+        let left = unsafe { (*slot)[2] };
         if left != 0 {
-            // SAFETY: as above.
-            unsafe { (*slot)[1] = now - left };
             count(&FLOOR_OFF_CPU, [1, now - left]);
         }
+        // SAFETY: as above.
+        unsafe { (*slot)[3] = now };
     }
     0
 }
@@ -415,16 +435,16 @@ pub fn floor_holders_enter(ctx: TracePointContext) -> u32 {
     };
     let uaddr = field::<u64>(&ctx, TP_UADDR);
     if is_wait(&ctx) {
-        if let Some(slot) = FLOOR_WAITS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1)) {
-            // SAFETY: a live array slot. No clock: a blocked wait is timed by its
-            // off-CPU period.
-            unsafe { *slot = [1, uaddr] };
+        if let Some(slot) = thread_slot(tid) {
+            // SAFETY: a live array slot. No clock: a blocked wait is timed from its
+            // first switch-out to its last switch-in.
+            unsafe {
+                (*slot)[0] = uaddr;
+                (*slot)[1] = 0;
+            }
         }
-    } else if is_wake(&ctx)
-        && let Some(slot) = wake_slot(uaddr)
-    {
-        // SAFETY: as in `floor_wakers_enter`.
-        unsafe { *slot = [now(), u64::from(tid)] };
+    } else if is_wake(&ctx) {
+        note_wake(uaddr, tid);
     }
     0
 }
@@ -432,24 +452,28 @@ pub fn floor_holders_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn floor_holders_exit(ctx: TracePointContext) -> u32 {
     if let Some(tid) = traced()
-        && let Some(slot) = FLOOR_WAITS.get_ptr_mut(tid & (ARRAY_SLOTS as u32 - 1))
+        && let Some(slot) = thread_slot(tid)
     {
         read_caller();
-        // SAFETY: a live array slot.
-        let [waiting, uaddr] = unsafe { core::ptr::replace(slot, [0, 0]) };
-        if waiting != 0
-            && field::<i64>(&ctx, TP_RET) == 0
-            && let Some(off) = off_slot(tid)
-        {
-            // SAFETY: a live array slot, copied out: the period this wait just ended.
-            let [left, waited] = unsafe { *off };
+        // SAFETY: a live array slot, copied out, and its wait (if any) ended.
+        let [uaddr, from, _, back] = unsafe {
+            let row = *slot;
+            (*slot)[0] = 0;
+            row
+        };
+        if uaddr != 0 && field::<i64>(&ctx, TP_RET) == 0 {
+            let waited = if from != 0 && back > from {
+                back - from
+            } else {
+                0
+            };
             count(&FLOOR_TIMED, [1, waited]);
             if let Some(wake) = wake_slot(uaddr) {
                 // SAFETY: a live array slot, copied out.
                 let [at, waker] = unsafe { *wake };
                 count(
                     &FLOOR_SEEN,
-                    [0, u64::from(at >= left && waker != u64::from(tid))],
+                    [0, u64::from(at >= from && waker != u64::from(tid))],
                 );
             }
         }
